@@ -1,0 +1,186 @@
+/* simclrc: the compiler driver (cli.md). Reads a model, builds the forward
+ * graph, differentiates it, and emits what --emit asks for. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autodiff.h"
+#include "build.h"
+#include "diag.h"
+#include "ir.h"
+#include "model.h"
+#include "stepdump.h"
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+static const char *const passes[] = {"build", "autodiff"};
+#define NPASSES (int)(sizeof passes / sizeof passes[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: simclrc [options] MODEL.xml\n"
+            "\n"
+            "Compiles a SimCLR model description into a specialised training binary.\n"
+            "\n"
+            "options:\n"
+            "  -o PATH             output path (default ./NAME for exe, stdout for text)\n"
+            "  --emit=KIND         exe (default), obj, asm, llvm, graph, dot, memplan, step-dump\n"
+            "  -O0 .. -O3          LLVM optimisation level (default -O2)\n"
+            "  --target-cpu=NAME   CPU to generate code for (default: the host; 'generic' is portable)\n"
+            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, all)\n"
+            "  --seed=N            seed of step-dump inputs and parameter initialisation (default 0)\n"
+            "  --batch=N           override the model's batch (images per step) for this compile\n"
+            "  -h, --help          show this help\n"
+            "  --version           show the version\n"
+            "\n"
+            "exit status: 0 success, 1 bad input, 2 bad usage, 3 internal error\n");
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL;
+    unsigned long long seed = 0, batch = 0;
+    int opt_level = 2;
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"emit", required_argument, 0, OPT_EMIT},
+        {"target-cpu", required_argument, 0, OPT_TARGET},
+        {"dump-after", required_argument, 0, OPT_DUMP},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"batch", required_argument, 0, OPT_BATCH},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, OPT_VERSION},
+        {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "o:O:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'O':
+            if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '3') {
+                fprintf(stderr, "simclrc: error: unknown optimisation level -O%s (use -O0 .. -O3)\n", optarg);
+                return EXIT_USAGE;
+            }
+            opt_level = optarg[0] - '0';
+            break;
+        case OPT_EMIT: emit = optarg; break;
+        case OPT_TARGET: target_cpu = optarg; break;
+        case OPT_DUMP: dump_after = optarg; break;
+        case OPT_SEED:
+            if (parse_uint(optarg, UINT64_MAX, &seed)) {
+                fprintf(stderr, "simclrc: error: --seed needs a non-negative integer, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_BATCH:
+            if (parse_uint(optarg, 1 << 20, &batch) || batch < 2) {
+                fprintf(stderr, "simclrc: error: --batch needs an integer from 2 to 1048576, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        case OPT_VERSION: printf("simclrc %s\n", SC_VERSION); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "simclrc: error: no model file given\n"
+                                       : "simclrc: error: exactly one model file expected\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    static const char *const kinds[] = {"exe", "obj", "asm", "llvm", "graph", "dot", "memplan", "step-dump"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        known |= !strcmp(emit, kinds[i]);
+    if (!known) {
+        fprintf(stderr, "simclrc: error: unknown --emit kind '%s' (exe, obj, asm, llvm, graph, dot, memplan, step-dump)\n", emit);
+        return EXIT_USAGE;
+    }
+    if (dump_after && strcmp(dump_after, "all")) {
+        int ok = 0;
+        for (int i = 0; i < NPASSES; i++)
+            ok |= !strcmp(dump_after, passes[i]);
+        if (!ok) {
+            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, all)\n", dump_after);
+            return EXIT_USAGE;
+        }
+    }
+    if (!strcmp(emit, "step-dump") && !out) {
+        fprintf(stderr, "simclrc: error: --emit=step-dump needs -o OUT.safetensors\n");
+        return EXIT_USAGE;
+    }
+    int codegen = !strcmp(emit, "exe") || !strcmp(emit, "obj") || !strcmp(emit, "asm") ||
+                  !strcmp(emit, "llvm") || !strcmp(emit, "memplan");
+    (void)opt_level;
+    (void)target_cpu;
+
+    sc_model m;
+    if (sc_model_load(argv[optind], &m)) {
+        sc_model_free(&m);
+        return EXIT_INPUT;
+    }
+    sc_graph g;
+    sc_graph_init(&g);
+    int rc = 0;
+    if (sc_build_graph(&m, (int)batch, &g)) {
+        rc = EXIT_INPUT;
+        goto done;
+    }
+    if (dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, "build"))) {
+        fprintf(stderr, "# after pass build\n");
+        sc_graph_print(&g, stderr);
+    }
+    if (sc_autodiff(&g)) {
+        fprintf(stderr, "simclrc: internal error: the graph has no loss to differentiate\n");
+        rc = EXIT_INTERNAL;
+        goto done;
+    }
+    if (dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, "autodiff"))) {
+        fprintf(stderr, "# after pass autodiff\n");
+        sc_graph_print(&g, stderr);
+    }
+
+    if (codegen) {
+        fprintf(stderr, "simclrc: error: --emit=%s needs the LLVM code generator, which this build of simclrc does not include yet; available: graph, dot, step-dump\n", emit);
+        rc = EXIT_USAGE;
+    } else if (!strcmp(emit, "step-dump")) {
+        if (sc_stepdump_write(&g, seed, out))
+            rc = EXIT_INPUT;
+    } else {
+        FILE *f = stdout;
+        if (out && !(f = fopen(out, "w"))) {
+            fprintf(stderr, "simclrc: error: cannot write %s: %s\n", out, strerror(errno));
+            rc = EXIT_INPUT;
+            goto done;
+        }
+        if (!strcmp(emit, "graph"))
+            sc_graph_print(&g, f);
+        else
+            sc_graph_print_dot(&g, f);
+        if (fflush(f) || ferror(f) || (f != stdout && fclose(f))) {
+            fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
+            rc = EXIT_INPUT;
+        }
+    }
+done:
+    sc_graph_free(&g);
+    sc_model_free(&m);
+    return rc;
+}

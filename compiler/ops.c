@@ -1,0 +1,92 @@
+/* Op metadata: names and the arithmetic cost of each op. */
+#include "ir.h"
+
+static const char *const names[SC_OP_COUNT] = {
+    [SC_OP_CONV2D] = "conv2d",
+    [SC_OP_BATCHNORM] = "batchnorm",
+    [SC_OP_BN_RUNNING] = "bn_running_update",
+    [SC_OP_RELU] = "relu",
+    [SC_OP_MAXPOOL] = "maxpool",
+    [SC_OP_AVGPOOL] = "avgpool",
+    [SC_OP_GLOBAL_AVGPOOL] = "global_avgpool",
+    [SC_OP_RESHAPE] = "reshape",
+    [SC_OP_LINEAR] = "linear",
+    [SC_OP_ADD] = "add",
+    [SC_OP_L2NORM] = "l2norm",
+    [SC_OP_NTXENT] = "ntxent",
+    [SC_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
+    [SC_OP_CONV2D_BWD_WEIGHT] = "conv2d_bwd_weight",
+    [SC_OP_BIAS_BWD] = "bias_bwd",
+    [SC_OP_BATCHNORM_BWD] = "batchnorm_bwd",
+    [SC_OP_RELU_BWD] = "relu_bwd",
+    [SC_OP_MAXPOOL_BWD] = "maxpool_bwd",
+    [SC_OP_AVGPOOL_BWD] = "avgpool_bwd",
+    [SC_OP_GLOBAL_AVGPOOL_BWD] = "global_avgpool_bwd",
+    [SC_OP_LINEAR_BWD_DATA] = "linear_bwd_data",
+    [SC_OP_LINEAR_BWD_WEIGHT] = "linear_bwd_weight",
+    [SC_OP_L2NORM_BWD] = "l2norm_bwd",
+    [SC_OP_NTXENT_BWD] = "ntxent_bwd",
+};
+
+const char *sc_op_name(sc_opkind op)
+{
+    return op >= 0 && op < SC_OP_COUNT && names[op] ? names[op] : "?";
+}
+
+/* Counts follow the usual convention: a multiply-add is 2 FLOPs; cheap
+ * per-element work counts its arithmetic operations roughly. */
+double sc_node_flops(const sc_graph *g, int i)
+{
+    const sc_node *n = &g->n[i];
+    const sc_tensor *in0 = &g->t[n->in[0]];
+    const sc_tensor *out0 = n->nout ? &g->t[n->out[0]] : NULL;
+    switch (n->op) {
+    case SC_OP_CONV2D: {
+        const sc_tensor *w = &g->t[n->in[1]];
+        double macs = (double)out0->numel * w->shape[1] * w->shape[2] * w->shape[3];
+        return 2 * macs + (n->nin > 2 ? (double)out0->numel : 0);
+    }
+    case SC_OP_CONV2D_BWD_DATA: {
+        const sc_tensor *w = &g->t[n->in[1]];
+        return 2.0 * in0->numel * w->shape[1] * w->shape[2] * w->shape[3];
+    }
+    case SC_OP_CONV2D_BWD_WEIGHT: {
+        const sc_tensor *w = out0;
+        return 2.0 * in0->numel * w->shape[1] * w->shape[2] * w->shape[3];
+    }
+    case SC_OP_LINEAR: {
+        const sc_tensor *w = &g->t[n->in[1]];
+        return 2.0 * out0->numel * w->shape[1] + (n->nin > 2 ? (double)out0->numel : 0);
+    }
+    case SC_OP_LINEAR_BWD_DATA:
+    case SC_OP_LINEAR_BWD_WEIGHT: {
+        /* dy [N, out] times W [out, in] or x [N, in] */
+        const sc_tensor *other = &g->t[n->in[1]];
+        return 2.0 * in0->numel * other->shape[1];
+    }
+    case SC_OP_BATCHNORM: return 7.0 * in0->numel;
+    case SC_OP_BATCHNORM_BWD: return 9.0 * in0->numel;
+    case SC_OP_BN_RUNNING: return 6.0 * in0->numel;
+    case SC_OP_MAXPOOL:
+    case SC_OP_AVGPOOL: return (double)out0->numel * n->kernel * n->kernel;
+    case SC_OP_MAXPOOL_BWD:
+    case SC_OP_AVGPOOL_BWD: return (double)in0->numel * n->kernel * n->kernel;
+    case SC_OP_GLOBAL_AVGPOOL: return (double)in0->numel;
+    case SC_OP_GLOBAL_AVGPOOL_BWD: return (double)out0->numel;
+    case SC_OP_RELU:
+    case SC_OP_RELU_BWD:
+    case SC_OP_ADD:
+    case SC_OP_BIAS_BWD: return (double)in0->numel;
+    case SC_OP_L2NORM: return 3.0 * in0->numel;
+    case SC_OP_L2NORM_BWD: return 5.0 * in0->numel;
+    case SC_OP_NTXENT:
+    case SC_OP_NTXENT_BWD: {
+        double rows = in0->shape[0], d = in0->shape[1];
+        double sim = 2 * rows * rows * d;
+        return n->op == SC_OP_NTXENT ? sim + 4 * rows * rows : 2 * sim + 4 * rows * rows;
+    }
+    case SC_OP_RESHAPE:
+    case SC_OP_COUNT: return 0;
+    }
+    return 0;
+}

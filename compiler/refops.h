@@ -1,0 +1,82 @@
+/* Reference kernels: plain, obviously correct C for every op of the IR,
+ * forward and backward, in double precision. The interpreter (interp.c)
+ * runs graphs with these; they are the oracle for generated code.
+ *
+ * Layouts are PyTorch's: activations NCHW (or [N, D] for 2-D), conv weight
+ * [O, C, K, K], linear weight [OUT, IN]. Semantics are PyTorch's too:
+ * batchnorm in training mode uses biased batch variance; maxpool padding is
+ * -inf and ties go to the first maximum in scan order; avgpool counts
+ * padding in the divisor; l2norm divides by max(||x||, 1e-12). */
+#ifndef SC_REFOPS_H
+#define SC_REFOPS_H
+
+typedef struct {
+    int n, c, h, w;   /* input */
+    int o;            /* output channels (conv only) */
+    int kernel, stride, pad;
+    int oh, ow;       /* output height and width */
+} sc_window;
+
+/* Output size of a window op, PyTorch's floor rule: (in + 2p - k) / s + 1. */
+int sc_window_out(int in, int kernel, int stride, int pad);
+
+void sc_ref_conv2d(const sc_window *g, const double *x, const double *w,
+                   const double *b, double *y);           /* b may be NULL */
+void sc_ref_conv2d_bwd_data(const sc_window *g, const double *dy,
+                            const double *w, double *dx);
+void sc_ref_conv2d_bwd_weight(const sc_window *g, const double *dy,
+                              const double *x, double *dw);
+/* db[c] = sum of dy over every index but channel; dy is [n, c, hw]. */
+void sc_ref_bias_bwd(int n, int c, int hw, const double *dy, double *db);
+
+/* x is [n, c, hw] (hw = 1 for 2-D input); mean and var (biased) are [c]. */
+void sc_ref_batchnorm(int n, int c, int hw, double eps, const double *x,
+                      const double *gamma, const double *beta, double *y,
+                      double *mean, double *var);
+void sc_ref_batchnorm_bwd(int n, int c, int hw, double eps, const double *dy,
+                          const double *x, const double *gamma,
+                          const double *mean, const double *var, double *dx,
+                          double *dgamma, double *dbeta);
+/* running = (1 - momentum) * running + momentum * batch, with the variance
+ * made unbiased (count / (count - 1)) as PyTorch does. */
+void sc_ref_bn_running(int c, long count, double momentum, const double *mean,
+                       const double *var, double *running_mean,
+                       double *running_var);
+
+void sc_ref_relu(long n, const double *x, double *y);
+void sc_ref_relu_bwd(long n, const double *dy, const double *y, double *dx);
+
+void sc_ref_maxpool(const sc_window *g, const double *x, double *y);
+void sc_ref_maxpool_bwd(const sc_window *g, const double *dy, const double *x,
+                        double *dx);
+void sc_ref_avgpool(const sc_window *g, const double *x, double *y);
+void sc_ref_avgpool_bwd(const sc_window *g, const double *dy, double *dx);
+void sc_ref_global_avgpool(int n, int c, int hw, const double *x, double *y);
+void sc_ref_global_avgpool_bwd(int n, int c, int hw, const double *dy,
+                               double *dx);
+
+/* x [n, in], w [out, in], b [out] or NULL, y [n, out]. */
+void sc_ref_linear(int n, int in, int out, const double *x, const double *w,
+                   const double *b, double *y);
+void sc_ref_linear_bwd_data(int n, int in, int out, const double *dy,
+                            const double *w, double *dx);
+void sc_ref_linear_bwd_weight(int n, int in, int out, const double *dy,
+                              const double *x, double *dw);
+
+void sc_ref_add(long n, const double *a, const double *b, double *y);
+void sc_ref_copy(long n, const double *x, double *y);
+
+/* Rows of x [n, d] scaled to unit L2 norm. */
+void sc_ref_l2norm(int n, int d, const double *x, double *y);
+void sc_ref_l2norm_bwd(int n, int d, const double *dy, const double *x,
+                       double *dx);
+
+/* NT-Xent over z [n2, d] (n2 = 2N rows, view 0 of every image first, then
+ * view 1; rows are expected L2-normalised, but any z works): the mean over
+ * rows i of -log softmax_j(s_ij)[pos(i)], s_ij = z_i.z_j / t, j != i,
+ * pos(i) = (i + N) mod 2N. */
+double sc_ref_ntxent(int n2, int d, double temperature, const double *z);
+void sc_ref_ntxent_bwd(int n2, int d, double temperature, const double *z,
+                       double *dz);
+
+#endif
