@@ -455,6 +455,7 @@ int sc_build_graph(const sc_model *m, int batch, sc_graph *g)
         return -1;
     g->input = x;
     x = build_list(&b, &m->encoder, "encoder", x);
+    g->features = x;
     if (x >= 0)
         x = build_list(&b, &m->head, "head", x);
     if (x < 0)

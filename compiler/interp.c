@@ -104,6 +104,10 @@ static void run_node(sc_interp *it, int i)
         sc_ref_batchnorm(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                          b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
         break;
+    case SC_OP_BATCHNORM_EVAL:
+        sc_ref_batchnorm_eval(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
+                              b[in[2]], b[in[3]], b[in[4]], b[out[0]]);
+        break;
     case SC_OP_BATCHNORM_BWD: { /* (dy, x, gamma, mean, var) -> (dx, dgamma, dbeta) */
         sc_ref_batchnorm_bwd(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                              b[in[2]], b[in[3]], b[in[4]], b[out[0]], b[out[1]], b[out[2]]);

@@ -24,6 +24,7 @@ void sc_graph_init(sc_graph *g)
     memset(g, 0, sizeof *g);
     g->input = -1;
     g->loss = -1;
+    g->features = -1;
 }
 
 void sc_graph_free(sc_graph *g)

@@ -65,6 +65,7 @@ typedef enum {
     SC_OP_ADD,             /* (a, b) -> y   also sums gradients */
     SC_OP_L2NORM,          /* (x) -> y   rows scaled to unit norm */
     SC_OP_NTXENT,          /* (z) -> loss[1] */
+    SC_OP_BATCHNORM_EVAL,  /* (x, gamma, beta, running_mean, running_var) -> y */
     /* backward */
     SC_OP_CONV2D_BWD_DATA,   /* (dy, w) -> dx */
     SC_OP_CONV2D_BWD_WEIGHT, /* (dy, x) -> dw */
@@ -101,6 +102,7 @@ typedef struct {
     int nfwd;        /* nodes [0, nfwd) are forward */
     int input;       /* tensor index of the input batch */
     int loss;        /* tensor index of the loss, -1 before build */
+    int features;    /* tensor index of the encoder's output [2B, F] */
     int *params;     /* parameter tensors, canonical order */
     int nparams;
     int *buffers;    /* buffer tensors, canonical order */

@@ -5,17 +5,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autodiff.h"
 #include "build.h"
+#include "codegen.h"
 #include "diag.h"
+#include "evalgraph.h"
+#include "link.h"
+#include "memplan.h"
 #include "ir.h"
 #include "model.h"
 #include "stepdump.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
-static const char *const passes[] = {"build", "autodiff"};
+static const char *const passes[] = {"build", "autodiff", "encoder"};
 #define NPASSES (int)(sizeof passes / sizeof passes[0])
 
 static void usage(FILE *f)
@@ -30,7 +35,7 @@ static void usage(FILE *f)
             "  --emit=KIND         exe (default), obj, asm, llvm, graph, dot, memplan, step-dump\n"
             "  -O0 .. -O3          LLVM optimisation level (default -O2)\n"
             "  --target-cpu=NAME   CPU to generate code for (default: the host; 'generic' is portable)\n"
-            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, all)\n"
+            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, all)\n"
             "  --seed=N            seed of step-dump inputs and parameter initialisation (default 0)\n"
             "  --batch=N           override the model's batch (images per step) for this compile\n"
             "  -h, --help          show this help\n"
@@ -50,6 +55,98 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         return -1;
     *out = v;
     return 0;
+}
+
+static int dumps(const char *dump_after, const char *pass)
+{
+    return dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, pass));
+}
+
+/* --emit=exe|obj|asm|llvm|memplan: derive the encoder graph, plan memory,
+ * generate code. */
+static int compile(const sc_model *m, const sc_graph *g, const char *emit, const char *out,
+                   const char *target_cpu, int opt_level, const char *dump_after)
+{
+    char err[2048];
+    int rc = EXIT_INTERNAL;
+    sc_graph enc;
+    sc_graph_init(&enc);
+    sc_memplan smp = {0}, emp = {0};
+    sc_codegen *cg = NULL;
+    char *obj = NULL;
+
+    if (sc_graph_encoder(g, 2 * g->batch, &enc)) {
+        fprintf(stderr, "simclrc: internal error: cannot derive the encoder graph\n");
+        goto done;
+    }
+    if (dumps(dump_after, "encoder")) {
+        fprintf(stderr, "# after pass encoder\n");
+        sc_graph_print(&enc, stderr);
+    }
+    if (sc_memplan_build(g, g->loss, &smp) || sc_memplan_build(&enc, enc.features, &emp)) {
+        fprintf(stderr, "simclrc: error: out of memory planning memory\n");
+        goto done;
+    }
+    if (!strcmp(emit, "memplan")) {
+        FILE *f = out ? fopen(out, "w") : stdout;
+        if (!f) {
+            fprintf(stderr, "simclrc: error: cannot write %s: %s\n", out, strerror(errno));
+            rc = EXIT_INPUT;
+            goto done;
+        }
+        sc_memplan_print(g, &smp, f);
+        int bad = fflush(f) != 0 || ferror(f);
+        if (f != stdout)
+            bad |= fclose(f) != 0;
+        rc = bad ? EXIT_INPUT : 0;
+        if (bad)
+            fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
+        goto done;
+    }
+
+    sc_codegen_options o = {target_cpu, opt_level};
+    if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
+        fprintf(stderr, "simclrc: error: %s\n", err);
+        rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;
+        goto done;
+    }
+    if (sc_codegen_module(cg, m, g, &smp, &enc, &emp, err, sizeof err) ||
+        sc_codegen_optimize(cg, err, sizeof err)) {
+        fprintf(stderr, "simclrc: %s\n", err);
+        goto done;
+    }
+    if (strcmp(emit, "exe")) {
+        rc = sc_codegen_emit(cg, emit, out ? out : (!strcmp(emit, "obj") ? "-" : "-"), err, sizeof err)
+                 ? EXIT_INPUT : 0;
+        if (rc)
+            fprintf(stderr, "simclrc: error: %s\n", err);
+        goto done;
+    }
+    /* exe: the object goes to a temporary file next to the output. */
+    char defpath[160];
+    snprintf(defpath, sizeof defpath, "./%s", m->name);
+    const char *exe = out ? out : defpath;
+    size_t n = strlen(exe) + 32;
+    obj = malloc(n);
+    if (!obj)
+        goto done;
+    snprintf(obj, n, "%s.%ld.o", exe, (long)getpid());
+    if (sc_codegen_emit(cg, "obj", obj, err, sizeof err)) {
+        fprintf(stderr, "simclrc: error: %s\n", err);
+        rc = EXIT_INPUT;
+        goto done;
+    }
+    rc = sc_link_exe(obj, exe, err, sizeof err) ? EXIT_INPUT : 0;
+    if (rc)
+        fprintf(stderr, "simclrc: error: %s\n", err);
+    unlink(obj);
+done:
+    free(obj);
+    sc_codegen_free(cg);
+    sc_memplan_free(&smp);
+    sc_memplan_free(&emp);
+    sc_graph_free(&enc);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -118,7 +215,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NPASSES; i++)
             ok |= !strcmp(dump_after, passes[i]);
         if (!ok) {
-            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, all)\n", dump_after);
+            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, all)\n", dump_after);
             return EXIT_USAGE;
         }
     }
@@ -128,8 +225,6 @@ int main(int argc, char **argv)
     }
     int codegen = !strcmp(emit, "exe") || !strcmp(emit, "obj") || !strcmp(emit, "asm") ||
                   !strcmp(emit, "llvm") || !strcmp(emit, "memplan");
-    (void)opt_level;
-    (void)target_cpu;
 
     sc_model m;
     if (sc_model_load(argv[optind], &m)) {
@@ -143,7 +238,7 @@ int main(int argc, char **argv)
         rc = EXIT_INPUT;
         goto done;
     }
-    if (dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, "build"))) {
+    if (dumps(dump_after, "build")) {
         fprintf(stderr, "# after pass build\n");
         sc_graph_print(&g, stderr);
     }
@@ -152,14 +247,13 @@ int main(int argc, char **argv)
         rc = EXIT_INTERNAL;
         goto done;
     }
-    if (dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, "autodiff"))) {
+    if (dumps(dump_after, "autodiff")) {
         fprintf(stderr, "# after pass autodiff\n");
         sc_graph_print(&g, stderr);
     }
 
     if (codegen) {
-        fprintf(stderr, "simclrc: error: --emit=%s needs the LLVM code generator, which this build of simclrc does not include yet; available: graph, dot, step-dump\n", emit);
-        rc = EXIT_USAGE;
+        rc = compile(&m, &g, emit, out, target_cpu, opt_level, dump_after);
     } else if (!strcmp(emit, "step-dump")) {
         if (sc_stepdump_write(&g, seed, out))
             rc = EXIT_INPUT;

@@ -15,11 +15,14 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/SAX2.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
@@ -132,12 +135,115 @@ static char *read_file(const char *path, long *len)
 
 /* ----------------------------------------------- libxml2's diagnostics */
 
+/* ---------------------------------------------------- element lines */
+
+/* The line where each element's start tag begins. libxml2's node->line is
+ * where the start tag ends (later than the element for a tag spread over
+ * lines), and past 65535 lines it is only approximate. So the parser's
+ * start-element callback is wrapped: when it fires, the parser stands at
+ * the '>' of the start tag, and since attribute values cannot hold a raw
+ * '<', the last '<' before it opens the element; its line is counted in
+ * the original text. Lookups go through a table sorted by node address. */
+typedef struct {
+    const xmlNode *node;
+    int line;
+} line_entry;
+
+typedef struct {
+    const char *text;
+    long len;
+    long pos;              /* newlines are counted up to pos ... */
+    int line;              /* ... which is on this line */
+    line_entry *v;
+    int n, cap;
+} line_table;
+
+static void record_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+                         const xmlChar *uri, int nns, const xmlChar **ns, int nattrs,
+                         int ndefaulted, const xmlChar **attrs)
+{
+    xmlParserCtxtPtr pc = ctx;
+    xmlSAX2StartElementNs(ctx, localname, prefix, uri, nns, ns, nattrs, ndefaulted, attrs);
+    line_table *t = pc->_private;
+    xmlParserInputPtr in = pc->input;
+    /* Offsets only match the file when no encoding conversion happened. */
+    if (!t || !pc->node || !in || !in->cur || !in->base || (in->buf && in->buf->encoder))
+        return;
+    long off = (long)in->consumed + (long)(in->cur - in->base);
+    if (off <= 0 || off > t->len)
+        return;
+    while (off > 0 && t->text[off] != '<')
+        off--;
+    size_t nlen = strlen((const char *)localname);
+    const char *name = t->text + off + 1;
+    if (prefix) { /* "<prefix:name" */
+        size_t plen = strlen((const char *)prefix);
+        if (strncmp(name, (const char *)prefix, plen) || name[plen] != ':')
+            return;
+        name += plen + 1;
+    }
+    if (t->text[off] != '<' || strncmp(name, (const char *)localname, nlen))
+        return;
+    if (off < t->pos) { /* start tags come in document order; be safe anyway */
+        t->pos = 0;
+        t->line = 1;
+    }
+    for (const char *c = t->text + t->pos, *e = t->text + off; c < e; c++)
+        if (*c == '\n' && t->line < INT_MAX)
+            t->line++;
+    t->pos = off;
+    if (t->n == t->cap) {
+        int ncap = t->cap ? 2 * t->cap : 64;
+        line_entry *q = realloc(t->v, (size_t)ncap * sizeof *q);
+        if (!q)
+            return; /* the line falls back to libxml2's */
+        t->v = q;
+        t->cap = ncap;
+    }
+    t->v[t->n].node = pc->node;
+    t->v[t->n].line = t->line;
+    t->n++;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const line_entry *)a)->node;
+    uintptr_t y = (uintptr_t)((const line_entry *)b)->node;
+    return x < y ? -1 : x > y;
+}
+
+static int node_line(const line_table *t, const xmlNode *n)
+{
+    if (n && n->type == XML_ATTRIBUTE_NODE)
+        n = n->parent;
+    if (!n)
+        return 0;
+    if (t && n->type == XML_ELEMENT_NODE) {
+        int lo = 0, hi = t->n - 1;
+        while (lo <= hi) {
+            int mid = lo + (hi - lo) / 2;
+            uintptr_t k = (uintptr_t)t->v[mid].node, want = (uintptr_t)n;
+            if (k == want)
+                return t->v[mid].line;
+            if (k < want)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+    }
+    long l = xmlGetLineNo(n);
+    if (l <= 0)
+        return 0;
+    return l > INT_MAX ? INT_MAX : (int)l;
+}
+
 /* Where libxml2's structured errors go: the file name we were given (its
  * own copy would be the same, but this way every message names the file
  * exactly as the user typed it). */
 typedef struct {
     const char *file;
-    int internal; /* errors in the embedded schema are the compiler's fault */
+    int internal;           /* errors in the embedded schema are the compiler's fault */
+    const line_table *lines; /* for validity errors, which name a node */
 } xml_sink;
 
 static void xml_error(void *data, xmlErrorPtr e)
@@ -150,13 +256,16 @@ static void xml_error(void *data, xmlErrorPtr e)
     size_t len = strlen(msg);
     while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
         msg[--len] = 0;
+    int line = e->line;
+    if (e->domain == XML_FROM_SCHEMASV && e->node)
+        line = node_line(s->lines, e->node);
     if (s->internal) {
         sc_error_at(NULL, 0, "internal error in the embedded schema, line %d: %s",
                     e->line, msg);
     } else if (e->level == XML_ERR_WARNING) {
-        sc_warning_at(s->file, e->line, "%s", msg);
+        sc_warning_at(s->file, line, "%s", msg);
     } else {
-        sc_error_at(s->file, e->line, "%s", msg);
+        sc_error_at(s->file, line, "%s", msg);
     }
 }
 
@@ -165,14 +274,12 @@ static void xml_error(void *data, xmlErrorPtr e)
 typedef struct {
     const char *path;
     sc_model *m;
+    const line_table *lines;
 } loader;
 
-static int line_of(const xmlNode *n)
+static int line_of(const loader *L, const xmlNode *n)
 {
-    long l = xmlGetLineNo(n);
-    if (l <= 0)
-        return 0;
-    return l > INT_MAX ? INT_MAX : (int)l;
+    return node_line(L->lines, n);
 }
 
 static int is_elem(const xmlNode *n, const char *name)
@@ -188,7 +295,7 @@ static void err(loader *L, const xmlNode *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sc_error_at(L->path, n ? line_of(n) : 0, "%s", msg);
+    sc_error_at(L->path, line_of(L, n), "%s", msg);
 }
 
 /* The attribute's value with the surrounding whitespace that XML Schema
@@ -381,7 +488,7 @@ static int parse_layers(loader *L, const xmlNode *parent, sc_layer_list *list);
 static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
 {
     const char *el = (const char *)n->name;
-    l->line = line_of(n);
+    l->line = line_of(L, n);
     char *name = attr(n, "name");
     if (name) {
         if (!name[0] || strlen(name) >= sizeof l->name)
@@ -521,7 +628,7 @@ static void parse_aug(loader *L, const xmlNode *n, sc_aug *a)
 {
     const char *el = (const char *)n->name;
     sc_model *m = L->m;
-    a->line = line_of(n);
+    a->line = line_of(L, n);
     if (!strcmp(el, "random-resized-crop")) {
         a->kind = SC_AUG_RANDOM_RESIZED_CROP;
         a->size = size_attr(L, n, "size", 0, 1, 1);
@@ -604,7 +711,7 @@ static void parse_train(loader *L, const xmlNode *n, sc_train *t)
     static const char *const opts[] = {"sgd", "adam", "adamw", "lars", NULL};
     static const char *const scheds[] = {"constant", "cosine", NULL};
     static const char *const scalings[] = {"none", "linear", NULL};
-    t->line = line_of(n);
+    t->line = line_of(L, n);
     t->batch = size_attr(L, n, "batch", 0, 1, 1);
     t->epochs = size_attr(L, n, "epochs", 0, 1, 1);
     if (!xmlHasProp(n, (const xmlChar *)"optimizer"))
@@ -647,7 +754,7 @@ static void parse_train(loader *L, const xmlNode *n, sc_train *t)
 static void parse_model(loader *L, const xmlNode *root)
 {
     sc_model *m = L->m;
-    m->line = line_of(root);
+    m->line = line_of(L, root);
     if (!is_elem(root, "simclr")) {
         err(L, root, "the root element must be <simclr>, not <%s>", (const char *)root->name);
         return;
@@ -681,7 +788,7 @@ static void parse_model(loader *L, const xmlNode *root)
             err(L, c, "unexpected <%s> in <simclr>", (const char *)c->name);
         else if (*slot)
             err(L, c, "<%s> appears twice (first on line %d)", (const char *)c->name,
-                line_of(*slot));
+                line_of(L, *slot));
         else
             *slot = c;
     }
@@ -692,16 +799,16 @@ static void parse_model(loader *L, const xmlNode *root)
         return;
     }
 
-    m->input_line = line_of(input);
+    m->input_line = line_of(L, input);
     m->in_c = size_attr(L, input, "channels", 0, 1, 1);
     m->in_h = size_attr(L, input, "height", 0, 1, 1);
     m->in_w = size_attr(L, input, "width", 0, 1, 1);
 
-    m->encoder_line = line_of(encoder);
+    m->encoder_line = line_of(L, encoder);
     if (parse_layers(L, encoder, &m->encoder) == 0)
         err(L, encoder, "the encoder has no layers");
     if (head) {
-        m->head_line = line_of(head);
+        m->head_line = line_of(L, head);
         parse_layers(L, head, &m->head);
     }
     name_set names = {0};
@@ -710,7 +817,7 @@ static void parse_model(loader *L, const xmlNode *root)
     free(names.v);
 
     static const char *const losses[] = {"nt-xent", NULL};
-    m->loss_line = line_of(loss);
+    m->loss_line = line_of(L, loss);
     if (!xmlHasProp(loss, (const xmlChar *)"type"))
         err(L, loss, "<loss> needs the attribute 'type'");
     get_enum(L, loss, "type", losses, 0);
@@ -763,17 +870,36 @@ int sc_model_load(const char *path, sc_model *m)
         return -1;
     }
 
+    if (len == 0) {
+        sc_error_at(path, 0, "the model file is empty");
+        sc_model_free(m);
+        return -1;
+    }
     xmlInitParser();
-    xml_sink file_sink = {path, 0}, schema_sink = {"simclr.xsd", 1};
+    xml_sink file_sink = {path, 0, NULL}, schema_sink = {"simclr.xsd", 1, NULL};
+    line_table lines = {text, len, 0, 1, NULL, 0, 0};
+    xmlParserCtxtPtr pc = NULL;
     xmlDocPtr doc = NULL;
     xmlSchemaParserCtxtPtr pctx = NULL;
     xmlSchemaPtr schema = NULL;
     xmlSchemaValidCtxtPtr vctx = NULL;
 
     xmlSetStructuredErrorFunc(&file_sink, xml_error);
-    doc = xmlReadMemory(text, (int)len, path, NULL,
-                        XML_PARSE_NONET | XML_PARSE_BIG_LINES);
-    if (!doc || sc_error_count() > errors0) {
+    pc = xmlCreateMemoryParserCtxt(text, (int)len);
+    if (!pc) {
+        sc_error_at(path, 0, "cannot parse the model file (out of memory)");
+        goto out;
+    }
+    xmlCtxtUseOptions(pc, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
+    pc->sax->startElementNs = record_start;
+    pc->_private = &lines;
+    xmlParseDocument(pc);
+    doc = pc->myDoc;
+    pc->myDoc = NULL;
+    if (lines.n > 1)
+        qsort(lines.v, (size_t)lines.n, sizeof *lines.v, cmp_entry);
+    file_sink.lines = &lines;
+    if (!doc || !pc->wellFormed || sc_error_count() > errors0) {
         if (sc_error_count() == errors0)
             sc_error_at(path, 0, "cannot parse the model file");
         goto out;
@@ -816,7 +942,7 @@ int sc_model_load(const char *path, sc_model *m)
         goto out;
     }
 
-    loader L = {path, m};
+    loader L = {path, m, &lines};
     parse_model(&L, xmlDocGetRootElement(doc));
 
 out:
@@ -829,6 +955,9 @@ out:
         xmlSchemaFreeParserCtxt(pctx);
     if (doc)
         xmlFreeDoc(doc);
+    if (pc)
+        xmlFreeParserCtxt(pc);
+    free(lines.v);
     if (sc_error_count() > errors0) {
         sc_model_free(m);
         return -1;

@@ -14,6 +14,7 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_ADD] = "add",
     [SC_OP_L2NORM] = "l2norm",
     [SC_OP_NTXENT] = "ntxent",
+    [SC_OP_BATCHNORM_EVAL] = "batchnorm_eval",
     [SC_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
     [SC_OP_CONV2D_BWD_WEIGHT] = "conv2d_bwd_weight",
     [SC_OP_BIAS_BWD] = "bias_bwd",
@@ -65,6 +66,7 @@ double sc_node_flops(const sc_graph *g, int i)
         return 2.0 * in0->numel * other->shape[1];
     }
     case SC_OP_BATCHNORM: return 7.0 * in0->numel;
+    case SC_OP_BATCHNORM_EVAL: return 2.0 * in0->numel;
     case SC_OP_BATCHNORM_BWD: return 9.0 * in0->numel;
     case SC_OP_BN_RUNNING: return 6.0 * in0->numel;
     case SC_OP_MAXPOOL:

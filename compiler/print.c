@@ -40,6 +40,7 @@ static void print_attrs(const sc_node *n, FILE *f)
         fprintf(f, " kernel=%d stride=%d pad=%d", n->kernel, n->stride, n->pad);
         break;
     case SC_OP_BATCHNORM:
+    case SC_OP_BATCHNORM_EVAL:
     case SC_OP_BATCHNORM_BWD:
         fprintf(f, " eps=%g", n->eps);
         break;

@@ -490,3 +490,18 @@ void sc_ref_ntxent_bwd(int n2, int d, double temperature, const double *z,
         }
     }
 }
+
+void sc_ref_batchnorm_eval(int n, int c, int hw, double eps, const double *x,
+                           const double *gamma, const double *beta,
+                           const double *running_mean,
+                           const double *running_var, double *y)
+{
+    for (int ch = 0; ch < c; ch++) {
+        double inv = 1.0 / sqrt(running_var[ch] + eps);
+        for (int i = 0; i < n; i++) {
+            long base = ((long)i * c + ch) * hw;
+            for (int k = 0; k < hw; k++)
+                y[base + k] = (x[base + k] - running_mean[ch]) * inv * gamma[ch] + beta[ch];
+        }
+    }
+}

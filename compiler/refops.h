@@ -43,6 +43,12 @@ void sc_ref_bn_running(int c, long count, double momentum, const double *mean,
                        const double *var, double *running_mean,
                        double *running_var);
 
+/* Eval mode: normalise with the running statistics. */
+void sc_ref_batchnorm_eval(int n, int c, int hw, double eps, const double *x,
+                           const double *gamma, const double *beta,
+                           const double *running_mean,
+                           const double *running_var, double *y);
+
 void sc_ref_relu(long n, const double *x, double *y);
 void sc_ref_relu_bwd(long n, const double *dy, const double *y, double *dx);
 

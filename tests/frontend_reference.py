@@ -1,7 +1,7 @@
 """Reference parameter lists for the shipped models, from torchvision.
 
-Prints, for the model named on the command line, one line per state_dict
-entry in PyTorch's order: "NAME D0,D1,..." (parameters and batchnorm
+Prints, for each model named on the command line, a "# MODEL" line, then
+one line per state_dict entry in PyTorch's order: "NAME D0,D1,..." (parameters and batchnorm
 running stats; num_batches_tracked is left out, simclrc has no such
 buffer). test_frontend.c compares the compiler's canonical lists with this
 output, so the expected names, shapes and counts come from torchvision
@@ -68,12 +68,14 @@ MODELS = {
 
 
 def main():
-    enc, hd = MODELS[sys.argv[1]]()
-    for prefix, module in (("encoder", enc), ("head", hd)):
-        for name, t in module.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            print("%s.%s %s" % (prefix, name, ",".join(str(d) for d in t.shape)))
+    for model in sys.argv[1:]:
+        print("# " + model)
+        enc, hd = MODELS[model]()
+        for prefix, module in (("encoder", enc), ("head", hd)):
+            for name, t in module.state_dict().items():
+                if name.endswith("num_batches_tracked"):
+                    continue
+                print("%s.%s %s" % (prefix, name, ",".join(str(d) for d in t.shape)))
 
 
 if __name__ == "__main__":

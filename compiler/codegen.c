@@ -1,0 +1,1305 @@
+/* Lowering the graph IR to LLVM IR with the C API.
+ *
+ * Every node becomes one internal function ("kernel") taking the six base
+ * pointers of the ABI (params, grads, buffers, arena, input, out); tensor
+ * addresses are those bases plus constant offsets from the memory plan,
+ * and every loop bound is a constant. Matrix products call OpenBLAS's
+ * cblas_sgemm; everything else is a generated loop nest. sc_step and
+ * sc_encode call the kernels in graph order. Reductions accumulate in
+ * double so that results stay within float rounding of the interpreter. */
+#include "codegen.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "sc_abi_version.h"
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+struct sc_codegen {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTargetMachineRef tm;
+    int opt_level;
+    char *cpu, *features;
+    LLVMTypeRef f32, f64, i1, i32, i64, ptr, vd, kfn_t, sgemm_t;
+    LLVMValueRef sgemm;
+    /* the kernel being generated */
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef base[SC_REG_COUNT];
+    const sc_graph *g;
+    const sc_memplan *mp;
+};
+
+/* ---- small builders ---- */
+
+static LLVMValueRef ci(sc_codegen *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+static LLVMValueRef cf(sc_codegen *c, double v) { return LLVMConstReal(c->f32, v); }
+static LLVMValueRef cd(sc_codegen *c, double v) { return LLVMConstReal(c->f64, v); }
+
+static LLVMValueRef fmf(LLVMValueRef v)
+{
+    /* Reassociation lets reductions vectorise; contraction allows FMA. No
+     * nnan/ninf: a NaN must survive to the loss, where training checks it. */
+    if (LLVMCanValueUseFastMathFlags(v))
+        LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract |
+                                    LLVMFastMathNoSignedZeros);
+    return v;
+}
+
+static LLVMValueRef fadd(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFAdd(c->b, a, b, "")); }
+static LLVMValueRef fsub(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFSub(c->b, a, b, "")); }
+static LLVMValueRef fmul(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFMul(c->b, a, b, "")); }
+static LLVMValueRef fdiv(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFDiv(c->b, a, b, "")); }
+static LLVMValueRef fext(sc_codegen *c, LLVMValueRef a) { return LLVMBuildFPExt(c->b, a, c->f64, ""); }
+static LLVMValueRef ftrunc(sc_codegen *c, LLVMValueRef a) { return LLVMBuildFPTrunc(c->b, a, c->f32, ""); }
+
+static LLVMValueRef iadd(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef v = LLVMBuildAdd(c->b, a, b, "");
+    LLVMSetNSW(v, 1);
+    return v;
+}
+
+static LLVMValueRef imul(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef v = LLVMBuildMul(c->b, a, b, "");
+    LLVMSetNSW(v, 1);
+    return v;
+}
+
+static LLVMValueRef isub(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef v = LLVMBuildSub(c->b, a, b, "");
+    LLVMSetNSW(v, 1);
+    return v;
+}
+
+/* a * k + b with constants folded by the builder. */
+static LLVMValueRef mad(sc_codegen *c, LLVMValueRef a, int64_t k, LLVMValueRef b)
+{
+    return iadd(c, imul(c, a, ci(c, k)), b);
+}
+
+static LLVMValueRef gep(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx)
+{
+    return LLVMBuildInBoundsGEP2(c->b, c->f32, p, &idx, 1, "");
+}
+
+static LLVMValueRef ld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx)
+{
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, gep(c, p, idx), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+static void st(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
+{
+    LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
+    LLVMSetAlignment(s, 4);
+}
+
+static LLVMValueRef call_intrinsic1(sc_codegen *c, const char *name, LLVMTypeRef t, LLVMValueRef x)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &t, 1);
+    return fmf(LLVMBuildCall2(c->b, ft, fn, &x, 1, ""));
+}
+
+/* Scalars that live across loop iterations: allocas in the entry block,
+ * which mem2reg turns into registers. */
+static LLVMValueRef var(sc_codegen *c, LLVMTypeRef t, LLVMValueRef init)
+{
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->b);
+    LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
+    if (first)
+        LLVMPositionBuilderBefore(c->b, first);
+    else
+        LLVMPositionBuilderAtEnd(c->b, c->entry);
+    LLVMValueRef a = LLVMBuildAlloca(c->b, t, "");
+    LLVMPositionBuilderAtEnd(c->b, cur);
+    LLVMBuildStore(c->b, init, a);
+    return a;
+}
+
+static LLVMValueRef get(sc_codegen *c, LLVMValueRef v, LLVMTypeRef t) { return LLVMBuildLoad2(c->b, t, v, ""); }
+static void set(sc_codegen *c, LLVMValueRef v, LLVMValueRef x) { LLVMBuildStore(c->b, x, v); }
+
+/* for (i = lo; i < hi; i++): loop_begin returns i; loop_end closes it. */
+typedef struct {
+    LLVMValueRef i;
+    LLVMBasicBlockRef head, exit;
+} loop;
+
+static LLVMValueRef loop_range(sc_codegen *c, loop *L, LLVMValueRef lo, LLVMValueRef hi)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    L->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+    L->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+    LLVMBuildBr(c->b, L->head);
+    LLVMPositionBuilderAtEnd(c->b, L->head);
+    L->i = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMAddIncoming(L->i, &lo, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    return L->i;
+}
+
+static LLVMValueRef loop_begin(sc_codegen *c, loop *L, int64_t n)
+{
+    return loop_range(c, L, ci(c, 0), ci(c, n));
+}
+
+static void loop_end(sc_codegen *c, loop *L)
+{
+    LLVMValueRef next = LLVMBuildAdd(c->b, L->i, ci(c, 1), "");
+    LLVMSetNSW(next, 1);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMBuildBr(c->b, L->head);
+    LLVMAddIncoming(L->i, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, L->exit);
+}
+
+/* if (cond) { ... } */
+typedef struct {
+    LLVMBasicBlockRef join;
+} branch;
+
+static void if_begin(sc_codegen *c, branch *B, LLVMValueRef cond)
+{
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "then");
+    B->join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "join");
+    LLVMBuildCondBr(c->b, cond, then, B->join);
+    LLVMPositionBuilderAtEnd(c->b, then);
+}
+
+static void if_end(sc_codegen *c, branch *B)
+{
+    LLVMBuildBr(c->b, B->join);
+    LLVMPositionBuilderAtEnd(c->b, B->join);
+}
+
+static LLVMValueRef imin(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef imax(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* ---- tensors ---- */
+
+static LLVMValueRef tensor(sc_codegen *c, int t)
+{
+    return gep(c, c->base[c->mp->region[t]], ci(c, c->mp->offset[t]));
+}
+
+static LLVMValueRef workspace(sc_codegen *c, int node)
+{
+    return gep(c, c->base[SC_REG_ARENA], ci(c, c->mp->ws_offset[node]));
+}
+
+static void zero(sc_codegen *c, LLVMValueRef p, int64_t n)
+{
+    LLVMBuildMemSet(c->b, p, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, n * 4), 4);
+}
+
+static void sgemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a,
+                  int64_t lda, LLVMValueRef b, int64_t ldb, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+{
+    LLVMValueRef i32c[6];
+    int64_t v[6] = {CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS, tb ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k};
+    for (int i = 0; i < 6; i++)
+        i32c[i] = LLVMConstInt(c->i32, (unsigned long long)v[i], 1);
+    LLVMValueRef args[14] = {i32c[0], i32c[1], i32c[2], i32c[3], i32c[4], i32c[5],
+                             cf(c, 1.0), a, LLVMConstInt(c->i32, (unsigned long long)lda, 0),
+                             b, LLVMConstInt(c->i32, (unsigned long long)ldb, 0),
+                             beta, out, LLVMConstInt(c->i32, (unsigned long long)ldc, 0)};
+    LLVMBuildCall2(c->b, c->sgemm_t, c->sgemm, args, 14, "");
+}
+
+/* ---- convolution pieces ---- */
+
+typedef struct {
+    int64_t c, h, w, k, s, p, oh, ow;
+} geom;
+
+/* The range of output columns ow whose input column ow*s - p + kw lies in
+ * [0, w): [lo, hi), computed in generated code from kw. */
+static void valid_cols(sc_codegen *c, const geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+    /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
+     * p - kw + s - 1 >= 0 is not guaranteed, so clamp the numerators first. */
+    LLVMValueRef num_lo = imax(c, isub(c, ci(c, g->p), kw), ci(c, 0));
+    *lo = LLVMBuildSDiv(c->b, iadd(c, num_lo, ci(c, g->s - 1)), ci(c, g->s), "");
+    LLVMValueRef num_hi = isub(c, ci(c, g->w - 1 + g->p), kw);
+    LLVMValueRef h = iadd(c, LLVMBuildSDiv(c->b, imax(c, num_hi, ci(c, -1)), ci(c, g->s), ""), ci(c, 1));
+    /* num_hi = -1 means no valid column: sdiv(-1, s) = 0 gives 1, fix up. */
+    h = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, num_hi, ci(c, 0), ""), ci(c, 0), h, "");
+    *hi = imax(c, imin(c, h, ci(c, g->ow)), *lo);
+}
+
+/* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh][ow*s - p + kw]
+ * (0 outside), for one image; or the reverse, accumulating col into x
+ * (col2im), when reverse is set. */
+static void im2col(sc_codegen *c, const geom *g, LLVMValueRef x, LLVMValueRef col, int reverse)
+{
+    int64_t ohw = g->oh * g->ow;
+    loop Lc, Lkh, Lkw, Loh, Low;
+    LLVMValueRef ch = loop_begin(c, &Lc, g->c);
+    LLVMValueRef kh = loop_begin(c, &Lkh, g->k);
+    LLVMValueRef kw = loop_begin(c, &Lkw, g->k);
+    LLVMValueRef row = mad(c, mad(c, ch, g->k, kh), g->k, kw);
+    LLVMValueRef colrow = gep(c, col, imul(c, row, ci(c, ohw)));
+    LLVMValueRef xch = gep(c, x, imul(c, ch, ci(c, g->h * g->w)));
+    LLVMValueRef lo, hi;
+    valid_cols(c, g, kw, &lo, &hi);
+    LLVMValueRef oh = loop_begin(c, &Loh, g->oh);
+    LLVMValueRef ih = isub(c, mad(c, oh, g->s, kh), ci(c, g->p));
+    LLVMValueRef rowok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                      LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, g->h), ""), "");
+    LLVMValueRef crow = gep(c, colrow, imul(c, oh, ci(c, g->ow)));
+    /* Columns outside [lo, hi) and rows outside the image are padding. */
+    LLVMValueRef lo2 = LLVMBuildSelect(c->b, rowok, lo, ci(c, g->ow), "");
+    LLVMValueRef hi2 = LLVMBuildSelect(c->b, rowok, hi, ci(c, g->ow), "");
+    LLVMValueRef xrow = gep(c, xch, isub(c, imul(c, ih, ci(c, g->w)), ci(c, g->p - 0)));
+    /* x index of column ow: ih*w + ow*s - p + kw */
+    LLVMValueRef xbase = gep(c, xrow, kw);
+    if (!reverse) {
+        loop Lz1, Lz2;
+        LLVMValueRef z1 = loop_range(c, &Lz1, ci(c, 0), lo2);
+        st(c, crow, z1, cf(c, 0));
+        loop_end(c, &Lz1);
+        LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
+        st(c, crow, o, ld(c, xbase, imul(c, o, ci(c, g->s))));
+        loop_end(c, &Low);
+        LLVMValueRef z2 = loop_range(c, &Lz2, hi2, ci(c, g->ow));
+        st(c, crow, z2, cf(c, 0));
+        loop_end(c, &Lz2);
+    } else {
+        LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
+        LLVMValueRef xi = imul(c, o, ci(c, g->s));
+        st(c, xbase, xi, fadd(c, ld(c, xbase, xi), ld(c, crow, o)));
+        loop_end(c, &Low);
+    }
+    loop_end(c, &Loh);
+    loop_end(c, &Lkw);
+    loop_end(c, &Lkh);
+    loop_end(c, &Lc);
+}
+
+static geom conv_geom(const sc_tensor *x, const sc_tensor *y, const sc_node *n)
+{
+    geom g = {x->shape[1], x->shape[2], x->shape[3], n->kernel, n->stride, n->pad, y->shape[2], y->shape[3]};
+    return g;
+}
+
+static int direct(const geom *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
+
+static void lower_conv(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *x = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
+    geom g = conv_geom(x, y, n);
+    int64_t o = w->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow;
+    LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
+    loop Ln;
+    LLVMValueRef img = loop_begin(c, &Ln, x->shape[0]);
+    LLVMValueRef xn = gep(c, X, imul(c, img, ci(c, g.c * g.h * g.w)));
+    LLVMValueRef yn = gep(c, Y, imul(c, img, ci(c, o * ohw)));
+    if (direct(&g)) {
+        sgemm(c, 0, 0, o, ohw, g.c, W, g.c, xn, ohw, cf(c, 0), yn, ohw);
+    } else {
+        LLVMValueRef col = workspace(c, i);
+        im2col(c, &g, xn, col, 0);
+        sgemm(c, 0, 0, o, ohw, ckk, W, ckk, col, ohw, cf(c, 0), yn, ohw);
+    }
+    if (n->nin > 2) {
+        LLVMValueRef B = tensor(c, n->in[2]);
+        loop Lo, Lp;
+        LLVMValueRef oc = loop_begin(c, &Lo, o);
+        LLVMValueRef bv = ld(c, B, oc);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, ohw)));
+        LLVMValueRef p = loop_begin(c, &Lp, ohw);
+        st(c, row, p, fadd(c, ld(c, row, p), bv));
+        loop_end(c, &Lp);
+        loop_end(c, &Lo);
+    }
+    loop_end(c, &Ln);
+}
+
+static void lower_conv_bwd_data(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *dy = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *dx = &c->g->t[n->out[0]];
+    geom g = conv_geom(dx, dy, n);
+    int64_t o = w->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+    LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
+    if (!direct(&g))
+        zero(c, DX, dx->numel);
+    loop Ln;
+    LLVMValueRef img = loop_begin(c, &Ln, dx->shape[0]);
+    LLVMValueRef dyn = gep(c, DY, imul(c, img, ci(c, o * ohw)));
+    LLVMValueRef dxn = gep(c, DX, imul(c, img, ci(c, chw)));
+    if (direct(&g)) {
+        sgemm(c, 1, 0, g.c, ohw, o, W, g.c, dyn, ohw, cf(c, 0), dxn, ohw);
+    } else {
+        LLVMValueRef col = workspace(c, i);
+        sgemm(c, 1, 0, ckk, ohw, o, W, ckk, dyn, ohw, cf(c, 0), col, ohw);
+        im2col(c, &g, dxn, col, 1);
+    }
+    loop_end(c, &Ln);
+}
+
+static void lower_conv_bwd_weight(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *dy = &c->g->t[n->in[0]], *x = &c->g->t[n->in[1]], *dw = &c->g->t[n->out[0]];
+    geom g = conv_geom(x, dy, n);
+    int64_t o = dw->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+    LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
+    loop Ln;
+    LLVMValueRef img = loop_begin(c, &Ln, x->shape[0]);
+    LLVMValueRef dyn = gep(c, DY, imul(c, img, ci(c, o * ohw)));
+    LLVMValueRef xn = gep(c, X, imul(c, img, ci(c, chw)));
+    /* The first image overwrites dW, the others accumulate. */
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, img, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    if (direct(&g)) {
+        sgemm(c, 0, 1, o, g.c, ohw, dyn, ohw, xn, ohw, beta, DW, g.c);
+    } else {
+        LLVMValueRef col = workspace(c, i);
+        im2col(c, &g, xn, col, 0);
+        sgemm(c, 0, 1, o, ckk, ohw, dyn, ohw, col, ohw, beta, DW, ckk);
+    }
+    loop_end(c, &Ln);
+}
+
+/* ---- per-channel reductions ---- */
+
+/* Loops over the elements of channel ch of an [N, C, HW] tensor, calling
+ * body with the element index. */
+typedef void (*elem_fn)(sc_codegen *c, LLVMValueRef idx, void *ctx);
+
+static void for_channel(sc_codegen *c, int64_t n, int64_t ch_count, int64_t hw, LLVMValueRef ch, elem_fn f, void *ctx)
+{
+    loop Ln, Lk;
+    LLVMValueRef img = loop_begin(c, &Ln, n);
+    LLVMValueRef base = imul(c, iadd(c, imul(c, img, ci(c, ch_count)), ch), ci(c, hw));
+    LLVMValueRef k = loop_begin(c, &Lk, hw);
+    f(c, iadd(c, base, k), ctx);
+    loop_end(c, &Lk);
+    loop_end(c, &Ln);
+}
+
+typedef struct {
+    LLVMValueRef x, dy, y, dx;          /* pointers */
+    LLVMValueRef acc1, acc2;            /* double accumulators */
+    LLVMValueRef mean, k1, k2, k3;      /* float scalars */
+} bnctx;
+
+static void bn_sum(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p;
+    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fext(c, ld(c, b->x, idx))));
+}
+
+static void bn_sqdev(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p;
+    LLVMValueRef d = fsub(c, fext(c, ld(c, b->x, idx)), b->mean);
+    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fmul(c, d, d)));
+}
+
+static void bn_apply(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p; /* y = x * k1 + k2 */
+    st(c, b->y, idx, fadd(c, fmul(c, ld(c, b->x, idx), b->k1), b->k2));
+}
+
+static void bn_bwd_sums(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p;
+    LLVMValueRef dy = fext(c, ld(c, b->dy, idx));
+    LLVMValueRef d = fsub(c, fext(c, ld(c, b->x, idx)), b->mean);
+    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), dy));
+    set(c, b->acc2, fadd(c, get(c, b->acc2, c->f64), fmul(c, dy, d)));
+}
+
+static void bn_bwd_apply(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p; /* dx = k1 * (dy - k2 - (x - mean) * k3) */
+    LLVMValueRef d = fsub(c, ld(c, b->x, idx), b->mean);
+    LLVMValueRef v = fsub(c, fsub(c, ld(c, b->dy, idx), b->k2), fmul(c, d, b->k3));
+    st(c, b->dx, idx, fmul(c, b->k1, v));
+}
+
+static void bias_sum(sc_codegen *c, LLVMValueRef idx, void *p)
+{
+    bnctx *b = p;
+    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fext(c, ld(c, b->dy, idx))));
+}
+
+static void nchw(const sc_tensor *t, int64_t *n, int64_t *ch, int64_t *hw)
+{
+    *n = t->shape[0];
+    *ch = t->shape[1];
+    *hw = t->numel / (*n * *ch);
+}
+
+static LLVMValueRef inv_std(sc_codegen *c, LLVMValueRef var_f64, double eps)
+{
+    return fdiv(c, cd(c, 1.0), call_intrinsic1(c, "llvm.sqrt", c->f64, fadd(c, var_f64, cd(c, eps))));
+}
+
+static void lower_batchnorm(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *x = &c->g->t[n->in[0]];
+    int64_t N, C, HW;
+    nchw(x, &N, &C, &HW);
+    double m = (double)(N * HW);
+    bnctx b = {0};
+    b.x = tensor(c, n->in[0]);
+    b.y = tensor(c, n->out[0]);
+    LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
+    LLVMValueRef MEAN = tensor(c, n->out[1]), VAR = tensor(c, n->out[2]);
+    b.acc1 = var(c, c->f64, cd(c, 0));
+    loop Lc;
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    set(c, b.acc1, cd(c, 0));
+    for_channel(c, N, C, HW, ch, bn_sum, &b);
+    b.mean = fdiv(c, get(c, b.acc1, c->f64), cd(c, m));
+    set(c, b.acc1, cd(c, 0));
+    for_channel(c, N, C, HW, ch, bn_sqdev, &b);
+    LLVMValueRef v = fdiv(c, get(c, b.acc1, c->f64), cd(c, m));
+    st(c, MEAN, ch, ftrunc(c, b.mean));
+    st(c, VAR, ch, ftrunc(c, v));
+    LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, v, n->eps));
+    b.k1 = ftrunc(c, scale);
+    b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, b.mean, scale)));
+    for_channel(c, N, C, HW, ch, bn_apply, &b);
+    loop_end(c, &Lc);
+}
+
+static void lower_batchnorm_eval(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *x = &c->g->t[n->in[0]];
+    int64_t N, C, HW;
+    nchw(x, &N, &C, &HW);
+    bnctx b = {0};
+    b.x = tensor(c, n->in[0]);
+    b.y = tensor(c, n->out[0]);
+    LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
+    LLVMValueRef RM = tensor(c, n->in[3]), RV = tensor(c, n->in[4]);
+    loop Lc;
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, fext(c, ld(c, RV, ch)), n->eps));
+    b.k1 = ftrunc(c, scale);
+    b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, fext(c, ld(c, RM, ch)), scale)));
+    for_channel(c, N, C, HW, ch, bn_apply, &b);
+    loop_end(c, &Lc);
+}
+
+static void lower_batchnorm_bwd(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *x = &c->g->t[n->in[1]];
+    int64_t N, C, HW;
+    nchw(x, &N, &C, &HW);
+    double m = (double)(N * HW);
+    bnctx b = {0};
+    b.dy = tensor(c, n->in[0]);
+    b.x = tensor(c, n->in[1]);
+    b.dx = tensor(c, n->out[0]);
+    LLVMValueRef G = tensor(c, n->in[2]), MEAN = tensor(c, n->in[3]), VAR = tensor(c, n->in[4]);
+    LLVMValueRef DG = tensor(c, n->out[1]), DB = tensor(c, n->out[2]);
+    b.acc1 = var(c, c->f64, cd(c, 0));
+    b.acc2 = var(c, c->f64, cd(c, 0));
+    loop Lc;
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    set(c, b.acc1, cd(c, 0));
+    set(c, b.acc2, cd(c, 0));
+    LLVMValueRef mean32 = ld(c, MEAN, ch);
+    b.mean = fext(c, mean32);
+    for_channel(c, N, C, HW, ch, bn_bwd_sums, &b);
+    LLVMValueRef sdy = get(c, b.acc1, c->f64), sdyx = get(c, b.acc2, c->f64);
+    LLVMValueRef istd = inv_std(c, fext(c, ld(c, VAR, ch)), n->eps);
+    st(c, DG, ch, ftrunc(c, fmul(c, sdyx, istd)));
+    st(c, DB, ch, ftrunc(c, sdy));
+    b.k1 = ftrunc(c, fmul(c, fext(c, ld(c, G, ch)), istd));
+    b.k2 = ftrunc(c, fdiv(c, sdy, cd(c, m)));
+    b.k3 = ftrunc(c, fdiv(c, fmul(c, fmul(c, istd, istd), sdyx), cd(c, m)));
+    b.mean = mean32;
+    for_channel(c, N, C, HW, ch, bn_bwd_apply, &b);
+    loop_end(c, &Lc);
+}
+
+static void lower_bn_running(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_graph *g = c->g;
+    const sc_tensor *mean = &g->t[n->in[0]];
+    const sc_tensor *bx = &g->t[g->n[mean->producer].in[0]];
+    double count = (double)(bx->numel / bx->shape[1]);
+    double unbias = count > 1 ? count / (count - 1) : 1.0;
+    LLVMValueRef M = tensor(c, n->in[0]), V = tensor(c, n->in[1]);
+    LLVMValueRef RM = tensor(c, n->in[2]), RV = tensor(c, n->in[3]);
+    loop L;
+    LLVMValueRef k = loop_begin(c, &L, mean->numel);
+    LLVMValueRef keep = cf(c, 1.0 - n->momentum), mom = cf(c, n->momentum);
+    st(c, RM, k, fadd(c, fmul(c, keep, ld(c, RM, k)), fmul(c, mom, ld(c, M, k))));
+    st(c, RV, k, fadd(c, fmul(c, keep, ld(c, RV, k)), fmul(c, mom, fmul(c, ld(c, V, k), cf(c, unbias)))));
+    loop_end(c, &L);
+}
+
+static void lower_bias_bwd(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *dy = &c->g->t[n->in[0]];
+    int64_t N, C, HW;
+    nchw(dy, &N, &C, &HW);
+    bnctx b = {0};
+    b.dy = tensor(c, n->in[0]);
+    LLVMValueRef DB = tensor(c, n->out[0]);
+    b.acc1 = var(c, c->f64, cd(c, 0));
+    loop Lc;
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    set(c, b.acc1, cd(c, 0));
+    for_channel(c, N, C, HW, ch, bias_sum, &b);
+    st(c, DB, ch, ftrunc(c, get(c, b.acc1, c->f64)));
+    loop_end(c, &Lc);
+}
+
+/* ---- elementwise ---- */
+
+static void lower_elementwise(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *x = &c->g->t[n->in[0]];
+    LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
+    LLVMValueRef B = n->nin > 1 ? tensor(c, n->in[1]) : NULL;
+    loop L;
+    LLVMValueRef k = loop_begin(c, &L, x->numel);
+    LLVMValueRef a = ld(c, A, k), v;
+    switch (n->op) {
+    case SC_OP_RELU:
+        v = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, cf(c, 0), ""), a, cf(c, 0), "");
+        break;
+    case SC_OP_RELU_BWD: /* (dy, y) */
+        v = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, ld(c, B, k), cf(c, 0), ""), a, cf(c, 0), "");
+        break;
+    case SC_OP_ADD:
+        v = fadd(c, a, ld(c, B, k));
+        break;
+    default: /* reshape */
+        v = a;
+        break;
+    }
+    st(c, Y, k, v);
+    loop_end(c, &L);
+}
+
+/* ---- pooling ---- */
+
+static void lower_pool(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_MAXPOOL_BWD || n->op == SC_OP_AVGPOOL_BWD;
+    int max = n->op == SC_OP_MAXPOOL || n->op == SC_OP_MAXPOOL_BWD;
+    /* forward x/y shapes */
+    const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
+    const sc_tensor *y = bwd ? &c->g->t[n->in[0]] : &c->g->t[n->out[0]];
+    int64_t H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3], K = n->kernel;
+    LLVMValueRef X = max && bwd ? tensor(c, n->in[1]) : bwd ? NULL : tensor(c, n->in[0]);
+    LLVMValueRef Y = bwd ? tensor(c, n->in[0]) : tensor(c, n->out[0]); /* y or dy */
+    LLVMValueRef DX = bwd ? tensor(c, n->out[0]) : NULL;
+    if (bwd)
+        zero(c, DX, x->numel);
+    LLVMValueRef best = var(c, c->f32, cf(c, 0)), arg = var(c, c->i64, ci(c, 0));
+    loop Lp, Loh, Low, Lkh, Lkw;
+    LLVMValueRef plane = loop_begin(c, &Lp, (int64_t)x->shape[0] * x->shape[1]);
+    LLVMValueRef xoff = imul(c, plane, ci(c, H * W));
+    LLVMValueRef yoff = imul(c, plane, ci(c, OH * OW));
+    LLVMValueRef oh = loop_begin(c, &Loh, OH);
+    LLVMValueRef ow = loop_begin(c, &Low, OW);
+    LLVMValueRef yi = iadd(c, yoff, mad(c, oh, OW, ow));
+    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, n->stride)), ci(c, n->pad));
+    LLVMValueRef w0 = isub(c, imul(c, ow, ci(c, n->stride)), ci(c, n->pad));
+    if (max) {
+        /* Start from the first in-bounds element (pad <= kernel/2 makes
+         * one exist), then take strictly greater values: ties go to the
+         * first maximum in scan order, as PyTorch does. */
+        LLVMValueRef first = iadd(c, xoff, mad(c, imax(c, h0, ci(c, 0)), W, imax(c, w0, ci(c, 0))));
+        set(c, arg, first);
+        set(c, best, ld(c, X ? X : Y, first));
+    } else
+        set(c, best, cf(c, 0));
+    LLVMValueRef kh = loop_begin(c, &Lkh, K);
+    LLVMValueRef kw = loop_begin(c, &Lkw, K);
+    LLVMValueRef ih = iadd(c, h0, kh), iw = iadd(c, w0, kw);
+    LLVMValueRef ok = LLVMBuildAnd(c->b,
+                                   LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                                LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, H), ""), ""),
+                                   LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw, ci(c, 0), ""),
+                                                LLVMBuildICmp(c->b, LLVMIntSLT, iw, ci(c, W), ""), ""),
+                                   "");
+    branch Bok;
+    if_begin(c, &Bok, ok);
+    LLVMValueRef xi = iadd(c, xoff, mad(c, ih, W, iw));
+    if (max) {
+        LLVMValueRef v = ld(c, X, xi);
+        LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, best, c->f32), "");
+        set(c, best, LLVMBuildSelect(c->b, gt, v, get(c, best, c->f32), ""));
+        set(c, arg, LLVMBuildSelect(c->b, gt, xi, get(c, arg, c->i64), ""));
+    } else if (!bwd) {
+        set(c, best, fadd(c, get(c, best, c->f32), ld(c, X, xi)));
+    } else {
+        st(c, DX, xi, fadd(c, ld(c, DX, xi), fmul(c, ld(c, Y, yi), cf(c, 1.0 / (double)(K * K)))));
+    }
+    if_end(c, &Bok);
+    loop_end(c, &Lkw);
+    loop_end(c, &Lkh);
+    if (max && bwd) {
+        LLVMValueRef a = get(c, arg, c->i64);
+        st(c, DX, a, fadd(c, ld(c, DX, a), ld(c, Y, yi)));
+    } else if (max)
+        st(c, Y, yi, get(c, best, c->f32));
+    else if (!bwd)
+        st(c, Y, yi, fmul(c, get(c, best, c->f32), cf(c, 1.0 / (double)(K * K))));
+    loop_end(c, &Low);
+    loop_end(c, &Loh);
+    loop_end(c, &Lp);
+}
+
+static void lower_global_avgpool(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_GLOBAL_AVGPOOL_BWD;
+    const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
+    int64_t planes = (int64_t)x->shape[0] * x->shape[1], hw = x->numel / planes;
+    LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
+    LLVMValueRef acc = var(c, c->f64, cd(c, 0));
+    loop Lp, Lk;
+    LLVMValueRef p = loop_begin(c, &Lp, planes);
+    LLVMValueRef off = imul(c, p, ci(c, hw));
+    if (!bwd)
+        set(c, acc, cd(c, 0));
+    LLVMValueRef g = bwd ? fmul(c, ld(c, A, p), cf(c, 1.0 / (double)hw)) : NULL;
+    LLVMValueRef k = loop_begin(c, &Lk, hw);
+    if (bwd)
+        st(c, Y, iadd(c, off, k), g);
+    else
+        set(c, acc, fadd(c, get(c, acc, c->f64), fext(c, ld(c, A, iadd(c, off, k)))));
+    loop_end(c, &Lk);
+    if (!bwd)
+        st(c, Y, p, ftrunc(c, fdiv(c, get(c, acc, c->f64), cd(c, (double)hw))));
+    loop_end(c, &Lp);
+}
+
+/* ---- linear ---- */
+
+static void lower_linear(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_graph *g = c->g;
+    LLVMValueRef A = tensor(c, n->in[0]), B = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
+    if (n->op == SC_OP_LINEAR) { /* y[N,out] = x[N,in] W[out,in]^T + b */
+        const sc_tensor *w = &g->t[n->in[1]];
+        int64_t N = g->t[n->in[0]].shape[0], out = w->shape[0], in = w->shape[1];
+        sgemm(c, 0, 1, N, out, in, A, in, B, in, cf(c, 0), Y, out);
+        if (n->nin > 2) {
+            LLVMValueRef BIAS = tensor(c, n->in[2]);
+            loop Lr, Lo;
+            LLVMValueRef r = loop_begin(c, &Lr, N);
+            LLVMValueRef o = loop_begin(c, &Lo, out);
+            LLVMValueRef idx = mad(c, r, out, o);
+            st(c, Y, idx, fadd(c, ld(c, Y, idx), ld(c, BIAS, o)));
+            loop_end(c, &Lo);
+            loop_end(c, &Lr);
+        }
+    } else if (n->op == SC_OP_LINEAR_BWD_DATA) { /* dx[N,in] = dy[N,out] W[out,in] */
+        const sc_tensor *w = &g->t[n->in[1]];
+        int64_t N = g->t[n->in[0]].shape[0], out = w->shape[0], in = w->shape[1];
+        sgemm(c, 0, 0, N, in, out, A, out, B, in, cf(c, 0), Y, in);
+    } else { /* dW[out,in] = dy[N,out]^T x[N,in] */
+        const sc_tensor *dw = &g->t[n->out[0]];
+        int64_t N = g->t[n->in[0]].shape[0], out = dw->shape[0], in = dw->shape[1];
+        sgemm(c, 1, 0, out, in, N, A, out, B, in, cf(c, 0), Y, in);
+    }
+}
+
+/* ---- L2 normalisation ---- */
+
+static void lower_l2norm(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_L2NORM_BWD;
+    const sc_tensor *x = &c->g->t[bwd ? n->in[1] : n->in[0]];
+    int64_t rows = x->shape[0], d = x->shape[1];
+    LLVMValueRef X = tensor(c, bwd ? n->in[1] : n->in[0]);
+    LLVMValueRef DY = bwd ? tensor(c, n->in[0]) : NULL;
+    LLVMValueRef Y = tensor(c, n->out[0]);
+    LLVMValueRef ss = var(c, c->f64, cd(c, 0)), dot = var(c, c->f64, cd(c, 0));
+    loop Lr, Lk, Lk2;
+    LLVMValueRef r = loop_begin(c, &Lr, rows);
+    LLVMValueRef off = imul(c, r, ci(c, d));
+    set(c, ss, cd(c, 0));
+    set(c, dot, cd(c, 0));
+    LLVMValueRef k = loop_begin(c, &Lk, d);
+    LLVMValueRef xv = fext(c, ld(c, X, iadd(c, off, k)));
+    set(c, ss, fadd(c, get(c, ss, c->f64), fmul(c, xv, xv)));
+    if (bwd)
+        set(c, dot, fadd(c, get(c, dot, c->f64), fmul(c, xv, fext(c, ld(c, DY, iadd(c, off, k))))));
+    loop_end(c, &Lk);
+    LLVMValueRef norm = call_intrinsic1(c, "llvm.sqrt", c->f64, get(c, ss, c->f64));
+    LLVMValueRef clamped = LLVMBuildFCmp(c->b, LLVMRealOLT, norm, cd(c, 1e-12), "");
+    LLVMValueRef den = LLVMBuildSelect(c->b, clamped, cd(c, 1e-12), norm, "");
+    LLVMValueRef inv = ftrunc(c, fdiv(c, cd(c, 1.0), den));
+    /* Below the clamp the denominator is a constant: no projection term. */
+    LLVMValueRef proj = bwd ? LLVMBuildSelect(c->b, clamped, cf(c, 0),
+                                              ftrunc(c, fdiv(c, get(c, dot, c->f64), fmul(c, fmul(c, den, den), den))), "")
+                            : NULL;
+    LLVMValueRef k2 = loop_begin(c, &Lk2, d);
+    LLVMValueRef idx = iadd(c, off, k2);
+    if (bwd)
+        st(c, Y, idx, fsub(c, fmul(c, ld(c, DY, idx), inv), fmul(c, ld(c, X, idx), proj)));
+    else
+        st(c, Y, idx, fmul(c, ld(c, X, idx), inv));
+    loop_end(c, &Lk2);
+    loop_end(c, &Lr);
+}
+
+/* ---- NT-Xent ---- */
+
+/* S = Z Z^T into the workspace; then per row i the log-sum-exp over j != i
+ * of S_ij / t. Forward: loss = mean_i (lse_i - S_i,pos(i) / t). Backward:
+ * G_ij = (softmax_ij - [j = pos(i)]) / (2N t), and dZ = (G + G^T) Z. */
+static void lower_ntxent(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_NTXENT_BWD;
+    const sc_tensor *z = &c->g->t[n->in[0]];
+    int64_t rows = z->shape[0], d = z->shape[1], half = rows / 2;
+    double inv_t = 1.0 / n->temperature;
+    LLVMValueRef Z = tensor(c, n->in[0]), OUT = tensor(c, n->out[0]), S = workspace(c, i);
+    sgemm(c, 0, 1, rows, rows, d, Z, d, Z, d, cf(c, 0), S, rows);
+    LLVMValueRef mx = var(c, c->f64, cd(c, 0)), sum = var(c, c->f64, cd(c, 0)), loss = var(c, c->f64, cd(c, 0));
+    loop Lr, Lj, Lj2, Lj3;
+    LLVMValueRef r = loop_begin(c, &Lr, rows);
+    LLVMValueRef srow = gep(c, S, imul(c, r, ci(c, rows)));
+    LLVMValueRef pos = LLVMBuildSRem(c->b, iadd(c, r, ci(c, half)), ci(c, rows), "");
+    set(c, mx, cd(c, -1e300));
+    LLVMValueRef j = loop_begin(c, &Lj, rows);
+    LLVMValueRef v = fmul(c, fext(c, ld(c, srow, j)), cd(c, inv_t));
+    LLVMValueRef keep = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntNE, j, r, ""),
+                                     LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, mx, c->f64), ""), "");
+    set(c, mx, LLVMBuildSelect(c->b, keep, v, get(c, mx, c->f64), ""));
+    loop_end(c, &Lj);
+    set(c, sum, cd(c, 0));
+    LLVMValueRef m = get(c, mx, c->f64);
+    LLVMValueRef j2 = loop_begin(c, &Lj2, rows);
+    LLVMValueRef e = call_intrinsic1(c, "llvm.exp", c->f64, fsub(c, fmul(c, fext(c, ld(c, srow, j2)), cd(c, inv_t)), m));
+    e = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, j2, r, ""), cd(c, 0), e, "");
+    set(c, sum, fadd(c, get(c, sum, c->f64), e));
+    loop_end(c, &Lj2);
+    LLVMValueRef lse = fadd(c, m, call_intrinsic1(c, "llvm.log", c->f64, get(c, sum, c->f64)));
+    if (!bwd) {
+        LLVMValueRef sp = fmul(c, fext(c, ld(c, srow, pos)), cd(c, inv_t));
+        set(c, loss, fadd(c, get(c, loss, c->f64), fsub(c, lse, sp)));
+    } else {
+        /* Row i of S becomes row i of G (row i only needs its own S). */
+        double scale = 1.0 / ((double)rows * n->temperature);
+        LLVMValueRef j3 = loop_begin(c, &Lj3, rows);
+        LLVMValueRef p = call_intrinsic1(c, "llvm.exp", c->f64, fsub(c, fmul(c, fext(c, ld(c, srow, j3)), cd(c, inv_t)), lse));
+        p = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, j3, r, ""), cd(c, 0), p, "");
+        p = fsub(c, p, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, j3, pos, ""), cd(c, 1), cd(c, 0), ""));
+        st(c, srow, j3, ftrunc(c, fmul(c, p, cd(c, scale))));
+        loop_end(c, &Lj3);
+    }
+    loop_end(c, &Lr);
+    if (!bwd) {
+        st(c, OUT, ci(c, 0), ftrunc(c, fdiv(c, get(c, loss, c->f64), cd(c, (double)rows))));
+        return;
+    }
+    /* Symmetrise in place: H = G + G^T. */
+    loop La, Lb;
+    LLVMValueRef a = loop_begin(c, &La, rows);
+    LLVMValueRef bcol = loop_range(c, &Lb, a, ci(c, rows));
+    LLVMValueRef ab = mad(c, a, rows, bcol), ba = mad(c, bcol, rows, a);
+    LLVMValueRef h = fadd(c, ld(c, S, ab), ld(c, S, ba));
+    st(c, S, ab, h);
+    st(c, S, ba, h);
+    loop_end(c, &Lb);
+    loop_end(c, &La);
+    sgemm(c, 0, 0, rows, d, rows, S, rows, Z, d, cf(c, 0), OUT, d);
+}
+
+/* ---- kernels and entry points ---- */
+
+static void lower_node(sc_codegen *c, int i)
+{
+    switch (c->g->n[i].op) {
+    case SC_OP_CONV2D: lower_conv(c, i); break;
+    case SC_OP_CONV2D_BWD_DATA: lower_conv_bwd_data(c, i); break;
+    case SC_OP_CONV2D_BWD_WEIGHT: lower_conv_bwd_weight(c, i); break;
+    case SC_OP_BIAS_BWD: lower_bias_bwd(c, i); break;
+    case SC_OP_BATCHNORM: lower_batchnorm(c, i); break;
+    case SC_OP_BATCHNORM_EVAL: lower_batchnorm_eval(c, i); break;
+    case SC_OP_BATCHNORM_BWD: lower_batchnorm_bwd(c, i); break;
+    case SC_OP_BN_RUNNING: lower_bn_running(c, i); break;
+    case SC_OP_RELU:
+    case SC_OP_RELU_BWD:
+    case SC_OP_ADD:
+    case SC_OP_RESHAPE: lower_elementwise(c, i); break;
+    case SC_OP_MAXPOOL:
+    case SC_OP_MAXPOOL_BWD:
+    case SC_OP_AVGPOOL:
+    case SC_OP_AVGPOOL_BWD: lower_pool(c, i); break;
+    case SC_OP_GLOBAL_AVGPOOL:
+    case SC_OP_GLOBAL_AVGPOOL_BWD: lower_global_avgpool(c, i); break;
+    case SC_OP_LINEAR:
+    case SC_OP_LINEAR_BWD_DATA:
+    case SC_OP_LINEAR_BWD_WEIGHT: lower_linear(c, i); break;
+    case SC_OP_L2NORM:
+    case SC_OP_L2NORM_BWD: lower_l2norm(c, i); break;
+    case SC_OP_NTXENT:
+    case SC_OP_NTXENT_BWD: lower_ntxent(c, i); break;
+    case SC_OP_COUNT: break;
+    }
+}
+
+static void add_attr(sc_codegen *c, LLVMValueRef fn, unsigned idx, const char *name, uint64_t val)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, val));
+}
+
+/* A function of the six base pointers, noalias and 64-byte aligned. */
+static LLVMValueRef pointer_function(sc_codegen *c, const char *name, int internal)
+{
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->kfn_t);
+    if (internal)
+        LLVMSetLinkage(fn, LLVMInternalLinkage);
+    for (unsigned k = 1; k <= SC_REG_COUNT; k++) {
+        add_attr(c, fn, k, "noalias", 0);
+        add_attr(c, fn, k, "nocapture", 0);
+    }
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    return fn;
+}
+
+static void begin_function(sc_codegen *c, LLVMValueRef fn)
+{
+    c->fn = fn;
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    LLVMBuildBr(c->b, body);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    for (int r = 0; r < SC_REG_COUNT; r++)
+        c->base[r] = LLVMGetParam(fn, (unsigned)r);
+}
+
+/* The ABI's argument orders differ from the kernels' (params, grads,
+ * buffers, arena, input, out): sc_step(params, grads, buffers, arena,
+ * input, loss) matches; sc_encode(params, buffers, arena, input, features)
+ * passes a null grads. */
+static void lower_graph(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *prefix,
+                        LLVMValueRef *kernels)
+{
+    c->g = g;
+    c->mp = mp;
+    for (int i = 0; i < g->nn; i++) {
+        char name[SC_NAME_MAX + 64];
+        snprintf(name, sizeof name, "%s%d.%s.%s", prefix, i, sc_op_name(g->n[i].op), g->n[i].label);
+        kernels[i] = pointer_function(c, name, 1);
+        begin_function(c, kernels[i]);
+        lower_node(c, i);
+        LLVMBuildRetVoid(c->b);
+    }
+}
+
+static void define_entry(sc_codegen *c, const char *name, LLVMTypeRef ft, int nargs, const int *map,
+                         LLVMValueRef *kernels, int nk)
+{
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, bb);
+    LLVMValueRef args[SC_REG_COUNT];
+    for (int r = 0; r < SC_REG_COUNT; r++)
+        args[r] = map[r] < 0 ? LLVMConstNull(c->ptr) : LLVMGetParam(fn, (unsigned)map[r]);
+    (void)nargs;
+    for (int i = 0; i < nk; i++)
+        LLVMBuildCall2(c->b, c->kfn_t, kernels[i], args, SC_REG_COUNT, "");
+    LLVMBuildRetVoid(c->b);
+}
+
+/* ---- the model description (sc_model) ---- */
+
+static LLVMValueRef cstr(sc_codegen *c, const char *s, const char *name)
+{
+    LLVMValueRef init = LLVMConstStringInContext(c->ctx, s, (unsigned)strlen(s), 0);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    return gv;
+}
+
+static LLVMValueRef i32v(sc_codegen *c, int64_t v) { return LLVMConstInt(c->i32, (unsigned long long)v, 1); }
+
+static LLVMTypeRef param_info_type(sc_codegen *c)
+{
+    LLVMTypeRef f[] = {c->ptr, c->i32, LLVMArrayType2(c->i32, 4), c->i64, c->i64, c->i32, c->i32, c->i32, c->i32};
+    return LLVMStructTypeInContext(c->ctx, f, 9, 0);
+}
+
+static LLVMValueRef param_table(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const int *list, int n,
+                                const char *name)
+{
+    LLVMTypeRef pt = param_info_type(c);
+    LLVMValueRef *rows = calloc((size_t)n + 1, sizeof *rows);
+    if (!rows)
+        return LLVMConstNull(c->ptr);
+    for (int i = 0; i < n; i++) {
+        const sc_tensor *t = &g->t[list[i]];
+        char gname[64];
+        snprintf(gname, sizeof gname, "%s.name.%d", name, i);
+        LLVMValueRef dims[4];
+        for (int d = 0; d < 4; d++)
+            dims[d] = i32v(c, d < t->ndim ? t->shape[d] : 0);
+        LLVMValueRef f[] = {cstr(c, t->name, gname), i32v(c, t->ndim), LLVMConstArray2(c->i32, dims, 4),
+                            ci(c, t->numel), ci(c, mp->offset[list[i]]), i32v(c, t->init),
+                            i32v(c, t->fan_in), i32v(c, t->no_decay), i32v(c, 0)};
+        rows[i] = LLVMConstNamedStruct(pt, f, 9);
+    }
+    LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)n);
+    free(rows);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), name);
+    LLVMSetInitializer(gv, arr);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
+static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
+{
+    LLVMTypeRef d3 = LLVMArrayType2(c->f64, 3);
+    LLVMTypeRef f[] = {c->i32, c->i32, c->i32, c->i32, c->f64, c->f64, c->f64, c->f64, c->f64, c->f64,
+                       c->f64, c->f64, c->f64, c->f64, c->f64, d3, d3};
+    LLVMTypeRef at = LLVMStructTypeInContext(c->ctx, f, 17, 0);
+    LLVMValueRef *rows = calloc((size_t)m->naugs + 1, sizeof *rows);
+    if (!rows)
+        return LLVMConstNull(c->ptr);
+    for (int i = 0; i < m->naugs; i++) {
+        const sc_aug *a = &m->augs[i];
+        LLVMValueRef mean[3], sd[3];
+        for (int k = 0; k < 3; k++) {
+            mean[k] = cd(c, a->mean[k]);
+            sd[k] = cd(c, a->std[k]);
+        }
+        LLVMValueRef v[] = {i32v(c, a->kind), i32v(c, a->size), i32v(c, a->kernel), i32v(c, 0),
+                            cd(c, a->p), cd(c, a->scale_min), cd(c, a->scale_max), cd(c, a->ratio_min),
+                            cd(c, a->ratio_max), cd(c, a->brightness), cd(c, a->contrast), cd(c, a->saturation),
+                            cd(c, a->hue), cd(c, a->sigma_min), cd(c, a->sigma_max),
+                            LLVMConstArray2(c->f64, mean, 3), LLVMConstArray2(c->f64, sd, 3)};
+        rows[i] = LLVMConstNamedStruct(at, v, 17);
+    }
+    LLVMValueRef arr = LLVMConstArray2(at, rows, (uint64_t)m->naugs);
+    free(rows);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), "sc.augs");
+    LLVMSetInitializer(gv, arr);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
+static void define_description(sc_codegen *c, const sc_model *m, const sc_graph *step, const sc_memplan *smp,
+                               const sc_graph *enc, const sc_memplan *emp)
+{
+    double flops = 0;
+    for (int i = 0; i < step->nn; i++)
+        flops += sc_node_flops(step, i);
+    const sc_tensor *feat = &enc->t[enc->features];
+    const sc_tensor *z = &step->t[step->n[step->t[step->loss].producer].in[0]];
+    const sc_train *tr = &m->train;
+
+    LLVMTypeRef tf[] = {c->i32, c->i32, c->f64, c->i32, c->i32, c->f64, c->f64, c->i32, c->i32, c->i64};
+    LLVMTypeRef tt = LLVMStructTypeInContext(c->ctx, tf, 10, 0);
+    LLVMValueRef tv[] = {i32v(c, tr->epochs), i32v(c, tr->optimizer), cd(c, tr->lr), i32v(c, tr->lr_scaling_linear),
+                         i32v(c, tr->warmup_epochs), cd(c, tr->momentum), cd(c, tr->weight_decay),
+                         i32v(c, tr->schedule), i32v(c, 0), LLVMConstInt(c->i64, tr->seed, 0)};
+
+    LLVMTypeRef df[] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32,
+                        c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->f64, c->f64, c->ptr, c->ptr,
+                        c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, tt};
+    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 27, 0);
+    LLVMValueRef dv[] = {
+        i32v(c, SC_ABI_VERSION), i32v(c, step->batch), i32v(c, m->in_c), i32v(c, m->in_h), i32v(c, m->in_w),
+        i32v(c, feat->numel / feat->shape[0]), i32v(c, z->shape[1]), i32v(c, feat->shape[0]), i32v(c, step->nparams),
+        i32v(c, step->nbuffers), i32v(c, m->naugs), i32v(c, 0), ci(c, smp->params_floats),
+        ci(c, smp->buffers_floats), ci(c, smp->arena_floats), ci(c, emp->arena_floats), cd(c, flops),
+        cd(c, m->temperature), cstr(c, m->name, "sc.name"), cstr(c, SC_VERSION, "sc.version"),
+        cstr(c, c->cpu, "sc.cpu"), cstr(c, c->features, "sc.features"), cstr(c, m->text ? m->text : "", "sc.spec"),
+        param_table(c, step, smp, step->params, step->nparams, "sc.params"),
+        param_table(c, step, smp, step->buffers, step->nbuffers, "sc.buffers"), aug_table(c, m),
+        LLVMConstNamedStruct(tt, tv, 10)};
+    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 27);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, dt, "sc_model");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+}
+
+/* ---- target setup, passes, emission ---- */
+
+/* The C API cannot ask whether a CPU name is valid; LLVM only warns
+ * ("... is not a recognized processor ...") on stderr when it builds the
+ * subtarget. So compile an empty function with stderr captured. */
+static int sc_codegen_cpu_known(LLVMTargetMachineRef tm, LLVMContextRef ctx)
+{
+    FILE *tmp = tmpfile();
+    if (!tmp)
+        return 1;
+    fflush(stderr);
+    int saved = dup(2);
+    if (saved < 0) {
+        fclose(tmp);
+        return 1;
+    }
+    dup2(fileno(tmp), 2);
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(m, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTypeRef vt = LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0);
+    LLVMValueRef fn = LLVMAddFunction(m, "probe", vt);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+    LLVMBuildRetVoid(b);
+    LLVMDisposeBuilder(b);
+    LLVMMemoryBufferRef mb = NULL;
+    char *msg = NULL;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb))
+        LLVMDisposeMemoryBuffer(mb);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(m);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char text[4096] = {0};
+    rewind(tmp);
+    size_t n = fread(text, 1, sizeof text - 1, tmp);
+    fclose(tmp);
+    text[n] = 0;
+    return strstr(text, "not a recognized processor") == NULL;
+}
+
+const char *sc_codegen_cpu(const sc_codegen *c) { return c->cpu; }
+
+sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    sc_codegen *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->opt_level = o->opt_level;
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    char *msg = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        LLVMDisposeMessage(triple);
+        free(c);
+        return NULL;
+    }
+    int host = !o->target_cpu || !strcmp(o->target_cpu, "native");
+    if (host) {
+        char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+        c->cpu = strdup(cpu);
+        c->features = strdup(feat);
+        LLVMDisposeMessage(cpu);
+        LLVMDisposeMessage(feat);
+    } else {
+        c->cpu = strdup(!strcmp(o->target_cpu, "generic") ? "x86-64" : o->target_cpu);
+        c->features = strdup("");
+    }
+    if (!c->cpu || !c->features) {
+        snprintf(err, errlen, "out of memory");
+        LLVMDisposeMessage(triple);
+        sc_codegen_free(c);
+        return NULL;
+    }
+    LLVMCodeGenOptLevel lvl = o->opt_level == 0 ? LLVMCodeGenLevelNone
+                              : o->opt_level == 1 ? LLVMCodeGenLevelLess
+                              : o->opt_level == 2 ? LLVMCodeGenLevelDefault
+                                                  : LLVMCodeGenLevelAggressive;
+    c->tm = LLVMCreateTargetMachine(target, triple, c->cpu, c->features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
+    c->ctx = LLVMContextCreate();
+    c->mod = LLVMModuleCreateWithNameInContext("simclrc", c->ctx);
+    LLVMSetTarget(c->mod, triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(c->tm);
+    LLVMSetModuleDataLayout(c->mod, dl);
+    LLVMDisposeTargetData(dl);
+    LLVMDisposeMessage(triple);
+    c->b = LLVMCreateBuilderInContext(c->ctx);
+    c->f32 = LLVMFloatTypeInContext(c->ctx);
+    c->f64 = LLVMDoubleTypeInContext(c->ctx);
+    c->i1 = LLVMInt1TypeInContext(c->ctx);
+    c->i32 = LLVMInt32TypeInContext(c->ctx);
+    c->i64 = LLVMInt64TypeInContext(c->ctx);
+    c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+    c->vd = LLVMVoidTypeInContext(c->ctx);
+    LLVMTypeRef kargs[SC_REG_COUNT];
+    for (int i = 0; i < SC_REG_COUNT; i++)
+        kargs[i] = c->ptr;
+    c->kfn_t = LLVMFunctionType(c->vd, kargs, SC_REG_COUNT, 0);
+    LLVMTypeRef sargs[14] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->f32,
+                             c->ptr, c->i32, c->ptr, c->i32, c->f32, c->ptr, c->i32};
+    c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
+    c->sgemm = LLVMAddFunction(c->mod, "cblas_sgemm", c->sgemm_t);
+    if (!host && !sc_codegen_cpu_known(c->tm, c->ctx)) {
+        snprintf(err, errlen, "unknown --target-cpu '%s' (try 'generic', 'native', or a name from llc-19 -mcpu=help)",
+                 o->target_cpu);
+        sc_codegen_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void sc_codegen_free(sc_codegen *c)
+{
+    if (!c)
+        return;
+    if (c->b)
+        LLVMDisposeBuilder(c->b);
+    if (c->mod)
+        LLVMDisposeModule(c->mod);
+    if (c->ctx)
+        LLVMContextDispose(c->ctx);
+    if (c->tm)
+        LLVMDisposeTargetMachine(c->tm);
+    free(c->cpu);
+    free(c->features);
+    free(c);
+}
+
+int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_graph *step, const sc_memplan *step_mp,
+                      const sc_graph *enc, const sc_memplan *enc_mp, char *err, size_t errlen)
+{
+    LLVMValueRef *ks = calloc((size_t)step->nn + 1, sizeof *ks);
+    LLVMValueRef *ke = calloc((size_t)enc->nn + 1, sizeof *ke);
+    if (!ks || !ke) {
+        free(ks);
+        free(ke);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    lower_graph(c, step, step_mp, "step.", ks);
+    lower_graph(c, enc, enc_mp, "encode.", ke);
+
+    LLVMTypeRef sargs[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    static const int step_map[SC_REG_COUNT] = {0, 1, 2, 3, 4, 5};
+    define_entry(c, "sc_step", LLVMFunctionType(c->vd, sargs, 6, 0), 6, step_map, ks, step->nn);
+    /* sc_encode(params, buffers, arena, input, features) */
+    static const int enc_map[SC_REG_COUNT] = {0, -1, 1, 2, 3, 4};
+    define_entry(c, "sc_encode", LLVMFunctionType(c->vd, sargs, 5, 0), 5, enc_map, ke, enc->nn);
+    free(ks);
+    free(ke);
+
+    define_description(c, m, step, step_mp, enc, enc_mp);
+
+    char *msg = NULL;
+    if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "internal error: generated module fails verification: %.400s", msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        return -1;
+    }
+    LLVMDisposeMessage(msg);
+    return 0;
+}
+
+int sc_codegen_optimize(sc_codegen *c, char *err, size_t errlen)
+{
+    char passes[32];
+    snprintf(passes, sizeof passes, "default<O%d>", c->opt_level);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, c->opt_level >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, c->opt_level >= 2);
+    LLVMErrorRef e = LLVMRunPasses(c->mod, passes, c->tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (e) {
+        char *msg = LLVMGetErrorMessage(e);
+        snprintf(err, errlen, "internal error: LLVM passes failed: %s", msg);
+        LLVMDisposeErrorMessage(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int sc_codegen_emit(sc_codegen *c, const char *kind, const char *path, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (!strcmp(kind, "llvm")) {
+        if (!strcmp(path, "-")) {
+            char *s = LLVMPrintModuleToString(c->mod);
+            int bad = fputs(s, stdout) < 0 || fflush(stdout);
+            LLVMDisposeMessage(s);
+            if (bad)
+                snprintf(err, errlen, "writing standard output failed");
+            return bad ? -1 : 0;
+        }
+        if (LLVMPrintModuleToFile(c->mod, path, &msg)) {
+            snprintf(err, errlen, "cannot write %s: %s", path, msg ? msg : "?");
+            LLVMDisposeMessage(msg);
+            return -1;
+        }
+        return 0;
+    }
+    LLVMCodeGenFileType ft = !strcmp(kind, "asm") ? LLVMAssemblyFile : LLVMObjectFile;
+    if (!strcmp(path, "-")) {
+        LLVMMemoryBufferRef mb;
+        if (LLVMTargetMachineEmitToMemoryBuffer(c->tm, c->mod, ft, &msg, &mb)) {
+            snprintf(err, errlen, "code generation failed: %s", msg ? msg : "?");
+            LLVMDisposeMessage(msg);
+            return -1;
+        }
+        size_t n = LLVMGetBufferSize(mb);
+        int bad = fwrite(LLVMGetBufferStart(mb), 1, n, stdout) != n || fflush(stdout);
+        LLVMDisposeMemoryBuffer(mb);
+        if (bad)
+            snprintf(err, errlen, "writing standard output failed");
+        return bad ? -1 : 0;
+    }
+    /* LLVMTargetMachineEmitToFile takes a non-const path. */
+    char *p = strdup(path);
+    int rc = !p || LLVMTargetMachineEmitToFile(c->tm, c->mod, p, ft, &msg);
+    free(p);
+    if (rc) {
+        snprintf(err, errlen, "cannot write %s: %s", path, msg ? msg : "out of memory");
+        LLVMDisposeMessage(msg);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* LLVM code generation (codegen.c): lowers a planned training graph and
+ * encoder graph to one LLVM module defining the ABI of include/sc_abi.h,
+ * optimises it with the new pass manager and emits IR, assembly or an
+ * object file for the host CPU (or --target-cpu). */
+#ifndef SC_CODEGEN_H
+#define SC_CODEGEN_H
+
+#include <stddef.h>
+
+#include "ir.h"
+#include "memplan.h"
+#include "model.h"
+
+typedef struct {
+    const char *target_cpu;  /* NULL: the host CPU */
+    int opt_level;           /* 0..3 */
+} sc_codegen_options;
+
+typedef struct sc_codegen sc_codegen;
+
+/* Sets up the target; an unknown CPU name is an error. NULL on error with
+ * a message in err. */
+sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen);
+void sc_codegen_free(sc_codegen *c);
+
+/* Lowers the model: step graph (forward + backward) and encoder graph,
+ * each with its memory plan. Returns 0 or -1 (message in err). */
+int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_graph *step,
+                      const sc_memplan *step_mp, const sc_graph *enc,
+                      const sc_memplan *enc_mp, char *err, size_t errlen);
+
+/* Runs the optimisation pipeline (default<O2> etc.). */
+int sc_codegen_optimize(sc_codegen *c, char *err, size_t errlen);
+
+/* kind: "llvm", "asm" or "obj"; path "-" writes text kinds to stdout. */
+int sc_codegen_emit(sc_codegen *c, const char *kind, const char *path, char *err, size_t errlen);
+
+/* The CPU name and features the code is generated for. */
+const char *sc_codegen_cpu(const sc_codegen *c);
+
+#endif

@@ -1,0 +1,17 @@
+/* Linking a model object into a training binary (--emit=exe). */
+#ifndef SC_LINK_H
+#define SC_LINK_H
+
+#include <stddef.h>
+
+/* Links obj_path (the object simclrc emitted) with libsc_binary.a (main),
+ * libsc_runtime.a, OpenBLAS, libm and pthreads into the executable
+ * out_path, running the system C compiler driver: $CC when set (it may
+ * carry arguments, split at blanks), otherwise the compiler simclrc was
+ * built with. The runtime libraries are looked up in $SIMCLRC_RUNTIME_DIR
+ * when set, otherwise in the build tree's runtime directory. No shell is
+ * involved. Returns 0, or -1 with a message in err that includes the
+ * driver's own diagnostics. */
+int sc_link_exe(const char *obj_path, const char *out_path, char *err, size_t errlen);
+
+#endif
