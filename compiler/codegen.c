@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <llvm-c/Analysis.h>
@@ -1070,46 +1072,58 @@ static void define_description(sc_codegen *c, const sc_model *m, const sc_graph 
 
 /* ---- target setup, passes, emission ---- */
 
-/* The C API cannot ask whether a CPU name is valid; LLVM only warns
- * ("... is not a recognized processor ...") on stderr when it builds the
- * subtarget. So compile an empty function with stderr captured. */
-static int sc_codegen_cpu_known(LLVMTargetMachineRef tm, LLVMContextRef ctx)
+/* The C API cannot ask whether a CPU name is valid: LLVM only warns ("...
+ * is not a recognized processor ...") on stderr when it builds the
+ * subtarget, and may then abort in code generation. So compile an empty
+ * function in a child process with stderr captured. */
+static void probe_child(LLVMTargetRef target, const char *triple, const char *cpu)
 {
-    FILE *tmp = tmpfile();
-    if (!tmp)
-        return 1;
-    fflush(stderr);
-    int saved = dup(2);
-    if (saved < 0) {
-        fclose(tmp);
-        return 1;
-    }
-    dup2(fileno(tmp), 2);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
-    char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(m, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTypeRef vt = LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0);
-    LLVMValueRef fn = LLVMAddFunction(m, "probe", vt);
+    LLVMValueRef fn = LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0));
     LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
     LLVMBuildRetVoid(b);
-    LLVMDisposeBuilder(b);
     LLVMMemoryBufferRef mb = NULL;
     char *msg = NULL;
-    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb))
-        LLVMDisposeMemoryBuffer(mb);
-    LLVMDisposeMessage(msg);
-    LLVMDisposeModule(m);
+    int rc = LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &mb);
     fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    char text[4096] = {0};
-    rewind(tmp);
-    size_t n = fread(text, 1, sizeof text - 1, tmp);
-    fclose(tmp);
+    _exit(rc ? 1 : 0);
+}
+
+static int cpu_known(LLVMTargetRef target, const char *triple, const char *cpu)
+{
+    int fds[2];
+    if (pipe(fds))
+        return 1; /* cannot check: let LLVM decide later */
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        probe_child(target, triple, cpu);
+    }
+    close(fds[1]);
+    char text[4096];
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(fds[0], text + n, sizeof text - 1 - n)) > 0 && n + (size_t)k < sizeof text - 1)
+        n += (size_t)k;
     text[n] = 0;
-    return strstr(text, "not a recognized processor") == NULL;
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(text, "not a recognized processor");
 }
 
 const char *sc_codegen_cpu(const sc_codegen *c) { return c->cpu; }
@@ -1151,6 +1165,13 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
         sc_codegen_free(c);
         return NULL;
     }
+    if (!host && !cpu_known(target, triple, c->cpu)) {
+        snprintf(err, errlen, "unknown --target-cpu '%s' (try 'generic', 'native', or a name from llc-19 -mcpu=help)",
+                 o->target_cpu);
+        LLVMDisposeMessage(triple);
+        sc_codegen_free(c);
+        return NULL;
+    }
     LLVMCodeGenOptLevel lvl = o->opt_level == 0 ? LLVMCodeGenLevelNone
                               : o->opt_level == 1 ? LLVMCodeGenLevelLess
                               : o->opt_level == 2 ? LLVMCodeGenLevelDefault
@@ -1179,12 +1200,6 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
                              c->ptr, c->i32, c->ptr, c->i32, c->f32, c->ptr, c->i32};
     c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
     c->sgemm = LLVMAddFunction(c->mod, "cblas_sgemm", c->sgemm_t);
-    if (!host && !sc_codegen_cpu_known(c->tm, c->ctx)) {
-        snprintf(err, errlen, "unknown --target-cpu '%s' (try 'generic', 'native', or a name from llc-19 -mcpu=help)",
-                 o->target_cpu);
-        sc_codegen_free(c);
-        return NULL;
-    }
     return c;
 }
 

@@ -57,6 +57,21 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
     return 0;
 }
 
+/* Whether the directory that would hold path accepts new files (errno
+ * says why not). Checked before the slow part of compiling. */
+static int dir_writable(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    return access(dir, W_OK | X_OK) == 0;
+}
+
 static int dumps(const char *dump_after, const char *pass)
 {
     return dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, pass));
@@ -116,7 +131,10 @@ static int compile(const sc_model *m, const sc_graph *g, const char *emit, const
         goto done;
     }
     if (strcmp(emit, "exe")) {
-        rc = sc_codegen_emit(cg, emit, out ? out : (!strcmp(emit, "obj") ? "-" : "-"), err, sizeof err)
+        /* Text goes to stdout by default; an object file to ./NAME.o. */
+        char objpath[160];
+        snprintf(objpath, sizeof objpath, "./%s.o", m->name);
+        rc = sc_codegen_emit(cg, emit, out ? out : (!strcmp(emit, "obj") ? objpath : "-"), err, sizeof err)
                  ? EXIT_INPUT : 0;
         if (rc)
             fprintf(stderr, "simclrc: error: %s\n", err);
@@ -126,6 +144,11 @@ static int compile(const sc_model *m, const sc_graph *g, const char *emit, const
     char defpath[160];
     snprintf(defpath, sizeof defpath, "./%s", m->name);
     const char *exe = out ? out : defpath;
+    if (!dir_writable(exe)) {
+        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", exe, strerror(errno));
+        rc = EXIT_INPUT;
+        goto done;
+    }
     size_t n = strlen(exe) + 32;
     obj = malloc(n);
     if (!obj)
