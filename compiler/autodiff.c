@@ -67,6 +67,10 @@ static void backward_node(ad *a, const sc_node *n)
         if (a->needs[x[0]])
             emit1(a, n, SC_OP_NTXENT_BWD, x, 1, x[0]);
         return;
+    case SC_OP_SOFTMAX_XENT:
+        if (a->needs[x[0]])
+            emit1(a, n, SC_OP_SOFTMAX_XENT_BWD, x, 2, x[0]);
+        return;
     case SC_OP_BN_RUNNING:
         return;
     default:

@@ -9,19 +9,44 @@
 
 #include "diag.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Largest tensor the compiler accepts, in elements: far beyond any sane
  * model, but it keeps every size product inside 64 bits. */
 #define MAX_NUMEL (1LL << 40)
+/* Largest forward graph, in tensors: a ResNet-1001 needs about 10,000. A
+ * stage of two billion blocks stops here, not when memory runs out. */
+#define MAX_TENSORS 100000
+#define INDEX_SLOTS (1 << 18) /* power of two, > 2 x MAX_TENSORS */
 
 typedef struct {
     const sc_model *m;
     sc_graph *g;
-    int n; /* views per step, 2 x batch */
+    int n;      /* views per step, 2 x batch */
+    int *index; /* open-addressing hash of tensor names: tensor index + 1, 0 free */
 } builder;
+
+static uint32_t hash_name(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The slot holding name, or the free slot where it would go. */
+static int *index_slot(builder *b, const char *name)
+{
+    uint32_t i = hash_name(name) & (INDEX_SLOTS - 1);
+    while (b->index[i] && strcmp(b->g->t[b->index[i] - 1].name, name))
+        i = (i + 1) & (INDEX_SLOTS - 1);
+    return &b->index[i];
+}
 
 static int fail(builder *b, int line, const char *fmt, ...) SC_PRINTF(3, 4);
 static int fail(builder *b, int line, const char *fmt, ...)
@@ -58,7 +83,10 @@ static int tensor(builder *b, const char *prefix, const char *suffix,
     if (len < 0 || len >= (int)sizeof name)
         return fail(b, line, "the tensor name '%s%s' is longer than %d characters",
                     prefix, suffix, SC_NAME_MAX - 1);
-    int old = sc_graph_find(b->g, name);
+    if (b->g->nt >= MAX_TENSORS)
+        return fail(b, line, "the model is too large: more than %d tensors", MAX_TENSORS);
+    int *slot = index_slot(b, name);
+    int old = *slot - 1;
     if (old >= 0) {
         if (b->g->t[old].line > 0)
             return fail(b, line, "the name '%s' is already used by the layer on line %d",
@@ -68,12 +96,14 @@ static int tensor(builder *b, const char *prefix, const char *suffix,
     long long numel = 1;
     int s[SC_MAX_DIMS];
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 1 || shape[i] > 0x7fffffff || numel * shape[i] > MAX_NUMEL)
+        if (shape[i] < 1 || shape[i] > 0x7fffffff || shape[i] > MAX_NUMEL / numel)
             return fail(b, line, "the tensor '%s' would be too large", name);
         numel *= shape[i];
         s[i] = (int)shape[i];
     }
-    return sc_graph_tensor(b->g, name, kind, ndim, s, line);
+    int t = sc_graph_tensor(b->g, name, kind, ndim, s, line);
+    *slot = t + 1;
+    return t;
 }
 
 /* A parameter: weights decay, biases and batchnorm parameters do not. */
@@ -96,6 +126,14 @@ static int node(builder *b, sc_opkind op, const int *in, int nin, const int *out
                 int nout, int line, const char *label)
 {
     return sc_graph_node(b->g, op, in, nin, out, nout, line, label);
+}
+
+/* a x b for sizes (>= 0), saturating instead of overflowing. */
+static long long mul_sat(long long a, long long b)
+{
+    if (a > 0 && b > LLONG_MAX / a)
+        return LLONG_MAX;
+    return a * b;
 }
 
 /* Output size of a window sliding over n (+ padding on both sides) with
@@ -137,7 +175,7 @@ static int conv(builder *b, const char *prefix, int x, int filters, int k, int s
     if (window_check(b, "conv", x, k, s, p, line, &oh, &ow) < 0)
         return -1;
     long long n = b->g->t[x].shape[0], c = b->g->t[x].shape[1];
-    long long fan_in = c * k * k;
+    long long fan_in = mul_sat(mul_sat(c, k), k);
     long long ws[4] = {filters, c, k, k}, bs[1] = {filters};
     int in[3] = {x, -1, -1};
     in[1] = param(b, prefix, ".weight", 4, ws, SC_INIT_KAIMING_UNIFORM, fan_in, 0, line);
@@ -435,50 +473,64 @@ static int build_list(builder *b, const sc_layer_list *list, const char *base, i
     return x;
 }
 
-int sc_build_graph(const sc_model *m, int batch, sc_graph *g)
+static int build(builder *b, int batch)
 {
-    builder b = {m, g, 0};
+    const sc_model *m = b->m;
+    sc_graph *g = b->g;
     int B = batch > 0 ? batch : m->train.batch;
     if (B < 2 || B > (1 << 20))
-        return fail(&b, batch > 0 ? 0 : m->train.line,
+        return fail(b, batch > 0 ? 0 : m->train.line,
                     "batch %d: NT-Xent needs at least 2 images per step (at most %d)", B,
                     1 << 20);
     if (m->encoder.n == 0)
-        return fail(&b, m->encoder_line, "the encoder has no layers");
-    b.n = 2 * B;
+        return fail(b, m->encoder_line, "the encoder has no layers");
+    b->n = 2 * B;
     snprintf(g->name, sizeof g->name, "%s", m->name);
     g->batch = B;
 
-    long long is[4] = {b.n, m->in_c, m->in_h, m->in_w};
-    int x = tensor(&b, "input", "", SC_T_INPUT, 4, is, m->input_line);
+    long long is[4] = {b->n, m->in_c, m->in_h, m->in_w};
+    int x = tensor(b, "input", "", SC_T_INPUT, 4, is, m->input_line);
     if (x < 0)
         return -1;
     g->input = x;
-    x = build_list(&b, &m->encoder, "encoder", x);
+    x = build_list(b, &m->encoder, "encoder", x);
     g->features = x;
     if (x >= 0)
-        x = build_list(&b, &m->head, "head", x);
+        x = build_list(b, &m->head, "head", x);
     if (x < 0)
         return -1;
 
     const sc_tensor *z = &g->t[x];
     char buf[96];
     if (z->ndim != 2)
-        return fail(&b, m->loss_line,
+        return fail(b, m->loss_line,
                     "the loss needs 2-D projections [2N,D], but the %s gives the %d-D %s; "
                     "end it with <global-avgpool/> or <flatten/>",
                     m->head.n ? "head" : "encoder", z->ndim, dims(z, buf, sizeof buf));
     long long zs[2] = {z->shape[0], z->shape[1]}, ls[1] = {1};
-    int zn = tensor(&b, "z_norm", "", SC_T_ACT, 2, zs, m->loss_line);
+    int zn = tensor(b, "z_norm", "", SC_T_ACT, 2, zs, m->loss_line);
     if (zn < 0)
         return -1;
-    node(&b, SC_OP_L2NORM, &x, 1, &zn, 1, m->loss_line, "loss");
-    int loss = tensor(&b, "loss", "", SC_T_LOSS, 1, ls, m->loss_line);
+    node(b, SC_OP_L2NORM, &x, 1, &zn, 1, m->loss_line, "loss");
+    int loss = tensor(b, "loss", "", SC_T_LOSS, 1, ls, m->loss_line);
     if (loss < 0)
         return -1;
-    int i = node(&b, SC_OP_NTXENT, &zn, 1, &loss, 1, m->loss_line, "loss");
+    int i = node(b, SC_OP_NTXENT, &zn, 1, &loss, 1, m->loss_line, "loss");
     g->n[i].temperature = m->temperature;
     g->loss = loss;
     g->nfwd = g->nn;
     return 0;
+}
+
+int sc_build_graph(const sc_model *m, int batch, sc_graph *g)
+{
+    builder b = {m, g, 0, calloc(INDEX_SLOTS, sizeof(int))};
+    if (!b.index)
+        return fail(&b, 0, "out of memory");
+    /* Names the caller's graph may already hold. */
+    for (int i = 0; i < g->nt; i++)
+        *index_slot(&b, g->t[i].name) = i + 1;
+    int rc = build(&b, batch);
+    free(b.index);
+    return rc;
 }

@@ -34,14 +34,21 @@ struct sc_codegen {
     LLVMTargetMachineRef tm;
     int opt_level;
     char *cpu, *features;
-    LLVMTypeRef f32, f64, i1, i32, i64, ptr, vd, kfn_t, sgemm_t;
+    LLVMTypeRef f32, f64, i1, i32, i64, ptr, vd, sgemm_t;
     LLVMValueRef sgemm;
-    /* the kernel being generated */
+    /* the kernel being generated: its node and pointer arguments */
     LLVMValueRef fn;
     LLVMBasicBlockRef entry;
-    LLVMValueRef base[SC_REG_COUNT];
+    int node;
+    LLVMValueRef arg_in[SC_MAX_IN], arg_out[SC_MAX_OUT], arg_ws;
     const sc_graph *g;
     const sc_memplan *mp;
+    /* kernels generated so far, by signature: nodes that differ only in
+     * where their tensors live share one kernel */
+    char **kkeys;
+    LLVMValueRef *kfns;
+    LLVMTypeRef *ktypes;
+    int nk;
 };
 
 /* ---- small builders ---- */
@@ -206,14 +213,23 @@ static LLVMValueRef imax(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
 
 /* ---- tensors ---- */
 
+/* Inside a kernel, tensors are its pointer arguments. */
 static LLVMValueRef tensor(sc_codegen *c, int t)
 {
-    return gep(c, c->base[c->mp->region[t]], ci(c, c->mp->offset[t]));
+    const sc_node *n = &c->g->n[c->node];
+    for (int k = 0; k < n->nin; k++)
+        if (n->in[k] == t)
+            return c->arg_in[k];
+    for (int k = 0; k < n->nout; k++)
+        if (n->out[k] == t)
+            return c->arg_out[k];
+    return LLVMConstNull(c->ptr); /* not reached: lowering only uses its node's tensors */
 }
 
 static LLVMValueRef workspace(sc_codegen *c, int node)
 {
-    return gep(c, c->base[SC_REG_ARENA], ci(c, c->mp->ws_offset[node]));
+    (void)node;
+    return c->arg_ws;
 }
 
 static void zero(sc_codegen *c, LLVMValueRef p, int64_t n)
@@ -852,6 +868,47 @@ static void lower_ntxent(sc_codegen *c, int i)
     sgemm(c, 0, 0, rows, d, rows, S, rows, Z, d, cf(c, 0), OUT, d);
 }
 
+/* ---- softmax cross-entropy (supervised fine-tuning) ---- */
+
+static void lower_softmax_xent(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_SOFTMAX_XENT_BWD;
+    const sc_tensor *lg = &c->g->t[n->in[0]];
+    int64_t rows = lg->shape[0], k = lg->shape[1];
+    LLVMValueRef L = tensor(c, n->in[0]), LAB = tensor(c, n->in[1]), OUT = tensor(c, n->out[0]);
+    LLVMValueRef mx = var(c, c->f64, cd(c, 0)), sum = var(c, c->f64, cd(c, 0)), loss = var(c, c->f64, cd(c, 0));
+    loop Lr, Lj, Lj2, Lj3;
+    LLVMValueRef r = loop_begin(c, &Lr, rows);
+    LLVMValueRef row = gep(c, L, imul(c, r, ci(c, k)));
+    LLVMValueRef label = LLVMBuildFPToSI(c->b, ld(c, LAB, r), c->i64, "");
+    set(c, mx, fext(c, ld(c, row, ci(c, 0))));
+    LLVMValueRef j = loop_begin(c, &Lj, k);
+    LLVMValueRef v = fext(c, ld(c, row, j));
+    set(c, mx, LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, mx, c->f64), ""), v,
+                               get(c, mx, c->f64), ""));
+    loop_end(c, &Lj);
+    LLVMValueRef m = get(c, mx, c->f64);
+    set(c, sum, cd(c, 0));
+    LLVMValueRef j2 = loop_begin(c, &Lj2, k);
+    set(c, sum, fadd(c, get(c, sum, c->f64), call_intrinsic1(c, "llvm.exp", c->f64, fsub(c, fext(c, ld(c, row, j2)), m))));
+    loop_end(c, &Lj2);
+    LLVMValueRef lse = fadd(c, m, call_intrinsic1(c, "llvm.log", c->f64, get(c, sum, c->f64)));
+    if (!bwd) {
+        set(c, loss, fadd(c, get(c, loss, c->f64), fsub(c, lse, fext(c, ld(c, row, label)))));
+    } else {
+        LLVMValueRef orow = gep(c, OUT, imul(c, r, ci(c, k)));
+        LLVMValueRef j3 = loop_begin(c, &Lj3, k);
+        LLVMValueRef p = call_intrinsic1(c, "llvm.exp", c->f64, fsub(c, fext(c, ld(c, row, j3)), lse));
+        p = fsub(c, p, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, j3, label, ""), cd(c, 1), cd(c, 0), ""));
+        st(c, orow, j3, ftrunc(c, fdiv(c, p, cd(c, (double)rows))));
+        loop_end(c, &Lj3);
+    }
+    loop_end(c, &Lr);
+    if (!bwd)
+        st(c, OUT, ci(c, 0), ftrunc(c, fdiv(c, get(c, loss, c->f64), cd(c, (double)rows))));
+}
+
 /* ---- kernels and entry points ---- */
 
 static void lower_node(sc_codegen *c, int i)
@@ -882,6 +939,8 @@ static void lower_node(sc_codegen *c, int i)
     case SC_OP_L2NORM_BWD: lower_l2norm(c, i); break;
     case SC_OP_NTXENT:
     case SC_OP_NTXENT_BWD: lower_ntxent(c, i); break;
+    case SC_OP_SOFTMAX_XENT:
+    case SC_OP_SOFTMAX_XENT_BWD: lower_softmax_xent(c, i); break;
     case SC_OP_COUNT: break;
     }
 }
@@ -892,65 +951,132 @@ static void add_attr(sc_codegen *c, LLVMValueRef fn, unsigned idx, const char *n
     LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, val));
 }
 
-/* A function of the six base pointers, noalias and 64-byte aligned. */
-static LLVMValueRef pointer_function(sc_codegen *c, const char *name, int internal)
+/* What makes two nodes' kernels identical: the op, its attributes, the
+ * shapes of every operand and the workspace. */
+static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, char *key, size_t len)
 {
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->kfn_t);
-    if (internal)
-        LLVMSetLinkage(fn, LLVMInternalLinkage);
-    for (unsigned k = 1; k <= SC_REG_COUNT; k++) {
+    const sc_node *n = &g->n[i];
+    size_t k = (size_t)snprintf(key, len, "%d:%d,%d,%d:%.17g,%.17g,%.17g:%lld", n->op, n->kernel, n->stride, n->pad,
+                                n->eps, n->momentum, n->temperature, (long long)mp->ws_floats[i]);
+    for (int s = 0; s < n->nin + n->nout && k < len; s++) {
+        const sc_tensor *t = &g->t[s < n->nin ? n->in[s] : n->out[s - n->nin]];
+        k += (size_t)snprintf(key + k, len - k, "|");
+        for (int d = 0; d < t->ndim && k < len; d++)
+            k += (size_t)snprintf(key + k, len - k, "%d,", t->shape[d]);
+    }
+    if (n->op == SC_OP_BN_RUNNING && k < len) {
+        /* the element count per channel behind the statistics */
+        const sc_tensor *bx = &g->t[g->n[g->t[n->in[0]].producer].in[0]];
+        snprintf(key + k, len - k, "#%ld", bx->numel);
+    }
+}
+
+/* The kernel of node i: found by signature, or generated. */
+static LLVMValueRef kernel_for(sc_codegen *c, int i, const char *prefix, LLVMTypeRef *type)
+{
+    char key[512];
+    kernel_key(c->g, c->mp, i, key, sizeof key);
+    for (int k = 0; k < c->nk; k++)
+        if (!strcmp(c->kkeys[k], key)) {
+            *type = c->ktypes[k];
+            return c->kfns[k];
+        }
+    const sc_node *n = &c->g->n[i];
+    int nargs = n->nin + n->nout + 1;
+    LLVMTypeRef args[SC_MAX_IN + SC_MAX_OUT + 1];
+    for (int k = 0; k < nargs; k++)
+        args[k] = c->ptr;
+    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, (unsigned)nargs, 0);
+    char name[SC_NAME_MAX + 64];
+    snprintf(name, sizeof name, "%s%s.%s", prefix, sc_op_name(n->op), n->label);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    /* Operands never overlap (the memory plan keeps simultaneously live
+     * tensors apart), so every pointer is noalias. */
+    for (unsigned k = 1; k <= (unsigned)nargs; k++) {
         add_attr(c, fn, k, "noalias", 0);
         add_attr(c, fn, k, "nocapture", 0);
     }
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
-    return fn;
-}
 
-static void begin_function(sc_codegen *c, LLVMValueRef fn)
-{
     c->fn = fn;
+    c->node = i;
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
     LLVMBuildBr(c->b, body);
     LLVMPositionBuilderAtEnd(c->b, body);
-    for (int r = 0; r < SC_REG_COUNT; r++)
-        c->base[r] = LLVMGetParam(fn, (unsigned)r);
+    for (int k = 0; k < n->nin; k++)
+        c->arg_in[k] = LLVMGetParam(fn, (unsigned)k);
+    for (int k = 0; k < n->nout; k++)
+        c->arg_out[k] = LLVMGetParam(fn, (unsigned)(n->nin + k));
+    c->arg_ws = LLVMGetParam(fn, (unsigned)(nargs - 1));
+    lower_node(c, i);
+    LLVMBuildRetVoid(c->b);
+
+    char **kk = realloc(c->kkeys, (size_t)(c->nk + 1) * sizeof *kk);
+    if (kk)
+        c->kkeys = kk;
+    LLVMValueRef *kf = realloc(c->kfns, (size_t)(c->nk + 1) * sizeof *kf);
+    if (kf)
+        c->kfns = kf;
+    LLVMTypeRef *kt = realloc(c->ktypes, (size_t)(c->nk + 1) * sizeof *kt);
+    if (kt)
+        c->ktypes = kt;
+    char *dup = strdup(key);
+    if (kk && kf && kt && dup) {
+        c->kkeys[c->nk] = dup;
+        c->kfns[c->nk] = fn;
+        c->ktypes[c->nk] = ft;
+        c->nk++;
+    } else
+        free(dup); /* out of memory: the next identical node gets its own kernel */
+    *type = ft;
+    return fn;
 }
 
-/* The ABI's argument orders differ from the kernels' (params, grads,
- * buffers, arena, input, out): sc_step(params, grads, buffers, arena,
- * input, loss) matches; sc_encode(params, buffers, arena, input, features)
- * passes a null grads. */
-static void lower_graph(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *prefix,
-                        LLVMValueRef *kernels)
+/* An entry point: sc_step(params, grads, buffers, arena, input, loss) or
+ * sc_encode(params, buffers, arena, input, features); map gives, for each
+ * region, the entry's parameter number (-1: none). It calls the kernel of
+ * every node with its operands' addresses. */
+static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *name,
+                         const char *prefix, int nparams, const int *map)
 {
     c->g = g;
     c->mp = mp;
-    for (int i = 0; i < g->nn; i++) {
-        char name[SC_NAME_MAX + 64];
-        snprintf(name, sizeof name, "%s%d.%s.%s", prefix, i, sc_op_name(g->n[i].op), g->n[i].label);
-        kernels[i] = pointer_function(c, name, 1);
-        begin_function(c, kernels[i]);
-        lower_node(c, i);
-        LLVMBuildRetVoid(c->b);
+    LLVMValueRef *fns = calloc((size_t)g->nn + 1, sizeof *fns);
+    LLVMTypeRef *types = calloc((size_t)g->nn + 1, sizeof *types);
+    if (!fns || !types) {
+        fprintf(stderr, "simclrc: error: out of memory\n");
+        exit(3);
     }
-}
+    for (int i = 0; i < g->nn; i++)
+        fns[i] = kernel_for(c, i, prefix, &types[i]);
 
-static void define_entry(sc_codegen *c, const char *name, LLVMTypeRef ft, int nargs, const int *map,
-                         LLVMValueRef *kernels, int nk)
-{
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMTypeRef pargs[SC_REG_COUNT];
+    for (int k = 0; k < SC_REG_COUNT; k++)
+        pargs[k] = c->ptr;
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pargs, (unsigned)nparams, 0));
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
     LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(c->b, bb);
-    LLVMValueRef args[SC_REG_COUNT];
+    LLVMValueRef base[SC_REG_COUNT];
     for (int r = 0; r < SC_REG_COUNT; r++)
-        args[r] = map[r] < 0 ? LLVMConstNull(c->ptr) : LLVMGetParam(fn, (unsigned)map[r]);
-    (void)nargs;
-    for (int i = 0; i < nk; i++)
-        LLVMBuildCall2(c->b, c->kfn_t, kernels[i], args, SC_REG_COUNT, "");
+        base[r] = map[r] < 0 ? LLVMConstNull(c->ptr) : LLVMGetParam(fn, (unsigned)map[r]);
+    for (int i = 0; i < g->nn; i++) {
+        const sc_node *n = &g->n[i];
+        LLVMValueRef args[SC_MAX_IN + SC_MAX_OUT + 1];
+        int k = 0;
+        for (int s = 0; s < n->nin + n->nout; s++) {
+            int t = s < n->nin ? n->in[s] : n->out[s - n->nin];
+            args[k++] = gep(c, base[mp->region[t]], ci(c, mp->offset[t]));
+        }
+        args[k++] = mp->ws_floats[i] ? gep(c, base[SC_REG_ARENA], ci(c, mp->ws_offset[i])) : LLVMConstNull(c->ptr);
+        LLVMBuildCall2(c->b, types[i], fns[i], args, (unsigned)k, "");
+    }
     LLVMBuildRetVoid(c->b);
+    free(fns);
+    free(types);
 }
 
 /* ---- the model description (sc_model) ---- */
@@ -1192,10 +1318,6 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
     c->i64 = LLVMInt64TypeInContext(c->ctx);
     c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
     c->vd = LLVMVoidTypeInContext(c->ctx);
-    LLVMTypeRef kargs[SC_REG_COUNT];
-    for (int i = 0; i < SC_REG_COUNT; i++)
-        kargs[i] = c->ptr;
-    c->kfn_t = LLVMFunctionType(c->vd, kargs, SC_REG_COUNT, 0);
     LLVMTypeRef sargs[14] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->f32,
                              c->ptr, c->i32, c->ptr, c->i32, c->f32, c->ptr, c->i32};
     c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
@@ -1215,6 +1337,11 @@ void sc_codegen_free(sc_codegen *c)
         LLVMContextDispose(c->ctx);
     if (c->tm)
         LLVMDisposeTargetMachine(c->tm);
+    for (int k = 0; k < c->nk; k++)
+        free(c->kkeys[k]);
+    free(c->kkeys);
+    free(c->kfns);
+    free(c->ktypes);
     free(c->cpu);
     free(c->features);
     free(c);
@@ -1223,25 +1350,10 @@ void sc_codegen_free(sc_codegen *c)
 int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_graph *step, const sc_memplan *step_mp,
                       const sc_graph *enc, const sc_memplan *enc_mp, char *err, size_t errlen)
 {
-    LLVMValueRef *ks = calloc((size_t)step->nn + 1, sizeof *ks);
-    LLVMValueRef *ke = calloc((size_t)enc->nn + 1, sizeof *ke);
-    if (!ks || !ke) {
-        free(ks);
-        free(ke);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    lower_graph(c, step, step_mp, "step.", ks);
-    lower_graph(c, enc, enc_mp, "encode.", ke);
-
-    LLVMTypeRef sargs[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
     static const int step_map[SC_REG_COUNT] = {0, 1, 2, 3, 4, 5};
-    define_entry(c, "sc_step", LLVMFunctionType(c->vd, sargs, 6, 0), 6, step_map, ks, step->nn);
-    /* sc_encode(params, buffers, arena, input, features) */
+    define_entry(c, step, step_mp, "sc_step", "step.", 6, step_map);
     static const int enc_map[SC_REG_COUNT] = {0, -1, 1, 2, 3, 4};
-    define_entry(c, "sc_encode", LLVMFunctionType(c->vd, sargs, 5, 0), 5, enc_map, ke, enc->nn);
-    free(ks);
-    free(ke);
+    define_entry(c, enc, enc_mp, "sc_encode", "encode.", 5, enc_map);
 
     define_description(c, m, step, step_mp, enc, enc_mp);
 

@@ -182,6 +182,12 @@ static void run_node(sc_interp *it, int i)
     case SC_OP_NTXENT:
         b[out[0]][0] = sc_ref_ntxent(x->shape[0], x->shape[1], n->temperature, b[in[0]]);
         break;
+    case SC_OP_SOFTMAX_XENT:
+        b[out[0]][0] = sc_ref_softmax_xent(x->shape[0], x->shape[1], b[in[0]], b[in[1]]);
+        break;
+    case SC_OP_SOFTMAX_XENT_BWD:
+        sc_ref_softmax_xent_bwd(x->shape[0], x->shape[1], b[in[0]], b[in[1]], b[out[0]]);
+        break;
     case SC_OP_NTXENT_BWD:
         sc_ref_ntxent_bwd(x->shape[0], x->shape[1], n->temperature, b[in[0]], b[out[0]]);
         break;

@@ -66,6 +66,7 @@ typedef enum {
     SC_OP_L2NORM,          /* (x) -> y   rows scaled to unit norm */
     SC_OP_NTXENT,          /* (z) -> loss[1] */
     SC_OP_BATCHNORM_EVAL,  /* (x, gamma, beta, running_mean, running_var) -> y */
+    SC_OP_SOFTMAX_XENT,    /* (logits [N,K], labels [N]) -> loss[1]   labels hold class indices */
     /* backward */
     SC_OP_CONV2D_BWD_DATA,   /* (dy, w) -> dx */
     SC_OP_CONV2D_BWD_WEIGHT, /* (dy, x) -> dw */
@@ -79,6 +80,7 @@ typedef enum {
     SC_OP_LINEAR_BWD_WEIGHT, /* (dy, x) -> dw */
     SC_OP_L2NORM_BWD,        /* (dy, x) -> dx */
     SC_OP_NTXENT_BWD,        /* (z) -> dz   gradient of the loss itself */
+    SC_OP_SOFTMAX_XENT_BWD,  /* (logits, labels) -> dlogits   gradient of the loss itself */
     SC_OP_COUNT
 } sc_opkind;
 

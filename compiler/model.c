@@ -32,7 +32,7 @@ extern const char sc_xsd_text[];
 extern const unsigned sc_xsd_text_len;
 
 /* Model files are a few kilobytes; refuse anything absurd before parsing. */
-#define MAX_FILE_BYTES (16L << 20)
+#define MAX_FILE_BYTES (1L << 20)
 /* Images per step: 2 x batch views must stay far inside an int. */
 #define MAX_BATCH (1 << 20)
 
@@ -97,7 +97,7 @@ static char *read_file(const char *path, long *len)
     }
     for (;;) {
         if (n + 1 >= cap) {
-            if ((long)cap > MAX_FILE_BYTES) {
+            if ((long)n >= MAX_FILE_BYTES) {
                 sc_error_at(path, 0, "the model file is larger than %ld bytes",
                             MAX_FILE_BYTES);
                 free(buf);
@@ -128,6 +128,11 @@ static char *read_file(const char *path, long *len)
         }
     }
     fclose(f);
+    if ((long)n > MAX_FILE_BYTES) {
+        sc_error_at(path, 0, "the model file is larger than %ld bytes", MAX_FILE_BYTES);
+        free(buf);
+        return NULL;
+    }
     buf[n] = 0;
     *len = (long)n;
     return buf;

@@ -15,6 +15,8 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_L2NORM] = "l2norm",
     [SC_OP_NTXENT] = "ntxent",
     [SC_OP_BATCHNORM_EVAL] = "batchnorm_eval",
+    [SC_OP_SOFTMAX_XENT] = "softmax_xent",
+    [SC_OP_SOFTMAX_XENT_BWD] = "softmax_xent_bwd",
     [SC_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
     [SC_OP_CONV2D_BWD_WEIGHT] = "conv2d_bwd_weight",
     [SC_OP_BIAS_BWD] = "bias_bwd",
@@ -80,6 +82,8 @@ double sc_node_flops(const sc_graph *g, int i)
     case SC_OP_ADD:
     case SC_OP_BIAS_BWD: return (double)in0->numel;
     case SC_OP_L2NORM: return 3.0 * in0->numel;
+    case SC_OP_SOFTMAX_XENT:
+    case SC_OP_SOFTMAX_XENT_BWD: return 4.0 * in0->numel;
     case SC_OP_L2NORM_BWD: return 5.0 * in0->numel;
     case SC_OP_NTXENT:
     case SC_OP_NTXENT_BWD: {

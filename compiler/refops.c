@@ -505,3 +505,36 @@ void sc_ref_batchnorm_eval(int n, int c, int hw, double eps, const double *x,
         }
     }
 }
+
+/* log-sum-exp of row x[0..k), stabilised by the row maximum. */
+static double row_lse(int k, const double *x)
+{
+    double m = x[0];
+    for (int j = 1; j < k; j++)
+        m = x[j] > m ? x[j] : m;
+    double s = 0;
+    for (int j = 0; j < k; j++)
+        s += exp(x[j] - m);
+    return m + log(s);
+}
+
+double sc_ref_softmax_xent(int n, int k, const double *logits, const double *labels)
+{
+    double loss = 0;
+    for (int i = 0; i < n; i++) {
+        const double *row = logits + (long)i * k;
+        loss += row_lse(k, row) - row[(int)labels[i]];
+    }
+    return loss / n;
+}
+
+void sc_ref_softmax_xent_bwd(int n, int k, const double *logits, const double *labels,
+                             double *dlogits)
+{
+    for (int i = 0; i < n; i++) {
+        const double *row = logits + (long)i * k;
+        double lse = row_lse(k, row);
+        for (int j = 0; j < k; j++)
+            dlogits[(long)i * k + j] = (exp(row[j] - lse) - (j == (int)labels[i])) / n;
+    }
+}

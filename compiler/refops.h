@@ -85,4 +85,10 @@ double sc_ref_ntxent(int n2, int d, double temperature, const double *z);
 void sc_ref_ntxent_bwd(int n2, int d, double temperature, const double *z,
                        double *dz);
 
+/* Mean over rows of -log softmax(logits[i])[labels[i]]; logits [n, k],
+ * labels hold class indices 0..k-1 as doubles. */
+double sc_ref_softmax_xent(int n, int k, const double *logits, const double *labels);
+void sc_ref_softmax_xent_bwd(int n, int k, const double *logits, const double *labels,
+                             double *dlogits);
+
 #endif

@@ -35,6 +35,8 @@ typedef struct {
 } sc_augment_op;
 
 enum { SC_AUGMENT_MAX_OPS = 32 };
+/* Largest image side anywhere (index tables live on the stack). */
+enum { SC_AUGMENT_MAX_SIDE = 2048 };
 
 typedef struct {
     int nops;
@@ -70,7 +72,8 @@ void sc_augment_to_float(const uint8_t *in, size_t n, float *out);
 
 /* F.resized_crop on a tensor: crop rows [top, top+ch), columns
  * [left, left+cw) of a c x h x w image, then bilinear resize to oh x ow
- * (align_corners=False, no antialias). The box must lie inside the image. */
+ * (align_corners=False, no antialias). The box must lie inside the image;
+ * oh, ow <= SC_AUGMENT_MAX_SIDE. */
 void sc_augment_resized_crop(const float *in, int c, int h, int w, int top, int left, int ch,
                              int cw, float *out, int oh, int ow);
 void sc_augment_hflip(float *img, int c, int h, int w);
@@ -82,8 +85,9 @@ void sc_augment_hue(float *img, int h, int w, float factor); /* factor in [-0.5,
 /* Luma 0.2989 R + 0.587 G + 0.114 B (torchvision's constants), written to
  * all three channels. */
 void sc_augment_grayscale(float *img, int h, int w);
-/* Separable Gaussian blur with reflect padding; tmp holds c * h * w floats
- * plus the widest padded row (w + kernel). */
+/* Separable Gaussian blur with reflect padding, kernel from sigma as
+ * torchvision's _get_gaussian_kernel1d; odd kernel <= 2 * MAX_SIDE + 1;
+ * tmp holds c * h * w floats plus a padded row (w + kernel). */
 void sc_augment_gaussian_blur(float *img, int c, int h, int w, int kernel, float sigma,
                               float *tmp);
 void sc_augment_normalize(float *img, int c, int h, int w, const double mean[],

@@ -125,6 +125,21 @@ def main():
                                         ([2, 3, 1, 0], 1.49, 0.51, 0.0, 0.45)]:
             add(f"jitter{i}_{''.join(map(str, order))}", i, "jitter", order + [fb, fc, fs, fh],
                 jitter(x, order, fb, fc, fs, fh))
+        # Sizes that are not a multiple of 4 take the scalar tails of the
+        # vectorised loops: crop to 37x53 first, then each transform.
+        small = F.resized_crop(x, 3, 5, 60, 70, [37, 53], InterpolationMode.BILINEAR,
+                               antialias=False)
+        for (op, params, r) in [
+                ("hflip", [], F.hflip(small)),
+                ("brightness", [1.3], F.adjust_brightness(small, 1.3)),
+                ("contrast", [0.6], F.adjust_contrast(small, 0.6)),
+                ("saturation", [1.4], F.adjust_saturation(small, 1.4)),
+                ("hue", [0.23], F.adjust_hue(small, 0.23)),
+                ("grayscale", [], F.rgb_to_grayscale(small, 3)),
+                ("blur", [9, 1.5], F.gaussian_blur(small, [9, 9], [1.5, 1.5])),
+                ("normalize", [0.5, 0.4, 0.3, 0.2, 0.25, 0.3],
+                 F.normalize(small, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]))]:
+            add(f"small_{op}{i}", i, "small_" + op, params, r)
         # The reference recipe's chain at fixed parameters.
         for (flip, box, order, f4, gray, k, s) in [
                 (1, (12, 3, 70, 81), [1, 3, 0, 2], (1.2, 0.8, 1.3, 0.05), 0, 9, 1.1),

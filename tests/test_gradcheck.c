@@ -766,6 +766,41 @@ static void test_checker_catches_errors(void **state)
     assert_true(grad_error(bn_loss, &b, b.x, nx, naive, H) > TOL);
 }
 
+typedef struct {
+    int n, k;
+    double *logits, *labels;
+} xent_ctx;
+
+static double xent_loss(void *p)
+{
+    xent_ctx *c = p;
+    return sc_ref_softmax_xent(c->n, c->k, c->logits, c->labels);
+}
+
+static void test_softmax_xent_grad(void **state)
+{
+    (void)state;
+    xent_ctx c = {.n = 5, .k = 4};
+    c.logits = drand_array(20);
+    c.labels = dalloc(5);
+    for (int i = 0; i < 5; i++)
+        c.labels[i] = (i * 3) % 4;
+    double *d = dalloc(20);
+    sc_ref_softmax_xent_bwd(5, 4, c.logits, c.labels, d);
+    check_grad("softmax_xent dlogits", xent_loss, &c, c.logits, 20, d, H);
+}
+
+/* Hand-computed: one row of equal logits gives log(k); a confident right
+ * answer gives almost 0; large logits stay finite. */
+static void test_softmax_xent_known(void **state)
+{
+    (void)state;
+    double lg[3 * 4] = {1, 1, 1, 1, 0, 50, 0, 0, 1000, 0, 0, 0};
+    double lab[3] = {2, 1, 1};
+    double want = (log(4.0) + log(1 + 3 * exp(-50.0)) + (1000 + log(1 + 3 * exp(-1000.0)))) / 3;
+    assert_close(sc_ref_softmax_xent(3, 4, lg, lab), want, 1e-12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -791,6 +826,8 @@ int main(void)
         cmocka_unit_test_setup(test_ntxent_grad, reset_pool),
         cmocka_unit_test_setup(test_ntxent_l2norm_chain, reset_pool),
         cmocka_unit_test_setup(test_checker_catches_errors, reset_pool),
+        cmocka_unit_test_setup(test_softmax_xent_known, reset_pool),
+        cmocka_unit_test_setup(test_softmax_xent_grad, reset_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

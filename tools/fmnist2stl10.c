@@ -162,6 +162,10 @@ static int parse_images(const char *path, const blob *b, size_t *n, int *rows, i
         fail(path, "size %zu bytes does not match %u images of %ux%u", b->len, cnt, r, c);
         return -1;
     }
+    if (cnt == 0) {
+        fail(path, "holds no images");
+        return -1;
+    }
     *n = cnt;
     *rows = (int)r;
     *cols = (int)c;
@@ -378,13 +382,13 @@ static void usage(FILE *f)
             "  -h, --help   show this help\n");
 }
 
-/* Opens SRC/NAME.gz, or SRC/NAME when there is no compressed copy. */
-static int read_idx(const char *src, const char *name, blob *b)
+/* Reads SRC/NAME.gz, or SRC/NAME when there is no compressed copy; path
+ * receives the file used, for messages. */
+static int read_idx(const char *src, const char *name, blob *b, char *path, size_t len)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.gz", src, name);
+    snprintf(path, len, "%s/%s.gz", src, name);
     if (access(path, F_OK) != 0)
-        snprintf(path, sizeof path, "%s/%s", src, name);
+        snprintf(path, len, "%s/%s", src, name);
     return read_file(path, b);
 }
 
@@ -443,20 +447,11 @@ int main(int argc, char **argv)
     int rows[2], cols[2], rc = 1, linked = 0;
     for (int s = 0; s < 2; s++) {
         char path[4096];
-        if (read_idx(src, sets[s][0], &img[s]))
+        if (read_idx(src, sets[s][0], &img[s], path, sizeof path) ||
+            parse_images(path, &img[s], &n[s], &rows[s], &cols[s]) ||
+            read_idx(src, sets[s][1], &lab[s], path, sizeof path) ||
+            parse_labels(path, &lab[s], n[s]))
             goto done;
-        snprintf(path, sizeof path, "%s/%s", src, sets[s][0]);
-        if (parse_images(path, &img[s], &n[s], &rows[s], &cols[s]))
-            goto done;
-        if (read_idx(src, sets[s][1], &lab[s]))
-            goto done;
-        snprintf(path, sizeof path, "%s/%s", src, sets[s][1]);
-        if (parse_labels(path, &lab[s], n[s]))
-            goto done;
-        if (n[s] == 0) {
-            fail(path, "holds no images");
-            goto done;
-        }
         if (limit > 0 && (unsigned long long)limit < n[s])
             n[s] = (size_t)limit;
     }
