@@ -171,8 +171,11 @@ static void record_start(void *ctx, const xmlChar *localname, const xmlChar *pre
     xmlSAX2StartElementNs(ctx, localname, prefix, uri, nns, ns, nattrs, ndefaulted, attrs);
     line_table *t = pc->_private;
     xmlParserInputPtr in = pc->input;
-    /* Offsets only match the file when no encoding conversion happened. */
-    if (!t || !pc->node || !in || !in->cur || !in->base || (in->buf && in->buf->encoder))
+    /* Offsets only match the file when the parser reads the file itself
+     * (not an entity) and no encoding conversion happened; otherwise the
+     * line falls back to libxml2's. */
+    if (!t || !pc->node || pc->inputNr != 1 || !in || !in->cur || !in->base ||
+        (in->buf && in->buf->encoder))
         return;
     long off = (long)in->consumed + (long)(in->cur - in->base);
     if (off <= 0 || off > t->len)
