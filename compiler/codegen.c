@@ -1160,9 +1160,11 @@ static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
     return gv;
 }
 
-static void define_description(sc_codegen *c, const sc_model *m, const sc_graph *step, const sc_memplan *smp,
-                               const sc_graph *enc, const sc_memplan *emp)
+static void define_description(sc_codegen *c, const sc_model *m, const sc_planned *sp, const sc_planned *ep,
+                               const sc_planned *fp)
 {
+    const sc_graph *step = sp->g, *enc = ep->g, *ft = fp->g;
+    const sc_memplan *smp = sp->mp, *emp = ep->mp, *fmp = fp->mp;
     double flops = 0;
     for (int i = 0; i < step->nn; i++)
         flops += sc_node_flops(step, i);
@@ -1178,8 +1180,9 @@ static void define_description(sc_codegen *c, const sc_model *m, const sc_graph 
 
     LLVMTypeRef df[] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32,
                         c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->f64, c->f64, c->ptr, c->ptr,
-                        c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, tt};
-    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 27, 0);
+                        c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, tt,
+                        c->i32, c->i32, c->i32, c->i32, c->i64, c->i64, c->ptr};
+    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 34, 0);
     LLVMValueRef dv[] = {
         i32v(c, SC_ABI_VERSION), i32v(c, step->batch), i32v(c, m->in_c), i32v(c, m->in_h), i32v(c, m->in_w),
         i32v(c, feat->numel / feat->shape[0]), i32v(c, z->shape[1]), i32v(c, feat->shape[0]), i32v(c, step->nparams),
@@ -1189,8 +1192,11 @@ static void define_description(sc_codegen *c, const sc_model *m, const sc_graph 
         cstr(c, c->cpu, "sc.cpu"), cstr(c, c->features, "sc.features"), cstr(c, m->text ? m->text : "", "sc.spec"),
         param_table(c, step, smp, step->params, step->nparams, "sc.params"),
         param_table(c, step, smp, step->buffers, step->nbuffers, "sc.buffers"), aug_table(c, m),
-        LLVMConstNamedStruct(tt, tv, 10)};
-    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 27);
+        LLVMConstNamedStruct(tt, tv, 10),
+        i32v(c, ft->t[ft->input].shape[0]), i32v(c, ft->t[ft->n[ft->t[ft->loss].producer].in[0]].shape[1]),
+        i32v(c, ft->nparams), i32v(c, 0), ci(c, fmp->params_floats), ci(c, fmp->arena_floats),
+        param_table(c, ft, fmp, ft->params, ft->nparams, "sc.ft_params")};
+    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 34);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, dt, "sc_model");
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
@@ -1347,15 +1353,16 @@ void sc_codegen_free(sc_codegen *c)
     free(c);
 }
 
-int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_graph *step, const sc_memplan *step_mp,
-                      const sc_graph *enc, const sc_memplan *enc_mp, char *err, size_t errlen)
+int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_planned *step, const sc_planned *enc,
+                      const sc_planned *ft, char *err, size_t errlen)
 {
     static const int step_map[SC_REG_COUNT] = {0, 1, 2, 3, 4, 5};
-    define_entry(c, step, step_mp, "sc_step", "step.", 6, step_map);
+    define_entry(c, step->g, step->mp, "sc_step", "step.", 6, step_map);
     static const int enc_map[SC_REG_COUNT] = {0, -1, 1, 2, 3, 4};
-    define_entry(c, enc, enc_mp, "sc_encode", "encode.", 5, enc_map);
+    define_entry(c, enc->g, enc->mp, "sc_encode", "encode.", 5, enc_map);
+    define_entry(c, ft->g, ft->mp, "sc_finetune_step", "finetune.", 6, step_map);
 
-    define_description(c, m, step, step_mp, enc, enc_mp);
+    define_description(c, m, step, enc, ft);
 
     char *msg = NULL;
     if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {

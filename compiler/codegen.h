@@ -23,11 +23,17 @@ typedef struct sc_codegen sc_codegen;
 sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen);
 void sc_codegen_free(sc_codegen *c);
 
-/* Lowers the model: step graph (forward + backward) and encoder graph,
- * each with its memory plan. Returns 0 or -1 (message in err). */
-int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_graph *step,
-                      const sc_memplan *step_mp, const sc_graph *enc,
-                      const sc_memplan *enc_mp, char *err, size_t errlen);
+/* A graph with its memory plan. */
+typedef struct {
+    const sc_graph *g;
+    const sc_memplan *mp;
+} sc_planned;
+
+/* Lowers the model: the SimCLR step (forward + backward), the eval-mode
+ * encoder and the fine-tuning step (forward + backward). Returns 0 or -1
+ * (message in err). */
+int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_planned *step,
+                      const sc_planned *enc, const sc_planned *ft, char *err, size_t errlen);
 
 /* Runs the optimisation pipeline (default<O2> etc.). */
 int sc_codegen_optimize(sc_codegen *c, char *err, size_t errlen);

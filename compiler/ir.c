@@ -25,6 +25,7 @@ void sc_graph_init(sc_graph *g)
     g->input = -1;
     g->loss = -1;
     g->features = -1;
+    g->labels = -1;
 }
 
 void sc_graph_free(sc_graph *g)

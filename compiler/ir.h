@@ -105,6 +105,7 @@ typedef struct {
     int input;       /* tensor index of the input batch */
     int loss;        /* tensor index of the loss, -1 before build */
     int features;    /* tensor index of the encoder's output [2B, F] */
+    int labels;      /* classifier graphs: the labels input [N], else -1 */
     int *params;     /* parameter tensors, canonical order */
     int nparams;
     int *buffers;    /* buffer tensors, canonical order */

@@ -11,7 +11,7 @@
 #include "build.h"
 #include "codegen.h"
 #include "diag.h"
-#include "evalgraph.h"
+#include "derive.h"
 #include "link.h"
 #include "memplan.h"
 #include "ir.h"
@@ -20,7 +20,9 @@
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
-static const char *const passes[] = {"build", "autodiff", "encoder"};
+/* The passes, in order: build the SimCLR graph, differentiate it, derive
+ * the eval-mode encoder and the fine-tuning graph (differentiated too). */
+static const char *const passes[] = {"build", "autodiff", "encoder", "finetune"};
 #define NPASSES (int)(sizeof passes / sizeof passes[0])
 
 static void usage(FILE *f)
@@ -35,7 +37,9 @@ static void usage(FILE *f)
             "  --emit=KIND         exe (default), obj, asm, llvm, graph, dot, memplan, step-dump\n"
             "  -O0 .. -O3          LLVM optimisation level (default -O2)\n"
             "  --target-cpu=NAME   CPU to generate code for (default: the host; 'generic' is portable)\n"
-            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, all)\n"
+            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, finetune, all)\n"
+            "  --graph=WHICH       graph for graph, dot, memplan and step-dump: simclr (default), encoder, finetune\n"
+            "  --classes=N         classes of the fine-tuning classifier (default 10)\n"
             "  --seed=N            seed of step-dump inputs and parameter initialisation (default 0)\n"
             "  --batch=N           override the model's batch (images per step) for this compile\n"
             "  -h, --help          show this help\n"
@@ -72,6 +76,34 @@ static int dir_writable(const char *path)
     return access(dir, W_OK | X_OK) == 0;
 }
 
+/* --emit=memplan */
+static int print_memplan(const sc_graph *g, const char *out)
+{
+    sc_memplan mp;
+    int result = g->loss >= 0 ? g->loss : g->features;
+    if (sc_memplan_build(g, result, &mp)) {
+        fprintf(stderr, "simclrc: error: out of memory planning memory\n");
+        return EXIT_INTERNAL;
+    }
+    int rc = 0;
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", out, strerror(errno));
+        rc = EXIT_INPUT;
+    } else {
+        sc_memplan_print(g, &mp, f);
+        int bad = fflush(f) != 0 || ferror(f);
+        if (f != stdout)
+            bad |= fclose(f) != 0;
+        if (bad) {
+            fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
+            rc = EXIT_INPUT;
+        }
+    }
+    sc_memplan_free(&mp);
+    return rc;
+}
+
 static int dumps(const char *dump_after, const char *pass)
 {
     return dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, pass));
@@ -79,53 +111,28 @@ static int dumps(const char *dump_after, const char *pass)
 
 /* --emit=exe|obj|asm|llvm|memplan: derive the encoder graph, plan memory,
  * generate code. */
-static int compile(const sc_model *m, const sc_graph *g, const char *emit, const char *out,
-                   const char *target_cpu, int opt_level, const char *dump_after)
+static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, const sc_graph *ft,
+                   const char *emit, const char *out, const char *target_cpu, int opt_level)
 {
     char err[2048];
     int rc = EXIT_INTERNAL;
-    sc_graph enc;
-    sc_graph_init(&enc);
-    sc_memplan smp = {0}, emp = {0};
+    sc_memplan smp = {0}, emp = {0}, fmp = {0};
     sc_codegen *cg = NULL;
     char *obj = NULL;
 
-    if (sc_graph_encoder(g, 2 * g->batch, &enc)) {
-        fprintf(stderr, "simclrc: internal error: cannot derive the encoder graph\n");
-        goto done;
-    }
-    if (dumps(dump_after, "encoder")) {
-        fprintf(stderr, "# after pass encoder\n");
-        sc_graph_print(&enc, stderr);
-    }
-    if (sc_memplan_build(g, g->loss, &smp) || sc_memplan_build(&enc, enc.features, &emp)) {
+    if (sc_memplan_build(g, g->loss, &smp) || sc_memplan_build(enc, enc->features, &emp) ||
+        sc_memplan_build(ft, ft->loss, &fmp)) {
         fprintf(stderr, "simclrc: error: out of memory planning memory\n");
         goto done;
     }
-    if (!strcmp(emit, "memplan")) {
-        FILE *f = out ? fopen(out, "w") : stdout;
-        if (!f) {
-            fprintf(stderr, "simclrc: error: cannot write %s: %s\n", out, strerror(errno));
-            rc = EXIT_INPUT;
-            goto done;
-        }
-        sc_memplan_print(g, &smp, f);
-        int bad = fflush(f) != 0 || ferror(f);
-        if (f != stdout)
-            bad |= fclose(f) != 0;
-        rc = bad ? EXIT_INPUT : 0;
-        if (bad)
-            fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
-        goto done;
-    }
-
     sc_codegen_options o = {target_cpu, opt_level};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
         rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
-    if (sc_codegen_module(cg, m, g, &smp, &enc, &emp, err, sizeof err) ||
+    sc_planned ps = {g, &smp}, pe = {enc, &emp}, pf = {ft, &fmp};
+    if (sc_codegen_module(cg, m, &ps, &pe, &pf, err, sizeof err) ||
         sc_codegen_optimize(cg, err, sizeof err)) {
         fprintf(stderr, "simclrc: %s\n", err);
         goto done;
@@ -168,22 +175,24 @@ done:
     sc_codegen_free(cg);
     sc_memplan_free(&smp);
     sc_memplan_free(&emp);
-    sc_graph_free(&enc);
+    sc_memplan_free(&fmp);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL;
-    unsigned long long seed = 0, batch = 0;
+    const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
+    unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
         {"dump-after", required_argument, 0, OPT_DUMP},
         {"seed", required_argument, 0, OPT_SEED},
         {"batch", required_argument, 0, OPT_BATCH},
+        {"graph", required_argument, 0, OPT_GRAPH},
+        {"classes", required_argument, 0, OPT_CLASSES},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0},
@@ -214,6 +223,19 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_GRAPH:
+            which = optarg;
+            if (strcmp(which, "simclr") && strcmp(which, "encoder") && strcmp(which, "finetune")) {
+                fprintf(stderr, "simclrc: error: unknown --graph '%s' (simclr, encoder, finetune)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_CLASSES:
+            if (parse_uint(optarg, 1 << 16, &classes) || classes < 2) {
+                fprintf(stderr, "simclrc: error: --classes needs an integer from 2 to 65536, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("simclrc %s\n", SC_VERSION); return 0;
         default: usage(stderr); return EXIT_USAGE;
@@ -238,7 +260,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NPASSES; i++)
             ok |= !strcmp(dump_after, passes[i]);
         if (!ok) {
-            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, all)\n", dump_after);
+            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, finetune, all)\n", dump_after);
             return EXIT_USAGE;
         }
     }
@@ -254,8 +276,10 @@ int main(int argc, char **argv)
         sc_model_free(&m);
         return EXIT_INPUT;
     }
-    sc_graph g;
+    sc_graph g, enc, ft;
     sc_graph_init(&g);
+    sc_graph_init(&enc);
+    sc_graph_init(&ft);
     int rc = 0;
     if (sc_build_graph(&m, (int)batch, &g)) {
         rc = EXIT_INPUT;
@@ -274,11 +298,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "# after pass autodiff\n");
         sc_graph_print(&g, stderr);
     }
+    if (sc_graph_encoder(&g, 2 * g.batch, &enc)) {
+        fprintf(stderr, "simclrc: internal error: cannot derive the encoder graph\n");
+        rc = EXIT_INTERNAL;
+        goto done;
+    }
+    if (dumps(dump_after, "encoder")) {
+        fprintf(stderr, "# after pass encoder\n");
+        sc_graph_print(&enc, stderr);
+    }
+    if (sc_graph_classifier(&g, g.batch, (int)classes, &ft) || sc_autodiff(&ft)) {
+        fprintf(stderr, "simclrc: internal error: cannot derive the fine-tuning graph\n");
+        rc = EXIT_INTERNAL;
+        goto done;
+    }
+    if (dumps(dump_after, "finetune")) {
+        fprintf(stderr, "# after pass finetune\n");
+        sc_graph_print(&ft, stderr);
+    }
+    const sc_graph *shown = !strcmp(which, "encoder") ? &enc : !strcmp(which, "finetune") ? &ft : &g;
 
-    if (codegen) {
-        rc = compile(&m, &g, emit, out, target_cpu, opt_level, dump_after);
+    if (codegen && strcmp(emit, "memplan")) {
+        rc = compile(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level);
+    } else if (!strcmp(emit, "memplan")) {
+        rc = print_memplan(shown, out);
     } else if (!strcmp(emit, "step-dump")) {
-        if (sc_stepdump_write(&g, seed, out))
+        if (shown == &enc) {
+            fprintf(stderr, "simclrc: error: --emit=step-dump needs a training graph (--graph=simclr or finetune)\n");
+            rc = EXIT_USAGE;
+        } else if (sc_stepdump_write(shown, seed, out))
             rc = EXIT_INPUT;
     } else {
         FILE *f = stdout;
@@ -288,15 +336,20 @@ int main(int argc, char **argv)
             goto done;
         }
         if (!strcmp(emit, "graph"))
-            sc_graph_print(&g, f);
+            sc_graph_print(shown, f);
         else
-            sc_graph_print_dot(&g, f);
-        if (fflush(f) || ferror(f) || (f != stdout && fclose(f))) {
+            sc_graph_print_dot(shown, f);
+        int bad = fflush(f) != 0 || ferror(f);
+        if (f != stdout)
+            bad |= fclose(f) != 0;
+        if (bad) {
             fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
             rc = EXIT_INPUT;
         }
     }
 done:
+    sc_graph_free(&ft);
+    sc_graph_free(&enc);
     sc_graph_free(&g);
     sc_model_free(&m);
     return rc;

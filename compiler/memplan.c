@@ -110,6 +110,10 @@ int sc_memplan_build(const sc_graph *g, int out, sc_memplan *mp)
     }
     if (g->input >= 0)
         mp->region[g->input] = SC_REG_INPUT;
+    if (g->labels >= 0) { /* the input buffer holds the images, then the labels */
+        mp->region[g->labels] = SC_REG_INPUT;
+        mp->offset[g->labels] = g->t[g->input].numel;
+    }
     if (out >= 0)
         mp->region[out] = SC_REG_OUT;
 

@@ -36,6 +36,13 @@ int sc_stepdump_write(const sc_graph *g, unsigned long long seed, const char *pa
     const sc_tensor *in = &g->t[g->input];
     for (long i = 0; i < in->numel; i++)
         it.buf[g->input][i] = (float)sc_rng_normal(&r);
+    /* A classifier graph also takes labels: uniform classes, drawn after
+     * the images from the same stream. */
+    if (g->labels >= 0) {
+        const sc_tensor *logits = &g->t[g->n[g->t[g->loss].producer].in[0]];
+        for (long i = 0; i < g->t[g->labels].numel; i++)
+            it.buf[g->labels][i] = (double)sc_rng_below(&r, (uint64_t)logits->shape[1]);
+    }
 
     /* Parameters are dumped as they were before the step. */
     sc_st_writer *w = sc_st_writer_new();
@@ -50,6 +57,8 @@ int sc_stepdump_write(const sc_graph *g, unsigned long long seed, const char *pa
     }
     if (!rc)
         rc = add_tensor(w, "input", in, it.buf[g->input]);
+    if (!rc && g->labels >= 0)
+        rc = add_tensor(w, "labels", &g->t[g->labels], it.buf[g->labels]);
 
     sc_interp_run(&it, 0, g->nn);
 
@@ -74,6 +83,7 @@ int sc_stepdump_write(const sc_graph *g, unsigned long long seed, const char *pa
         char seedstr[32], err[512];
         snprintf(seedstr, sizeof seedstr, "%llu", seed);
         sc_st_writer_meta(w, "format", "simclrc-step-1");
+        sc_st_writer_meta(w, "graph", g->labels >= 0 ? "finetune" : "simclr");
         sc_st_writer_meta(w, "model", g->name);
         sc_st_writer_meta(w, "seed", seedstr);
         sc_st_writer_meta(w, "params", names);

@@ -13,7 +13,7 @@
  *   arena    scratch for activations (arena_floats floats)
  *   input    [2B, C, H, W]: view 0 of every image, then view 1
  *
- * sc_step runs one training step: forward in training mode, NT-Xent loss,
+ * sc_step runs one SimCLR training step: forward in training mode, NT-Xent loss,
  * backward into grads (overwritten, not accumulated), running statistics
  * updated. The optimizer is the runtime's. sc_encode runs the encoder in
  * eval mode (running statistics) on encode_batch images, writing
@@ -88,6 +88,18 @@ typedef struct {
     const sc_param_info *buffers;
     const sc_aug_info *augs;
     sc_train_defaults train;
+    /* Supervised fine-tuning (sc_finetune_step): the encoder in training
+     * mode, a linear classifier "classifier.weight" [nclasses, feature_dim]
+     * and "classifier.bias", softmax cross-entropy. Its parameter table is
+     * params followed by the two classifier tensors, at the same offsets,
+     * so the params buffer must hold ft_params_floats floats. */
+    int32_t finetune_batch;   /* images per sc_finetune_step */
+    int32_t nclasses;
+    int32_t nft_params;
+    int32_t pad2_;
+    int64_t ft_params_floats;
+    int64_t ft_arena_floats;
+    const sc_param_info *ft_params;
 } sc_model_desc;
 
 extern const sc_model_desc sc_model;
@@ -96,5 +108,10 @@ void sc_step(const float *params, float *grads, float *buffers, float *arena,
              const float *input, float *loss);
 void sc_encode(const float *params, const float *buffers, float *arena,
                const float *input, float *features);
+/* input: finetune_batch images [B, C, H, W], then B labels (class indices
+ * 0..nclasses-1 stored as floats). grads gets the gradient of every
+ * ft_params entry (the projection head's entries are left untouched). */
+void sc_finetune_step(const float *params, float *grads, float *buffers, float *arena,
+                      const float *input, float *loss);
 
 #endif

@@ -1,4 +1,4 @@
-#include "evalgraph.h"
+#include "derive.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,8 @@ static const sc_node *running_update(const sc_graph *g, int i)
     return NULL;
 }
 
-int sc_graph_encoder(const sc_graph *train, int views, sc_graph *out)
+/* Copies the encoder: eval selects batchnorm with running statistics. */
+static int copy_encoder(const sc_graph *train, int views, int eval, sc_graph *out)
 {
     if (train->features < 0 || views < 1)
         return -1;
@@ -49,15 +50,21 @@ int sc_graph_encoder(const sc_graph *train, int views, sc_graph *out)
     out->input = map[train->input];
 
     int rc = -1;
-    for (int i = 0; i < train->nfwd && map[train->features] < 0; i++) {
+    for (int i = 0; i < train->nfwd; i++) {
         const sc_node *n = &train->n[i];
-        if (n->op == SC_OP_BN_RUNNING)
+        if (n->op == SC_OP_BN_RUNNING && eval)
             continue;
-        int in[SC_MAX_IN], out_t[SC_MAX_OUT], nin = n->nin, nout = n->nout;
+        /* Past the features, only the running-statistics update of the
+         * encoder's last batchnorm still belongs to the encoder. */
+        if (map[train->features] >= 0 && n->op != SC_OP_BN_RUNNING)
+            break;
+        int in[SC_MAX_IN], out_t[SC_MAX_OUT], nin = n->nin, nout = n->nout, ok = 1;
         for (int k = 0; k < nin; k++)
-            in[k] = map[n->in[k]];
+            ok &= (in[k] = map[n->in[k]]) >= 0;
+        if (!ok)
+            break;
         sc_opkind op = n->op;
-        if (op == SC_OP_BATCHNORM) {
+        if (op == SC_OP_BATCHNORM && eval) {
             const sc_node *r = running_update(train, i);
             if (!r)
                 goto done;
@@ -84,4 +91,44 @@ int sc_graph_encoder(const sc_graph *train, int views, sc_graph *out)
 done:
     free(map);
     return rc;
+}
+
+int sc_graph_encoder(const sc_graph *train, int views, sc_graph *out)
+{
+    return copy_encoder(train, views, 1, out);
+}
+
+int sc_graph_classifier(const sc_graph *train, int images, int nclasses, sc_graph *out)
+{
+    if (nclasses < 2 || copy_encoder(train, images, 0, out))
+        return -1;
+    int x = out->features;
+    const sc_tensor *f = &out->t[x];
+    int dim = (int)(f->numel / f->shape[0]);
+    if (f->ndim != 2) {
+        int shape[2] = {images, dim};
+        int y = sc_graph_tensor(out, "classifier.flatten", SC_T_ACT, 2, shape, 0);
+        sc_graph_node(out, SC_OP_RESHAPE, &x, 1, &y, 1, 0, "classifier");
+        x = y;
+    }
+    int ws[2] = {nclasses, dim}, bs[1] = {nclasses};
+    int w = sc_graph_tensor(out, "classifier.weight", SC_T_PARAM, 2, ws, 0);
+    out->t[w].init = SC_INIT_KAIMING_UNIFORM;
+    out->t[w].fan_in = dim;
+    int b = sc_graph_tensor(out, "classifier.bias", SC_T_PARAM, 1, bs, 0);
+    out->t[b].init = SC_INIT_FAN_IN_UNIFORM;
+    out->t[b].fan_in = dim;
+    out->t[b].no_decay = 1;
+    int ls[2] = {images, nclasses};
+    int logits = sc_graph_tensor(out, "classifier", SC_T_ACT, 2, ls, 0);
+    int in[3] = {x, w, b};
+    sc_graph_node(out, SC_OP_LINEAR, in, 3, &logits, 1, 0, "classifier");
+    int labels_shape[1] = {images};
+    out->labels = sc_graph_tensor(out, "labels", SC_T_INPUT, 1, labels_shape, 0);
+    int one[1] = {1};
+    out->loss = sc_graph_tensor(out, "loss", SC_T_LOSS, 1, one, 0);
+    int xin[2] = {logits, out->labels};
+    sc_graph_node(out, SC_OP_SOFTMAX_XENT, xin, 2, &out->loss, 1, 0, "classifier");
+    out->nfwd = out->nn;
+    return 0;
 }
