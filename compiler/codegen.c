@@ -34,7 +34,10 @@ struct sc_codegen {
     LLVMTargetMachineRef tm;
     int opt_level;
     char *cpu, *features;
-    LLVMTypeRef f32, f64, i1, i32, i64, ptr, vd, sgemm_t;
+    /* elt is the tensors' element type: float, or double for testing the
+     * generated code against the interpreter without float rounding */
+    LLVMTypeRef elt, f64, i1, i32, i64, ptr, vd, sgemm_t;
+    int f64_elements;
     LLVMValueRef sgemm;
     /* the kernel being generated: its node and pointer arguments */
     LLVMValueRef fn;
@@ -54,7 +57,7 @@ struct sc_codegen {
 /* ---- small builders ---- */
 
 static LLVMValueRef ci(sc_codegen *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
-static LLVMValueRef cf(sc_codegen *c, double v) { return LLVMConstReal(c->f32, v); }
+static LLVMValueRef cf(sc_codegen *c, double v) { return LLVMConstReal(c->elt, v); }
 static LLVMValueRef cd(sc_codegen *c, double v) { return LLVMConstReal(c->f64, v); }
 
 static LLVMValueRef fmf(LLVMValueRef v)
@@ -71,8 +74,16 @@ static LLVMValueRef fadd(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return
 static LLVMValueRef fsub(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFSub(c->b, a, b, "")); }
 static LLVMValueRef fmul(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFMul(c->b, a, b, "")); }
 static LLVMValueRef fdiv(sc_codegen *c, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFDiv(c->b, a, b, "")); }
-static LLVMValueRef fext(sc_codegen *c, LLVMValueRef a) { return LLVMBuildFPExt(c->b, a, c->f64, ""); }
-static LLVMValueRef ftrunc(sc_codegen *c, LLVMValueRef a) { return LLVMBuildFPTrunc(c->b, a, c->f32, ""); }
+/* Between the element type and the double accumulators. */
+static LLVMValueRef fext(sc_codegen *c, LLVMValueRef a)
+{
+    return c->f64_elements ? a : LLVMBuildFPExt(c->b, a, c->f64, "");
+}
+
+static LLVMValueRef ftrunc(sc_codegen *c, LLVMValueRef a)
+{
+    return c->f64_elements ? a : LLVMBuildFPTrunc(c->b, a, c->elt, "");
+}
 
 static LLVMValueRef iadd(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
 {
@@ -103,20 +114,20 @@ static LLVMValueRef mad(sc_codegen *c, LLVMValueRef a, int64_t k, LLVMValueRef b
 
 static LLVMValueRef gep(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx)
 {
-    return LLVMBuildInBoundsGEP2(c->b, c->f32, p, &idx, 1, "");
+    return LLVMBuildInBoundsGEP2(c->b, c->elt, p, &idx, 1, "");
 }
 
 static LLVMValueRef ld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx)
 {
-    LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, gep(c, p, idx), "");
-    LLVMSetAlignment(v, 4);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->elt, gep(c, p, idx), "");
+    LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
     return v;
 }
 
 static void st(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
 {
     LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
-    LLVMSetAlignment(s, 4);
+    LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
 }
 
 static LLVMValueRef call_intrinsic1(sc_codegen *c, const char *name, LLVMTypeRef t, LLVMValueRef x)
@@ -234,7 +245,8 @@ static LLVMValueRef workspace(sc_codegen *c, int node)
 
 static void zero(sc_codegen *c, LLVMValueRef p, int64_t n)
 {
-    LLVMBuildMemSet(c->b, p, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, n * 4), 4);
+    int64_t size = c->f64_elements ? 8 : 4;
+    LLVMBuildMemSet(c->b, p, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, n * size), (unsigned)size);
 }
 
 static void sgemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a,
@@ -649,7 +661,7 @@ static void lower_pool(sc_codegen *c, int i)
     LLVMValueRef DX = bwd ? tensor(c, n->out[0]) : NULL;
     if (bwd)
         zero(c, DX, x->numel);
-    LLVMValueRef best = var(c, c->f32, cf(c, 0)), arg = var(c, c->i64, ci(c, 0));
+    LLVMValueRef best = var(c, c->elt, cf(c, 0)), arg = var(c, c->i64, ci(c, 0));
     loop Lp, Loh, Low, Lkh, Lkw;
     LLVMValueRef plane = loop_begin(c, &Lp, (int64_t)x->shape[0] * x->shape[1]);
     LLVMValueRef xoff = imul(c, plane, ci(c, H * W));
@@ -682,11 +694,11 @@ static void lower_pool(sc_codegen *c, int i)
     LLVMValueRef xi = iadd(c, xoff, mad(c, ih, W, iw));
     if (max) {
         LLVMValueRef v = ld(c, X, xi);
-        LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, best, c->f32), "");
-        set(c, best, LLVMBuildSelect(c->b, gt, v, get(c, best, c->f32), ""));
+        LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, best, c->elt), "");
+        set(c, best, LLVMBuildSelect(c->b, gt, v, get(c, best, c->elt), ""));
         set(c, arg, LLVMBuildSelect(c->b, gt, xi, get(c, arg, c->i64), ""));
     } else if (!bwd) {
-        set(c, best, fadd(c, get(c, best, c->f32), ld(c, X, xi)));
+        set(c, best, fadd(c, get(c, best, c->elt), ld(c, X, xi)));
     } else {
         st(c, DX, xi, fadd(c, ld(c, DX, xi), fmul(c, ld(c, Y, yi), cf(c, 1.0 / (double)(K * K)))));
     }
@@ -697,9 +709,9 @@ static void lower_pool(sc_codegen *c, int i)
         LLVMValueRef a = get(c, arg, c->i64);
         st(c, DX, a, fadd(c, ld(c, DX, a), ld(c, Y, yi)));
     } else if (max)
-        st(c, Y, yi, get(c, best, c->f32));
+        st(c, Y, yi, get(c, best, c->elt));
     else if (!bwd)
-        st(c, Y, yi, fmul(c, get(c, best, c->f32), cf(c, 1.0 / (double)(K * K))));
+        st(c, Y, yi, fmul(c, get(c, best, c->elt), cf(c, 1.0 / (double)(K * K))));
     loop_end(c, &Low);
     loop_end(c, &Loh);
     loop_end(c, &Lp);
@@ -1317,17 +1329,18 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
     LLVMDisposeTargetData(dl);
     LLVMDisposeMessage(triple);
     c->b = LLVMCreateBuilderInContext(c->ctx);
-    c->f32 = LLVMFloatTypeInContext(c->ctx);
+    c->f64_elements = o->double_precision;
+    c->elt = c->f64_elements ? LLVMDoubleTypeInContext(c->ctx) : LLVMFloatTypeInContext(c->ctx);
     c->f64 = LLVMDoubleTypeInContext(c->ctx);
     c->i1 = LLVMInt1TypeInContext(c->ctx);
     c->i32 = LLVMInt32TypeInContext(c->ctx);
     c->i64 = LLVMInt64TypeInContext(c->ctx);
     c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
     c->vd = LLVMVoidTypeInContext(c->ctx);
-    LLVMTypeRef sargs[14] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->f32,
-                             c->ptr, c->i32, c->ptr, c->i32, c->f32, c->ptr, c->i32};
+    LLVMTypeRef sargs[14] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->elt,
+                             c->ptr, c->i32, c->ptr, c->i32, c->elt, c->ptr, c->i32};
     c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
-    c->sgemm = LLVMAddFunction(c->mod, "cblas_sgemm", c->sgemm_t);
+    c->sgemm = LLVMAddFunction(c->mod, c->f64_elements ? "cblas_dgemm" : "cblas_sgemm", c->sgemm_t);
     return c;
 }
 

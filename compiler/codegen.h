@@ -14,6 +14,8 @@
 typedef struct {
     const char *target_cpu;  /* NULL: the host CPU */
     int opt_level;           /* 0..3 */
+    int double_precision;    /* tensors of doubles and dgemm: for tests only,
+                                the runtime works in float */
 } sc_codegen_options;
 
 typedef struct sc_codegen sc_codegen;

@@ -125,7 +125,7 @@ static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, co
         fprintf(stderr, "simclrc: error: out of memory planning memory\n");
         goto done;
     }
-    sc_codegen_options o = {target_cpu, opt_level};
+    sc_codegen_options o = {target_cpu, opt_level, 0};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
         rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;

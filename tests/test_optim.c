@@ -374,7 +374,7 @@ static void test_case(void **state)
     /* Compare parameters and state with torch. */
     int bad = 0;
     double worst = 0;
-    char worst_name[200] = "";
+    char worst_name[300] = "";
     int nstate = sc_optim_state_count(o);
     for (int i = 0; i < ntensors; i++) {
         for (int k = -1; k < nstate; k++) {

@@ -1,0 +1,175 @@
+#include "sc_state.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_init.h"
+#include "sc_rng.h"
+
+#define ALIGN 64
+
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+float *sc_floats_alloc(int64_t n)
+{
+    if (n < 0 || (uint64_t)n > (SIZE_MAX - ALIGN) / sizeof(float))
+        return NULL;
+    /* Round up so that vector code may read whole cache lines at the end. */
+    size_t bytes = ((size_t)n * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
+    if (!bytes)
+        bytes = ALIGN;
+    void *p = NULL;
+    if (posix_memalign(&p, ALIGN, bytes))
+        return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+int64_t sc_input_floats(const sc_model_desc *d)
+{
+    return 2 * (int64_t)d->batch * d->in_c * d->in_h * d->in_w;
+}
+
+int64_t sc_param_count(const sc_model_desc *d)
+{
+    int64_t n = 0;
+    for (int i = 0; i < d->nparams; i++)
+        n += d->params[i].numel;
+    return n;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    int64_t x = (*(const sc_param_info *const *)a)->offset, y = (*(const sc_param_info *const *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+/* Checks one tensor table against the buffer it indexes. */
+static int check_table(const sc_param_info *t, int n, int64_t floats, const char *what,
+                       char *err, size_t errlen)
+{
+    if (n < 0 || (n > 0 && !t)) {
+        seterr(err, errlen, "the model's %s table is missing", what);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const sc_param_info *p = &t[i];
+        int64_t numel = 1;
+        int bad = !p->name || p->ndim < 0 || p->ndim > 4;
+        for (int k = 0; !bad && k < p->ndim; k++) {
+            bad = p->shape[k] <= 0;
+            numel *= p->shape[k];
+        }
+        if (bad || numel != p->numel || p->offset < 0 || p->offset > floats - p->numel) {
+            seterr(err, errlen, "the model's %s entry %d (%s) has an inconsistent shape or offset",
+                   what, i, p->name ? p->name : "unnamed");
+            return -1;
+        }
+    }
+    /* No two tensors may share floats: sort by offset, compare neighbours. */
+    const sc_param_info **by = malloc(sizeof *by * (size_t)(n ? n : 1));
+    if (!by) {
+        seterr(err, errlen, "out of memory checking the model's %s table", what);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        by[i] = &t[i];
+    qsort(by, (size_t)n, sizeof *by, by_offset);
+    int rc = 0;
+    for (int i = 1; i < n && !rc; i++) {
+        if (by[i - 1]->offset + by[i - 1]->numel > by[i]->offset) {
+            seterr(err, errlen, "the model's %s tensors %s and %s overlap", what, by[i - 1]->name,
+                   by[i]->name);
+            rc = -1;
+        }
+    }
+    free(by);
+    return rc;
+}
+
+int sc_desc_check(const sc_model_desc *d, char *err, size_t errlen)
+{
+    if (d->abi_version != SC_ABI_VERSION) {
+        seterr(err, errlen, "the model object has ABI version %d, this runtime expects %d "
+               "(recompile the model with a matching simclrc)", d->abi_version, SC_ABI_VERSION);
+        return -1;
+    }
+    if (!d->name || !d->compiler_version || !d->target_cpu) {
+        seterr(err, errlen, "the model description lacks its name, compiler version or target CPU");
+        return -1;
+    }
+    if (d->batch < 1 || d->in_c < 1 || d->in_h < 1 || d->in_w < 1 || d->params_floats < 0 ||
+        d->buffers_floats < 0 || d->arena_floats < 0 || d->encode_arena_floats < 0) {
+        seterr(err, errlen, "the model description has a non-positive size");
+        return -1;
+    }
+    if (check_table(d->params, d->nparams, d->params_floats, "parameter", err, errlen) ||
+        check_table(d->buffers, d->nbuffers, d->buffers_floats, "buffer", err, errlen))
+        return -1;
+    return 0;
+}
+
+void sc_state_free(sc_state *s)
+{
+    free(s->params);
+    free(s->grads);
+    free(s->buffers);
+    free(s->arena);
+    free(s->input);
+    free(s->loss);
+    memset(s, 0, sizeof *s);
+}
+
+int sc_state_alloc(sc_state *s, const sc_model_desc *d, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->desc = d;
+    int64_t arena = d->arena_floats > d->encode_arena_floats ? d->arena_floats : d->encode_arena_floats;
+    s->params = sc_floats_alloc(d->params_floats);
+    s->grads = sc_floats_alloc(d->params_floats);
+    s->buffers = sc_floats_alloc(d->buffers_floats);
+    s->arena = sc_floats_alloc(arena);
+    s->input = sc_floats_alloc(sc_input_floats(d));
+    s->loss = sc_floats_alloc(1);
+    if (!s->params || !s->grads || !s->buffers || !s->arena || !s->input || !s->loss) {
+        double mib = (double)(2 * d->params_floats + d->buffers_floats + arena + sc_input_floats(d)) *
+                     sizeof(float) / (1024.0 * 1024.0);
+        seterr(err, errlen, "out of memory allocating the model's buffers (%.1f MiB)", mib);
+        sc_state_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void sc_params_init(const sc_model_desc *d, float *params, float *buffers, uint64_t seed)
+{
+    sc_rng r;
+    sc_rng_seed(&r, seed, SC_STREAM_PARAMS);
+    for (int i = 0; i < d->nparams; i++) {
+        const sc_param_info *p = &d->params[i];
+        sc_init_tensor(&r, (sc_init_kind)p->init, p->fan_in, (long)p->numel, params + p->offset);
+    }
+    for (int i = 0; i < d->nbuffers; i++) {
+        const sc_param_info *p = &d->buffers[i];
+        sc_init_tensor(&r, (sc_init_kind)p->init, p->fan_in, (long)p->numel, buffers + p->offset);
+    }
+}
+
+void sc_input_synthetic(const sc_model_desc *d, float *input, uint64_t seed)
+{
+    sc_rng r;
+    sc_rng_seed(&r, seed, SC_STREAM_INPUT);
+    int64_t n = sc_input_floats(d);
+    for (int64_t i = 0; i < n; i++)
+        input[i] = (float)sc_rng_normal(&r);
+}

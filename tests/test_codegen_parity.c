@@ -1,0 +1,938 @@
+/* test_codegen_parity: the compiled training step against the reference
+ * interpreter and PyTorch, plus the compiler's and the training binary's
+ * command lines.
+ *
+ * For every spec in tests/specs (at its own batch) and every shipped model
+ * in models/ (at batch 2, the interpreter being slow), the test compiles a
+ * training binary (`simclrc --emit=exe`), runs `BINARY dump-step`, and runs
+ * `simclrc --emit=step-dump` with the same seed and batch. Parameters and
+ * input must be bit-identical (same initialisation, same RNG); the loss and
+ * every gradient must agree within 1e-4 of each tensor's largest
+ * magnitude. Then tests/torch_step.py recomputes the step in PyTorch
+ * (float32) from the compiled dump: loss, gradients and the batchnorm
+ * running statistics after the step must agree within 1e-3.
+ *
+ * Scale floor: a gradient that is mathematically zero (a bias right before
+ * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
+ * feed it, in the compiled code, and 1e-16 in the double interpreter; its
+ * own largest magnitude means nothing. A tensor's scale is therefore at
+ * least 1e-3 of the largest gradient in the reference dump.
+ *
+ * Float32 and deep networks: a ReLU whose input lies within float rounding
+ * of zero (about 1e-6 of the typical activation) can switch sides between a
+ * float32 and a double computation, which reroutes the gradient of a whole
+ * channel; with the ~2 million ReLU inputs of a ResNet-18 step at batch 2,
+ * some input is that close to zero for about half the seeds, and PyTorch in
+ * float32 then differs from the double reference by 1e-3 .. 1e-1 just as
+ * the compiled code does. The shipped models are tested at a seed (below)
+ * where neither the compiled code nor PyTorch float32 crosses such a
+ * boundary. ResNet-50 at batch 2 has no such seed: its 36-sample batchnorms
+ * over 50 layers leave float32 forward activations 1e-4 off the double ones
+ * and PyTorch float32 misses the double gradients by 0.2 and more at every
+ * seed tried, so for it the test checks parameters, input, loss and the
+ * running statistics (the whole forward) but not the gradients. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sc_safetensors.h"
+
+#define INTERP_TOL 1e-4
+#define TORCH_TOL 1e-3
+#define FLOOR_REL 1e-3
+#define SHIPPED_BATCH 2
+#define SHIPPED_SEED 1
+
+/* Models whose gradients float32 cannot reproduce at 1e-4 (see above). */
+static const char *const forward_only[] = {"resnet50-stl10.xml"};
+
+typedef struct {
+    char *spec, *label;
+    char *bin, *cdump, *idump, *ref, *log;
+    int batch;           /* 0: the spec's own */
+    unsigned seed;
+    int grads;           /* compare gradients */
+    int dumped;          /* the compiled dump exists */
+} job;
+
+static job *jobs;
+static int njobs;
+static char *tmpdir;
+static const char *simclrc, *python, *srcdir;
+static int torch_ran;    /* 0 not yet, 1 ran */
+static int torch_status;
+
+static char *xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ---- running programs ---- */
+
+/* Starts argv[0] with stdout and stderr appended to log (or inherited when
+ * log is NULL). Returns the pid, or -1. */
+static pid_t start(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+                _exit(127);
+            close(fd);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "test_codegen_parity: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Exit status of pid, or -1 if it could not run or died from a signal. */
+static int finish(pid_t pid)
+{
+    if (pid < 0)
+        return -1;
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run(char *const argv[], const char *log)
+{
+    return finish(start(argv, log));
+}
+
+/* The whole of a (small) text file, or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    while (s) {
+        size_t r = fread(s + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+        if (n + 1 == cap) {
+            char *t = realloc(s, cap *= 2);
+            if (!t) {
+                free(s);
+                s = NULL;
+            }
+            s = t;
+        }
+    }
+    fclose(f);
+    if (s)
+        s[n] = '\0';
+    return s;
+}
+
+static void show_log(const char *log)
+{
+    char *s = slurp(log);
+    if (s && *s)
+        print_error("---- output ----\n%s---- end ----\n", s);
+    free(s);
+}
+
+/* ---- the job list ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .xml files of dir, sorted; *n set. NULL on error. */
+static char **list_xml(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **names = NULL;
+    int cnt = 0, bad = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
+            continue;
+        char **nn = realloc(names, sizeof *names * (size_t)(cnt + 1));
+        if (!nn) {
+            bad = 1;
+            break;
+        }
+        names = nn;
+        if (!(names[cnt] = xprintf("%s/%s", dir, e->d_name))) {
+            bad = 1;
+            break;
+        }
+        cnt++;
+    }
+    closedir(d);
+    if (bad) {
+        for (int i = 0; i < cnt; i++)
+            free(names[i]);
+        free(names);
+        return NULL;
+    }
+    if (cnt)
+        qsort(names, (size_t)cnt, sizeof *names, cmp_str);
+    *n = cnt;
+    return names ? names : calloc(1, sizeof *names);
+}
+
+static int add_job(const char *spec, int batch, unsigned seed)
+{
+    job *j = realloc(jobs, sizeof *jobs * (size_t)(njobs + 1));
+    if (!j)
+        return -1;
+    jobs = j;
+    j = &jobs[njobs];
+    memset(j, 0, sizeof *j);
+    const char *base = strrchr(spec, '/');
+    base = base ? base + 1 : spec;
+    int k = njobs++;
+    j->spec = xprintf("%s", spec);
+    j->label = xprintf("%s", base);
+    j->bin = xprintf("%s/%d.bin", tmpdir, k);
+    j->cdump = xprintf("%s/%d.compiled.st", tmpdir, k);
+    j->idump = xprintf("%s/%d.interp.st", tmpdir, k);
+    j->ref = xprintf("%s/%d.torch.st", tmpdir, k);
+    j->log = xprintf("%s/%d.log", tmpdir, k);
+    j->batch = batch;
+    j->seed = seed;
+    j->grads = 1;
+    for (size_t i = 0; i < sizeof forward_only / sizeof *forward_only; i++)
+        if (!strcmp(base, forward_only[i]))
+            j->grads = 0;
+    return j->spec && j->label && j->bin && j->cdump && j->idump && j->ref && j->log ? 0 : -1;
+}
+
+static int setup_jobs(void)
+{
+    /* SC_PARITY_SEED shifts every seed, to sweep seeds by hand. */
+    const char *shift_env = getenv("SC_PARITY_SEED");
+    unsigned shift = shift_env ? (unsigned)strtoul(shift_env, NULL, 10) : 0;
+    int rc = 0, nspecs = 0, nmodels = 0;
+    char *specdir = xprintf("%s/tests/specs", srcdir), *modeldir = xprintf("%s/models", srcdir);
+    char **specs = specdir ? list_xml(specdir, &nspecs) : NULL;
+    char **models = modeldir ? list_xml(modeldir, &nmodels) : NULL;
+    if (!specs || !models || nspecs < 6) {
+        fprintf(stderr, "test_codegen_parity: expected at least 6 specs in %s and the models in %s\n",
+                specdir ? specdir : "tests/specs", modeldir ? modeldir : "models");
+        rc = -1;
+    }
+    for (int i = 0; !rc && i < nspecs; i++)
+        rc = add_job(specs[i], 0, 2000 + (unsigned)i + shift);
+    for (int i = 0; !rc && i < nmodels; i++)
+        rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift);
+    for (int i = 0; specs && i < nspecs; i++)
+        free(specs[i]);
+    for (int i = 0; models && i < nmodels; i++)
+        free(models[i]);
+    free(specs);
+    free(models);
+    free(specdir);
+    free(modeldir);
+    return rc;
+}
+
+static int setup(void)
+{
+    srcdir = getenv("SC_SOURCE_DIR");
+    const char *bin = getenv("SC_BINARY_DIR");
+    simclrc = getenv("SIMCLRC");
+    python = getenv("SC_PYTHON");
+    if (!srcdir || !bin || !simclrc || !python) {
+        fprintf(stderr, "test_codegen_parity: SC_SOURCE_DIR, SC_BINARY_DIR, SIMCLRC and SC_PYTHON must be set (run through ctest)\n");
+        return -1;
+    }
+    tmpdir = xprintf("%s/codegen_parity.XXXXXX", bin);
+    if (!tmpdir || !mkdtemp(tmpdir)) {
+        fprintf(stderr, "test_codegen_parity: cannot make a temporary directory in %s\n", bin);
+        free(tmpdir);
+        tmpdir = NULL;
+        return -1;
+    }
+    return setup_jobs();
+}
+
+/* Removes tmpdir and what is in it (files only: the test makes no
+ * subdirectories). */
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char *p = xprintf("%s/%s", tmpdir, e->d_name);
+            if (p)
+                unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+static void teardown(void)
+{
+    if (tmpdir) {
+        if (getenv("SC_KEEP_TMP"))
+            fprintf(stderr, "test_codegen_parity: files kept in %s\n", tmpdir);
+        else
+            remove_tmpdir();
+    }
+    for (int i = 0; i < njobs; i++) {
+        job *j = &jobs[i];
+        free(j->spec);
+        free(j->label);
+        free(j->bin);
+        free(j->cdump);
+        free(j->idump);
+        free(j->ref);
+        free(j->log);
+    }
+    free(jobs);
+    free(tmpdir);
+}
+
+/* ---- comparing dumps ---- */
+
+static int same_shape(const sc_st_tensor *a, const sc_st_tensor *b)
+{
+    if (a->ndim != b->ndim || strcmp(a->dtype, b->dtype))
+        return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d])
+            return 0;
+    return 1;
+}
+
+static float at(const sc_st_tensor *t, size_t i)
+{
+    float v;
+    memcpy(&v, (const char *)t->data + i * sizeof v, sizeof v);   /* may be unaligned */
+    return v;
+}
+
+static double max_abs(const sc_st_tensor *t)
+{
+    double m = 0;
+    for (size_t i = 0; i < t->nbytes / sizeof(float); i++)
+        m = fmax(m, fabs((double)at(t, i)));
+    return m;
+}
+
+/* The largest gradient magnitude in a dump: the base of the scale floor. */
+static double grad_scale(const sc_st_file *f)
+{
+    double m = 0;
+    for (int i = 0; i < f->n; i++)
+        if (!strncmp(f->t[i].name, "grad/", 5))
+            m = fmax(m, max_abs(&f->t[i]));
+    return m;
+}
+
+typedef struct {
+    const char *label, *what;   /* for messages */
+    double tol, floor;
+    double worst;
+    char worst_name[320];
+    int bad;
+} checker;
+
+/* Compares tensor name of a against ref; counts a failure in c. */
+static void check_close(checker *c, const sc_st_file *a, const sc_st_file *ref, const char *name)
+{
+    const sc_st_tensor *x = sc_st_get(a, name), *y = sc_st_get(ref, name);
+    if (!x || !y) {
+        print_error("%s: %s is missing from the %s\n", c->label, name, x ? c->what : "compiled dump");
+        c->bad++;
+        return;
+    }
+    if (!same_shape(x, y) || strcmp(x->dtype, "F32")) {
+        print_error("%s: %s has a different shape or dtype in the compiled dump and the %s\n",
+                    c->label, name, c->what);
+        c->bad++;
+        return;
+    }
+    size_t n = y->nbytes / sizeof(float);
+    double md = 0, mr = 0;
+    size_t worst_i = 0;
+    int nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        double xi = at(x, i), yi = at(y, i);
+        if (!isfinite(xi) || !isfinite(yi))
+            nonfinite = 1;
+        double d = fabs(xi - yi);
+        if (d > md) {
+            md = d;
+            worst_i = i;
+        }
+        mr = fmax(mr, fabs(yi));
+    }
+    double scale = fmax(mr, c->floor);
+    double rel = nonfinite ? INFINITY : (scale > 0 ? md / scale : md);
+    if (rel > c->worst || !c->worst_name[0]) {
+        c->worst = rel;
+        snprintf(c->worst_name, sizeof c->worst_name, "%s (max|diff| %.3g, max|ref| %.3g)", name, md, mr);
+    }
+    if (!(rel <= c->tol)) {
+        print_error("%s: %s differs from the %s: max|diff| %.6g at flat index %zu (compiled %.9g, "
+                    "reference %.9g), max|ref| %.6g, relative %.3g > %g\n",
+                    c->label, name, c->what, md, worst_i, n ? (double)at(x, worst_i) : 0.0,
+                    n ? (double)at(y, worst_i) : 0.0, mr, rel, c->tol);
+        c->bad++;
+    }
+}
+
+static int check_identical(const job *j, const sc_st_file *a, const sc_st_file *ref, const char *name)
+{
+    const sc_st_tensor *x = sc_st_get(a, name), *y = sc_st_get(ref, name);
+    if (!x || !y) {
+        print_error("%s: %s is missing from the %s dump\n", j->label, name, x ? "interpreter's" : "compiled");
+        return 1;
+    }
+    if (!same_shape(x, y)) {
+        print_error("%s: %s has a different shape or dtype in the two dumps\n", j->label, name);
+        return 1;
+    }
+    if (memcmp(x->data, y->data, y->nbytes)) {
+        size_t i = 0;
+        while (i < y->nbytes / sizeof(float) && at(x, i) == at(y, i))
+            i++;
+        print_error("%s: %s is not bit-identical: first difference at flat index %zu "
+                    "(compiled %.9g, interpreter %.9g)\n",
+                    j->label, name, i, (double)at(x, i), (double)at(y, i));
+        return 1;
+    }
+    return 0;
+}
+
+static int same_meta(const job *j, const sc_st_file *a, const sc_st_file *b, const char *key)
+{
+    const char *x = sc_st_meta(a, key), *y = sc_st_meta(b, key);
+    if (!x || !y || strcmp(x, y)) {
+        print_error("%s: metadata '%s' differs: compiled '%s', interpreter '%s'\n", j->label, key,
+                    x ? x : "(none)", y ? y : "(none)");
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- parity with the interpreter ---- */
+
+static void test_interp_parity(void **state)
+{
+    job *j = *state;
+    char seed[32], batch[32];
+    snprintf(seed, sizeof seed, "--seed=%u", j->seed);
+    snprintf(batch, sizeof batch, "--batch=%d", j->batch);
+
+    /* The interpreter runs beside the compiler: two cores, two programs. */
+    char *iargv[9];
+    int a = 0;
+    iargv[a++] = (char *)simclrc;
+    iargv[a++] = "--emit=step-dump";
+    iargv[a++] = "-o";
+    iargv[a++] = j->idump;
+    iargv[a++] = seed;
+    if (j->batch)
+        iargv[a++] = batch;
+    iargv[a++] = j->spec;
+    iargv[a] = NULL;
+    pid_t interp = start(iargv, j->log);
+
+    char *cargv[9];
+    a = 0;
+    cargv[a++] = (char *)simclrc;
+    cargv[a++] = "--emit=exe";
+    cargv[a++] = "-o";
+    cargv[a++] = j->bin;
+    if (j->batch)
+        cargv[a++] = batch;
+    cargv[a++] = j->spec;
+    cargv[a] = NULL;
+    int crc = run(cargv, j->log);
+    int drc = -1;
+    if (crc == 0) {
+        char *dargv[] = {j->bin, "dump-step", j->cdump, seed, NULL};
+        drc = run(dargv, j->log);
+    }
+    int irc = finish(interp);
+    unlink(j->bin);
+    j->dumped = drc == 0;
+    if (crc || drc || irc) {
+        show_log(j->log);
+        fail_msg("%s: %s failed (exit status %d)", j->label,
+                 crc ? "simclrc --emit=exe" : drc ? "the binary's dump-step" : "simclrc --emit=step-dump",
+                 crc ? crc : drc ? drc : irc);
+    }
+
+    sc_st_file c, r;
+    char err[512];
+    if (sc_st_read(j->cdump, &c, err, sizeof err))
+        fail_msg("%s: %s", j->label, err);
+    if (sc_st_read(j->idump, &r, err, sizeof err)) {
+        sc_st_free(&c);
+        fail_msg("%s: %s", j->label, err);
+    }
+    int bad = 0;
+    bad += same_meta(j, &c, &r, "format") + same_meta(j, &c, &r, "model") +
+           same_meta(j, &c, &r, "seed") + same_meta(j, &c, &r, "params");
+    /* Beyond the interpreter's tensors the compiled dump may hold only the
+     * running statistics. */
+    for (int i = 0; i < c.n; i++) {
+        if (!sc_st_get(&r, c.t[i].name) && strncmp(c.t[i].name, "running/", 8)) {
+            print_error("%s: the compiled dump has an unexpected tensor %s\n", j->label, c.t[i].name);
+            bad++;
+        }
+    }
+    checker ck = {j->label, "interpreter's dump", INTERP_TOL, FLOOR_REL * grad_scale(&r), 0, "", 0};
+    int nparams = 0;
+    bad += check_identical(j, &c, &r, "input");
+    check_close(&ck, &c, &r, "loss");
+    for (int i = 0; i < r.n; i++) {
+        const char *name = r.t[i].name;
+        if (!strcmp(name, "input") || !strcmp(name, "loss"))
+            continue;
+        if (!strncmp(name, "grad/", 5)) {
+            if (j->grads)
+                check_close(&ck, &c, &r, name);
+        } else {
+            bad += check_identical(j, &c, &r, name);
+            nparams++;
+        }
+    }
+    print_message("%-26s batch %-3s seed %-5u %3d params%s, worst %s: %.3g\n", j->label,
+                  j->batch ? batch + 8 : "own", j->seed, nparams,
+                  j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
+    sc_st_free(&c);
+    sc_st_free(&r);
+    unlink(j->idump);
+    if (bad || ck.bad)
+        fail_msg("%s: the compiled step does not match the interpreter (%d tensors differ)", j->label,
+                 bad + ck.bad);
+}
+
+/* ---- parity with PyTorch ---- */
+
+/* Runs torch_step.py once over every compiled dump (torch's import costs
+ * seconds). */
+static void run_torch(void)
+{
+    torch_ran = 1;
+    char *list = xprintf("%s/torch-jobs.txt", tmpdir);
+    char *log = xprintf("%s/torch.log", tmpdir);
+    char *script = xprintf("%s/tests/torch_step.py", srcdir);
+    FILE *f = list ? fopen(list, "w") : NULL;
+    if (!f || !log || !script) {
+        torch_status = -1;
+    } else {
+        for (int i = 0; i < njobs; i++)
+            if (jobs[i].dumped)
+                fprintf(f, "%s\t%s\t%s\n", jobs[i].spec, jobs[i].cdump, jobs[i].ref);
+        if (fclose(f)) {
+            torch_status = -1;
+        } else {
+            char *argv[] = {(char *)python, script, "--batch-file", list, NULL};
+            torch_status = run(argv, log);
+            if (torch_status)
+                show_log(log);
+        }
+    }
+    free(list);
+    free(log);
+    free(script);
+}
+
+static void test_torch_parity(void **state)
+{
+    job *j = *state;
+    if (!j->dumped)
+        fail_msg("%s: no compiled dump (see the interpreter parity test)", j->label);
+    if (!torch_ran)
+        run_torch();
+    sc_st_file c, r;
+    char err[512];
+    if (sc_st_read(j->ref, &r, err, sizeof err))
+        fail_msg("%s: no PyTorch reference (torch_step.py exit status %d): %s", j->label, torch_status, err);
+    if (sc_st_read(j->cdump, &c, err, sizeof err)) {
+        sc_st_free(&r);
+        fail_msg("%s: %s", j->label, err);
+    }
+    checker ck = {j->label, "PyTorch reference", TORCH_TOL, FLOOR_REL * grad_scale(&r), 0, "", 0};
+    check_close(&ck, &c, &r, "loss");
+    int nrunning = 0;
+    for (int i = 0; i < r.n; i++) {
+        const char *name = r.t[i].name;
+        if (!strncmp(name, "running/", 8)) {
+            /* Running statistics have their own scale; no floor. */
+            double fl = ck.floor;
+            ck.floor = 0;
+            check_close(&ck, &c, &r, name);
+            ck.floor = fl;
+            nrunning++;
+        } else if (!strncmp(name, "grad/", 5) && j->grads) {
+            check_close(&ck, &c, &r, name);
+        }
+    }
+    print_message("%-26s %d running statistics%s, worst %s: %.3g\n", j->label, nrunning,
+                  j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
+    sc_st_free(&c);
+    sc_st_free(&r);
+    if (!getenv("SC_KEEP_TMP")) {
+        unlink(j->cdump);
+        unlink(j->ref);
+    }
+    if (ck.bad)
+        fail_msg("%s: the compiled step does not match PyTorch (%d tensors differ)", j->label, ck.bad);
+}
+
+/* ---- the compiler's command line ---- */
+
+static char *spec_path(const char *rel)
+{
+    char *p = xprintf("%s/%s", srcdir, rel);
+    assert_non_null(p);
+    return p;
+}
+
+static const char *find_opt(void)
+{
+    static const char *const cand[] = {"/usr/lib/llvm-19/bin/opt", "/usr/bin/opt-19"};
+    const char *env = getenv("SC_OPT");
+    if (env && *env)
+        return env;
+    for (size_t i = 0; i < sizeof cand / sizeof *cand; i++)
+        if (access(cand[i], X_OK) == 0)
+            return cand[i];
+    return NULL;
+}
+
+static void test_llvm_verify(void **state)
+{
+    (void)state;
+    const char *opt = find_opt();
+    if (!opt)
+        fail_msg("opt-19 not found in /usr/lib/llvm-19/bin or /usr/bin (set SC_OPT)");
+    static const char *const specs[] = {"models/resnet-small.xml", "tests/specs/bottleneck.xml",
+                                        "tests/specs/head-batchnorm.xml"};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        char *spec = spec_path(specs[i]), *ll = xprintf("%s/verify%zu.ll", tmpdir, i),
+             *log = xprintf("%s/verify%zu.log", tmpdir, i);
+        assert_non_null(ll);
+        assert_non_null(log);
+        char *argv[] = {(char *)simclrc, "--emit=llvm", "-o", ll, spec, NULL};
+        int rc = run(argv, log);
+        if (rc) {
+            show_log(log);
+            fail_msg("simclrc --emit=llvm %s: exit status %d", specs[i], rc);
+        }
+        char *vargv[] = {(char *)opt, "-passes=verify", "-disable-output", ll, NULL};
+        rc = run(vargv, log);
+        if (rc) {
+            show_log(log);
+            fail_msg("%s -passes=verify rejects the IR of %s (exit status %d)", opt, specs[i], rc);
+        }
+        unlink(ll);
+        unlink(log);
+        free(spec);
+        free(ll);
+        free(log);
+    }
+}
+
+static int host_has_avx512(void)
+{
+    char *s = slurp("/proc/cpuinfo");
+    int yes = s && strstr(s, " avx512f") != NULL;
+    free(s);
+    return yes;
+}
+
+static void test_asm_avx512(void **state)
+{
+    (void)state;
+    if (!host_has_avx512()) {
+        print_message("the host CPU has no AVX-512; nothing to check\n");
+        skip();
+    }
+    char *spec = spec_path("models/resnet-small.xml"), *s = xprintf("%s/small.s", tmpdir),
+         *log = xprintf("%s/asm.log", tmpdir);
+    assert_non_null(s);
+    assert_non_null(log);
+    char *argv[] = {(char *)simclrc, "--emit=asm", "-o", s, spec, NULL};
+    int rc = run(argv, log);
+    if (rc) {
+        show_log(log);
+        fail_msg("simclrc --emit=asm: exit status %d", rc);
+    }
+    char *text = slurp(s);
+    assert_non_null(text);
+    /* A 512-bit register in a vector floating-point instruction. */
+    int zmm = 0;
+    for (char *p = text; (p = strstr(p, "%zmm")); p++)
+        zmm++;
+    print_message("resnet-small: %d zmm operands in the assembly\n", zmm);
+    free(text);
+    unlink(s);
+    unlink(log);
+    free(spec);
+    free(s);
+    free(log);
+    assert_true(zmm > 0);
+}
+
+/* Runs simclrc with extra arguments; expects exit 1 or 2 and an error
+ * message that mentions needle. */
+static void expect_usage_error(const char *what, char **argv, const char *needle)
+{
+    char *log = xprintf("%s/err.log", tmpdir);
+    assert_non_null(log);
+    unlink(log);
+    int rc = run(argv, log);
+    char *msg = slurp(log);
+    print_message("%s: exit %d: %s", what, rc, msg ? msg : "(no output)\n");
+    int ok = (rc == 1 || rc == 2) && msg && strstr(msg, "simclrc:") && strstr(msg, "error") &&
+             strstr(msg, needle);
+    free(msg);
+    unlink(log);
+    free(log);
+    if (!ok)
+        fail_msg("%s: expected exit status 1 or 2 and an error naming '%s'", what, needle);
+}
+
+static void test_bad_output_path(void **state)
+{
+    (void)state;
+    char *spec = spec_path("tests/specs/flatten.xml");
+    char *exe[] = {(char *)simclrc, "-o", "/nonexistent/dir/x", spec, NULL};
+    expect_usage_error("--emit=exe -o /nonexistent/dir/x", exe, "/nonexistent/dir/x");
+    char *obj[] = {(char *)simclrc, "--emit=obj", "-o", "/nonexistent/dir/x.o", spec, NULL};
+    expect_usage_error("--emit=obj -o /nonexistent/dir/x.o", obj, "/nonexistent/dir/x.o");
+    char *dir[] = {(char *)simclrc, "-o", tmpdir, spec, NULL};
+    expect_usage_error("--emit=exe -o DIRECTORY", dir, tmpdir);
+    free(spec);
+}
+
+static void test_unknown_target_cpu(void **state)
+{
+    (void)state;
+    char *spec = spec_path("tests/specs/flatten.xml"), *o = xprintf("%s/cpu.o", tmpdir);
+    assert_non_null(o);
+    char *obj[] = {(char *)simclrc, "--emit=obj", "--target-cpu=nosuchcpu", "-o", o, spec, NULL};
+    expect_usage_error("--target-cpu=nosuchcpu --emit=obj", obj, "nosuchcpu");
+    char *exe[] = {(char *)simclrc, "--target-cpu=nosuchcpu", "-o", o, spec, NULL};
+    expect_usage_error("--target-cpu=nosuchcpu --emit=exe", exe, "nosuchcpu");
+    assert_int_not_equal(access(o, F_OK), 0);
+    free(spec);
+    free(o);
+}
+
+/* ---- the training binary's command line ---- */
+
+typedef struct {
+    const char *bin, *log, *prog;
+} binctx;
+
+/* Runs the binary with up to 4 arguments; returns its exit status and its
+ * output (malloc'd) in *out. */
+static int run_bin(const binctx *b, char **out, const char *a1, const char *a2, const char *a3,
+                   const char *a4)
+{
+    char *argv[] = {(char *)b->bin, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
+    unlink(b->log);
+    int rc = run(argv, b->log);
+    *out = slurp(b->log);
+    if (!*out)
+        *out = calloc(1, 1);
+    return rc;
+}
+
+/* Expects exit status want and an output containing every needle; the
+ * needle list ends with NULL. */
+static int expect_bin(const binctx *b, int want, const char *a1, const char *a2, const char *a3,
+                      const char *a4, ...)
+{
+    char *out;
+    int rc = run_bin(b, &out, a1, a2, a3, a4);
+    int bad = rc != want;
+    va_list ap;
+    va_start(ap, a4);
+    for (const char *n; (n = va_arg(ap, const char *));)
+        if (!strstr(out, n)) {
+            print_error("output lacks '%s'\n", n);
+            bad = 1;
+        }
+    va_end(ap);
+    if (bad)
+        print_error("%s %s %s %s %s: exit status %d (expected %d), output:\n%s\n", b->prog,
+                    a1 ? a1 : "", a2 ? a2 : "", a3 ? a3 : "", a4 ? a4 : "", rc, want, out);
+    free(out);
+    return bad;
+}
+
+static void test_binary_cli(void **state)
+{
+    (void)state;
+    char *spec = spec_path("tests/specs/flatten.xml");
+    char *bin = xprintf("%s/flatten", tmpdir), *log = xprintf("%s/cli.log", tmpdir),
+         *dump = xprintf("%s/cli.st", tmpdir), *errprefix = xprintf("flatten: error:");
+    assert_non_null(bin);
+    assert_non_null(log);
+    assert_non_null(dump);
+    assert_non_null(errprefix);
+    char *argv[] = {(char *)simclrc, "-o", bin, spec, NULL};
+    int rc = run(argv, log);
+    if (rc) {
+        show_log(log);
+        fail_msg("simclrc -o %s %s: exit status %d", bin, spec, rc);
+    }
+    binctx b = {bin, log, "flatten"};
+    int bad = 0;
+    bad += expect_bin(&b, 0, "dump-step", dump, "--seed", "5", NULL);
+
+    /* info: every field of cli.md, and the parameter count of the dump. */
+    sc_st_file f;
+    char err[512], count[64] = "?";
+    if (sc_st_read(dump, &f, err, sizeof err) == 0) {
+        long long n = 0;
+        for (int i = 0; i < f.n; i++) {
+            if (strncmp(f.t[i].name, "grad/", 5) && strncmp(f.t[i].name, "running/", 8) &&
+                strcmp(f.t[i].name, "input") && strcmp(f.t[i].name, "loss"))
+                n += (long long)(f.t[i].nbytes / sizeof(float));
+        }
+        /* As info prints it: digits grouped by commas. */
+        char digits[32];
+        int nd = snprintf(digits, sizeof digits, "%lld", n), o = 0;
+        count[o++] = ' ';
+        for (int i = 0; i < nd; i++) {
+            if (i && (nd - i) % 3 == 0)
+                count[o++] = ',';
+            count[o++] = digits[i];
+        }
+        snprintf(count + o, sizeof count - (size_t)o, " in ");
+        sc_st_free(&f);
+    } else {
+        print_error("%s\n", err);
+        bad++;
+    }
+    bad += expect_bin(&b, 0, "info", NULL, NULL, NULL, "flatten", "parameters", count, "FLOPs per step",
+                      "activation arena", "3 images", "1 x 20 x 20",
+                      "simclrc", "target CPU", NULL);
+    bad += expect_bin(&b, 0, "info", "--params", NULL, NULL, "encoder.0.weight", "[4, 1, 5, 5]", NULL);
+    bad += expect_bin(&b, 0, "--help", NULL, NULL, NULL, "usage:", "dump-step", "bench-step", NULL);
+    bad += expect_bin(&b, 0, "--version", NULL, NULL, NULL, "simclrc", NULL);
+    bad += expect_bin(&b, 0, "dump-step", "--help", NULL, NULL, "usage:", "--seed", NULL);
+    bad += expect_bin(&b, 0, "bench-step", "--help", NULL, NULL, "usage:", "--threads", NULL);
+    bad += expect_bin(&b, 0, "info", "-h", NULL, NULL, "usage:", NULL);
+    bad += expect_bin(&b, 0, "bench-step", "--steps", "2", "--threads=1", "images/s", "ms/step", NULL);
+    /* Usage errors: exit 2 with PROGRAM: error: ... */
+    bad += expect_bin(&b, 2, NULL, NULL, NULL, NULL, errprefix, NULL);
+    bad += expect_bin(&b, 2, "frobnicate", NULL, NULL, NULL, errprefix, "frobnicate", NULL);
+    static const char *const later[] = {"train", "eval", "finetune", "check-data"};
+    for (size_t i = 0; i < sizeof later / sizeof *later; i++)
+        bad += expect_bin(&b, 2, later[i], "--data", "/tmp", NULL, errprefix, later[i], "not available", NULL);
+    bad += expect_bin(&b, 2, "dump-step", NULL, NULL, NULL, errprefix, NULL);
+    bad += expect_bin(&b, 2, "dump-step", dump, "--seed", "-3", errprefix, "--seed", NULL);
+    bad += expect_bin(&b, 2, "dump-step", dump, "--seed", NULL, errprefix, "--seed", NULL);
+    bad += expect_bin(&b, 2, "bench-step", "--steps", "0", NULL, errprefix, "--steps", NULL);
+    bad += expect_bin(&b, 2, "bench-step", "--threads", "x", NULL, errprefix, "--threads", NULL);
+    bad += expect_bin(&b, 2, "info", "--bogus", NULL, NULL, errprefix, "--bogus", NULL);
+    bad += expect_bin(&b, 2, "--bogus", NULL, NULL, NULL, errprefix, "--bogus", NULL);
+    /* Bad input: an unwritable dump path is exit 1. */
+    bad += expect_bin(&b, 1, "dump-step", "/nonexistent/dir/x.st", NULL, NULL, errprefix,
+                      "/nonexistent/dir/x.st", NULL);
+    unlink(bin);
+    unlink(dump);
+    unlink(log);
+    free(spec);
+    free(bin);
+    free(log);
+    free(dump);
+    free(errprefix);
+    if (bad)
+        fail_msg("%d training binary command lines misbehaved", bad);
+}
+
+int main(void)
+{
+    /* Setup decides how many tests there are, so it runs before cmocka. */
+    if (setup()) {
+        teardown();
+        fprintf(stderr, "test_codegen_parity: setup failed\n");
+        return 1;
+    }
+    size_t n = 2 * (size_t)njobs + 5, k = 0;
+    struct CMUnitTest *tests = calloc(n, sizeof *tests);
+    char **names = calloc(n, sizeof *names);
+    if (!tests || !names) {
+        free(tests);
+        free(names);
+        teardown();
+        return 1;
+    }
+    static const struct {
+        const char *name;
+        CMUnitTestFunction f;
+    } fixed[] = {
+        {"binary_cli", test_binary_cli},
+        {"llvm_verify", test_llvm_verify},
+        {"asm_avx512", test_asm_avx512},
+        {"bad_output_path", test_bad_output_path},
+        {"unknown_target_cpu", test_unknown_target_cpu},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        tests[k].name = fixed[i].name;
+        tests[k++].test_func = fixed[i].f;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < njobs; i++) {
+            names[k] = xprintf("%s %s", pass ? "torch" : "interp", jobs[i].label);
+            tests[k].name = names[k] ? names[k] : jobs[i].label;
+            tests[k].test_func = pass ? test_torch_parity : test_interp_parity;
+            tests[k++].initial_state = &jobs[i];
+        }
+    }
+    int failed = _cmocka_run_group_tests("codegen_parity", tests, k, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(tests);
+    teardown();
+    return failed ? 1 : 0;
+}
