@@ -19,6 +19,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/ExecutionEngine.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -32,6 +33,7 @@ struct sc_codegen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTargetMachineRef tm;
+    LLVMExecutionEngineRef ee;  /* set by sc_codegen_jit; it then owns mod */
     int opt_level;
     char *cpu, *features;
     /* elt is the tensors' element type: float, or double for testing the
@@ -1350,7 +1352,9 @@ void sc_codegen_free(sc_codegen *c)
         return;
     if (c->b)
         LLVMDisposeBuilder(c->b);
-    if (c->mod)
+    if (c->ee)
+        LLVMDisposeExecutionEngine(c->ee);
+    else if (c->mod)
         LLVMDisposeModule(c->mod);
     if (c->ctx)
         LLVMContextDispose(c->ctx);
@@ -1449,4 +1453,30 @@ int sc_codegen_emit(sc_codegen *c, const char *kind, const char *path, char *err
         return -1;
     }
     return 0;
+}
+
+void *sc_codegen_jit(sc_codegen *c, const char *symbol, char *err, size_t errlen)
+{
+    if (!c->ee) {
+        LLVMLinkInMCJIT();
+        struct LLVMMCJITCompilerOptions o;
+        LLVMInitializeMCJITCompilerOptions(&o, sizeof o);
+        o.OptLevel = (unsigned)c->opt_level;
+        char *msg = NULL;
+        if (LLVMCreateMCJITCompilerForModule(&c->ee, c->mod, &o, sizeof o, &msg)) {
+            snprintf(err, errlen, "cannot create the JIT: %s", msg ? msg : "?");
+            LLVMDisposeMessage(msg);
+            c->ee = NULL;
+            return NULL;
+        }
+    }
+    uint64_t addr = LLVMGetFunctionAddress(c->ee, symbol);
+    if (!addr) {
+        addr = LLVMGetGlobalValueAddress(c->ee, symbol);
+        if (!addr) {
+            snprintf(err, errlen, "the JIT has no symbol %s", symbol);
+            return NULL;
+        }
+    }
+    return (void *)(uintptr_t)addr;
 }

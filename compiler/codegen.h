@@ -43,6 +43,11 @@ int sc_codegen_optimize(sc_codegen *c, char *err, size_t errlen);
 /* kind: "llvm", "asm" or "obj"; path "-" writes text kinds to stdout. */
 int sc_codegen_emit(sc_codegen *c, const char *kind, const char *path, char *err, size_t errlen);
 
+/* Compiles the module in memory (MCJIT) and returns the address of a
+ * symbol (sc_step, sc_encode, sc_finetune_step, sc_model), or NULL with a
+ * message. For tests: the module cannot be emitted afterwards. */
+void *sc_codegen_jit(sc_codegen *c, const char *symbol, char *err, size_t errlen);
+
 /* The CPU name and features the code is generated for. */
 const char *sc_codegen_cpu(const sc_codegen *c);
 

@@ -18,19 +18,27 @@
  * own largest magnitude means nothing. A tensor's scale is therefore at
  * least 1e-3 of the largest gradient in the reference dump.
  *
- * Float32 and deep networks: a ReLU whose input lies within float rounding
- * of zero (about 1e-6 of the typical activation) can switch sides between a
- * float32 and a double computation, which reroutes the gradient of a whole
- * channel; with the ~2 million ReLU inputs of a ResNet-18 step at batch 2,
- * some input is that close to zero for about half the seeds, and PyTorch in
- * float32 then differs from the double reference by 1e-3 .. 1e-1 just as
- * the compiled code does. The shipped models are tested at a seed (below)
- * where neither the compiled code nor PyTorch float32 crosses such a
- * boundary. ResNet-50 at batch 2 has no such seed: its 36-sample batchnorms
- * over 50 layers leave float32 forward activations 1e-4 off the double ones
- * and PyTorch float32 misses the double gradients by 0.2 and more at every
- * seed tried, so for it the test checks parameters, input, loss and the
- * running statistics (the whole forward) but not the gradients. */
+ * Float32 decisions: a ReLU whose input lies within float rounding of
+ * zero (observed: 1e-6 of the typical activation) can switch sides
+ * between float32 and double, which reroutes the gradient of a whole
+ * channel to every parameter before it; a max-pool window whose two
+ * largest values are that close can pick another winner. Such gradients
+ * are not a property of the code but of float32: PyTorch in float32 shows
+ * the same 1e-3 .. 1e-1 jumps. So before comparing, the test runs the
+ * forward pass in the interpreter (double) and finds every ReLU input and
+ * max-pool gap within TAU (2e-5, 10x the largest rounding seen) of the
+ * tensor's RMS. Small models try a few seeds and take the first with no
+ * such decision; in the larger ones (about 2 million ReLU inputs per step
+ * for ResNet-18 at batch 2) some always remain, and the gradients of the
+ * parameters upstream of them are left out of the comparison (the test
+ * prints which). ResNet-50 at batch 2 is compared forward only: its
+ * 36-sample batchnorms over 50 layers leave float32 activations 1e-4 off
+ * the double ones, and PyTorch float32 misses the double gradients by 0.2
+ * and more at every seed tried; parameters, input, loss and the running
+ * statistics are still checked.
+ *
+ * PyTorch runs in float64 (--double), so that it too is a reference that
+ * float32 decisions do not disturb. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +56,11 @@
 
 #include <cmocka.h>
 
+#include "build.h"
+#include "interp.h"
+#include "ir.h"
+#include "model.h"
+#include "sc_rng.h"
 #include "sc_safetensors.h"
 
 #define INTERP_TOL 1e-4
@@ -55,6 +68,9 @@
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
 #define SHIPPED_SEED 1
+#define TAU 2e-5
+#define SEED_TRIES 8
+#define SMALL_RELU_ELEMS 1000000   /* below: search seeds (forward passes are cheap) */
 
 /* Models whose gradients float32 cannot reproduce at 1e-4 (see above). */
 static const char *const forward_only[] = {"resnet50-stl10.xml"};
@@ -66,6 +82,9 @@ typedef struct {
     unsigned seed;
     int grads;           /* compare gradients */
     int dumped;          /* the compiled dump exists */
+    char **skip;         /* gradients left out (float32 decisions), "grad/NAME" */
+    int nskip;
+    long ambiguous;      /* decisions within TAU at the chosen seed */
 } job;
 
 static job *jobs;
@@ -324,6 +343,9 @@ static void teardown(void)
         free(j->idump);
         free(j->ref);
         free(j->log);
+        for (int k = 0; k < j->nskip; k++)
+            free(j->skip[k]);
+        free(j->skip);
     }
     free(jobs);
     free(tmpdir);
@@ -453,16 +475,219 @@ static int same_meta(const job *j, const sc_st_file *a, const sc_st_file *b, con
     return 0;
 }
 
+/* ---- float32 decisions (see the top of the file) ---- */
+
+typedef struct {
+    sc_model m;
+    sc_graph g;
+    sc_interp it;
+    int have_model, have_interp;
+    int *pord;           /* tensor -> parameter ordinal, or -1 */
+    unsigned char *anc;  /* [tensor][param]: the parameter is upstream of the tensor */
+    unsigned char *out;  /* [param]: some ambiguous decision is downstream of it */
+    long relu_elems;
+} screen;
+
+static void screen_free(screen *sc)
+{
+    if (sc->have_interp)
+        sc_interp_free(&sc->it);
+    if (sc->have_model) {
+        sc_graph_free(&sc->g);
+        sc_model_free(&sc->m);
+    }
+    free(sc->pord);
+    free(sc->anc);
+    free(sc->out);
+}
+
+/* Loads the model, builds its forward graph and the upstream-parameter
+ * relation. Returns 0 or -1. */
+static int screen_init(screen *sc, const job *j)
+{
+    memset(sc, 0, sizeof *sc);
+    sc_graph_init(&sc->g);
+    if (sc_model_load(j->spec, &sc->m)) {
+        sc_model_free(&sc->m);
+        sc_graph_free(&sc->g);
+        return -1;
+    }
+    sc->have_model = 1;
+    sc_graph *g = &sc->g;
+    if (sc_build_graph(&sc->m, j->batch, g))
+        return -1;
+    size_t np = (size_t)g->nparams;
+    sc->pord = malloc(sizeof *sc->pord * (size_t)g->nt);
+    sc->anc = calloc((size_t)g->nt * (np ? np : 1), 1);
+    sc->out = calloc(np ? np : 1, 1);
+    if (!sc->pord || !sc->anc || !sc->out)
+        return -1;
+    for (int t = 0; t < g->nt; t++)
+        sc->pord[t] = -1;
+    for (int k = 0; k < g->nparams; k++) {
+        sc->pord[g->params[k]] = k;
+        sc->anc[(size_t)g->params[k] * np + (size_t)k] = 1;
+    }
+    for (int i = 0; i < g->nfwd; i++) {
+        const sc_node *n = &g->n[i];
+        for (int o = 0; o < n->nout; o++)
+            for (int a = 0; a < n->nin; a++)
+                for (size_t k = 0; k < np; k++)
+                    sc->anc[(size_t)n->out[o] * np + k] |= sc->anc[(size_t)n->in[a] * np + k];
+        if (n->op == SC_OP_RELU)
+            sc->relu_elems += g->t[n->in[0]].numel;
+    }
+    if (sc_interp_init(&sc->it, g))
+        return -1;
+    sc->have_interp = 1;
+    return 0;
+}
+
+static double rms(const double *x, long n)
+{
+    double ss = 0;
+    for (long i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    return n ? sqrt(ss / (double)n) : 0;
+}
+
+/* Max-pool windows whose two largest values differ by less than thr (but
+ * are not equal: exact ties, zeros after a ReLU, are the same in float). */
+static long maxpool_close(const sc_node *n, const sc_tensor *x, const sc_tensor *y, const double *v,
+                          double thr)
+{
+    int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3];
+    long cnt = 0;
+    for (long p = 0; p < (long)x->shape[0] * x->shape[1]; p++) {
+        const double *xp = v + p * H * W;
+        for (int oi = 0; oi < OH; oi++)
+            for (int oj = 0; oj < OW; oj++) {
+                double t1 = -INFINITY, t2 = -INFINITY;
+                for (int ki = 0; ki < n->kernel; ki++)
+                    for (int kj = 0; kj < n->kernel; kj++) {
+                        int r = oi * n->stride - n->pad + ki, c = oj * n->stride - n->pad + kj;
+                        if (r < 0 || r >= H || c < 0 || c >= W)
+                            continue;
+                        double e = xp[r * W + c];
+                        if (e > t1) {
+                            t2 = t1;
+                            t1 = e;
+                        } else if (e > t2) {
+                            t2 = e;
+                        }
+                    }
+                if (t2 > -INFINITY && t1 > t2 && t1 - t2 < thr)
+                    cnt++;
+            }
+    }
+    return cnt;
+}
+
+/* Runs the forward pass for seed and marks in sc->out the parameters
+ * upstream of a decision within TAU of a tie. Returns the number of such
+ * decisions. */
+static long screen_seed(screen *sc, unsigned seed)
+{
+    sc_graph *g = &sc->g;
+    size_t np = (size_t)g->nparams;
+    sc_interp_init_params(&sc->it, seed);
+    sc_rng r;
+    sc_rng_seed(&r, seed, SC_STREAM_INPUT);
+    for (long i = 0; i < g->t[g->input].numel; i++)
+        sc->it.buf[g->input][i] = (float)sc_rng_normal(&r);
+    sc_interp_run(&sc->it, 0, g->nfwd);
+    memset(sc->out, 0, np ? np : 1);
+    long total = 0;
+    for (int i = 0; i < g->nfwd; i++) {
+        const sc_node *n = &g->n[i];
+        if (n->op != SC_OP_RELU && n->op != SC_OP_MAXPOOL)
+            continue;
+        const sc_tensor *x = &g->t[n->in[0]];
+        const double *v = sc->it.buf[n->in[0]];
+        double thr = TAU * rms(v, x->numel);
+        long cnt = 0;
+        if (n->op == SC_OP_RELU) {
+            for (long e = 0; e < x->numel; e++)
+                cnt += v[e] != 0 && fabs(v[e]) < thr;
+        } else {
+            cnt = maxpool_close(n, x, &g->t[n->out[0]], v, thr);
+        }
+        if (cnt) {
+            total += cnt;
+            for (size_t k = 0; k < np; k++)
+                sc->out[k] |= sc->anc[(size_t)n->in[0] * np + k];
+        }
+    }
+    return total;
+}
+
+static int count_marked(const screen *sc)
+{
+    int c = 0;
+    for (int k = 0; k < sc->g.nparams; k++)
+        c += sc->out[k];
+    return c;
+}
+
+/* Records the marked parameters' gradients as left out of job j. */
+static int record_skips(job *j, const screen *sc)
+{
+    int n = count_marked(sc);
+    j->skip = calloc((size_t)(n ? n : 1), sizeof *j->skip);
+    if (!j->skip)
+        return -1;
+    for (int k = 0; k < sc->g.nparams; k++)
+        if (sc->out[k] && !(j->skip[j->nskip++] = xprintf("grad/%s", sc->g.t[sc->g.params[k]].name)))
+            return -1;
+    return 0;
+}
+
+static int skipped(const job *j, const char *name)
+{
+    for (int k = 0; k < j->nskip; k++)
+        if (!strcmp(j->skip[k], name))
+            return 1;
+    return 0;
+}
+
 /* ---- parity with the interpreter ---- */
 
 static void test_interp_parity(void **state)
 {
     job *j = *state;
+    /* Forward-only jobs compare no gradients: nothing to screen. */
+    screen sc;
+    int screening = j->grads;
+    if (screening && screen_init(&sc, j)) {
+        screen_free(&sc);
+        fail_msg("%s: the test cannot build the model's graph", j->label);
+    }
+    if (screening && sc.relu_elems < SMALL_RELU_ELEMS) {
+        unsigned best = j->seed;
+        int best_n = INT32_MAX;
+        long best_amb = 0;
+        for (unsigned t = 0; t < SEED_TRIES && best_n; t++) {
+            long amb = screen_seed(&sc, j->seed + t);
+            int n = count_marked(&sc);
+            if (n < best_n) {
+                best = j->seed + t;
+                best_n = n;
+                best_amb = amb;
+            }
+        }
+        j->seed = best;
+        j->ambiguous = screen_seed(&sc, best);
+        assert_int_equal(j->ambiguous, best_amb);
+        assert_int_equal(record_skips(j, &sc), 0);
+        screen_free(&sc);
+        screening = 0;
+    }
     char seed[32], batch[32];
     snprintf(seed, sizeof seed, "--seed=%u", j->seed);
     snprintf(batch, sizeof batch, "--batch=%d", j->batch);
 
-    /* The interpreter runs beside the compiler: two cores, two programs. */
+    /* The interpreter runs beside the compiler: two cores, two programs;
+     * a big model's screening runs meanwhile in this process. */
     char *iargv[9];
     int a = 0;
     iargv[a++] = (char *)simclrc;
@@ -486,7 +711,14 @@ static void test_interp_parity(void **state)
         cargv[a++] = batch;
     cargv[a++] = j->spec;
     cargv[a] = NULL;
-    int crc = run(cargv, j->log);
+    pid_t compile = start(cargv, j->log);
+    if (screening) {
+        j->ambiguous = screen_seed(&sc, j->seed);
+        int rs = record_skips(j, &sc);
+        screen_free(&sc);
+        assert_int_equal(rs, 0);
+    }
+    int crc = finish(compile);
     int drc = -1;
     if (crc == 0) {
         char *dargv[] = {j->bin, "dump-step", j->cdump, seed, NULL};
@@ -530,7 +762,7 @@ static void test_interp_parity(void **state)
         if (!strcmp(name, "input") || !strcmp(name, "loss"))
             continue;
         if (!strncmp(name, "grad/", 5)) {
-            if (j->grads)
+            if (j->grads && !skipped(j, name))
                 check_close(&ck, &c, &r, name);
         } else {
             bad += check_identical(j, &c, &r, name);
@@ -540,6 +772,13 @@ static void test_interp_parity(void **state)
     print_message("%-26s batch %-3s seed %-5u %3d params%s, worst %s: %.3g\n", j->label,
                   j->batch ? batch + 8 : "own", j->seed, nparams,
                   j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
+    if (j->nskip) {
+        print_message("%-26s %ld ReLU/max-pool decisions within float rounding of a tie; "
+                      "%d of %d gradients left out:", j->label, j->ambiguous, j->nskip, nparams);
+        for (int k = 0; k < j->nskip; k++)
+            print_message(" %s", j->skip[k] + 5);
+        print_message("\n");
+    }
     sc_st_free(&c);
     sc_st_free(&r);
     unlink(j->idump);
@@ -568,7 +807,7 @@ static void run_torch(void)
         if (fclose(f)) {
             torch_status = -1;
         } else {
-            char *argv[] = {(char *)python, script, "--batch-file", list, NULL};
+            char *argv[] = {(char *)python, script, "--double", "--batch-file", list, NULL};
             torch_status = run(argv, log);
             if (torch_status)
                 show_log(log);
@@ -606,7 +845,7 @@ static void test_torch_parity(void **state)
             check_close(&ck, &c, &r, name);
             ck.floor = fl;
             nrunning++;
-        } else if (!strncmp(name, "grad/", 5) && j->grads) {
+        } else if (!strncmp(name, "grad/", 5) && j->grads && !skipped(j, name)) {
             check_close(&ck, &c, &r, name);
         }
     }
@@ -928,6 +1167,10 @@ int main(void)
             tests[k++].initial_state = &jobs[i];
         }
     }
+    /* SC_PARITY_FILTER (a cmocka pattern, e.g. "*resnet-small*") runs a
+     * subset by hand. */
+    if (getenv("SC_PARITY_FILTER"))
+        cmocka_set_test_filter(getenv("SC_PARITY_FILTER"));
     int failed = _cmocka_run_group_tests("codegen_parity", tests, k, NULL, NULL);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

@@ -1,0 +1,297 @@
+/* Generated code against the interpreter, without float rounding in the
+ * way: every shipped model and test spec is compiled with double-precision
+ * tensors (the codegen's test mode), run in memory through LLVM's MCJIT,
+ * and compared with the reference interpreter on the same parameters and
+ * inputs: the SimCLR step (loss, every gradient, the running statistics it
+ * updates), the eval-mode encoder (features), and the fine-tuning step.
+ * In double precision the two must agree to ~1e-12; the bound is 1e-8 of
+ * each tensor's largest magnitude. Float32 parity of the real binaries is
+ * test_codegen_parity's job. */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#include <cmocka.h>
+#include <llvm-c/Support.h>
+
+#include "autodiff.h"
+#include "build.h"
+#include "codegen.h"
+#include "derive.h"
+#include "interp.h"
+#include "memplan.h"
+#include "model.h"
+#include "sc_rng.h"
+
+#define TOL 1e-8
+
+typedef void (*step_fn)(const double *, double *, double *, double *, const double *, double *);
+typedef void (*encode_fn)(const double *, const double *, double *, const double *, double *);
+
+static double max_abs(const double *a, long n)
+{
+    double m = 0;
+    for (long i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* |got - want| <= TOL * max|want| (with a floor for all-zero tensors). */
+static void compare(const char *model, const char *what, const double *got, const double *want, long n)
+{
+    /* The floor covers gradients that are mathematically zero (a bias
+     * before batchnorm): both sides then hold rounding noise, ~1e-16. */
+    double scale = fmax(max_abs(want, n), 1e-6), err = 0;
+    for (long i = 0; i < n; i++) {
+        if (!isfinite(got[i]))
+            fail_msg("%s: %s[%ld] is %g", model, what, i, got[i]);
+        err = fmax(err, fabs(got[i] - want[i]));
+    }
+    if (err > TOL * scale)
+        fail_msg("%s: %s: max |compiled - interpreter| = %.3g, max |interpreter| = %.3g", model, what, err, scale);
+}
+
+/* Fills the interpreter's parameters (seeded) and inputs; labels, if the
+ * graph has them, are classes drawn after the images. */
+static void seed_inputs(sc_interp *it, unsigned long long seed)
+{
+    const sc_graph *g = it->g;
+    sc_interp_init_params(it, seed);
+    sc_rng r;
+    sc_rng_seed(&r, seed, SC_STREAM_INPUT);
+    for (long i = 0; i < g->t[g->input].numel; i++)
+        it->buf[g->input][i] = (float)sc_rng_normal(&r);
+    if (g->labels >= 0) {
+        long classes = g->t[g->n[g->t[g->loss].producer].in[0]].shape[1];
+        for (long i = 0; i < g->t[g->labels].numel; i++)
+            it->buf[g->labels][i] = (double)sc_rng_below(&r, (uint64_t)classes);
+    }
+}
+
+/* Copies every parameter and buffer of the interpreter into the flat
+ * buffers at the plan's offsets (or back, when to_interp). */
+static void exchange(sc_interp *it, const sc_memplan *mp, double *params, double *buffers, int to_interp)
+{
+    const sc_graph *g = it->g;
+    for (int pass = 0; pass < 2; pass++) {
+        const int *list = pass ? g->buffers : g->params;
+        int n = pass ? g->nbuffers : g->nparams;
+        double *flat = pass ? buffers : params;
+        for (int i = 0; i < n; i++) {
+            int t = list[i];
+            double *f = flat + mp->offset[t];
+            if (to_interp)
+                memcpy(it->buf[t], f, (size_t)g->t[t].numel * sizeof(double));
+            else
+                memcpy(f, it->buf[t], (size_t)g->t[t].numel * sizeof(double));
+        }
+    }
+}
+
+static void copy_input(sc_interp *it, double *input)
+{
+    const sc_graph *g = it->g;
+    long n = g->t[g->input].numel;
+    memcpy(input, it->buf[g->input], (size_t)n * sizeof(double));
+    if (g->labels >= 0)
+        memcpy(input + n, it->buf[g->labels], (size_t)g->t[g->labels].numel * sizeof(double));
+}
+
+/* Runs a training graph (SimCLR or fine-tuning) both ways and compares
+ * loss, gradients and updated buffers. */
+static void check_training(const char *model, const char *label, const sc_graph *g, const sc_memplan *mp,
+                           step_fn fn, int64_t params_floats, int64_t buffers_floats, unsigned long long seed)
+{
+    sc_interp it;
+    assert_int_equal(sc_interp_init(&it, g), 0);
+    seed_inputs(&it, seed);
+    double *params = calloc((size_t)params_floats + 1, sizeof(double));
+    double *grads = calloc((size_t)params_floats + 1, sizeof(double));
+    double *buffers = calloc((size_t)buffers_floats + 1, sizeof(double));
+    double *arena = calloc((size_t)mp->arena_floats + 1, sizeof(double));
+    long nin = g->t[g->input].numel + (g->labels >= 0 ? g->t[g->labels].numel : 0);
+    double *input = calloc((size_t)nin, sizeof(double));
+    double loss = 0;
+    assert_non_null(params && grads && buffers && arena && input);
+    exchange(&it, mp, params, buffers, 0);
+    copy_input(&it, input);
+
+    sc_interp_run(&it, 0, g->nn);
+    fn(params, grads, buffers, arena, input, &loss);
+
+    char what[SC_NAME_MAX + 32];
+    snprintf(what, sizeof what, "%s loss", label);
+    compare(model, what, &loss, it.buf[g->loss], 1);
+    for (int p = 0; p < g->nparams; p++) {
+        const sc_tensor *t = &g->t[g->params[p]];
+        if (t->grad < 0)
+            continue; /* not part of this graph's loss (the head, when fine-tuning) */
+        snprintf(what, sizeof what, "%s grad/%s", label, t->name);
+        compare(model, what, grads + mp->offset[t->grad], it.buf[t->grad], t->numel);
+    }
+    for (int b = 0; b < g->nbuffers; b++) {
+        const sc_tensor *t = &g->t[g->buffers[b]];
+        snprintf(what, sizeof what, "%s %s after the step", label, t->name);
+        compare(model, what, buffers + mp->offset[g->buffers[b]], it.buf[g->buffers[b]], t->numel);
+    }
+    free(params);
+    free(grads);
+    free(buffers);
+    free(arena);
+    free(input);
+    sc_interp_free(&it);
+}
+
+/* The eval-mode encoder, with running statistics made non-trivial. */
+static void check_encoder(const char *model, const sc_graph *g, const sc_memplan *mp, encode_fn fn,
+                          int64_t params_floats, int64_t buffers_floats)
+{
+    sc_interp it;
+    assert_int_equal(sc_interp_init(&it, g), 0);
+    seed_inputs(&it, 99);
+    sc_rng r;
+    sc_rng_seed(&r, 5, 77);
+    for (int b = 0; b < g->nbuffers; b++) /* means around 0, variances around 1 */
+        for (long k = 0; k < g->t[g->buffers[b]].numel; k++)
+            it.buf[g->buffers[b]][k] = strstr(g->t[g->buffers[b]].name, "running_var")
+                                           ? 0.5 + sc_rng_uniform(&r)
+                                           : 0.2 * sc_rng_normal(&r);
+    double *params = calloc((size_t)params_floats + 1, sizeof(double));
+    double *buffers = calloc((size_t)buffers_floats + 1, sizeof(double));
+    double *arena = calloc((size_t)mp->arena_floats + 1, sizeof(double));
+    double *input = calloc((size_t)g->t[g->input].numel, sizeof(double));
+    double *features = calloc((size_t)g->t[g->features].numel, sizeof(double));
+    assert_non_null(params && buffers && arena && input && features);
+    exchange(&it, mp, params, buffers, 0);
+    copy_input(&it, input);
+    sc_interp_run(&it, 0, g->nn);
+    fn(params, buffers, arena, input, features);
+    compare(model, "encoder features", features, it.buf[g->features], g->t[g->features].numel);
+    free(params);
+    free(buffers);
+    free(arena);
+    free(input);
+    free(features);
+    sc_interp_free(&it);
+}
+
+/* full: also the encoder and the fine-tuning step (the specs check all
+ * three; the big models only the SimCLR step, to keep the suite fast). */
+static void check_file(const char *path, int batch, int full)
+{
+    const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    sc_model m;
+    assert_int_equal(sc_model_load(path, &m), 0);
+    sc_graph g, enc, ft;
+    sc_graph_init(&g);
+    sc_graph_init(&enc);
+    sc_graph_init(&ft);
+    assert_int_equal(sc_build_graph(&m, batch, &g), 0);
+    assert_int_equal(sc_autodiff(&g), 0);
+    assert_int_equal(sc_graph_encoder(&g, 2 * g.batch, &enc), 0);
+    assert_int_equal(sc_graph_classifier(&g, g.batch, 10, &ft), 0);
+    assert_int_equal(sc_autodiff(&ft), 0);
+    sc_memplan smp, emp, fmp;
+    assert_int_equal(sc_memplan_build(&g, g.loss, &smp), 0);
+    assert_int_equal(sc_memplan_build(&enc, enc.features, &emp), 0);
+    assert_int_equal(sc_memplan_build(&ft, ft.loss, &fmp), 0);
+
+    char err[1024];
+    sc_codegen_options o = {NULL, 2, 1};
+    sc_codegen *cg = sc_codegen_new(&o, err, sizeof err);
+    if (!cg)
+        fail_msg("%s", err);
+    sc_planned ps = {&g, &smp}, pe = {&enc, &emp}, pf = {&ft, &fmp};
+    if (sc_codegen_module(cg, &m, &ps, &pe, &pf, err, sizeof err) || sc_codegen_optimize(cg, err, sizeof err))
+        fail_msg("%s: %s", model, err);
+    step_fn step = (step_fn)sc_codegen_jit(cg, "sc_step", err, sizeof err);
+    encode_fn encode = (encode_fn)sc_codegen_jit(cg, "sc_encode", err, sizeof err);
+    step_fn finetune = (step_fn)sc_codegen_jit(cg, "sc_finetune_step", err, sizeof err);
+    if (!step || !encode || !finetune)
+        fail_msg("%s: %s", model, err);
+
+    /* The fine-tuning layout extends the SimCLR one, so its sizes serve all. */
+    assert_true(fmp.params_floats >= smp.params_floats);
+    check_training(model, "simclr", &g, &smp, step, fmp.params_floats, smp.buffers_floats, 3);
+    if (full) {
+        check_encoder(model, &enc, &emp, encode, fmp.params_floats, smp.buffers_floats);
+        check_training(model, "finetune", &ft, &fmp, finetune, fmp.params_floats, smp.buffers_floats, 4);
+    }
+
+    sc_codegen_free(cg);
+    sc_memplan_free(&smp);
+    sc_memplan_free(&emp);
+    sc_memplan_free(&fmp);
+    sc_graph_free(&ft);
+    sc_graph_free(&enc);
+    sc_graph_free(&g);
+    sc_model_free(&m);
+}
+
+/* Every .xml in a directory, at the given batch (0: the file's own). */
+static void check_dir(const char *sub, int batch)
+{
+    const char *src = getenv("SC_SOURCE_DIR");
+    assert_non_null(src);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", src, sub);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
+            continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        check_file(path, batch, 1);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("  %-32s %6.2f s\n", e->d_name, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 5);
+}
+
+static void test_specs(void **state)
+{
+    (void)state;
+    check_dir("tests/specs", 0);
+}
+
+/* One shipped model (argv), SimCLR step at batch 2: CTest runs one test
+ * per model so that they spread over the cores. */
+static const char *model_path;
+
+static void test_model(void **state)
+{
+    (void)state;
+    check_file(model_path, 2, 0);
+}
+
+int main(int argc, char **argv)
+{
+    /* The JIT finds symbols of loaded libraries only if the process
+     * references them; register the BLAS routines generated code calls. */
+    LLVMAddSymbol("cblas_dgemm", (void *)cblas_dgemm);
+    LLVMAddSymbol("cblas_sgemm", (void *)cblas_sgemm);
+    if (argc > 1) {
+        model_path = argv[1];
+        const struct CMUnitTest one[] = {cmocka_unit_test(test_model)};
+        return cmocka_run_group_tests(one, NULL, NULL);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_specs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
