@@ -144,6 +144,32 @@ static void print_table(const char *title, const sc_param_info *t, int n)
     }
 }
 
+/* The enabled ("+name") entries of an LLVM feature string, wrapped. */
+static void print_features(const char *f)
+{
+    const int indent = 19, width = 79;
+    int col = printf("target features    ");
+    int any = 0;
+    for (const char *p = f; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 1 && p[0] == '+') {
+            if (any && col + (int)n + 1 > width) {
+                printf("\n%*s", indent, "");
+                col = indent;
+            } else if (any) {
+                col += printf(" ");
+            }
+            col += printf("%.*s", (int)n - 1, p + 1);
+            any = 1;
+        }
+        p += n + (e ? 1 : 0);
+    }
+    if (!any)
+        printf("(none enabled)");
+    printf("\n");
+}
+
 static int cmd_info(int argc, char **argv)
 {
     enum { OPT_PARAMS = 256 };
@@ -187,7 +213,7 @@ static int cmd_info(int argc, char **argv)
     printf("compiler           simclrc %s (ABI %d)\n", d->compiler_version, d->abi_version);
     printf("target CPU         %s\n", d->target_cpu);
     if (d->target_features && *d->target_features)
-        printf("target features    %s\n", d->target_features);
+        print_features(d->target_features);
     if (list) {
         print_table("parameters", d->params, d->nparams);
         if (d->nbuffers)

@@ -7,10 +7,10 @@
  * training binary (`simclrc --emit=exe`), runs `BINARY dump-step`, and runs
  * `simclrc --emit=step-dump` with the same seed and batch. Parameters and
  * input must be bit-identical (same initialisation, same RNG); the loss and
- * every gradient must agree within 1e-4 of each tensor's largest
- * magnitude. Then tests/torch_step.py recomputes the step in PyTorch
- * (float32) from the compiled dump: loss, gradients and the batchnorm
- * running statistics after the step must agree within 1e-3.
+ * the gradients must agree within 1e-4 of each tensor's largest magnitude.
+ * Then tests/torch_step.py recomputes the step in PyTorch (float64) from
+ * the compiled dump: loss, gradients and the batchnorm running statistics
+ * after the step must agree within 1e-3.
  *
  * Scale floor: a gradient that is mathematically zero (a bias right before
  * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
@@ -18,27 +18,28 @@
  * own largest magnitude means nothing. A tensor's scale is therefore at
  * least 1e-3 of the largest gradient in the reference dump.
  *
- * Float32 decisions: a ReLU whose input lies within float rounding of
- * zero (observed: 1e-6 of the typical activation) can switch sides
- * between float32 and double, which reroutes the gradient of a whole
- * channel to every parameter before it; a max-pool window whose two
- * largest values are that close can pick another winner. Such gradients
- * are not a property of the code but of float32: PyTorch in float32 shows
- * the same 1e-3 .. 1e-1 jumps. So before comparing, the test runs the
- * forward pass in the interpreter (double) and finds every ReLU input and
- * max-pool gap within TAU (2e-5, 10x the largest rounding seen) of the
- * tensor's RMS. Small models try a few seeds and take the first with no
- * such decision; in the larger ones (about 2 million ReLU inputs per step
- * for ResNet-18 at batch 2) some always remain, and the gradients of the
- * parameters upstream of them are left out of the comparison (the test
- * prints which). ResNet-50 at batch 2 is compared forward only: its
+ * Float32 decisions: a ReLU whose input lies within float rounding of zero
+ * can switch sides between float32 and double, which reroutes the gradient
+ * of that element to every parameter before it (errors of 1e-3 .. 1e-1);
+ * a max-pool window whose two largest values are that close can pick
+ * another winner. That is float32, not the code: PyTorch in float32 jumps
+ * the same way at other seeds. So the test first runs the forward pass in
+ * the interpreter (double) and finds every ReLU input and max-pool gap
+ * within TAU x the tensor's RMS of a tie; TAU is 1e-4, as float32
+ * activations in ResNet-18's last stage are up to 2e-5 x RMS off (PyTorch
+ * float32 against float64; 3e-6 in the specs). Small models try seeds and
+ * take the one with the fewest parameters upstream of such decisions; the
+ * gradients of those parameters are left out (printed, with their error,
+ * for information). In ResNet-18 at batch 2 (2 million ReLU inputs) the
+ * last stage always holds such decisions, so only the head's gradients
+ * are compared. ResNet-50 at batch 2 is compared forward only: its
  * 36-sample batchnorms over 50 layers leave float32 activations 1e-4 off
- * the double ones, and PyTorch float32 misses the double gradients by 0.2
- * and more at every seed tried; parameters, input, loss and the running
- * statistics are still checked.
+ * the double ones, and even PyTorch float32 misses the double gradients by
+ * 0.2 and more at every seed tried. The forward pass of every model is
+ * checked in full: loss against the interpreter, running statistics of
+ * every batchnorm against PyTorch.
  *
- * PyTorch runs in float64 (--double), so that it too is a reference that
- * float32 decisions do not disturb. */
+ * SC_PARITY_SEED shifts every seed; SC_KEEP_TMP keeps the files. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,8 +69,8 @@
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
 #define SHIPPED_SEED 1
-#define TAU 2e-5
-#define SEED_TRIES 8
+#define TAU 1e-4
+#define SEED_TRIES 32
 #define SMALL_RELU_ELEMS 1000000   /* below: search seeds (forward passes are cheap) */
 
 /* Models whose gradients float32 cannot reproduce at 1e-4 (see above). */
@@ -613,6 +614,9 @@ static long screen_seed(screen *sc, unsigned seed)
             cnt = maxpool_close(n, x, &g->t[n->out[0]], v, thr);
         }
         if (cnt) {
+            if (getenv("SC_PARITY_DEBUG"))
+                fprintf(stderr, "seed %u: %s %s (%s): %ld decisions within %g\n", seed, sc_op_name(n->op),
+                        n->label, x->name, cnt, thr);
             total += cnt;
             for (size_t k = 0; k < np; k++)
                 sc->out[k] |= sc->anc[(size_t)n->in[0] * np + k];
@@ -773,11 +777,19 @@ static void test_interp_parity(void **state)
                   j->batch ? batch + 8 : "own", j->seed, nparams,
                   j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
     if (j->nskip) {
-        print_message("%-26s %ld ReLU/max-pool decisions within float rounding of a tie; "
-                      "%d of %d gradients left out:", j->label, j->ambiguous, j->nskip, nparams);
-        for (int k = 0; k < j->nskip; k++)
-            print_message(" %s", j->skip[k] + 5);
+        /* What was compared is the shorter list for a deep model. */
+        print_message("%-26s %ld ReLU/max-pool decisions within float32 rounding of a tie; "
+                      "%d of %d gradients left out, compared:", j->label, j->ambiguous, j->nskip, nparams);
+        for (int i = 0; i < r.n; i++)
+            if (!strncmp(r.t[i].name, "grad/", 5) && !skipped(j, r.t[i].name))
+                print_message(" %s", r.t[i].name + 5);
         print_message("\n");
+        /* For information only: how far the left-out ones are. */
+        checker info = {j->label, "interpreter's dump", INFINITY, ck.floor, 0, "", 0};
+        for (int k = 0; k < j->nskip; k++)
+            check_close(&info, &c, &r, j->skip[k]);
+        print_message("%-26s left out, for information: worst %s: %.3g\n", j->label, info.worst_name,
+                      info.worst);
     }
     sc_st_free(&c);
     sc_st_free(&r);
@@ -1167,10 +1179,12 @@ int main(void)
             tests[k++].initial_state = &jobs[i];
         }
     }
-    /* SC_PARITY_FILTER (a cmocka pattern, e.g. "*resnet-small*") runs a
-     * subset by hand. */
+    /* SC_PARITY_FILTER and SC_PARITY_SKIP (cmocka patterns, e.g.
+     * "*resnet-small*") select tests by hand. */
     if (getenv("SC_PARITY_FILTER"))
         cmocka_set_test_filter(getenv("SC_PARITY_FILTER"));
+    if (getenv("SC_PARITY_SKIP"))
+        cmocka_set_skip_filter(getenv("SC_PARITY_SKIP"));
     int failed = _cmocka_run_group_tests("codegen_parity", tests, k, NULL, NULL);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
