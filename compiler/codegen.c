@@ -287,17 +287,16 @@ static void valid_cols(sc_codegen *c, const geom *g, LLVMValueRef kw, LLVMValueR
 }
 
 /* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh][ow*s - p + kw]
- * (0 outside), for one image; or the reverse, accumulating col into x
- * (col2im), when reverse is set. */
-static void im2col(sc_codegen *c, const geom *g, LLVMValueRef x, LLVMValueRef col, int reverse)
+ * (0 outside), for one image, col's rows ldc apart; or the reverse,
+ * accumulating col into x (col2im), when reverse is set. */
+static void im2col(sc_codegen *c, const geom *g, LLVMValueRef x, LLVMValueRef col, int64_t ldc, int reverse)
 {
-    int64_t ohw = g->oh * g->ow;
     loop Lc, Lkh, Lkw, Loh, Low;
     LLVMValueRef ch = loop_begin(c, &Lc, g->c);
     LLVMValueRef kh = loop_begin(c, &Lkh, g->k);
     LLVMValueRef kw = loop_begin(c, &Lkw, g->k);
     LLVMValueRef row = mad(c, mad(c, ch, g->k, kh), g->k, kw);
-    LLVMValueRef colrow = gep(c, col, imul(c, row, ci(c, ohw)));
+    LLVMValueRef colrow = gep(c, col, imul(c, row, ci(c, ldc)));
     LLVMValueRef xch = gep(c, x, imul(c, ch, ci(c, g->h * g->w)));
     LLVMValueRef lo, hi;
     valid_cols(c, g, kw, &lo, &hi);
@@ -343,34 +342,98 @@ static geom conv_geom(const sc_tensor *x, const sc_tensor *y, const sc_node *n)
 
 static int direct(const geom *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
 
+/* Convolutions run over chunks of nb images (sc_conv_chunk): im2col puts
+ * the chunk's columns side by side, [C*K*K, nb*OH*OW], so that one GEMM
+ * covers the chunk even where OH*OW is small (late ResNet stages). GEMM
+ * results in that layout are scattered back to NCHW. */
+typedef struct {
+    geom g;
+    int64_t n, o, ckk, ohw, nb, cols;
+    int direct;            /* one image, 1x1 stride 1: no copies at all */
+    LLVMValueRef col, t;   /* workspace: columns, then [O, cols] */
+} conv_plan;
+
+static conv_plan plan_conv(sc_codegen *c, int i, const sc_tensor *x, const sc_tensor *y, int64_t o)
+{
+    conv_plan p;
+    p.g = conv_geom(x, y, &c->g->n[i]);
+    p.n = x->shape[0];
+    p.o = o;
+    p.ckk = p.g.c * p.g.k * p.g.k;
+    p.ohw = p.g.oh * p.g.ow;
+    p.nb = sc_conv_chunk(x->shape[0], p.ohw);
+    p.cols = p.nb * p.ohw;
+    p.direct = direct(&p.g) && p.nb == 1;
+    p.col = workspace(c, i);
+    p.t = gep(c, p.col, ci(c, p.ckk * p.cols));
+    return p;
+}
+
+/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
+static void gather_chunk(sc_codegen *c, const conv_plan *p, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+                         int to_nchw)
+{
+    loop Lj, Lo, Lq;
+    LLVMValueRef j = loop_begin(c, &Lj, p->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, p->o * p->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, p->o);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, p->ohw)));
+    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, p->cols)), imul(c, j, ci(c, p->ohw))));
+    LLVMValueRef q = loop_begin(c, &Lq, p->ohw);
+    if (to_nchw)
+        st(c, a, q, ld(c, b, q));
+    else
+        st(c, b, q, ld(c, a, q));
+    loop_end(c, &Lq);
+    loop_end(c, &Lo);
+    loop_end(c, &Lj);
+}
+
+/* im2col of every image of the chunk into p->col. */
+static void chunk_columns(sc_codegen *c, const conv_plan *p, LLVMValueRef X, LLVMValueRef img0, int reverse)
+{
+    loop Lj;
+    LLVMValueRef j = loop_begin(c, &Lj, p->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, p->g.c * p->g.h * p->g.w)));
+    im2col(c, &p->g, xn, gep(c, p->col, imul(c, j, ci(c, p->ohw))), p->cols, reverse);
+    loop_end(c, &Lj);
+}
+
 static void lower_conv(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
-    geom g = conv_geom(x, y, n);
-    int64_t o = w->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow;
+    conv_plan p = plan_conv(c, i, x, y, w->shape[0]);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef img = loop_begin(c, &Ln, x->shape[0]);
-    LLVMValueRef xn = gep(c, X, imul(c, img, ci(c, g.c * g.h * g.w)));
-    LLVMValueRef yn = gep(c, Y, imul(c, img, ci(c, o * ohw)));
-    if (direct(&g)) {
-        sgemm(c, 0, 0, o, ohw, g.c, W, g.c, xn, ohw, cf(c, 0), yn, ohw);
+    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
+    if (p.direct) {
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, p.o * p.ohw)));
+        sgemm(c, 0, 0, p.o, p.ohw, p.g.c, W, p.g.c, xn, p.ohw, cf(c, 0), yn, p.ohw);
+    } else if (p.nb == 1) {
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, p.o * p.ohw)));
+        chunk_columns(c, &p, X, img0, 0);
+        sgemm(c, 0, 0, p.o, p.ohw, p.ckk, W, p.ckk, p.col, p.ohw, cf(c, 0), yn, p.ohw);
     } else {
-        LLVMValueRef col = workspace(c, i);
-        im2col(c, &g, xn, col, 0);
-        sgemm(c, 0, 0, o, ohw, ckk, W, ckk, col, ohw, cf(c, 0), yn, ohw);
+        chunk_columns(c, &p, X, img0, 0);
+        sgemm(c, 0, 0, p.o, p.cols, p.ckk, W, p.ckk, p.col, p.cols, cf(c, 0), p.t, p.cols);
+        gather_chunk(c, &p, Y, img0, p.t, 1);
     }
     if (n->nin > 2) {
         LLVMValueRef B = tensor(c, n->in[2]);
-        loop Lo, Lp;
-        LLVMValueRef oc = loop_begin(c, &Lo, o);
+        loop Lj, Lo, Lp;
+        LLVMValueRef j = loop_begin(c, &Lj, p.nb);
+        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, p.o * p.ohw)));
+        LLVMValueRef oc = loop_begin(c, &Lo, p.o);
         LLVMValueRef bv = ld(c, B, oc);
-        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, ohw)));
-        LLVMValueRef p = loop_begin(c, &Lp, ohw);
-        st(c, row, p, fadd(c, ld(c, row, p), bv));
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, p.ohw)));
+        LLVMValueRef q = loop_begin(c, &Lp, p.ohw);
+        st(c, row, q, fadd(c, ld(c, row, q), bv));
         loop_end(c, &Lp);
         loop_end(c, &Lo);
+        loop_end(c, &Lj);
     }
     loop_end(c, &Ln);
 }
@@ -379,21 +442,25 @@ static void lower_conv_bwd_data(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dy = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *dx = &c->g->t[n->out[0]];
-    geom g = conv_geom(dx, dy, n);
-    int64_t o = w->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+    conv_plan p = plan_conv(c, i, dx, dy, w->shape[0]);
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
-    if (!direct(&g))
+    if (!p.direct)
         zero(c, DX, dx->numel);
     loop Ln;
-    LLVMValueRef img = loop_begin(c, &Ln, dx->shape[0]);
-    LLVMValueRef dyn = gep(c, DY, imul(c, img, ci(c, o * ohw)));
-    LLVMValueRef dxn = gep(c, DX, imul(c, img, ci(c, chw)));
-    if (direct(&g)) {
-        sgemm(c, 1, 0, g.c, ohw, o, W, g.c, dyn, ohw, cf(c, 0), dxn, ohw);
+    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
+    if (p.direct) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
+        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
+        sgemm(c, 1, 0, p.g.c, p.ohw, p.o, W, p.g.c, dyn, p.ohw, cf(c, 0), dxn, p.ohw);
+    } else if (p.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
+        sgemm(c, 1, 0, p.ckk, p.ohw, p.o, W, p.ckk, dyn, p.ohw, cf(c, 0), p.col, p.ohw);
+        chunk_columns(c, &p, DX, img0, 1);
     } else {
-        LLVMValueRef col = workspace(c, i);
-        sgemm(c, 1, 0, ckk, ohw, o, W, ckk, dyn, ohw, cf(c, 0), col, ohw);
-        im2col(c, &g, dxn, col, 1);
+        gather_chunk(c, &p, DY, img0, p.t, 0);
+        sgemm(c, 1, 0, p.ckk, p.cols, p.o, W, p.ckk, p.t, p.cols, cf(c, 0), p.col, p.cols);
+        chunk_columns(c, &p, DX, img0, 1);
     }
     loop_end(c, &Ln);
 }
@@ -402,21 +469,25 @@ static void lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dy = &c->g->t[n->in[0]], *x = &c->g->t[n->in[1]], *dw = &c->g->t[n->out[0]];
-    geom g = conv_geom(x, dy, n);
-    int64_t o = dw->shape[0], ckk = g.c * g.k * g.k, ohw = g.oh * g.ow, chw = g.c * g.h * g.w;
+    conv_plan p = plan_conv(c, i, x, dy, dw->shape[0]);
     LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef img = loop_begin(c, &Ln, x->shape[0]);
-    LLVMValueRef dyn = gep(c, DY, imul(c, img, ci(c, o * ohw)));
-    LLVMValueRef xn = gep(c, X, imul(c, img, ci(c, chw)));
-    /* The first image overwrites dW, the others accumulate. */
-    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, img, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
-    if (direct(&g)) {
-        sgemm(c, 0, 1, o, g.c, ohw, dyn, ohw, xn, ohw, beta, DW, g.c);
+    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
+    /* The first chunk overwrites dW, the others accumulate. */
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    if (p.direct) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
+        sgemm(c, 0, 1, p.o, p.g.c, p.ohw, dyn, p.ohw, xn, p.ohw, beta, DW, p.g.c);
+    } else if (p.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
+        chunk_columns(c, &p, X, img0, 0);
+        sgemm(c, 0, 1, p.o, p.ckk, p.ohw, dyn, p.ohw, p.col, p.ohw, beta, DW, p.ckk);
     } else {
-        LLVMValueRef col = workspace(c, i);
-        im2col(c, &g, xn, col, 0);
-        sgemm(c, 0, 1, o, ckk, ohw, dyn, ohw, col, ohw, beta, DW, ckk);
+        gather_chunk(c, &p, DY, img0, p.t, 0);
+        chunk_columns(c, &p, X, img0, 0);
+        sgemm(c, 0, 1, p.o, p.ckk, p.cols, p.t, p.cols, p.col, p.cols, beta, DW, p.ckk);
     }
     loop_end(c, &Ln);
 }

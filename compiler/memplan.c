@@ -12,6 +12,15 @@
 
 static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
+int64_t sc_conv_chunk(int64_t n, int64_t ohw)
+{
+    int64_t want = (512 + ohw - 1) / ohw, best = 1;
+    for (int64_t d = 1; d <= n && d <= want; d++)
+        if (n % d == 0)
+            best = d;
+    return best;
+}
+
 int64_t sc_node_workspace(const sc_graph *g, int i)
 {
     const sc_node *n = &g->n[i];
@@ -19,10 +28,9 @@ int64_t sc_node_workspace(const sc_graph *g, int i)
     case SC_OP_CONV2D:
     case SC_OP_CONV2D_BWD_DATA:
     case SC_OP_CONV2D_BWD_WEIGHT: {
-        /* One image's im2col matrix [C*K*K, OH*OW]; a 1x1, stride-1,
-         * unpadded conv multiplies the input directly. */
-        if (n->kernel == 1 && n->stride == 1 && n->pad == 0)
-            return 0;
+        /* A chunk's im2col matrix [C*K*K, nb*OH*OW] and, for nb > 1, the
+         * GEMM result [O, nb*OH*OW] before it is scattered to NCHW; a 1x1,
+         * stride-1, unpadded conv of one image at a time needs neither. */
         const sc_tensor *x, *y;
         if (n->op == SC_OP_CONV2D) {
             x = &g->t[n->in[0]];
@@ -34,7 +42,13 @@ int64_t sc_node_workspace(const sc_graph *g, int i)
             x = &g->t[n->in[1]];
             y = &g->t[n->in[0]];
         }
-        return (int64_t)x->shape[1] * n->kernel * n->kernel * y->shape[2] * y->shape[3];
+        int64_t ohw = (int64_t)y->shape[2] * y->shape[3];
+        int64_t nb = sc_conv_chunk(x->shape[0], ohw);
+        int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0;
+        if (one_by_one && nb == 1)
+            return 0;
+        int64_t cols = nb * ohw, o = y->shape[1];
+        return (int64_t)x->shape[1] * n->kernel * n->kernel * cols + (nb > 1 ? o * cols : 0);
     }
     case SC_OP_NTXENT:
     case SC_OP_NTXENT_BWD: {

@@ -36,6 +36,9 @@ typedef struct {
     int64_t sum_floats;   /* all arena tensors and workspaces added up */
 } sc_memplan;
 
+/* Images per chunk of a convolution over n images of ohw output pixels:
+ * enough that one GEMM has a few hundred columns, a divisor of n. */
+int64_t sc_conv_chunk(int64_t n, int64_t ohw);
 /* The workspace a node needs, in floats. */
 int64_t sc_node_workspace(const sc_graph *g, int i);
 /* Plans g; out is the tensor placed in SC_REG_OUT (g->loss or the
