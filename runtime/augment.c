@@ -2,6 +2,7 @@
  * (torchvision/transforms/functional_tensor.py and PyTorch's CPU bilinear
  * upsampling) operation by operation, in float, so the known-answer tests
  * can hold every transform to 1/255 of torchvision's output. */
+#include "sc_err.h"
 #include "sc_augment.h"
 
 #include <math.h>
@@ -11,16 +12,6 @@
 #include <string.h>
 
 enum { MAX_SIDE = SC_AUGMENT_MAX_SIDE };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static inline float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
 
@@ -489,17 +480,17 @@ static int bad_p(double p) { return !(p >= 0.0 && p <= 1.0); }
 int sc_augment_check(const sc_augment_spec *s, int in_h, int in_w, char *err, size_t errlen)
 {
     if (s->nops < 0 || s->nops > SC_AUGMENT_MAX_OPS) {
-        errf(err, errlen, "augment: %d transforms (at most %d)", s->nops, SC_AUGMENT_MAX_OPS);
+        sc_errf(err, errlen, "augment: %d transforms (at most %d)", s->nops, SC_AUGMENT_MAX_OPS);
         return -1;
     }
     if (s->out_c != 3) {
-        errf(err, errlen, "augment: the model input has %d channels; RGB images need 3",
+        sc_errf(err, errlen, "augment: the model input has %d channels; RGB images need 3",
              s->out_c);
         return -1;
     }
     if (s->out_h < 1 || s->out_w < 1 || s->out_h > MAX_SIDE || s->out_w > MAX_SIDE ||
         in_h < 1 || in_w < 1 || in_h > MAX_SIDE || in_w > MAX_SIDE) {
-        errf(err, errlen, "augment: image sizes must be 1..%d (input %dx%d, output %dx%d)",
+        sc_errf(err, errlen, "augment: image sizes must be 1..%d (input %dx%d, output %dx%d)",
              MAX_SIDE, in_h, in_w, s->out_h, s->out_w);
         return -1;
     }
@@ -511,14 +502,14 @@ int sc_augment_check(const sc_augment_spec *s, int in_h, int in_w, char *err, si
         switch (o->kind) {
         case SC_AUGMENT_RANDOM_RESIZED_CROP:
             if (o->size != s->out_h || o->size != s->out_w) {
-                errf(err, errlen,
+                sc_errf(err, errlen,
                      "augment: random-resized-crop size %d differs from the model input %dx%d",
                      o->size, s->out_h, s->out_w);
                 return -1;
             }
             if (!(o->scale_min > 0.0 && o->scale_min <= o->scale_max) ||
                 !(o->ratio_min > 0.0 && o->ratio_min <= o->ratio_max)) {
-                errf(err, errlen,
+                sc_errf(err, errlen,
                      "augment: random-resized-crop needs 0 < scale-min <= scale-max and "
                      "0 < ratio-min <= ratio-max");
                 return -1;
@@ -535,7 +526,7 @@ int sc_augment_check(const sc_augment_spec *s, int in_h, int in_w, char *err, si
                 goto bad_probability;
             if (!(o->brightness >= 0.0 && o->contrast >= 0.0 && o->saturation >= 0.0 &&
                   o->hue >= 0.0 && o->hue <= 0.5)) {
-                errf(err, errlen,
+                sc_errf(err, errlen,
                      "augment: color-jitter strengths must be >= 0, and hue at most 0.5");
                 return -1;
             }
@@ -544,32 +535,32 @@ int sc_augment_check(const sc_augment_spec *s, int in_h, int in_w, char *err, si
             if (bad_p(o->p))
                 goto bad_probability;
             if (o->kernel < 1 || o->kernel % 2 == 0 || o->kernel / 2 >= (h < w ? h : w)) {
-                errf(err, errlen,
+                sc_errf(err, errlen,
                      "augment: gaussian-blur kernel %d must be odd and its half smaller than "
                      "the %dx%d image",
                      o->kernel, h, w);
                 return -1;
             }
             if (!(o->sigma_min > 0.0 && o->sigma_min <= o->sigma_max)) {
-                errf(err, errlen, "augment: gaussian-blur needs 0 < sigma-min <= sigma-max");
+                sc_errf(err, errlen, "augment: gaussian-blur needs 0 < sigma-min <= sigma-max");
                 return -1;
             }
             break;
         case SC_AUGMENT_NORMALIZE:
             for (int k = 0; k < 3; k++)
                 if (!(o->std[k] != 0.0) || !isfinite(o->mean[k]) || !isfinite(o->std[k])) {
-                    errf(err, errlen, "augment: normalize needs finite mean and non-zero std");
+                    sc_errf(err, errlen, "augment: normalize needs finite mean and non-zero std");
                     return -1;
                 }
             break;
         default:
-            errf(err, errlen, "augment: unknown transform kind %d", (int)o->kind);
+            sc_errf(err, errlen, "augment: unknown transform kind %d", (int)o->kind);
             return -1;
         }
     }
     return 0;
 bad_probability:
-    errf(err, errlen, "augment: a probability must lie in [0, 1]");
+    sc_errf(err, errlen, "augment: a probability must lie in [0, 1]");
     return -1;
 }
 

@@ -1,3 +1,4 @@
+#include "sc_err.h"
 #include "sc_knn.h"
 
 #include <cblas.h>
@@ -9,16 +10,6 @@
 
 /* Similarity block budget when chunk_rows is 0: 8M floats (32 MB). */
 #define AUTO_BLOCK_FLOATS (8 << 20)
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void sc_knn_config_default(sc_knn_config *c, int classes)
 {
@@ -108,7 +99,7 @@ static int check_labels(const int *labels, int64_t n, int classes, const char *w
 {
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= classes) {
-            seterr(err, errlen, "kNN: %s label %d of row %lld is outside 0..%d", what, labels[i],
+            sc_errf(err, errlen, "kNN: %s label %d of row %lld is outside 0..%d", what, labels[i],
                    (long long)i, classes - 1);
             return -1;
         }
@@ -120,13 +111,13 @@ int sc_knn_accuracy(const sc_knn_config *c, const float *train, const int *train
                     int64_t dim, double *accuracy, int *pred, char *err, size_t errlen)
 {
     if (c->k <= 0 || c->classes <= 0 || !(c->temperature > 0) || c->chunk_rows < 0) {
-        seterr(err, errlen, "kNN: bad configuration (k %d, classes %d, temperature %g, chunk %lld)",
+        sc_errf(err, errlen, "kNN: bad configuration (k %d, classes %d, temperature %g, chunk %lld)",
                c->k, c->classes, c->temperature, (long long)c->chunk_rows);
         return -1;
     }
     /* cblas takes int sizes. */
     if (ntr <= 0 || nte <= 0 || dim <= 0 || ntr > INT_MAX || nte > INT_MAX || dim > INT_MAX) {
-        seterr(err, errlen, "kNN: bad sizes (%lld train rows, %lld test rows, dimension %lld)",
+        sc_errf(err, errlen, "kNN: bad sizes (%lld train rows, %lld test rows, dimension %lld)",
                (long long)ntr, (long long)nte, (long long)dim);
         return -1;
     }
@@ -140,7 +131,7 @@ int sc_knn_accuracy(const sc_knn_config *c, const float *train, const int *train
     if (chunk > nte)
         chunk = nte;
     if ((uint64_t)chunk > SIZE_MAX / sizeof(float) / (uint64_t)ntr) {
-        seterr(err, errlen, "kNN: a block of %lld x %lld similarities is too large",
+        sc_errf(err, errlen, "kNN: a block of %lld x %lld similarities is too large",
                (long long)chunk, (long long)ntr);
         return -1;
     }
@@ -152,7 +143,7 @@ int sc_knn_accuracy(const sc_knn_config *c, const float *train, const int *train
         free(sims);
         free(heap);
         free(score);
-        seterr(err, errlen, "kNN: out of memory for a %lld x %lld similarity block",
+        sc_errf(err, errlen, "kNN: out of memory for a %lld x %lld similarity block",
                (long long)chunk, (long long)ntr);
         return -1;
     }

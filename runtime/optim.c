@@ -1,3 +1,4 @@
+#include "sc_err.h"
 #include "sc_optim.h"
 
 #include <math.h>
@@ -28,16 +29,6 @@ struct sc_optim {
     float *state[MAX_STATE];
 };
 
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 void sc_optim_config_from_train(const sc_train_defaults *t, sc_optim_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -54,34 +45,34 @@ void sc_optim_config_from_train(const sc_train_defaults *t, sc_optim_config *c)
 static int check_config(const sc_optim_config *c, char *err, size_t errlen)
 {
     if (c->kind < SC_OPT_SGD || c->kind > SC_OPT_LARS) {
-        seterr(err, errlen, "unknown optimizer kind %d", c->kind);
+        sc_errf(err, errlen, "unknown optimizer kind %d", c->kind);
         return -1;
     }
     if (!isfinite(c->weight_decay) || c->weight_decay < 0) {
-        seterr(err, errlen, "weight decay must be finite and >= 0, not %g", c->weight_decay);
+        sc_errf(err, errlen, "weight decay must be finite and >= 0, not %g", c->weight_decay);
         return -1;
     }
     if (c->kind == SC_OPT_SGD || c->kind == SC_OPT_LARS) {
         if (!isfinite(c->momentum) || c->momentum < 0) {
-            seterr(err, errlen, "momentum must be finite and >= 0, not %g", c->momentum);
+            sc_errf(err, errlen, "momentum must be finite and >= 0, not %g", c->momentum);
             return -1;
         }
         if (c->nesterov && c->momentum == 0) {
-            seterr(err, errlen, "Nesterov momentum needs a momentum > 0");
+            sc_errf(err, errlen, "Nesterov momentum needs a momentum > 0");
             return -1;
         }
     }
     if (c->kind == SC_OPT_LARS && !(c->trust_coef > 0 && isfinite(c->trust_coef))) {
-        seterr(err, errlen, "LARS trust coefficient must be > 0, not %g", c->trust_coef);
+        sc_errf(err, errlen, "LARS trust coefficient must be > 0, not %g", c->trust_coef);
         return -1;
     }
     if (c->kind == SC_OPT_ADAM || c->kind == SC_OPT_ADAMW) {
         if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1)) {
-            seterr(err, errlen, "Adam betas must be in [0, 1), not %g and %g", c->beta1, c->beta2);
+            sc_errf(err, errlen, "Adam betas must be in [0, 1), not %g and %g", c->beta1, c->beta2);
             return -1;
         }
         if (!(c->eps > 0 && isfinite(c->eps))) {
-            seterr(err, errlen, "Adam eps must be > 0, not %g", c->eps);
+            sc_errf(err, errlen, "Adam eps must be > 0, not %g", c->eps);
             return -1;
         }
     }
@@ -94,7 +85,7 @@ sc_optim *sc_optim_new(const sc_optim_config *c, const sc_param_info *params, in
     if (check_config(c, err, errlen))
         return NULL;
     if (nparams < 0 || params_floats < 0 || (nparams > 0 && !params)) {
-        seterr(err, errlen, "bad parameter table (%d tensors, %lld floats)", nparams,
+        sc_errf(err, errlen, "bad parameter table (%d tensors, %lld floats)", nparams,
                (long long)params_floats);
         return NULL;
     }
@@ -102,7 +93,7 @@ sc_optim *sc_optim_new(const sc_optim_config *c, const sc_param_info *params, in
         const sc_param_info *p = &params[i];
         if (p->offset < 0 || p->numel < 0 || p->offset > params_floats ||
             p->numel > params_floats - p->offset) {
-            seterr(err, errlen, "parameter %s (offset %lld, %lld floats) lies outside the %lld-float buffer",
+            sc_errf(err, errlen, "parameter %s (offset %lld, %lld floats) lies outside the %lld-float buffer",
                    p->name ? p->name : "(unnamed)", (long long)p->offset, (long long)p->numel,
                    (long long)params_floats);
             return NULL;
@@ -134,7 +125,7 @@ sc_optim *sc_optim_new(const sc_optim_config *c, const sc_param_info *params, in
     return o;
 oom:
     sc_optim_free(o);
-    seterr(err, errlen, "out of memory for the optimizer state (%lld floats)", (long long)params_floats);
+    sc_errf(err, errlen, "out of memory for the optimizer state (%lld floats)", (long long)params_floats);
     return NULL;
 }
 
@@ -256,21 +247,21 @@ int sc_lr_schedule_init(sc_lr_schedule *s, const sc_train_defaults *t, double lr
 {
     memset(s, 0, sizeof *s);
     if (!isfinite(lr) || lr < 0) {
-        seterr(err, errlen, "learning rate must be finite and >= 0, not %g", lr);
+        sc_errf(err, errlen, "learning rate must be finite and >= 0, not %g", lr);
         return -1;
     }
     if (batch <= 0 || epochs < 0 || steps_per_epoch < 0 || t->warmup_epochs < 0) {
-        seterr(err, errlen, "bad schedule sizes: batch %d, epochs %lld, steps per epoch %lld, warmup epochs %d",
+        sc_errf(err, errlen, "bad schedule sizes: batch %d, epochs %lld, steps per epoch %lld, warmup epochs %d",
                batch, (long long)epochs, (long long)steps_per_epoch, (int)t->warmup_epochs);
         return -1;
     }
     if (t->schedule != SC_SCHED_CONSTANT && t->schedule != SC_SCHED_COSINE) {
-        seterr(err, errlen, "unknown schedule kind %d", (int)t->schedule);
+        sc_errf(err, errlen, "unknown schedule kind %d", (int)t->schedule);
         return -1;
     }
     if (steps_per_epoch > 0 && (epochs > INT64_MAX / steps_per_epoch ||
                                 t->warmup_epochs > INT64_MAX / steps_per_epoch)) {
-        seterr(err, errlen, "too many steps: %lld epochs of %lld", (long long)epochs,
+        sc_errf(err, errlen, "too many steps: %lld epochs of %lld", (long long)epochs,
                (long long)steps_per_epoch);
         return -1;
     }

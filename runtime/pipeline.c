@@ -3,6 +3,7 @@
  * few images at a time from the batch being filled; the consumer takes
  * slots in order. One mutex guards all the bookkeeping; the augmentation
  * itself runs unlocked. */
+#include "sc_err.h"
 #include "sc_pipeline.h"
 
 #include <errno.h>
@@ -55,16 +56,6 @@ struct sc_pipeline {
     slot *slots;
     worker *workers;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static double now_seconds(void)
 {
@@ -168,17 +159,17 @@ int sc_pipeline_start(sc_pipeline **out, const sc_pipeline_config *cfg, char *er
     size_t n = sc_stl10_count(cfg->data);
     if (cfg->batch < 1 || cfg->threads < 1 || cfg->depth < 0 || cfg->first_epoch < 0 ||
         cfg->epochs < cfg->first_epoch) {
-        errf(err, errlen, "pipeline: bad configuration (batch %d, threads %d, depth %d, epochs %d..%d)",
+        sc_errf(err, errlen, "pipeline: bad configuration (batch %d, threads %d, depth %d, epochs %d..%d)",
              cfg->batch, cfg->threads, cfg->depth, cfg->first_epoch, cfg->epochs);
         return -1;
     }
     if (n < (size_t)cfg->batch || n > UINT32_MAX) {
-        errf(err, errlen, "pipeline: the split holds %zu images; a batch needs %d", n, cfg->batch);
+        sc_errf(err, errlen, "pipeline: the split holds %zu images; a batch needs %d", n, cfg->batch);
         return -1;
     }
     sc_pipeline *p = calloc(1, sizeof *p);
     if (!p) {
-        errf(err, errlen, "pipeline: out of memory");
+        sc_errf(err, errlen, "pipeline: out of memory");
         return -1;
     }
     p->cfg = *cfg;
@@ -210,7 +201,7 @@ int sc_pipeline_start(sc_pipeline **out, const sc_pipeline_config *cfg, char *er
         p->workers[t].p = p;
         int rc = pthread_create(&p->workers[t].tid, NULL, worker_main, &p->workers[t]);
         if (rc != 0) {
-            errf(err, errlen, "pipeline: cannot start worker thread: %s", strerror(rc));
+            sc_errf(err, errlen, "pipeline: cannot start worker thread: %s", strerror(rc));
             sc_pipeline_stop(p);
             return -1;
         }
@@ -219,7 +210,7 @@ int sc_pipeline_start(sc_pipeline **out, const sc_pipeline_config *cfg, char *er
     *out = p;
     return 0;
 oom:
-    errf(err, errlen, "pipeline: out of memory for %d batch buffers", p->depth);
+    sc_errf(err, errlen, "pipeline: out of memory for %d batch buffers", p->depth);
     sc_pipeline_stop(p);
     return -1;
 }

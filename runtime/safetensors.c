@@ -2,6 +2,7 @@
  * tensor names to {dtype, shape, data_offsets} (plus "__metadata__" with
  * string values), then the raw bytes. The reader parses just that JSON
  * subset; the writer writes atomically. */
+#include "sc_err.h"
 #include "sc_safetensors.h"
 
 #include <errno.h>
@@ -12,16 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- a minimal JSON reader for the header ---- */
 
@@ -275,10 +266,12 @@ static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[
     size_t n = 1;
     for (int i = 0; i < t->ndim; i++)
         n *= (size_t)t->shape[i];
-    if (!es || off[0] < 0 || off[1] < off[0] || (size_t)off[1] > datalen ||
-        (size_t)(off[1] - off[0]) != n * es)
+    if (!es || off[0] < 0 || off[1] < off[0] || (size_t)(off[1] - off[0]) != n * es)
         return -1;
     t->nbytes = n * es;
+    /* Well-formed but beyond the end: the file was cut short. */
+    if ((size_t)off[1] > datalen)
+        return -2;
     return 0;
 }
 
@@ -287,13 +280,13 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
     memset(f, 0, sizeof *f);
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(fp), &st) || st.st_size < 8) {
         fclose(fp);
-        seterr(err, errlen, "%s: not a safetensors file (too short)", path);
+        sc_errf(err, errlen, "%s: not a safetensors file (too short)", path);
         return -1;
     }
     f->size = (size_t)st.st_size;
@@ -301,7 +294,7 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
     if (!f->bytes || fread(f->bytes, 1, f->size, fp) != f->size) {
         fclose(fp);
         sc_st_free(f);
-        seterr(err, errlen, "%s: read failed", path);
+        sc_errf(err, errlen, "%s: read failed", path);
         return -1;
     }
     fclose(fp);
@@ -310,13 +303,15 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
         hlen = hlen << 8 | f->bytes[i];
     if (hlen > f->size - 8) {
         sc_st_free(f);
-        seterr(err, errlen, "%s: header length %llu exceeds the file", path, (unsigned long long)hlen);
+        sc_errf(err, errlen, "%s: truncated or not a safetensors file: header length %llu exceeds the "
+               "file's %zu bytes", path, (unsigned long long)hlen, (size_t)st.st_size);
         return -1;
     }
     const unsigned char *data = f->bytes + 8 + hlen;
     size_t datalen = f->size - 8 - hlen;
     cursor c = {(const char *)f->bytes + 8, (const char *)f->bytes + 8 + hlen};
     int ok = expect(&c, '{') == 0;
+    int64_t cut = -1; /* end offset of a tensor past the end of the data */
     skip_ws(&c);
     if (ok && c.p < c.end && *c.p == '}')
         c.p++;
@@ -344,9 +339,12 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
                 t->name = k;
                 f->n++;
                 int64_t off[2];
-                ok = parse_tensor(&c, t, datalen, off) == 0;
+                int prc = parse_tensor(&c, t, datalen, off);
+                ok = prc == 0;
                 if (ok)
                     t->data = data + off[0];
+                if (prc == -2)
+                    cut = off[1];
             }
             skip_ws(&c);
             if (ok && c.p < c.end && *c.p == ',') {
@@ -358,7 +356,11 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
         }
     if (!ok) {
         sc_st_free(f);
-        seterr(err, errlen, "%s: malformed safetensors header", path);
+        if (cut >= 0)
+            sc_errf(err, errlen, "%s: truncated: a tensor ends at data byte %lld, the file holds %zu "
+                   "data bytes", path, (long long)cut, datalen);
+        else
+            sc_errf(err, errlen, "%s: malformed safetensors header", path);
         return -1;
     }
     return 0;
@@ -526,10 +528,33 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* fsync of the directory holding path, so that a rename into it is
+ * durable. File systems that cannot sync a directory (EINVAL) are let be. */
+static int sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    free(dir);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    if (rc && saved == EINVAL)
+        rc = 0;
+    errno = saved;
+    return rc;
+}
+
 int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errlen)
 {
     if (w->oom) {
-        seterr(err, errlen, "%s: out of memory while preparing the file", path);
+        sc_errf(err, errlen, "%s: out of memory while preparing the file", path);
         return -1;
     }
     sbuf h = {0};
@@ -561,7 +586,7 @@ int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errle
         sb_printf(&h, " ");
     if (h.oom) {
         free(h.s);
-        seterr(err, errlen, "%s: out of memory while preparing the file", path);
+        sc_errf(err, errlen, "%s: out of memory while preparing the file", path);
         return -1;
     }
 
@@ -569,13 +594,13 @@ int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errle
     char *tmp = malloc(plen + 32);
     if (!tmp) {
         free(h.s);
-        seterr(err, errlen, "%s: out of memory", path);
+        sc_errf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        seterr(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
         free(tmp);
         free(h.s);
         return -1;
@@ -599,7 +624,11 @@ int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errle
     }
     if (rc) {
         unlink(tmp);
-        seterr(err, errlen, "%s: write failed: %s", path, strerror(saved));
+        sc_errf(err, errlen, "%s: write failed: %s", path, strerror(saved));
+    } else if (sync_parent(path)) {
+        /* The new file is in place but the rename may not survive a crash. */
+        rc = -1;
+        sc_errf(err, errlen, "%s: cannot sync its directory: %s", path, strerror(errno));
     }
     free(tmp);
     free(h.s);

@@ -1,6 +1,7 @@
 /* STL-10 binary reader: the image files are memory-mapped (unlabeled_X.bin
  * alone is 2.7 GB) and validated once at open, so fetching an image later
  * cannot fail. */
+#include "sc_err.h"
 #include "sc_stl10.h"
 
 #include <errno.h>
@@ -28,16 +29,6 @@ struct sc_stl10 {
 
 static const char *const split_names[] = {"unlabeled", "train", "test", "train+unlabeled"};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int sc_split_parse(const char *name, sc_split *out, char *err, size_t errlen)
 {
     for (int k = 0; k < 4; k++) {
@@ -52,7 +43,7 @@ int sc_split_parse(const char *name, sc_split *out, char *err, size_t errlen)
         out->fold = name[4] - '0';
         return 0;
     }
-    errf(err, errlen,
+    sc_errf(err, errlen,
          "unknown split '%s' (expected unlabeled, train, test, train+unlabeled or fold0..fold9)",
          name);
     return -1;
@@ -71,7 +62,7 @@ static int join(char *path, size_t len, const char *dir, const char *name, char 
 {
     int n = snprintf(path, len, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= len) {
-        errf(err, errlen, "%s: error: path too long", dir);
+        sc_errf(err, errlen, "%s: error: path too long", dir);
         return -1;
     }
     return 0;
@@ -89,17 +80,17 @@ static int map_file(const char *path, mapping *m, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        errf(err, errlen, "%s: error: cannot open: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: error: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        errf(err, errlen, "%s: error: cannot stat: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: error: cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        errf(err, errlen, "%s: error: not a regular file", path);
+        sc_errf(err, errlen, "%s: error: not a regular file", path);
         close(fd);
         return -1;
     }
@@ -108,7 +99,7 @@ static int map_file(const char *path, mapping *m, char *err, size_t errlen)
     if (m->len > 0) {
         void *p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
-            errf(err, errlen, "%s: error: cannot map: %s", path, strerror(errno));
+            sc_errf(err, errlen, "%s: error: cannot map: %s", path, strerror(errno));
             close(fd);
             m->len = 0;
             return -1;
@@ -126,12 +117,12 @@ static int map_images(const char *dir, const char *name, mapping *m, size_t *n, 
     if (join(path, sizeof path, dir, name, err, errlen) || map_file(path, m, err, errlen))
         return -1;
     if (m->len == 0) {
-        errf(err, errlen, "%s: error: file is empty, expected %d-byte images", path,
+        sc_errf(err, errlen, "%s: error: file is empty, expected %d-byte images", path,
              SC_STL10_IMAGE_BYTES);
         return -1;
     }
     if (m->len % SC_STL10_IMAGE_BYTES != 0) {
-        errf(err, errlen, "%s: error: size %zu bytes is not a whole number of %d-byte images",
+        sc_errf(err, errlen, "%s: error: size %zu bytes is not a whole number of %d-byte images",
              path, m->len, SC_STL10_IMAGE_BYTES);
         unmap(m);
         return -1;
@@ -147,14 +138,14 @@ static int map_labels(const char *dir, const char *name, const char *images, siz
     if (join(path, sizeof path, dir, name, err, errlen) || map_file(path, m, err, errlen))
         return -1;
     if (m->len != nimages) {
-        errf(err, errlen, "%s: error: %zu labels for %zu images in %s", path, m->len, nimages,
+        sc_errf(err, errlen, "%s: error: %zu labels for %zu images in %s", path, m->len, nimages,
              images);
         unmap(m);
         return -1;
     }
     for (size_t i = 0; i < m->len; i++) {
         if (m->data[i] < 1 || m->data[i] > SC_STL10_CLASSES) {
-            errf(err, errlen, "%s: error: label %d of image %zu is out of range 1..%d", path,
+            sc_errf(err, errlen, "%s: error: label %d of image %zu is out of range 1..%d", path,
                  m->data[i], i, SC_STL10_CLASSES);
             unmap(m);
             return -1;
@@ -174,7 +165,7 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
         return -1;
     FILE *f = fopen(path, "r");
     if (!f) {
-        errf(err, errlen, "%s: error: cannot open: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: error: cannot open: %s", path, strerror(errno));
         return -1;
     }
     uint8_t *seen = malloc(ntrain ? ntrain : 1);
@@ -183,7 +174,7 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
     size_t cap = 0;
     int folds = 0, lineno = 0, rc = -1;
     if (!seen || !idx) {
-        errf(err, errlen, "%s: error: out of memory", path);
+        sc_errf(err, errlen, "%s: error: out of memory", path);
         goto done;
     }
     while (getline(&line, &cap, f) >= 0) {
@@ -205,16 +196,16 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
                 while (p[len] && p[len] != ' ' && p[len] != '\t' && p[len] != '\r' &&
                        p[len] != '\n' && len < 40)
                     len++;
-                errf(err, errlen, "%s:%d: error: '%.*s' is not an index", path, lineno, len, p);
+                sc_errf(err, errlen, "%s:%d: error: '%.*s' is not an index", path, lineno, len, p);
                 goto done;
             }
             if (v >= ntrain) {
-                errf(err, errlen, "%s:%d: error: index %llu is out of range 0..%zu", path, lineno,
+                sc_errf(err, errlen, "%s:%d: error: index %llu is out of range 0..%zu", path, lineno,
                      v, ntrain - 1);
                 goto done;
             }
             if (seen[v]) {
-                errf(err, errlen, "%s:%d: error: index %llu appears twice", path, lineno, v);
+                sc_errf(err, errlen, "%s:%d: error: index %llu appears twice", path, lineno, v);
                 goto done;
             }
             seen[v] = 1;
@@ -224,13 +215,13 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
         if (n == 0) {
             /* Blank lines are only allowed after the last fold. */
             if (folds < SC_STL10_FOLDS) {
-                errf(err, errlen, "%s:%d: error: empty fold", path, lineno);
+                sc_errf(err, errlen, "%s:%d: error: empty fold", path, lineno);
                 goto done;
             }
             continue;
         }
         if (folds == SC_STL10_FOLDS) {
-            errf(err, errlen, "%s:%d: error: more than %d folds", path, lineno, SC_STL10_FOLDS);
+            sc_errf(err, errlen, "%s:%d: error: more than %d folds", path, lineno, SC_STL10_FOLDS);
             goto done;
         }
         if (sizes)
@@ -238,7 +229,7 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
         if (folds == want) {
             *keep = malloc(n * sizeof **keep);
             if (!*keep) {
-                errf(err, errlen, "%s: error: out of memory", path);
+                sc_errf(err, errlen, "%s: error: out of memory", path);
                 goto done;
             }
             memcpy(*keep, idx, n * sizeof *idx);
@@ -247,11 +238,11 @@ static int parse_folds(const char *dir, size_t ntrain, int want, uint32_t **keep
         folds++;
     }
     if (ferror(f)) {
-        errf(err, errlen, "%s: error: read failed: %s", path, strerror(errno));
+        sc_errf(err, errlen, "%s: error: read failed: %s", path, strerror(errno));
         goto done;
     }
     if (folds != SC_STL10_FOLDS) {
-        errf(err, errlen, "%s: error: %d folds, expected %d", path, folds, SC_STL10_FOLDS);
+        sc_errf(err, errlen, "%s: error: %d folds, expected %d", path, folds, SC_STL10_FOLDS);
         goto done;
     }
     rc = 0;
@@ -272,12 +263,12 @@ int sc_stl10_open(const char *dir, sc_split split, sc_stl10 **out, char *err, si
     *out = NULL;
     if ((unsigned)split.kind > SC_SPLIT_FOLD ||
         (split.kind == SC_SPLIT_FOLD && (split.fold < 0 || split.fold >= SC_STL10_FOLDS))) {
-        errf(err, errlen, "%s: error: invalid split", dir);
+        sc_errf(err, errlen, "%s: error: invalid split", dir);
         return -1;
     }
     sc_stl10 *d = calloc(1, sizeof *d);
     if (!d) {
-        errf(err, errlen, "%s: error: out of memory", dir);
+        sc_errf(err, errlen, "%s: error: out of memory", dir);
         return -1;
     }
     d->split = split;
