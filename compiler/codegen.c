@@ -873,17 +873,19 @@ static void lower_l2norm(sc_codegen *c, int i)
     LLVMValueRef norm = call_intrinsic1(c, "llvm.sqrt", c->f64, get(c, ss, c->f64));
     LLVMValueRef clamped = LLVMBuildFCmp(c->b, LLVMRealOLT, norm, cd(c, 1e-12), "");
     LLVMValueRef den = LLVMBuildSelect(c->b, clamped, cd(c, 1e-12), norm, "");
-    LLVMValueRef inv = ftrunc(c, fdiv(c, cd(c, 1.0), den));
-    /* Below the clamp the denominator is a constant: no projection term. */
-    LLVMValueRef proj = bwd ? LLVMBuildSelect(c->b, clamped, cf(c, 0),
-                                              ftrunc(c, fdiv(c, get(c, dot, c->f64), fmul(c, fmul(c, den, den), den))), "")
+    LLVMValueRef inv = fdiv(c, cd(c, 1.0), den);
+    /* Below the clamp the denominator is a constant: no projection term.
+     * dy/n - x (x.dy)/n^3 cancels when dy is nearly parallel to x, so it is
+     * formed in double. */
+    LLVMValueRef proj = bwd ? LLVMBuildSelect(c->b, clamped, cd(c, 0),
+                                              fdiv(c, get(c, dot, c->f64), fmul(c, fmul(c, den, den), den)), "")
                             : NULL;
     LLVMValueRef k2 = loop_begin(c, &Lk2, d);
     LLVMValueRef idx = iadd(c, off, k2);
     if (bwd)
-        st(c, Y, idx, fsub(c, fmul(c, ld(c, DY, idx), inv), fmul(c, ld(c, X, idx), proj)));
+        st(c, Y, idx, ftrunc(c, fsub(c, fmul(c, fext(c, ld(c, DY, idx)), inv), fmul(c, fext(c, ld(c, X, idx)), proj))));
     else
-        st(c, Y, idx, fmul(c, ld(c, X, idx), inv));
+        st(c, Y, idx, ftrunc(c, fmul(c, fext(c, ld(c, X, idx)), inv)));
     loop_end(c, &Lk2);
     loop_end(c, &Lr);
 }

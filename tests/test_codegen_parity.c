@@ -37,7 +37,9 @@
  * the double ones, and even PyTorch float32 misses the double gradients by
  * 0.2 and more at every seed tried. The forward pass of every model is
  * checked in full: loss against the interpreter, running statistics of
- * every batchnorm against PyTorch.
+ * every batchnorm against PyTorch. (test_codegen_jit compares the same
+ * generated code in double precision, where no decision is in doubt, for
+ * every gradient of every model.)
  *
  * SC_PARITY_SEED shifts every seed; SC_KEEP_TMP keeps the files. */
 #include <dirent.h>
@@ -274,8 +276,18 @@ static int setup_jobs(void)
     }
     for (int i = 0; !rc && i < nspecs; i++)
         rc = add_job(specs[i], 0, 2000 + (unsigned)i + shift);
-    for (int i = 0; !rc && i < nmodels; i++)
+    for (int i = 0; !rc && i < nmodels; i++) {
+#ifdef __SANITIZE_ADDRESS__
+        /* The sanitizers watch the runtime and the compiler, whose paths
+         * are the same for every model; the big ones would only spend the
+         * time budget in an instrumented interpreter. */
+        if (!strstr(models[i], "/resnet-small.xml")) {
+            fprintf(stderr, "test_codegen_parity: sanitizer build: %s left to the plain build\n", models[i]);
+            continue;
+        }
+#endif
         rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift);
+    }
     for (int i = 0; specs && i < nspecs; i++)
         free(specs[i]);
     for (int i = 0; models && i < nmodels; i++)
@@ -1115,9 +1127,6 @@ static void test_binary_cli(void **state)
     /* Usage errors: exit 2 with PROGRAM: error: ... */
     bad += expect_bin(&b, 2, NULL, NULL, NULL, NULL, errprefix, NULL);
     bad += expect_bin(&b, 2, "frobnicate", NULL, NULL, NULL, errprefix, "frobnicate", NULL);
-    static const char *const later[] = {"train", "eval", "finetune", "check-data"};
-    for (size_t i = 0; i < sizeof later / sizeof *later; i++)
-        bad += expect_bin(&b, 2, later[i], "--data", "/tmp", NULL, errprefix, later[i], "not available", NULL);
     bad += expect_bin(&b, 2, "dump-step", NULL, NULL, NULL, errprefix, NULL);
     bad += expect_bin(&b, 2, "dump-step", dump, "--seed", "-3", errprefix, "--seed", NULL);
     bad += expect_bin(&b, 2, "dump-step", dump, "--seed", NULL, errprefix, "--seed", NULL);
