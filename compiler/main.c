@@ -307,7 +307,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "# after pass encoder\n");
         sc_graph_print(&enc, stderr);
     }
-    if (sc_graph_classifier(&g, g.batch, (int)classes, &ft) || sc_autodiff(&ft)) {
+    /* Fine-tuning steps take 2B images, the views of a SimCLR step: the same
+     * shapes, so the encoder's forward kernels are shared. */
+    if (sc_graph_classifier(&g, 2 * g.batch, (int)classes, &ft) || sc_autodiff(&ft)) {
         fprintf(stderr, "simclrc: internal error: cannot derive the fine-tuning graph\n");
         rc = EXIT_INTERNAL;
         goto done;

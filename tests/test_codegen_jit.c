@@ -196,7 +196,7 @@ static void check_file(const char *path, int batch, int full)
     assert_int_equal(sc_build_graph(&m, batch, &g), 0);
     assert_int_equal(sc_autodiff(&g), 0);
     assert_int_equal(sc_graph_encoder(&g, 2 * g.batch, &enc), 0);
-    assert_int_equal(sc_graph_classifier(&g, g.batch, 10, &ft), 0);
+    assert_int_equal(sc_graph_classifier(&g, 2 * g.batch, 10, &ft), 0);
     assert_int_equal(sc_autodiff(&ft), 0);
     sc_memplan smp, emp, fmp;
     assert_int_equal(sc_memplan_build(&g, g.loss, &smp), 0);
