@@ -44,4 +44,18 @@ int sc_ckpt_load(const char *path, const sc_model_desc *d, const sc_param_info *
                  float *params, float *buffers, sc_optim *opt, sc_ckpt_pos *pos, int *missing,
                  char *err, size_t errlen);
 
+/* Compatible additions: the same with extra string metadata, nmeta pairs
+ * (keys other than the ones above; train uses "train/..." keys). On load,
+ * vals[i] gets a malloc'd copy of the value of keys[i], or NULL when the
+ * file lacks it; the caller frees them (also after an error, when they
+ * are all NULL). */
+int sc_ckpt_save_meta(const char *path, const sc_model_desc *d, const sc_param_info *table,
+                      int nparams, const float *params, const float *buffers, const sc_optim *opt,
+                      const sc_ckpt_pos *pos, int nmeta, const char *const *keys,
+                      const char *const *vals, char *err, size_t errlen);
+int sc_ckpt_load_meta(const char *path, const sc_model_desc *d, const sc_param_info *table,
+                      int nparams, float *params, float *buffers, sc_optim *opt, sc_ckpt_pos *pos,
+                      int *missing, int nmeta, const char *const *keys, char **vals, char *err,
+                      size_t errlen);
+
 #endif

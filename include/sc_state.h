@@ -14,10 +14,10 @@
 
 typedef struct {
     const sc_model_desc *desc;
-    float *params;    /* params_floats */
-    float *grads;     /* params_floats */
+    float *params;    /* max(params_floats, ft_params_floats): room for the classifier */
+    float *grads;     /* as params */
     float *buffers;   /* buffers_floats: batchnorm running statistics */
-    float *arena;     /* max(arena_floats, encode_arena_floats) */
+    float *arena;     /* max(arena_floats, encode_arena_floats, ft_arena_floats) */
     float *input;     /* [2B, C, H, W] */
     float *loss;      /* [1] */
 } sc_state;
@@ -29,6 +29,11 @@ float *sc_floats_alloc(int64_t n);
 /* Checks that d is usable by this runtime: ABI version, positive sizes,
  * every tensor inside its buffer. Returns 0, or -1 with a message. */
 int sc_desc_check(const sc_model_desc *d, char *err, size_t errlen);
+
+/* Floats that params (and grads) and arena need for every entry point:
+ * sc_step, sc_encode and sc_finetune_step. */
+int64_t sc_params_alloc_floats(const sc_model_desc *d);
+int64_t sc_arena_alloc_floats(const sc_model_desc *d);
 
 /* Floats in one input batch: 2B x C x H x W. */
 int64_t sc_input_floats(const sc_model_desc *d);

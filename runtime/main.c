@@ -2,8 +2,8 @@
  * training binary"): subcommands over the model object that simclrc
  * emitted, which defines sc_model, sc_step and sc_encode (sc_abi.h).
  *
- * This version has info, dump-step and bench-step; train, eval, finetune
- * and check-data are refused with a clear message. */
+ * info, dump-step and bench-step live here; the data-driven subcommands
+ * (train, check-data, eval, finetune, export, encode) in cmd_*.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +16,7 @@
 
 #include <cblas.h>
 
+#include "commands.h"
 #include "sc_abi.h"
 #include "sc_state.h"
 #include "sc_stepdump.h"
@@ -380,12 +381,22 @@ static void usage(FILE *f)
             "\n"
             "subcommands:\n"
             "  info                    model summary\n"
+            "  train --data DIR [--out RUN] [--epochs E] [--resume] ...\n"
+            "                          SimCLR pretraining, checkpoints and metrics in RUN\n"
+            "  check-data --data DIR   validate a dataset directory, print its splits\n"
+            "  eval --data DIR (--ckpt FILE | --random-init) [--labels-per-class K]\n"
+            "                          linear probe on frozen features, test top-1\n"
+            "  finetune --data DIR (--ckpt FILE | --random-init) [--epochs E] [--out RUN]\n"
+            "                          supervised fine-tuning, test accuracy per epoch\n"
+            "  export --ckpt FILE -o OUT.safetensors\n"
+            "                          the encoder as a state dict (torchvision names for ResNets)\n"
+            "  encode (--ckpt FILE | --random-init) --input IN -o OUT\n"
+            "                          eval-mode features of given images\n"
             "  dump-step OUT [--seed S]\n"
             "                          one training step on synthetic input, as a step dump\n"
             "  bench-step [--steps K] [--threads T]\n"
             "                          time training steps, print images/s\n"
             "\n"
-            "Not available in this version: train, eval, finetune, check-data.\n"
             "Run '%s SUBCOMMAND --help' for a subcommand's options.\n"
             "\n"
             "options:\n"
@@ -436,19 +447,24 @@ int main(int argc, char **argv)
         return cmd_dump_step(sargc, sargv);
     if (!strcmp(sub, "bench-step"))
         return cmd_bench_step(sargc, sargv);
+    if (!strcmp(sub, "train"))
+        return sc_cmd_train(sargc, sargv);
+    if (!strcmp(sub, "check-data"))
+        return sc_cmd_check_data(sargc, sargv);
+    if (!strcmp(sub, "eval"))
+        return sc_cmd_eval(sargc, sargv);
+    if (!strcmp(sub, "finetune"))
+        return sc_cmd_finetune(sargc, sargv);
+    if (!strcmp(sub, "export"))
+        return sc_cmd_export(sargc, sargv);
+    if (!strcmp(sub, "encode"))
+        return sc_cmd_encode(sargc, sargv);
     if (!strcmp(sub, "help")) {
         usage(stdout);
         return 0;
     }
-    static const char *const later[] = {"train", "eval", "finetune", "check-data"};
-    for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
-        if (!strcmp(sub, later[i])) {
-            error("'%s' is not available in this version of the training binary "
-                  "(available: info, dump-step, bench-step)", sub);
-            return EXIT_USAGE;
-        }
-    }
-    error("unknown subcommand '%s' (available: info, dump-step, bench-step)", sub);
+    error("unknown subcommand '%s' (available: info, train, check-data, eval, finetune, export, "
+          "encode, dump-step, bench-step)", sub);
     fprintf(stderr, "Run '%s --help' for usage.\n", prog);
     return EXIT_USAGE;
 }

@@ -113,10 +113,39 @@ int sc_desc_check(const sc_model_desc *d, char *err, size_t errlen)
         seterr(err, errlen, "the model description has a non-positive size");
         return -1;
     }
-    if (check_table(d->params, d->nparams, d->params_floats, "parameter", err, errlen) ||
-        check_table(d->buffers, d->nbuffers, d->buffers_floats, "buffer", err, errlen))
+    if (d->encode_batch < 1 || d->feature_dim < 1 || d->finetune_batch < 1 || d->nclasses < 2 ||
+        d->ft_params_floats < d->params_floats || d->ft_arena_floats < 0 || d->nft_params < d->nparams) {
+        seterr(err, errlen, "the model description has inconsistent encoder or fine-tuning sizes");
         return -1;
+    }
+    if (check_table(d->params, d->nparams, d->params_floats, "parameter", err, errlen) ||
+        check_table(d->buffers, d->nbuffers, d->buffers_floats, "buffer", err, errlen) ||
+        check_table(d->ft_params, d->nft_params, d->ft_params_floats, "fine-tuning parameter", err,
+                    errlen))
+        return -1;
+    /* The fine-tuning table extends the parameter table in place. */
+    for (int i = 0; i < d->nparams; i++)
+        if (d->ft_params[i].offset != d->params[i].offset || d->ft_params[i].numel != d->params[i].numel) {
+            seterr(err, errlen, "the model's fine-tuning parameter %d (%s) differs from the parameter table",
+                   i, d->params[i].name);
+            return -1;
+        }
     return 0;
+}
+
+int64_t sc_params_alloc_floats(const sc_model_desc *d)
+{
+    return d->ft_params_floats > d->params_floats ? d->ft_params_floats : d->params_floats;
+}
+
+int64_t sc_arena_alloc_floats(const sc_model_desc *d)
+{
+    int64_t a = d->arena_floats;
+    if (d->encode_arena_floats > a)
+        a = d->encode_arena_floats;
+    if (d->ft_arena_floats > a)
+        a = d->ft_arena_floats;
+    return a;
 }
 
 void sc_state_free(sc_state *s)
@@ -134,15 +163,15 @@ int sc_state_alloc(sc_state *s, const sc_model_desc *d, char *err, size_t errlen
 {
     memset(s, 0, sizeof *s);
     s->desc = d;
-    int64_t arena = d->arena_floats > d->encode_arena_floats ? d->arena_floats : d->encode_arena_floats;
-    s->params = sc_floats_alloc(d->params_floats);
-    s->grads = sc_floats_alloc(d->params_floats);
+    int64_t arena = sc_arena_alloc_floats(d), pf = sc_params_alloc_floats(d);
+    s->params = sc_floats_alloc(pf);
+    s->grads = sc_floats_alloc(pf);
     s->buffers = sc_floats_alloc(d->buffers_floats);
     s->arena = sc_floats_alloc(arena);
     s->input = sc_floats_alloc(sc_input_floats(d));
     s->loss = sc_floats_alloc(1);
     if (!s->params || !s->grads || !s->buffers || !s->arena || !s->input || !s->loss) {
-        double mib = (double)(2 * d->params_floats + d->buffers_floats + arena + sc_input_floats(d)) *
+        double mib = (double)(2 * pf + d->buffers_floats + arena + sc_input_floats(d)) *
                      sizeof(float) / (1024.0 * 1024.0);
         seterr(err, errlen, "out of memory allocating the model's buffers (%.1f MiB)", mib);
         sc_state_free(s);

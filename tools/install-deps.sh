@@ -11,6 +11,7 @@ pkgs=(
   libcmocka-dev             # unit tests
   python3-torch python3-torchvision  # reference results in tests (/usr/bin/python3)
   dataset-fashion-mnist     # the embedded default dataset
+  gnuplot-nox               # the ablation's learning-curve plot (examples/ablation.sh)
 )
 
 missing=()

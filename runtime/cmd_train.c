@@ -1,0 +1,957 @@
+/* train: SimCLR pretraining (cli.md). The input pipeline produces two
+ * augmented views of every image; each step runs the compiled sc_step and
+ * the runtime's optimizer at the scheduled learning rate. Everything a run
+ * leaves lives in its run directory RUN:
+ *   checkpoint.safetensors  written atomically at the start, at the end of
+ *                           every epoch, at --max-steps and on SIGINT or
+ *                           SIGTERM; --resume continues from it
+ *   metrics.csv             one row per step
+ *   knn.csv                 one row per kNN measurement
+ * Resuming is exact: the data of every step is a function of (seed, epoch,
+ * image, view), the learning rate of the step count, and the checkpoint
+ * holds parameters, batchnorm buffers and optimizer state bit for bit, so a
+ * resumed run takes the same steps as an uninterrupted one. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "commands.h"
+#include "sc_abi.h"
+#include "sc_checkpoint.h"
+#include "sc_knn.h"
+#include "sc_model_input.h"
+#include "sc_optim.h"
+#include "sc_pipeline.h"
+#include "sc_state.h"
+#include "sc_stl10.h"
+#include "train_log.h"
+#include "train_progress.h"
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+#define CKPT_NAME "checkpoint.safetensors"
+#define METRICS_HEADER "step,epoch,loss,lr,data_wait_s,step_s"
+#define KNN_HEADER "step,epoch,knn_top1,seconds"
+
+static const char *const optimizer_names[] = {"sgd", "adam", "adamw", "lars"};
+
+typedef struct {
+    const char *data, *out;
+    int64_t epochs;
+    int have_epochs;
+    double lr;
+    int have_lr;
+    uint64_t seed;
+    int have_seed;
+    int threads, deterministic, resume;
+    sc_split split;
+    int have_split;
+    int64_t log_every, max_steps, knn_every;
+    int knn_init;
+} options;
+
+typedef struct {
+    const sc_model_desc *d;
+    options o;
+    sc_state s;
+    sc_optim *opt;
+    sc_lr_schedule sched;
+    sc_stl10 *data, *knn_train, *knn_test;
+    size_t ntr, nte;
+    float *ftr, *fte;
+    int *ytr, *yte;
+    sc_train_log metrics, knn;
+    int have_metrics, have_knn;
+    sc_progress prog;
+    int lock_fd;
+    char ckpt[PATH_MAX], metrics_path[PATH_MAX], knn_path[PATH_MAX], lock_path[PATH_MAX];
+    int64_t spe, epochs, stop_at;  /* steps per epoch, planned epochs, last step of this run */
+    int64_t saved_step;            /* step of the checkpoint on disk */
+    double lr;                     /* before lr-scaling */
+    double knn_seconds;            /* duration of the last kNN measurement */
+    int64_t run_images;            /* resuming: the split size the run trained on */
+} trainer;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static const char *prog(void) { return program_invocation_short_name; }
+
+static void error(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void error(trainer *t, const char *fmt, ...)
+{
+    if (t)
+        sc_progress_end(&t->prog);
+    va_list ap;
+    fprintf(stderr, "%s: ", prog());
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- options ---- */
+
+static void usage(FILE *f, const sc_model_desc *d)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(f,
+            "usage: %s train --data DIR [--out RUN] [--epochs E] [--lr X] [--seed S]\n"
+            "                [--threads T] [--resume] [--split NAME] [options]\n"
+            "\n"
+            "SimCLR pretraining of the model '%s': two augmented views of every\n"
+            "image of the split per step (the model's <augment> list), NT-Xent loss,\n"
+            "the optimizer and schedule of its <train> element\n"
+            "(%s, lr %g%s, %s).\n"
+            "\n"
+            "The run directory RUN receives:\n"
+            "  checkpoint.safetensors  parameters, batchnorm buffers, optimizer state,\n"
+            "                          step, epoch and seed; written atomically at the\n"
+            "                          start, after every epoch, at --max-steps and on\n"
+            "                          SIGINT/SIGTERM (the previous one stays intact\n"
+            "                          until the new one is complete)\n"
+            "  metrics.csv             every step: step,epoch,loss,lr,data_wait_s,step_s\n"
+            "  knn.csv                 kNN monitor: step,epoch,knn_top1,seconds\n"
+            "Steps count from 1, epochs from 1; a row with step 0 and epoch 0 measures\n"
+            "the initial encoder (--knn-init).\n"
+            "\n"
+            "options:\n"
+            "  --data DIR        dataset directory, STL-10 layout (required)\n"
+            "  --out RUN         run directory, created if needed (default: run)\n"
+            "  --epochs E        epochs (default: the model's, %d; 0 only writes the\n"
+            "                    initial checkpoint)\n"
+            "  --lr X            learning rate before lr-scaling (default: the model's)\n"
+            "  --seed S          seed of initialisation, shuffling and augmentation\n"
+            "                    (default: the model's, %" PRIu64 ")\n"
+            "  --threads T       input pipeline workers and OpenBLAS threads\n"
+            "                    (default: the CPUs online, %ld)\n"
+            "  --deterministic   one OpenBLAS thread, so that results are bit-identical\n"
+            "                    from run to run and across --resume (--threads 1 implies\n"
+            "                    it; the pipeline is deterministic at any thread count)\n"
+            "  --resume          continue from RUN/checkpoint.safetensors (same data,\n"
+            "                    split and seed; epochs and lr default to the run's)\n"
+            "  --split NAME      unlabeled (default), train, train+unlabeled, fold0..fold9\n"
+            "  --log-every N     without a terminal, one progress line every N steps\n"
+            "                    (default 50); on a terminal a progress bar\n"
+            "  --max-steps N     stop with a checkpoint once N steps in all are taken\n"
+            "  --knn-every E     kNN monitor (k 200, cosine, temperature 0.1, labeled train\n"
+            "                    split against test split) every E epochs and after the\n"
+            "                    last (default 1; 0 turns it off)\n"
+            "  --knn-init        also measure the initial encoder's kNN accuracy\n"
+            "  -h, --help        show this help\n"
+            "\n"
+            "A non-finite loss or gradient stops training with exit status 1 and leaves\n"
+            "the last checkpoint as it was. SIGINT or SIGTERM writes a checkpoint and\n"
+            "exits with status 0 (a second SIGINT quits at once).\n"
+            "\n"
+            "exit status: 0 success, 1 bad input (data, checkpoint, run directory) or a\n"
+            "non-finite loss, 2 bad usage, 3 internal error\n",
+            prog(), d->name,
+            d->train.optimizer >= 0 && d->train.optimizer <= 3 ? optimizer_names[d->train.optimizer] : "?",
+            d->train.lr, d->train.lr_scaling_linear ? " x batch/256" : "",
+            d->train.schedule == SC_SCHED_COSINE ? "cosine schedule" : "constant schedule", d->train.epochs,
+            d->train.seed, cpus > 0 ? cpus : 1);
+}
+
+static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s || *s == ' ' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == ' ' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, const sc_model_desc *d, options *o, int *done)
+{
+    enum { O_DATA = 256, O_OUT, O_EPOCHS, O_LR, O_SEED, O_THREADS, O_DET, O_RESUME, O_SPLIT, O_LOG,
+           O_MAX, O_KNN_EVERY, O_KNN_INIT };
+    static const struct option longopts[] = {
+        {"data", required_argument, 0, O_DATA},
+        {"out", required_argument, 0, O_OUT},
+        {"epochs", required_argument, 0, O_EPOCHS},
+        {"lr", required_argument, 0, O_LR},
+        {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},
+        {"deterministic", no_argument, 0, O_DET},
+        {"resume", no_argument, 0, O_RESUME},
+        {"split", required_argument, 0, O_SPLIT},
+        {"log-every", required_argument, 0, O_LOG},
+        {"max-steps", required_argument, 0, O_MAX},
+        {"knn-every", required_argument, 0, O_KNN_EVERY},
+        {"knn-init", no_argument, 0, O_KNN_INIT},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->out = "run";
+    o->split.kind = SC_SPLIT_UNLABELED;
+    o->log_every = 50;
+    o->knn_every = 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
+    *done = 0;
+    int c;
+    int64_t v;
+    char err[256];
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: o->data = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_EPOCHS:
+            if (parse_i64(optarg, 0, 1000000, &o->epochs)) {
+                error(NULL, "error: --epochs needs an integer from 0 to 1000000, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o->have_epochs = 1;
+            break;
+        case O_LR: {
+            char *end;
+            errno = 0;
+            o->lr = strtod(optarg, &end);
+            if (!*optarg || *end || errno || !isfinite(o->lr) || o->lr <= 0) {
+                error(NULL, "error: --lr needs a finite number > 0, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o->have_lr = 1;
+            break;
+        }
+        case O_SEED:
+            if (parse_u64(optarg, &o->seed)) {
+                error(NULL, "error: --seed needs a non-negative integer, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o->have_seed = 1;
+            break;
+        case O_THREADS:
+            if (parse_i64(optarg, 1, 1024, &v)) {
+                error(NULL, "error: --threads needs an integer from 1 to 1024, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o->threads = (int)v;
+            break;
+        case O_DET: o->deterministic = 1; break;
+        case O_RESUME: o->resume = 1; break;
+        case O_SPLIT:
+            if (sc_split_parse(optarg, &o->split, err, sizeof err)) {
+                error(NULL, "error: --split: %s", err);
+                return EXIT_USAGE;
+            }
+            if (o->split.kind == SC_SPLIT_TEST) {
+                error(NULL, "error: --split test: pretraining on the test split would leak it into "
+                      "every evaluation; use unlabeled, train, train+unlabeled or a fold");
+                return EXIT_USAGE;
+            }
+            o->have_split = 1;
+            break;
+        case O_LOG:
+            if (parse_i64(optarg, 1, INT64_MAX, &o->log_every)) {
+                error(NULL, "error: --log-every needs an integer >= 1, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_MAX:
+            if (parse_i64(optarg, 1, INT64_MAX, &o->max_steps)) {
+                error(NULL, "error: --max-steps needs an integer >= 1, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_KNN_EVERY:
+            if (parse_i64(optarg, 0, 1000000, &o->knn_every)) {
+                error(NULL, "error: --knn-every needs an integer from 0 to 1000000, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_KNN_INIT: o->knn_init = 1; break;
+        case 'h':
+            usage(stdout, d);
+            *done = 1;
+            return 0;
+        case ':':
+            error(NULL, "error: option '%s' needs a value", argv[optind - 1]);
+            fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
+            return EXIT_USAGE;
+        default:
+            error(NULL, "error: unknown option '%s'", argv[optind - 1]);
+            fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        error(NULL, "error: train takes no arguments, got '%s'", argv[optind]);
+        fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
+        return EXIT_USAGE;
+    }
+    if (!o->data || !*o->data) {
+        error(NULL, "error: train needs --data DIR (a dataset in the STL-10 layout)");
+        fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
+        return EXIT_USAGE;
+    }
+    if (!*o->out) {
+        error(NULL, "error: --out needs a directory name");
+        return EXIT_USAGE;
+    }
+    if (o->threads == 1)
+        o->deterministic = 1;
+    return 0;
+}
+
+/* ---- the run directory ---- */
+
+/* mkdir -p. Returns 0, or -1 with errno set. */
+static int make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        struct stat st;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return -1;
+        if (stat(buf, &st))
+            return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        buf[i] = saved;
+    }
+    return 0;
+}
+
+static int run_path(char *buf, const char *dir, const char *name)
+{
+    int n = snprintf(buf, PATH_MAX, "%s/%s", dir, name);
+    return n < 0 || n >= PATH_MAX ? -1 : 0;
+}
+
+/* Creates RUN, takes its lock (one run per directory) and removes the
+ * temporary files of a writer that was killed mid-save. */
+static int open_run_dir(trainer *t)
+{
+    const char *dir = t->o.out;
+    if (run_path(t->ckpt, dir, CKPT_NAME) || run_path(t->metrics_path, dir, "metrics.csv") ||
+        run_path(t->knn_path, dir, "knn.csv") || run_path(t->lock_path, dir, ".lock")) {
+        error(t, "%s: error: path too long", dir);
+        return EXIT_USAGE;
+    }
+    if (make_dirs(dir)) {
+        error(t, "%s: error: cannot create the run directory: %s", dir, strerror(errno));
+        return EXIT_INPUT;
+    }
+    t->lock_fd = open(t->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (t->lock_fd < 0) {
+        error(t, "%s: error: cannot write in the run directory: %s", dir, strerror(errno));
+        return EXIT_INPUT;
+    }
+    if (flock(t->lock_fd, LOCK_EX | LOCK_NB)) {
+        error(t, "%s: error: another training run is using this run directory", dir);
+        return EXIT_INPUT;
+    }
+    DIR *dp = opendir(dir);
+    if (dp) {
+        static const char tmp_prefix[] = CKPT_NAME ".tmp.";
+        for (struct dirent *e; (e = readdir(dp));) {
+            char p[PATH_MAX];
+            if (!strncmp(e->d_name, tmp_prefix, sizeof tmp_prefix - 1) && !run_path(p, dir, e->d_name))
+                unlink(p);
+        }
+        closedir(dp);
+    }
+    return 0;
+}
+
+/* ---- data ---- */
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    return !run_path(p, dir, name) && stat(p, &st) == 0;
+}
+
+static int open_data(trainer *t)
+{
+    char err[1024];
+    struct stat st;
+    if (stat(t->o.data, &st)) {
+        error(t, "%s: error: cannot open the dataset directory: %s", t->o.data, strerror(errno));
+        return EXIT_INPUT;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        error(t, "%s: error: not a directory (--data needs a dataset directory)", t->o.data);
+        return EXIT_INPUT;
+    }
+    if (sc_stl10_open(t->o.data, t->o.split, &t->data, err, sizeof err)) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    if (t->o.knn_every == 0 && !t->o.knn_init)
+        return 0;
+    static const char *const labeled[] = {"train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"};
+    for (int i = 0; i < 4; i++) {
+        if (!file_exists(t->o.data, labeled[i])) {
+            sc_progress_message(&t->prog, "note: no kNN monitor: %s has no labeled train and test splits "
+                                "(%s is missing)", t->o.data, labeled[i]);
+            t->o.knn_every = 0;
+            t->o.knn_init = 0;
+            return 0;
+        }
+    }
+    if (sc_stl10_open(t->o.data, (sc_split){SC_SPLIT_TRAIN, 0}, &t->knn_train, err, sizeof err) ||
+        sc_stl10_open(t->o.data, (sc_split){SC_SPLIT_TEST, 0}, &t->knn_test, err, sizeof err)) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    const sc_model_desc *d = t->d;
+    t->ntr = sc_stl10_count(t->knn_train);
+    t->nte = sc_stl10_count(t->knn_test);
+    t->ftr = sc_floats_alloc((int64_t)t->ntr * d->feature_dim);
+    t->fte = sc_floats_alloc((int64_t)t->nte * d->feature_dim);
+    t->ytr = malloc((t->ntr ? t->ntr : 1) * sizeof *t->ytr);
+    t->yte = malloc((t->nte ? t->nte : 1) * sizeof *t->yte);
+    if (!t->ftr || !t->fte || !t->ytr || !t->yte) {
+        error(t, "error: out of memory for the kNN monitor's features");
+        return EXIT_INTERNAL;
+    }
+    for (size_t i = 0; i < t->ntr; i++)
+        t->ytr[i] = sc_stl10_label(t->knn_train, i);
+    for (size_t i = 0; i < t->nte; i++)
+        t->yte[i] = sc_stl10_label(t->knn_test, i);
+    return 0;
+}
+
+/* ---- kNN monitor ---- */
+
+static int knn_measure(trainer *t, int64_t step, int64_t epoch, double *acc)
+{
+    const sc_model_desc *d = t->d;
+    char err[1024];
+    double t0 = now_seconds();
+    sc_progress_status_line(&t->prog, "kNN monitor: encoding %zu train and %zu test images...", t->ntr, t->nte);
+    if (sc_encode_split(d, sc_encode, t->s.params, t->s.buffers, t->s.arena, t->knn_train, 1, t->ftr, err,
+                        sizeof err) ||
+        sc_encode_split(d, sc_encode, t->s.params, t->s.buffers, t->s.arena, t->knn_test, 1, t->fte, err,
+                        sizeof err)) {
+        error(t, "error: kNN monitor: %s", err);
+        return EXIT_INTERNAL;
+    }
+    sc_knn_config c;
+    sc_knn_config_default(&c, SC_STL10_CLASSES);
+    if (sc_knn_accuracy(&c, t->ftr, t->ytr, (int64_t)t->ntr, t->fte, t->yte, (int64_t)t->nte, d->feature_dim,
+                        acc, NULL, err, sizeof err)) {
+        error(t, "error: kNN monitor: %s", err);
+        return EXIT_INTERNAL;
+    }
+    t->knn_seconds = now_seconds() - t0;
+    if (sc_train_log_row(&t->knn, err, sizeof err, "%" PRId64 ",%" PRId64 ",%.6f,%.3f", step, epoch, *acc,
+                         t->knn_seconds)) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+static int knn_due(const trainer *t, int64_t epoch)
+{
+    return t->o.knn_every > 0 && (epoch % t->o.knn_every == 0 || epoch == t->epochs);
+}
+
+/* ---- checkpoints ---- */
+
+static int all_finite(const float *x, const sc_param_info *table, int n, const char **bad)
+{
+    for (int i = 0; i < n; i++) {
+        const float *p = x + table[i].offset;
+        for (int64_t k = 0; k < table[i].numel; k++)
+            if (!isfinite(p[k])) {
+                *bad = table[i].name;
+                return 0;
+            }
+    }
+    return 1;
+}
+
+static int save_checkpoint(trainer *t, int64_t step, int64_t epoch)
+{
+    const sc_model_desc *d = t->d;
+    const char *bad;
+    char err[1024];
+    if (!all_finite(t->s.params, d->params, d->nparams, &bad) ||
+        !all_finite(t->s.buffers, d->buffers, d->nbuffers, &bad)) {
+        error(t, "error: step %" PRId64 ": %s is not finite; not saving. The last good checkpoint, %s "
+              "(step %" PRId64 "), is intact", step, bad, t->ckpt, t->saved_step);
+        return EXIT_INPUT;
+    }
+    /* The logs first, so that they hold every row the checkpoint has seen. */
+    if ((t->have_metrics && sc_train_log_sync(&t->metrics, err, sizeof err)) ||
+        (t->have_knn && sc_train_log_sync(&t->knn, err, sizeof err))) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    char epochs[32], lr[40], split[16], images[32], spe[32];
+    snprintf(epochs, sizeof epochs, "%" PRId64, t->epochs);
+    snprintf(lr, sizeof lr, "%.17g", t->lr);
+    sc_split_name(t->o.split, split, sizeof split);
+    snprintf(images, sizeof images, "%zu", sc_stl10_count(t->data));
+    snprintf(spe, sizeof spe, "%" PRId64, t->spe);
+    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "train/steps_per_epoch"};
+    const char *vals[] = {epochs, lr, split, images, spe};
+    sc_ckpt_pos pos = {step, epoch, t->o.seed, "simclr"};
+    if (sc_ckpt_save_meta(t->ckpt, d, d->params, d->nparams, t->s.params, t->s.buffers, t->opt, &pos, 5, keys,
+                          vals, err, sizeof err)) {
+        if (t->saved_step >= 0)
+            error(t, "%s\n%s: the previous checkpoint (step %" PRId64 ") is intact", err, prog(), t->saved_step);
+        else
+            error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    t->saved_step = step;
+    return 0;
+}
+
+/* Restores the run from RUN/checkpoint.safetensors. */
+static int resume(trainer *t, sc_ckpt_pos *pos)
+{
+    const sc_model_desc *d = t->d;
+    char err[1024];
+    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "batch"};
+    char *vals[5];
+    int missing = 0;
+    int rc = EXIT_INPUT;
+    struct stat st;
+    if (stat(t->ckpt, &st)) {
+        error(t, "%s: error: cannot resume: %s", t->ckpt, strerror(errno));
+        return EXIT_INPUT;
+    }
+    if (sc_ckpt_load_meta(t->ckpt, d, d->params, d->nparams, t->s.params, t->s.buffers, t->opt, pos,
+                          &missing, 5, keys, vals, err, sizeof err)) {
+        error(t, "%s", err);
+        goto done;
+    }
+    if (strcmp(pos->kind, "simclr")) {
+        error(t, "%s: error: a %s checkpoint; train resumes SimCLR pretraining checkpoints only", t->ckpt,
+              pos->kind);
+        goto done;
+    }
+    if (missing) {
+        error(t, "%s: error: %d parameters of the model are missing", t->ckpt, missing);
+        goto done;
+    }
+    int64_t epochs = 0, images = 0, batch = 0;
+    char *end = NULL;
+    double lr = vals[1] ? strtod(vals[1], &end) : 0;
+    sc_split split;
+    if (!vals[0] || !vals[1] || !vals[2] || !vals[3] || !vals[4] || parse_i64(vals[0], 0, 1000000, &epochs) ||
+        *end || !(lr > 0) || parse_i64(vals[3], 0, INT64_MAX, &images) ||
+        parse_i64(vals[4], 1, INT32_MAX, &batch) || sc_split_parse(vals[2], &split, err, sizeof err)) {
+        error(t, "%s: error: not a checkpoint of train (its train/ metadata is missing or malformed)", t->ckpt);
+        goto done;
+    }
+    if (t->o.have_seed && t->o.seed != pos->seed) {
+        error(t, "error: --seed %" PRIu64 " differs from the run's seed %" PRIu64 "; a resumed run keeps its seed",
+              t->o.seed, pos->seed);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (t->o.have_split && (split.kind != t->o.split.kind || split.fold != t->o.split.fold)) {
+        error(t, "error: --split differs from the run's split %s; a resumed run keeps its split", vals[2]);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (batch != d->batch) {
+        error(t, "%s: error: written by a binary with batch %" PRId64 ", this one has batch %d", t->ckpt, batch,
+              d->batch);
+        goto done;
+    }
+    t->o.seed = pos->seed;
+    t->o.split = split;
+    if (!t->o.have_epochs)
+        t->o.epochs = epochs;
+    if (!t->o.have_lr)
+        t->o.lr = lr;
+    if ((t->o.have_epochs && t->o.epochs != epochs) || (t->o.have_lr && t->o.lr != lr))
+        sc_progress_message(&t->prog, "note: the learning-rate schedule changes: the run had %" PRId64
+                            " epochs at lr %g, it continues with %" PRId64 " at lr %g", epochs, lr,
+                            t->o.epochs, t->o.lr);
+    t->o.have_epochs = t->o.have_lr = 1;
+    t->saved_step = pos->step;
+    t->run_images = images; /* checked once the data is open */
+    rc = 0;
+done:
+    for (int i = 0; i < 5; i++)
+        free(vals[i]);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static int nonfinite_stop(trainer *t, int64_t step, int epoch, int batch, const char *what)
+{
+    error(t, "error: step %" PRId64 " (epoch %d, batch %d of %" PRId64 "): %s; stopping without saving "
+          "(a lower --lr may help). The last good checkpoint, %s (step %" PRId64 "), is intact",
+          step, epoch, batch, t->spe, what, t->ckpt, t->saved_step);
+    return EXIT_INPUT;
+}
+
+static int epoch_end(trainer *t, int64_t step, double loss_sum, int64_t loss_n, double epoch_t0)
+{
+    int64_t e = step / t->spe;
+    double acc = -1;
+    int rc;
+    if (knn_due(t, e) && (rc = knn_measure(t, step, e, &acc)))
+        return rc;
+    double t0 = now_seconds();
+    if ((rc = save_checkpoint(t, step, e)))
+        return rc;
+    double ckpt_s = now_seconds() - t0;
+    char knn[64] = "";
+    if (acc >= 0)
+        snprintf(knn, sizeof knn, ", kNN top-1 %.2f%% (%.1f s)", 100 * acc, t->knn_seconds);
+    double secs = t0 - epoch_t0 - (acc >= 0 ? t->knn_seconds : 0);
+    sc_progress_message(&t->prog, "epoch %" PRId64 "/%" PRId64 ": mean loss %.4f over %" PRId64
+                        " steps, %.1f s (%.0f views/s)%s, checkpoint %.2f s",
+                        e, t->epochs, loss_n ? loss_sum / (double)loss_n : NAN, loss_n, secs,
+                        secs > 0 ? 2.0 * t->d->batch * (double)loss_n / secs : 0, knn, ckpt_s);
+    return 0;
+}
+
+static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
+{
+    const sc_model_desc *d = t->d;
+    sc_state *s = &t->s;
+    char err[1024];
+    double t_prev = now_seconds(), ema_dt = 0, ema_wait = 0, loss_sum = 0, epoch_t0 = t_prev;
+    int64_t loss_n = 0;
+    sc_batch b;
+    while (step < t->stop_at) {
+        if (stop_signal)
+            break;
+        int r = sc_pipeline_next(pl, &b);
+        if (r <= 0) {
+            error(t, r < 0 ? "error: the input pipeline ran out of memory"
+                           : "error: the input pipeline ended before step %" PRId64, step + 1);
+            return EXIT_INTERNAL;
+        }
+        if (stop_signal)
+            break;
+        double t0 = now_seconds();
+        sc_step(s->params, s->grads, s->buffers, s->arena, b.views, s->loss);
+        float loss = s->loss[0];
+        const char *bad;
+        char what[256];
+        if (!isfinite(loss)) {
+            snprintf(what, sizeof what, "the loss is %s", isnan(loss) ? "NaN" : "infinite");
+            return nonfinite_stop(t, step + 1, b.epoch + 1, b.step + 1, what);
+        }
+        if (!all_finite(s->grads, d->params, d->nparams, &bad)) {
+            snprintf(what, sizeof what, "the gradient of %s is not finite", bad);
+            return nonfinite_stop(t, step + 1, b.epoch + 1, b.step + 1, what);
+        }
+        double lr = sc_lr_at(&t->sched, step);
+        sc_optim_step(t->opt, s->params, s->grads, lr);
+        step++;
+        double t1 = now_seconds();
+        if (sc_train_log_row(&t->metrics, err, sizeof err, "%" PRId64 ",%d,%.9g,%.9g,%.6f,%.6f", step,
+                             b.epoch + 1, (double)loss, lr, b.wait_seconds, t1 - t0)) {
+            error(t, "%s", err);
+            return EXIT_INPUT;
+        }
+        loss_sum += loss;
+        loss_n++;
+        double dt = t1 - t_prev;
+        t_prev = t1;
+        ema_dt = ema_dt > 0 ? 0.9 * ema_dt + 0.1 * dt : dt;
+        ema_wait = loss_n > 1 ? 0.9 * ema_wait + 0.1 * b.wait_seconds : b.wait_seconds;
+        int64_t epochs_left = t->stop_at / t->spe - step / t->spe, knn_left = 0;
+        for (int64_t e = step / t->spe + 1; e <= step / t->spe + epochs_left; e++)
+            knn_left += knn_due(t, e);
+        sc_progress_status st = {
+            .step = step, .total = t->stop_at, .epoch = b.epoch + 1, .epochs = t->epochs,
+            .epoch_step = b.step + 1, .epoch_steps = t->spe, .loss = loss, .lr = lr,
+            .views_per_s = ema_dt > 0 ? 2.0 * d->batch / ema_dt : 0,
+            .eta_s = (double)(t->stop_at - step) * ema_dt + (double)knn_left * t->knn_seconds,
+            .wait_frac = ema_dt > 0 ? fmin(1, ema_wait / ema_dt) : 0,
+        };
+        sc_progress_update(&t->prog, &st, step % t->spe == 0 || step == t->stop_at);
+        if (step % t->spe == 0) {
+            int rc = epoch_end(t, step, loss_sum, loss_n, epoch_t0);
+            if (rc)
+                return rc;
+            loss_sum = 0;
+            loss_n = 0;
+            t_prev = epoch_t0 = now_seconds(); /* the rate counts steps, not kNN or saving */
+        }
+    }
+    if (t->saved_step != step) {
+        int rc = save_checkpoint(t, step, step / t->spe);
+        if (rc)
+            return rc;
+    }
+    sc_progress_end(&t->prog);
+    char where[96];
+    if (step % t->spe == 0)
+        snprintf(where, sizeof where, "end of epoch %" PRId64, step / t->spe);
+    else
+        snprintf(where, sizeof where, "epoch %" PRId64 ", batch %" PRId64 " of %" PRId64, step / t->spe + 1,
+                 step % t->spe, t->spe);
+    if (stop_signal)
+        sc_progress_message(&t->prog, "%s at step %" PRId64 " (%s): checkpoint %s written; continue with "
+                            "--resume", stop_signal == SIGTERM ? "terminated" : "interrupted", step, where,
+                            t->ckpt);
+    else if (step < t->epochs * t->spe)
+        sc_progress_message(&t->prog, "stopped at step %" PRId64 " (--max-steps); checkpoint %s; continue with "
+                            "--resume", step, t->ckpt);
+    else
+        sc_progress_message(&t->prog, "training complete: %" PRId64 " epochs, %" PRId64 " steps; checkpoint %s",
+                            t->epochs, step, t->ckpt);
+    return 0;
+}
+
+static void trainer_free(trainer *t)
+{
+    if (t->have_metrics)
+        sc_train_log_close(&t->metrics);
+    if (t->have_knn)
+        sc_train_log_close(&t->knn);
+    sc_optim_free(t->opt);
+    sc_stl10_close(t->data);
+    sc_stl10_close(t->knn_train);
+    sc_stl10_close(t->knn_test);
+    free(t->ftr);
+    free(t->fte);
+    free(t->ytr);
+    free(t->yte);
+    if (t->lock_fd >= 0)
+        close(t->lock_fd);
+    sc_state_free(&t->s);
+}
+
+static int run(trainer *t)
+{
+    const sc_model_desc *d = t->d;
+    char err[1024];
+    int rc;
+    if (sc_desc_check(d, err, sizeof err)) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    if (sc_state_alloc(&t->s, d, err, sizeof err)) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    openblas_set_num_threads(t->o.deterministic ? 1 : t->o.threads);
+    if ((rc = open_run_dir(t)))
+        return rc;
+    sc_optim_config oc;
+    sc_optim_config_from_train(&d->train, &oc);
+    if (!(t->opt = sc_optim_new(&oc, d->params, d->nparams, d->params_floats, err, sizeof err))) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    sc_ckpt_pos pos = {0, 0, 0, "simclr"};
+    struct stat st;
+    if (t->o.resume) {
+        if ((rc = resume(t, &pos)))
+            return rc;
+    } else if (stat(t->ckpt, &st) == 0) {
+        error(t, "%s: error: the run directory already holds a checkpoint; continue it with --resume, or "
+              "choose another --out", t->ckpt);
+        return EXIT_INPUT;
+    }
+    if (!t->o.have_epochs)
+        t->o.epochs = d->train.epochs;
+    if (!t->o.have_lr)
+        t->o.lr = d->train.lr;
+    if (!t->o.have_seed && !t->o.resume)
+        t->o.seed = d->train.seed;
+    t->epochs = t->o.epochs;
+    t->lr = t->o.lr;
+    if ((rc = open_data(t)))
+        return rc;
+    size_t n = sc_stl10_count(t->data);
+    char split[16];
+    sc_split_name(t->o.split, split, sizeof split);
+    if (n < (size_t)d->batch) {
+        error(t, "%s: error: the %s split holds %zu images, fewer than one batch of %d", t->o.data, split, n,
+              d->batch);
+        return EXIT_INPUT;
+    }
+    if (t->o.resume && (size_t)t->run_images != n) {
+        error(t, "%s: error: the run trained on a %s split of %" PRId64 " images, this one holds %zu: "
+              "resume on the same data", t->o.data, split, t->run_images, n);
+        return EXIT_INPUT;
+    }
+    t->spe = (int64_t)(n / (size_t)d->batch);
+    if (sc_lr_schedule_init(&t->sched, &d->train, t->lr, d->batch, t->epochs, t->spe, err, sizeof err)) {
+        error(t, "error: %s", err);
+        return EXIT_USAGE;
+    }
+    int64_t total = t->epochs * t->spe;
+    t->stop_at = t->o.max_steps && t->o.max_steps < total ? t->o.max_steps : total;
+
+    if ((rc = sc_train_log_open(&t->metrics, t->metrics_path, METRICS_HEADER, t->o.resume ? pos.step : -1,
+                                err, sizeof err))) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    t->have_metrics = 1;
+    if ((rc = sc_train_log_open(&t->knn, t->knn_path, KNN_HEADER, t->o.resume ? pos.step : -1, err,
+                                sizeof err))) {
+        error(t, "%s", err);
+        return EXIT_INPUT;
+    }
+    t->have_knn = 1;
+
+    const char *oname = d->train.optimizer >= 0 && d->train.optimizer <= 3 ? optimizer_names[d->train.optimizer] : "?";
+    sc_progress_message(&t->prog, "%s: batch %d (%d views); %s split of %s: %zu images, %" PRId64
+                        " steps per epoch", d->name, d->batch, 2 * d->batch, split, t->o.data, n, t->spe);
+    sc_progress_message(&t->prog, "%" PRId64 " epochs (%" PRId64 " steps), %s lr %g%s (%s%s), seed %" PRIu64
+                        ", %d threads%s", t->epochs, total, oname, t->sched.base_lr,
+                        d->train.lr_scaling_linear ? " scaled" : "",
+                        d->train.schedule == SC_SCHED_COSINE ? "cosine" : "constant",
+                        d->train.warmup_epochs ? ", warmup" : "", t->o.seed, t->o.threads,
+                        t->o.deterministic ? ", deterministic" : "");
+    if (t->o.resume) {
+        if (pos.step >= t->stop_at) {
+            sc_progress_message(&t->prog, "nothing to do: %s is at step %" PRId64 " of %" PRId64, t->ckpt,
+                                pos.step, t->stop_at);
+            return 0;
+        }
+        if (pos.step - pos.epoch * t->spe < 0 || pos.step - pos.epoch * t->spe >= t->spe) {
+            error(t, "%s: error: its position (step %" PRId64 ", %" PRId64 " epochs done) does not fit epochs "
+                  "of %" PRId64 " steps", t->ckpt, pos.step, pos.epoch, t->spe);
+            return EXIT_INPUT;
+        }
+        sc_progress_message(&t->prog, "resuming from %s at step %" PRId64 " (epoch %" PRId64 ", batch %" PRId64
+                            " of %" PRId64 ")", t->ckpt, pos.step, pos.epoch + 1, pos.step - pos.epoch * t->spe,
+                            t->spe);
+    } else {
+        sc_params_init(d, t->s.params, t->s.buffers, t->o.seed);
+        pos.seed = t->o.seed;
+        t->saved_step = -1;
+        double acc;
+        if (t->o.knn_init) {
+            if ((rc = knn_measure(t, 0, 0, &acc)))
+                return rc;
+            sc_progress_message(&t->prog, "initial encoder: kNN top-1 %.2f%% (%.1f s)", 100 * acc, t->knn_seconds);
+        }
+        if ((rc = save_checkpoint(t, 0, 0)))
+            return rc;
+        if (t->epochs == 0) {
+            sc_progress_message(&t->prog, "0 epochs: initial checkpoint %s written", t->ckpt);
+            return 0;
+        }
+    }
+
+    sc_augment_spec spec;
+    if (sc_desc_augment_spec(d, 1, &spec, err, sizeof err)) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    sc_pipeline_config pc = {
+        .data = t->data, .aug = &spec, .batch = d->batch, .threads = t->o.threads, .depth = 0,
+        .seed = t->o.seed, .first_epoch = (int)pos.epoch, .epochs = (int)t->epochs,
+    };
+    sc_pipeline *pl;
+    if (sc_pipeline_start(&pl, &pc, err, sizeof err)) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second signal acts as usual */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A checkpoint from the middle of an epoch (a signal, --max-steps):
+     * the batches before it are produced again and dropped, which gives
+     * exactly the data an uninterrupted run would see next. */
+    int64_t skip = pos.step - pos.epoch * t->spe;
+    if (skip > 0)
+        sc_progress_message(&t->prog, "skipping %" PRId64 " batches to the checkpoint's place in epoch %" PRId64,
+                            skip, pos.epoch + 1);
+    sc_batch b;
+    rc = 0;
+    for (int64_t k = 0; k < skip && !stop_signal && !rc; k++) {
+        if (sc_pipeline_next(pl, &b) <= 0) {
+            error(t, "error: the input pipeline failed while skipping to the checkpoint's position");
+            rc = EXIT_INTERNAL;
+        }
+    }
+    if (!rc)
+        rc = train_loop(t, pl, pos.step);
+    sc_pipeline_stop(pl);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    return rc;
+}
+
+int sc_cmd_train(int argc, char **argv)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.d = &sc_model;
+    t.lock_fd = -1;
+    t.saved_step = -1;
+    int done = 0;
+    int rc = parse_options(argc, argv, t.d, &t.o, &done);
+    if (rc || done)
+        return rc;
+    sc_progress_init(&t.prog, stderr, isatty(STDERR_FILENO), t.o.log_every);
+    rc = run(&t);
+    sc_progress_end(&t.prog);
+    trainer_free(&t);
+    return rc;
+}
