@@ -12,7 +12,7 @@
 #   --ckpt   skip the pretraining and start from this resnet-small
 #            checkpoint (e.g. run/main-job/pretrain/checkpoint.safetensors)
 # Environment: EPOCHS (pretraining, 5), LIMIT (dataset images, 20000),
-# FT_EPOCHS (fine-tuning, 5), FT_LR (1e-3).
+# FT_EPOCHS (fine-tuning, 5), FT_LR (finetune's default: 0.05, SGD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . examples/common.sh
@@ -27,7 +27,8 @@ esac
 epochs=${EPOCHS:-5}
 limit=${LIMIT:-20000}
 ft_epochs=${FT_EPOCHS:-5}
-ft_lr=${FT_LR:-1e-3}
+ft_args=(--epochs "$ft_epochs" --seed 0)
+if [ -n "${FT_LR:-}" ]; then ft_args+=(--lr "$FT_LR"); fi
 
 sc_setup
 data=$(sc_default_data "$limit")
@@ -50,8 +51,7 @@ for arm in pretrained random; do
   echo "== fine-tuning from the $arm encoder =="
   if [ $arm = pretrained ]; then from=(--ckpt "$ckpt"); else from=(--random-init); fi
   rm -rf "${out:?}/$arm"
-  "$bin" finetune --data "$data" "${from[@]}" --epochs "$ft_epochs" --lr "$ft_lr" --seed 0 \
-    --threads "$threads" --out "$out/$arm"
+  "$bin" finetune --data "$data" "${from[@]}" "${ft_args[@]}" --threads "$threads" --out "$out/$arm"
 done
 
 # The table: epoch, then test accuracy (column 5 of finetune.csv) of each run.

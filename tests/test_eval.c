@@ -9,9 +9,9 @@
  * - --labels-per-class draws a subset (too large a K, or a K that leaves
  *   nothing to fit after the validation split, is bad input unless
  *   --weight-decay skips the split);
- * - finetune writes one CSV row per epoch and a checkpoint; a second run
- *   from that checkpoint takes its classifier; a checkpoint of another
- *   model is refused;
+ * - finetune (SGD) writes one CSV row per epoch and a checkpoint; a
+ *   second run (Adam) from that checkpoint takes its classifier; a file
+ *   that is no checkpoint is refused;
  * - bad usage exits with 2. */
 #include <errno.h>
 #include <fcntl.h>
@@ -217,12 +217,14 @@ static void test_finetune(void **state)
     must_run(argv);
     const char *out = last_output();
     assert_non_null(strstr(out, "classifier initialised"));
+    assert_non_null(strstr(out, "SGD (Nesterov 0.9) lr 0.05 cosine"));
     /* "2 epochs of S steps of B": S = 40 / B, the last partial batch dropped. */
     const char *e = strstr(out, "2 epochs of ");
     assert_non_null(e);
     int steps = 0, batch = 0;
     assert_int_equal(sscanf(e, "2 epochs of %d steps of %d", &steps, &batch), 2);
     assert_true(batch >= 2 && steps == 40 / batch);
+    out = NULL;   /* read_file reuses the buffer */
     const char *csv = read_file(path("ft/finetune.csv"));
     int lines = 0;
     for (const char *p = csv; *p; p++)
@@ -236,9 +238,10 @@ static void test_finetune(void **state)
     assert_int_equal(access(path("ft/finetune.safetensors"), R_OK), 0);
 
     char *again[] = {bin, "finetune", "--data", path("data"), "--ckpt", path("ft/finetune.safetensors"),
-                     "--epochs", "1", "--out", path("ft2"), NULL};
+                     "--epochs", "1", "--out", path("ft2"), "--optimizer", "adam", NULL};
     must_run(again);
     assert_non_null(strstr(last_output(), "classifier from the checkpoint"));
+    assert_non_null(strstr(last_output(), "Adam lr 0.001 cosine"));
     char *probe[] = {bin, "eval", "--data", path("data"), "--ckpt", path("ft/finetune.safetensors"), NULL};
     must_run(probe);
     assert_true(value_of(last_output(), "test_accuracy") >= 0);
@@ -256,6 +259,9 @@ static void test_bad(void **state)
     assert_int_equal(run(neither), 2);
     char *epochs[] = {bin, "finetune", "--data", path("data"), "--random-init", "--epochs", "0", NULL};
     assert_int_equal(run(epochs), 2);
+    char *optim[] = {bin, "finetune", "--data", path("data"), "--random-init", "--optimizer", "lars", NULL};
+    assert_int_equal(run(optim), 2);
+    assert_non_null(strstr(last_output(), "sgd or adam"));
     char *nodata[] = {bin, "eval", "--data", path("nowhere"), "--random-init", NULL};
     assert_int_equal(run(nodata), 1);
     char *notckpt[] = {bin, "finetune", "--data", path("data"), "--ckpt", path("data/train_y.bin"), NULL};
