@@ -83,8 +83,8 @@ static void shuffle(uint32_t *a, size_t n, sc_rng *r)
 
 /* The labeled images to use, and which of them are held out for
  * validation: per class, the class's indices in a seeded order; the first
- * per_class (all when 0) are used, and of those the first val_share are
- * validation. Fills fit[] and val[] in class order; returns 0, or -1 with
+ * per_class (all when 0) are used, and of those the first 20% (rounded,
+ * at least one) are validation when with_val is set. Fills fit[] and val[] in class order; returns 0, or -1 with
  * a message when a class is too small. */
 static int split_labeled(const int *y, size_t n, int classes, size_t per_class, int with_val,
                          uint64_t seed, uint32_t *fit, size_t *nfit, uint32_t *val, size_t *nval,
@@ -314,6 +314,11 @@ int sc_cmd_eval(int argc, char **argv)
         goto done;
     }
     size_t ntr = sc_stl10_count(train), nte = sc_stl10_count(test);
+    if (!nte) {
+        sc_cli_error("%s: the test split is empty", o.data);
+        rc = SC_EXIT_INPUT;
+        goto done;
+    }
     if (!(ytr = labels_of(train, ntr, classes, "train", err, sizeof err)) ||
         !(yte = labels_of(test, nte, classes, "test", err, sizeof err))) {
         sc_cli_error("%s: %s", o.data, err);

@@ -422,6 +422,11 @@ int sc_cmd_finetune(int argc, char **argv)
         goto done;
     }
     size_t ntr = sc_stl10_count(train), nte = sc_stl10_count(test);
+    if (!nte) {
+        sc_cli_error("%s: the test split is empty", o.data);
+        rc = SC_EXIT_INPUT;
+        goto done;
+    }
     if (ntr < (size_t)B) {
         sc_cli_error("%s: the train split has %zu images, fewer than one batch (%d)", o.data, ntr, B);
         rc = SC_EXIT_INPUT;
