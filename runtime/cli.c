@@ -104,3 +104,27 @@ int sc_cli_load_model(sc_state *s, const char *ckpt, uint64_t seed)
     }
     return 0;
 }
+
+int sc_cli_check_source(const char *sub, int argc, char **argv, const char *data, const char *ckpt,
+                        int random_init)
+{
+    const char *p = program_invocation_short_name;
+    if (optind < argc) {
+        sc_cli_error("%s takes no arguments, got '%s'", sub, argv[optind]);
+        return SC_EXIT_USAGE;
+    }
+    if (!data || !*data) {
+        sc_cli_error("%s needs --data DIR", sub);
+        fprintf(stderr, "Run '%s %s --help' for usage.\n", p, sub);
+        return SC_EXIT_USAGE;
+    }
+    if (!!ckpt == random_init) {
+        if (ckpt)
+            sc_cli_error("--ckpt and --random-init exclude each other");
+        else
+            sc_cli_error("%s needs --ckpt FILE or --random-init", sub);
+        fprintf(stderr, "Run '%s %s --help' for usage.\n", p, sub);
+        return SC_EXIT_USAGE;
+    }
+    return 0;
+}

@@ -22,6 +22,11 @@ int sc_arg_double(const char *opt, const char *s, double min, double max, double
  * a missing value (c == ':') or an unknown option, and where to find the
  * usage. Returns 2, the exit status of bad usage. */
 int sc_arg_bad_option(const char *sub, char **argv, int c);
+/* The checks every data-and-encoder subcommand (eval, finetune) makes
+ * after its options: no operands, --data given, exactly one of --ckpt and
+ * --random-init. Returns 0 or SC_EXIT_USAGE after a message. */
+int sc_cli_check_source(const char *sub, int argc, char **argv, const char *data, const char *ckpt,
+                        int random_init);
 
 /* "PROGRAM: error: MESSAGE" on stderr. */
 void sc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -260,22 +260,9 @@ static int parse(int argc, char **argv, eval_opts *o)
         default: return sc_arg_bad_option("eval", argv, c);
         }
     }
-    const char *p = program_invocation_short_name;
-    if (optind < argc) {
-        sc_cli_error("eval takes no arguments, got '%s'", argv[optind]);
-        return SC_EXIT_USAGE;
-    }
-    if (!o->data || !*o->data) {
-        sc_cli_error("eval needs --data DIR");
-        fprintf(stderr, "Run '%s eval --help' for usage.\n", p);
-        return SC_EXIT_USAGE;
-    }
-    if (!!o->ckpt == o->random_init) {
-        sc_cli_error(o->ckpt ? "--ckpt and --random-init exclude each other"
-                             : "eval needs --ckpt FILE or --random-init");
-        fprintf(stderr, "Run '%s eval --help' for usage.\n", p);
-        return SC_EXIT_USAGE;
-    }
+    int rc = sc_cli_check_source("eval", argc, argv, o->data, o->ckpt, o->random_init);
+    if (rc)
+        return rc;
     return 0;
 }
 

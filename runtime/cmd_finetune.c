@@ -178,22 +178,9 @@ static int parse(int argc, char **argv, ft_opts *o)
         default: return sc_arg_bad_option("finetune", argv, c);
         }
     }
-    const char *p = program_invocation_short_name;
-    if (optind < argc) {
-        sc_cli_error("finetune takes no arguments, got '%s'", argv[optind]);
-        return SC_EXIT_USAGE;
-    }
-    if (!o->data || !*o->data) {
-        sc_cli_error("finetune needs --data DIR");
-        fprintf(stderr, "Run '%s finetune --help' for usage.\n", p);
-        return SC_EXIT_USAGE;
-    }
-    if (!!o->ckpt == o->random_init) {
-        sc_cli_error(o->ckpt ? "--ckpt and --random-init exclude each other"
-                             : "finetune needs --ckpt FILE or --random-init");
-        fprintf(stderr, "Run '%s finetune --help' for usage.\n", p);
-        return SC_EXIT_USAGE;
-    }
+    int rc = sc_cli_check_source("finetune", argc, argv, o->data, o->ckpt, o->random_init);
+    if (rc)
+        return rc;
     if (!o->have_lr)
         o->lr = o->optimizer == SC_OPT_SGD ? DEFAULT_LR_SGD : DEFAULT_LR_ADAM;
     if (!*o->out) {
