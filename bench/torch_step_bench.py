@@ -8,11 +8,14 @@ Builds the model from its description with tests/torch_step.py (the same
 modules, names and NT-Xent as the parity tests), then times K steps after
 one warm-up step, each forward + NT-Xent + backward + SGD update, on a
 fixed random input of 2B views. Prints views per second ("images/s", as
-bench-step does) and milliseconds per step.
+bench-step does), milliseconds per step and the process's peak resident
+memory ("peak RSS X MB", MB = 10^6 bytes, as bench-step prints it; the
+whole Python process: interpreter, torch and the model).
 """
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -58,6 +61,8 @@ def main():
     print("%s (PyTorch %s): batch %d (%d views), %d steps, %d threads"
           % (os.path.basename(a.model), torch.__version__, batch, 2 * batch, a.steps, a.threads))
     print("%.1f images/s  %.2f ms/step  (loss %.6g)" % (2 * batch / per, 1e3 * per, loss.item()))
+    # Linux reports ru_maxrss in KiB.
+    print("peak RSS %.1f MB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6))
     return 0
 
 

@@ -24,9 +24,21 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "convplan.h"
 #include "sc_abi_version.h"
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+typedef struct {
+    char *key;
+    LLVMValueRef fn, task;    /* task: the sc_parallel_for wrapper, or NULL */
+    LLVMTypeRef type;
+    int64_t extent;
+    int nphases;              /* of the node (the same for every phase) */
+    int hook;
+    int64_t hook_off, hook_n;
+    char *impl;
+} kern;
 
 struct sc_codegen {
     LLVMContextRef ctx;
@@ -41,19 +53,33 @@ struct sc_codegen {
     LLVMTypeRef elt, f64, i1, i32, i64, ptr, vd, sgemm_t;
     int f64_elements;
     LLVMValueRef sgemm;
-    /* the kernel being generated: its node and pointer arguments */
+    int mpi;
+    /* the kernel being generated: its node, pointer arguments, the slice
+     * [lo, hi) of its parallel loop and the thread running it */
     LLVMValueRef fn;
     LLVMBasicBlockRef entry;
     int node;
-    LLVMValueRef arg_in[SC_MAX_IN], arg_out[SC_MAX_OUT], arg_ws;
+    LLVMValueRef arg_in[SC_MAX_IN], arg_out[SC_MAX_OUT], arg_ws, arg_lo, arg_hi, arg_tid;
+    /* what lowering tells kernel_for: a node may lower to several phases
+     * (kernels called one after the other), each with its parallel extent
+     * (1: runs on one thread) and possibly a call into the communicator
+     * after it */
+    int phase, nphases;
+    int64_t par_n;
+    int hook;                 /* 1: sc_comm_bn_allreduce(ws + hook_off doubles, hook_n) */
+    int64_t hook_off, hook_n;
+    char impl[64];
     const sc_graph *g;
     const sc_memplan *mp;
     /* kernels generated so far, by signature: nodes that differ only in
      * where their tensors live share one kernel */
-    char **kkeys;
-    LLVMValueRef *kfns;
-    LLVMTypeRef *ktypes;
+    kern *kern;
     int nk;
+    /* the runtime's functions called by generated code */
+    LLVMTypeRef par_t, task_t, threads_t, prof_t, bnred_t, ranks_t, ntx_t, ntxb_t, ready_t, end_t;
+    LLVMValueRef par_fn, threads_fn, prof_on, prof_fn, bnred_fn, ranks_fn, ntx_fn, ntxb_fn, ready_fn, end_fn;
+    /* sc_step's nodes: their phase-0 kernel, for the node table */
+    int *step_kern;
 };
 
 /* ---- small builders ---- */
@@ -239,10 +265,44 @@ static LLVMValueRef tensor(sc_codegen *c, int t)
     return LLVMConstNull(c->ptr); /* not reached: lowering only uses its node's tensors */
 }
 
+/* A node's workspace: the running thread's own part where the memory
+ * plan gave one per thread. */
+static int64_t ws_stride(sc_codegen *c, int node, int64_t *used)
+{
+    int per_thread;
+    int64_t w = sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
+    if (used)
+        *used = w;
+    return per_thread ? c->mp->ws_floats[node] / c->mp->opts.threads : 0;
+}
+
 static LLVMValueRef workspace(sc_codegen *c, int node)
 {
-    (void)node;
-    return c->arg_ws;
+    int64_t stride = ws_stride(c, node, NULL);
+    return stride ? gep(c, c->arg_ws, imul(c, c->arg_tid, ci(c, stride))) : c->arg_ws;
+}
+
+/* The kernel's outermost loop over n work items, split over threads: it
+ * runs over the slice [lo, hi) the kernel was called with. */
+static LLVMValueRef par_loop(sc_codegen *c, loop *L, int64_t n)
+{
+    c->par_n = n;
+    return loop_range(c, L, c->arg_lo, c->arg_hi);
+}
+
+static LLVMValueRef call(sc_codegen *c, LLVMTypeRef t, LLVMValueRef fn, LLVMValueRef *args, unsigned n)
+{
+    return LLVMBuildCall2(c->b, t, fn, args, n, "");
+}
+
+static LLVMValueRef runtime_threads(sc_codegen *c)
+{
+    return LLVMBuildSExt(c->b, call(c, c->threads_t, c->threads_fn, NULL, 0), c->i64, "");
+}
+
+static LLVMValueRef gep64(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx)
+{
+    return LLVMBuildGEP2(c->b, c->f64, p, &idx, 1, "");
 }
 
 static void zero(sc_codegen *c, LLVMValueRef p, int64_t n)
@@ -361,9 +421,15 @@ static conv_plan plan_conv(sc_codegen *c, int i, const sc_tensor *x, const sc_te
     p.o = o;
     p.ckk = p.g.c * p.g.k * p.g.k;
     p.ohw = p.g.oh * p.g.ow;
-    p.nb = sc_conv_chunk(x->shape[0], p.ohw);
+    p.nb = sc_conv_chunk(x->shape[0], p.ohw, c->mp->opts.threads);
     p.cols = p.nb * p.ohw;
     p.direct = direct(&p.g) && p.nb == 1;
+    if (p.direct)
+        snprintf(c->impl, sizeof c->impl, "gemm 1x1");
+    else if (p.nb == 1)
+        snprintf(c->impl, sizeof c->impl, "im2col+gemm");
+    else
+        snprintf(c->impl, sizeof c->impl, "im2col+gemm x%lld", (long long)p.nb);
     p.col = workspace(c, i);
     p.t = gep(c, p.col, ci(c, p.ckk * p.cols));
     return p;
@@ -399,14 +465,189 @@ static void chunk_columns(sc_codegen *c, const conv_plan *p, LLVMValueRef X, LLV
     loop_end(c, &Lj);
 }
 
+/* ---- shift+gemm (convplan.h) ---- */
+
+typedef struct {
+    sc_shift_geom s;
+    LLVMValueRef xp, t, wt;  /* workspace: padded source, GEMM output, per-tap weights */
+} shift_plan;
+
+static shift_plan plan_shift(sc_codegen *c, int i)
+{
+    shift_plan p;
+    p.s = sc_conv_shift_geom(c->g, i, c->mp->opts.threads);
+    p.xp = workspace(c, i);
+    p.t = gep(c, p.xp, ci(c, p.s.cs * p.s.stride));
+    p.wt = gep(c, p.t, ci(c, p.s.cd * p.s.stride));
+    snprintf(c->impl, sizeof c->impl, "shift+gemm x%lld", (long long)p.s.nb);
+    return p;
+}
+
+/* dst[ch][j*plane + (h+p)*wp + p + w] = src_(img0+j)[ch][h][w], zero
+ * around: the chunk's images padded, side by side in each channel row. */
+static void shift_pad(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef src, LLVMValueRef img0, LLVMValueRef dst)
+{
+    zero(c, dst, s->cs * s->stride);
+    loop Lj, Lc, Lh, Lw;
+    LLVMValueRef j = loop_begin(c, &Lj, s->nb);
+    LLVMValueRef img = gep(c, src, imul(c, iadd(c, img0, j), ci(c, s->cs * s->h * s->w)));
+    LLVMValueRef ch = loop_begin(c, &Lc, s->cs);
+    LLVMValueRef from = gep(c, img, imul(c, ch, ci(c, s->h * s->w)));
+    LLVMValueRef to = gep(c, dst, iadd(c, imul(c, ch, ci(c, s->stride)), mad(c, j, s->plane, ci(c, s->p * s->wp + s->p))));
+    LLVMValueRef h = loop_begin(c, &Lh, s->h);
+    LLVMValueRef frow = gep(c, from, imul(c, h, ci(c, s->w)));
+    LLVMValueRef trow = gep(c, to, imul(c, h, ci(c, s->wp)));
+    LLVMValueRef w = loop_begin(c, &Lw, s->w);
+    st(c, trow, w, ld(c, frow, w));
+    loop_end(c, &Lw);
+    loop_end(c, &Lh);
+    loop_end(c, &Lc);
+    loop_end(c, &Lj);
+}
+
+/* Between NCHW (nchw, images img0..) and the padded grid (grid: cd rows of
+ * s->stride, position j*plane + oh*wp + ow). */
+static void shift_grid(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef grid,
+                       int to_nchw)
+{
+    loop Lj, Lo, Lh, Lw;
+    LLVMValueRef j = loop_begin(c, &Lj, s->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, s->cd * s->oh * s->ow)));
+    LLVMValueRef o = loop_begin(c, &Lo, s->cd);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, s->oh * s->ow)));
+    LLVMValueRef b = gep(c, grid, iadd(c, imul(c, o, ci(c, s->stride)), imul(c, j, ci(c, s->plane))));
+    LLVMValueRef h = loop_begin(c, &Lh, s->oh);
+    LLVMValueRef arow = gep(c, a, imul(c, h, ci(c, s->ow)));
+    LLVMValueRef brow = gep(c, b, imul(c, h, ci(c, s->wp)));
+    LLVMValueRef w = loop_begin(c, &Lw, s->ow);
+    if (to_nchw)
+        st(c, arow, w, ld(c, brow, w));
+    else
+        st(c, brow, w, ld(c, arow, w));
+    loop_end(c, &Lw);
+    loop_end(c, &Lh);
+    loop_end(c, &Lo);
+    loop_end(c, &Lj);
+}
+
+/* wt[tap][d][e] = W[o][ci][kh][kw] for the GEMM's tap = kh*k + kw: the
+ * forward pass takes (d, e) = (o, ci); the data gradient, a convolution
+ * of dy, takes (d, e) = (ci, o) with the taps flipped. */
+static void shift_weights(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef W, LLVMValueRef wt, int flip)
+{
+    int64_t kk = s->k * s->k, O = flip ? s->cs : s->cd, C = flip ? s->cd : s->cs;
+    loop Lo, Lc, Lt;
+    LLVMValueRef o = loop_begin(c, &Lo, O);
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    LLVMValueRef wrow = gep(c, W, imul(c, mad(c, o, C, ch), ci(c, kk)));
+    LLVMValueRef tap = loop_begin(c, &Lt, kk);
+    LLVMValueRef dst = flip ? iadd(c, imul(c, isub(c, ci(c, kk - 1), tap), ci(c, C * O)), mad(c, ch, O, o))
+                            : iadd(c, imul(c, tap, ci(c, O * C)), mad(c, o, C, ch));
+    st(c, wt, dst, ld(c, wrow, tap));
+    loop_end(c, &Lt);
+    loop_end(c, &Lc);
+    loop_end(c, &Lo);
+}
+
+/* out[d][q] = sum over taps of wt[tap] . xp[.][q + kh*wp + kw]: the
+ * convolution on the padded grid. */
+static void shift_gemms(sc_codegen *c, const shift_plan *p)
+{
+    const sc_shift_geom *s = &p->s;
+    loop Lt;
+    LLVMValueRef tap = loop_begin(c, &Lt, s->k * s->k);
+    LLVMValueRef kh = LLVMBuildSDiv(c->b, tap, ci(c, s->k), ""), kw = LLVMBuildSRem(c->b, tap, ci(c, s->k), "");
+    LLVMValueRef b = gep(c, p->xp, mad(c, kh, s->wp, kw));
+    LLVMValueRef a = gep(c, p->wt, imul(c, tap, ci(c, s->cd * s->cs)));
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, tap, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    sgemm(c, 0, 0, s->cd, s->npos, s->cs, a, s->cs, b, s->stride, beta, p->t, s->stride);
+    loop_end(c, &Lt);
+}
+
+/* Forward (flip 0) or data gradient (flip 1) by shifted GEMMs. */
+static void lower_conv_shift(sc_codegen *c, int i, int flip)
+{
+    const sc_node *n = &c->g->n[i];
+    shift_plan p = plan_shift(c, i);
+    LLVMValueRef SRC = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DST = tensor(c, n->out[0]);
+    shift_weights(c, &p.s, W, p.wt, flip);
+    loop Ln;
+    LLVMValueRef chunk = par_loop(c, &Ln, p.s.n / p.s.nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, p.s.nb));
+    shift_pad(c, &p.s, SRC, img0, p.xp);
+    shift_gemms(c, &p);
+    shift_grid(c, &p.s, DST, img0, p.t, 1);
+    if (!flip && n->nin > 2) {
+        LLVMValueRef B = tensor(c, n->in[2]);
+        loop Lj, Lo, Lq;
+        LLVMValueRef j = loop_begin(c, &Lj, p.s.nb);
+        LLVMValueRef yn = gep(c, DST, imul(c, iadd(c, img0, j), ci(c, p.s.cd * p.s.oh * p.s.ow)));
+        LLVMValueRef oc = loop_begin(c, &Lo, p.s.cd);
+        LLVMValueRef bv = ld(c, B, oc);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, p.s.oh * p.s.ow)));
+        LLVMValueRef q = loop_begin(c, &Lq, p.s.oh * p.s.ow);
+        st(c, row, q, fadd(c, ld(c, row, q), bv));
+        loop_end(c, &Lq);
+        loop_end(c, &Lo);
+        loop_end(c, &Lj);
+    }
+    loop_end(c, &Ln);
+}
+
+/* Weight gradient by shifted GEMMs: dW[tap] += dy_grid . xp_shifted^T per
+ * chunk into per-tap sums, then rearranged into target's [O][C][k][k]. */
+static void shift_bwd_weight(sc_codegen *c, int i, LLVMValueRef DY, LLVMValueRef X, LLVMValueRef target)
+{
+    shift_plan p = plan_shift(c, i);
+    const sc_shift_geom *s = &p.s; /* src x: cs = C; dst dy: cd = O */
+    LLVMValueRef dyg = p.t, acc = p.wt;
+    int64_t kk = s->k * s->k;
+    loop Ln, Lt;
+    LLVMValueRef chunk = par_loop(c, &Ln, s->n / s->nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, s->nb));
+    shift_pad(c, s, X, img0, p.xp);
+    zero(c, dyg, s->cd * s->stride); /* off-grid positions contribute nothing */
+    shift_grid(c, s, DY, img0, dyg, 0);
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
+    LLVMValueRef tap = loop_begin(c, &Lt, kk);
+    LLVMValueRef kh = LLVMBuildSDiv(c->b, tap, ci(c, s->k), ""), kw = LLVMBuildSRem(c->b, tap, ci(c, s->k), "");
+    LLVMValueRef b = gep(c, p.xp, mad(c, kh, s->wp, kw));
+    sgemm(c, 0, 1, s->cd, s->cs, s->npos, dyg, s->stride, b, s->stride, beta, gep(c, acc, imul(c, tap, ci(c, s->cd * s->cs))),
+          s->cs);
+    loop_end(c, &Lt);
+    loop_end(c, &Ln);
+    branch Bany;
+    if_begin(c, &Bany, LLVMBuildICmp(c->b, LLVMIntSLT, c->arg_lo, c->arg_hi, ""));
+    loop Lo, Lc, Lk;
+    LLVMValueRef o = loop_begin(c, &Lo, s->cd);
+    LLVMValueRef ch = loop_begin(c, &Lc, s->cs);
+    LLVMValueRef trow = gep(c, target, imul(c, mad(c, o, s->cs, ch), ci(c, kk)));
+    LLVMValueRef src = mad(c, o, s->cs, ch);
+    LLVMValueRef k = loop_begin(c, &Lk, kk);
+    st(c, trow, k, ld(c, acc, iadd(c, imul(c, k, ci(c, s->cd * s->cs)), src)));
+    loop_end(c, &Lk);
+    loop_end(c, &Lc);
+    loop_end(c, &Lo);
+    if_end(c, &Bany);
+}
+
+static int conv_shift(sc_codegen *c, int i)
+{
+    return sc_conv_choose(c->g, i, c->mp->opts.conv, c->mp->opts.threads) == SC_CONV_SHIFT;
+}
+
 static void lower_conv(sc_codegen *c, int i)
 {
+    if (conv_shift(c, i)) {
+        lower_conv_shift(c, i, 0);
+        return;
+    }
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
     conv_plan p = plan_conv(c, i, x, y, w->shape[0]);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
     if (p.direct) {
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
@@ -440,15 +681,20 @@ static void lower_conv(sc_codegen *c, int i)
 
 static void lower_conv_bwd_data(sc_codegen *c, int i)
 {
+    if (conv_shift(c, i)) {
+        lower_conv_shift(c, i, 1);
+        return;
+    }
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dy = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *dx = &c->g->t[n->out[0]];
     conv_plan p = plan_conv(c, i, dx, dy, w->shape[0]);
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
-    if (!p.direct)
-        zero(c, DX, dx->numel);
     loop Ln;
-    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
+    int64_t chw = p.g.c * p.g.h * p.g.w;
+    if (!p.direct) /* col2im accumulates into the chunk's images */
+        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), p.nb * chw);
     if (p.direct) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
         LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
@@ -469,13 +715,49 @@ static void lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dy = &c->g->t[n->in[0]], *x = &c->g->t[n->in[1]], *dw = &c->g->t[n->out[0]];
-    conv_plan p = plan_conv(c, i, x, dy, dw->shape[0]);
+    int threads = c->mp->opts.threads;
     LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
+    int64_t used, stride = ws_stride(c, i, &used), part_at = used - dw->numel;
+    c->nphases = threads > 1 ? 2 : 1;
+    if (c->phase == 1) {
+        /* dW += the other threads' partial sums, in blocks over threads */
+        enum { BLOCK = 4096 };
+        snprintf(c->impl, sizeof c->impl, "sum of partials");
+        LLVMValueRef T = runtime_threads(c);
+        loop Lb, Lt, Lk;
+        LLVMValueRef blk = par_loop(c, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
+        LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
+        LLVMValueRef k1 = imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, dw->numel));
+        LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
+        LLVMValueRef part = gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), ci(c, part_at)));
+        LLVMValueRef k = loop_range(c, &Lk, k0, k1);
+        st(c, DW, k, fadd(c, ld(c, DW, k), ld(c, part, k)));
+        loop_end(c, &Lk);
+        loop_end(c, &Lt);
+        loop_end(c, &Lb);
+        return;
+    }
+    conv_plan p = plan_conv(c, i, x, dy, dw->shape[0]);
+    /* Thread 0 sums its chunks into dW, the others into their partials. */
+    LLVMValueRef target = DW;
+    if (threads > 1) {
+        LLVMValueRef part = gep(c, workspace(c, i), ci(c, part_at));
+        target = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_tid, ci(c, 0), ""), DW, part, "");
+        branch Be;
+        if_begin(c, &Be, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_lo, c->arg_hi, ""));
+        zero(c, target, dw->numel);
+        if_end(c, &Be);
+    }
+    DW = target;
+    if (conv_shift(c, i)) {
+        shift_bwd_weight(c, i, DY, X, DW);
+        return;
+    }
     loop Ln;
-    LLVMValueRef chunk = loop_begin(c, &Ln, p.n / p.nb);
+    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
-    /* The first chunk overwrites dW, the others accumulate. */
-    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    /* The slice's first chunk overwrites, the others accumulate. */
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
     if (p.direct) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
@@ -510,7 +792,8 @@ static void for_channel(sc_codegen *c, int64_t n, int64_t ch_count, int64_t hw, 
 }
 
 typedef struct {
-    LLVMValueRef x, dy, y, dx;          /* pointers */
+    int relu;                           /* fused: relu after the apply, or the relu mask on dy */
+    LLVMValueRef x, dy, y, dx;          /* pointers; y is the relu output in the fused backward */
     LLVMValueRef acc1, acc2;            /* double accumulators */
     LLVMValueRef mean, k1, k2, k3;      /* float scalars */
 } bnctx;
@@ -528,16 +811,34 @@ static void bn_sqdev(sc_codegen *c, LLVMValueRef idx, void *p)
     set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fmul(c, d, d)));
 }
 
+static LLVMValueRef relu(sc_codegen *c, LLVMValueRef v)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, cf(c, 0), ""), v, cf(c, 0), "");
+}
+
+/* dy where the mask y is positive, else 0 */
+static LLVMValueRef masked(sc_codegen *c, LLVMValueRef dy, LLVMValueRef y)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, cf(c, 0), ""), dy, cf(c, 0), "");
+}
+
 static void bn_apply(sc_codegen *c, LLVMValueRef idx, void *p)
 {
     bnctx *b = p; /* y = x * k1 + k2 */
-    st(c, b->y, idx, fadd(c, fmul(c, ld(c, b->x, idx), b->k1), b->k2));
+    LLVMValueRef v = fadd(c, fmul(c, ld(c, b->x, idx), b->k1), b->k2);
+    st(c, b->y, idx, b->relu ? relu(c, v) : v);
+}
+
+static LLVMValueRef bn_dy(sc_codegen *c, bnctx *b, LLVMValueRef idx)
+{
+    LLVMValueRef dy = ld(c, b->dy, idx);
+    return b->relu ? masked(c, dy, ld(c, b->y, idx)) : dy;
 }
 
 static void bn_bwd_sums(sc_codegen *c, LLVMValueRef idx, void *p)
 {
     bnctx *b = p;
-    LLVMValueRef dy = fext(c, ld(c, b->dy, idx));
+    LLVMValueRef dy = fext(c, bn_dy(c, b, idx));
     LLVMValueRef d = fsub(c, fext(c, ld(c, b->x, idx)), b->mean);
     set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), dy));
     set(c, b->acc2, fadd(c, get(c, b->acc2, c->f64), fmul(c, dy, d)));
@@ -547,7 +848,7 @@ static void bn_bwd_apply(sc_codegen *c, LLVMValueRef idx, void *p)
 {
     bnctx *b = p; /* dx = k1 * (dy - k2 - (x - mean) * k3) */
     LLVMValueRef d = fsub(c, ld(c, b->x, idx), b->mean);
-    LLVMValueRef v = fsub(c, fsub(c, ld(c, b->dy, idx), b->k2), fmul(c, d, b->k3));
+    LLVMValueRef v = fsub(c, fsub(c, bn_dy(c, b, idx), b->k2), fmul(c, d, b->k3));
     st(c, b->dx, idx, fmul(c, b->k1, v));
 }
 
@@ -569,27 +870,56 @@ static LLVMValueRef inv_std(sc_codegen *c, LLVMValueRef var_f64, double eps)
     return fdiv(c, cd(c, 1.0), call_intrinsic1(c, "llvm.sqrt", c->f64, fadd(c, var_f64, cd(c, eps))));
 }
 
+/* Training-mode batchnorm. One kernel per channel slice: the mean, the
+ * variance about it (two passes, in double) and y, while the channel is
+ * in cache. Data-parallel builds split that into three phases with the
+ * sums reduced over the ranks in between (sc_comm_bn_allreduce), the
+ * counts scaled by the ranks covered (sc_comm_bn_ranks). */
 static void lower_batchnorm(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]];
     int64_t N, C, HW;
     nchw(x, &N, &C, &HW);
-    double m = (double)(N * HW);
     bnctx b = {0};
+    b.relu = n->op == SC_OP_BATCHNORM_RELU;
     b.x = tensor(c, n->in[0]);
     b.y = tensor(c, n->out[0]);
     LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
     LLVMValueRef MEAN = tensor(c, n->out[1]), VAR = tensor(c, n->out[2]);
     b.acc1 = var(c, c->f64, cd(c, 0));
+    LLVMValueRef m = cd(c, (double)(N * HW));
+    if (c->mpi) {
+        c->nphases = 3;
+        m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
+    }
+    LLVMValueRef S = c->arg_ws; /* MPI: [C] sums, [C] squared deviations */
     loop Lc;
-    LLVMValueRef ch = loop_begin(c, &Lc, C);
-    set(c, b.acc1, cd(c, 0));
-    for_channel(c, N, C, HW, ch, bn_sum, &b);
-    b.mean = fdiv(c, get(c, b.acc1, c->f64), cd(c, m));
-    set(c, b.acc1, cd(c, 0));
-    for_channel(c, N, C, HW, ch, bn_sqdev, &b);
-    LLVMValueRef v = fdiv(c, get(c, b.acc1, c->f64), cd(c, m));
+    LLVMValueRef ch = par_loop(c, &Lc, C);
+    if (!c->mpi || c->phase == 0) {
+        set(c, b.acc1, cd(c, 0));
+        for_channel(c, N, C, HW, ch, bn_sum, &b);
+        if (c->mpi) {
+            LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, ch));
+            c->hook = 1, c->hook_off = 0, c->hook_n = C;
+            loop_end(c, &Lc);
+            return;
+        }
+        b.mean = fdiv(c, get(c, b.acc1, c->f64), m);
+    } else
+        b.mean = fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), ""), m);
+    if (!c->mpi || c->phase == 1) {
+        set(c, b.acc1, cd(c, 0));
+        for_channel(c, N, C, HW, ch, bn_sqdev, &b);
+        if (c->mpi) {
+            LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, iadd(c, ch, ci(c, C))));
+            c->hook = 1, c->hook_off = C, c->hook_n = C;
+            loop_end(c, &Lc);
+            return;
+        }
+    }
+    LLVMValueRef v = c->mpi ? fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, C))), ""), m)
+                            : fdiv(c, get(c, b.acc1, c->f64), m);
     st(c, MEAN, ch, ftrunc(c, b.mean));
     st(c, VAR, ch, ftrunc(c, v));
     LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, v, n->eps));
@@ -611,7 +941,7 @@ static void lower_batchnorm_eval(sc_codegen *c, int i)
     LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
     LLVMValueRef RM = tensor(c, n->in[3]), RV = tensor(c, n->in[4]);
     loop Lc;
-    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &Lc, C);
     LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, fext(c, ld(c, RV, ch)), n->eps));
     b.k1 = ftrunc(c, scale);
     b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, fext(c, ld(c, RM, ch)), scale)));
@@ -619,35 +949,58 @@ static void lower_batchnorm_eval(sc_codegen *c, int i)
     loop_end(c, &Lc);
 }
 
+/* dgamma and dbeta are this rank's sums (the ranks' gradients are
+ * averaged later); dx uses the sums over all ranks with global batchnorm. */
 static void lower_batchnorm_bwd(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *x = &c->g->t[n->in[1]];
+    bnctx b = {0};
+    b.relu = n->op == SC_OP_BATCHNORM_RELU_BWD;
+    int o = b.relu; /* the fused op has the relu output y after dy */
+    const sc_tensor *x = &c->g->t[n->in[1 + o]];
     int64_t N, C, HW;
     nchw(x, &N, &C, &HW);
-    double m = (double)(N * HW);
-    bnctx b = {0};
     b.dy = tensor(c, n->in[0]);
-    b.x = tensor(c, n->in[1]);
+    b.y = b.relu ? tensor(c, n->in[1]) : NULL;
+    b.x = tensor(c, n->in[1 + o]);
     b.dx = tensor(c, n->out[0]);
-    LLVMValueRef G = tensor(c, n->in[2]), MEAN = tensor(c, n->in[3]), VAR = tensor(c, n->in[4]);
+    LLVMValueRef G = tensor(c, n->in[2 + o]), MEAN = tensor(c, n->in[3 + o]), VAR = tensor(c, n->in[4 + o]);
     LLVMValueRef DG = tensor(c, n->out[1]), DB = tensor(c, n->out[2]);
     b.acc1 = var(c, c->f64, cd(c, 0));
     b.acc2 = var(c, c->f64, cd(c, 0));
+    LLVMValueRef m = cd(c, (double)(N * HW)), S = c->arg_ws;
+    if (c->mpi) {
+        c->nphases = 2;
+        m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
+    }
     loop Lc;
-    LLVMValueRef ch = loop_begin(c, &Lc, C);
-    set(c, b.acc1, cd(c, 0));
-    set(c, b.acc2, cd(c, 0));
+    LLVMValueRef ch = par_loop(c, &Lc, C);
     LLVMValueRef mean32 = ld(c, MEAN, ch);
-    b.mean = fext(c, mean32);
-    for_channel(c, N, C, HW, ch, bn_bwd_sums, &b);
-    LLVMValueRef sdy = get(c, b.acc1, c->f64), sdyx = get(c, b.acc2, c->f64);
     LLVMValueRef istd = inv_std(c, fext(c, ld(c, VAR, ch)), n->eps);
-    st(c, DG, ch, ftrunc(c, fmul(c, sdyx, istd)));
-    st(c, DB, ch, ftrunc(c, sdy));
+    LLVMValueRef sdy, sdyx;
+    if (!c->mpi || c->phase == 0) {
+        set(c, b.acc1, cd(c, 0));
+        set(c, b.acc2, cd(c, 0));
+        b.mean = fext(c, mean32);
+        for_channel(c, N, C, HW, ch, bn_bwd_sums, &b);
+        sdy = get(c, b.acc1, c->f64);
+        sdyx = get(c, b.acc2, c->f64);
+        st(c, DG, ch, ftrunc(c, fmul(c, sdyx, istd)));
+        st(c, DB, ch, ftrunc(c, sdy));
+        if (c->mpi) {
+            LLVMBuildStore(c->b, sdy, gep64(c, S, ch));
+            LLVMBuildStore(c->b, sdyx, gep64(c, S, iadd(c, ch, ci(c, C))));
+            c->hook = 1, c->hook_off = 0, c->hook_n = 2 * C;
+            loop_end(c, &Lc);
+            return;
+        }
+    } else {
+        sdy = LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), "");
+        sdyx = LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, C))), "");
+    }
     b.k1 = ftrunc(c, fmul(c, fext(c, ld(c, G, ch)), istd));
-    b.k2 = ftrunc(c, fdiv(c, sdy, cd(c, m)));
-    b.k3 = ftrunc(c, fdiv(c, fmul(c, fmul(c, istd, istd), sdyx), cd(c, m)));
+    b.k2 = ftrunc(c, fdiv(c, sdy, m));
+    b.k3 = ftrunc(c, fdiv(c, fmul(c, fmul(c, istd, istd), sdyx), m));
     b.mean = mean32;
     for_channel(c, N, C, HW, ch, bn_bwd_apply, &b);
     loop_end(c, &Lc);
@@ -659,15 +1012,19 @@ static void lower_bn_running(sc_codegen *c, int i)
     const sc_graph *g = c->g;
     const sc_tensor *mean = &g->t[n->in[0]];
     const sc_tensor *bx = &g->t[g->n[mean->producer].in[0]];
-    double count = (double)(bx->numel / bx->shape[1]);
-    double unbias = count > 1 ? count / (count - 1) : 1.0;
+    LLVMValueRef count = cd(c, (double)(bx->numel / bx->shape[1]));
+    if (c->mpi)
+        count = fmul(c, count, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
+    LLVMValueRef unbias = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, count, cd(c, 1), ""),
+                                          fdiv(c, count, fsub(c, count, cd(c, 1))), cd(c, 1), "");
+    unbias = c->f64_elements ? unbias : LLVMBuildFPTrunc(c->b, unbias, c->elt, "");
     LLVMValueRef M = tensor(c, n->in[0]), V = tensor(c, n->in[1]);
     LLVMValueRef RM = tensor(c, n->in[2]), RV = tensor(c, n->in[3]);
     loop L;
     LLVMValueRef k = loop_begin(c, &L, mean->numel);
     LLVMValueRef keep = cf(c, 1.0 - n->momentum), mom = cf(c, n->momentum);
     st(c, RM, k, fadd(c, fmul(c, keep, ld(c, RM, k)), fmul(c, mom, ld(c, M, k))));
-    st(c, RV, k, fadd(c, fmul(c, keep, ld(c, RV, k)), fmul(c, mom, fmul(c, ld(c, V, k), cf(c, unbias)))));
+    st(c, RV, k, fadd(c, fmul(c, keep, ld(c, RV, k)), fmul(c, mom, fmul(c, ld(c, V, k), unbias))));
     loop_end(c, &L);
 }
 
@@ -682,7 +1039,7 @@ static void lower_bias_bwd(sc_codegen *c, int i)
     LLVMValueRef DB = tensor(c, n->out[0]);
     b.acc1 = var(c, c->f64, cd(c, 0));
     loop Lc;
-    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &Lc, C);
     set(c, b.acc1, cd(c, 0));
     for_channel(c, N, C, HW, ch, bias_sum, &b);
     st(c, DB, ch, ftrunc(c, get(c, b.acc1, c->f64)));
@@ -697,8 +1054,11 @@ static void lower_elementwise(sc_codegen *c, int i)
     const sc_tensor *x = &c->g->t[n->in[0]];
     LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
     LLVMValueRef B = n->nin > 1 ? tensor(c, n->in[1]) : NULL;
-    loop L;
-    LLVMValueRef k = loop_begin(c, &L, x->numel);
+    enum { BLOCK = 16384 };
+    loop Lb, L;
+    LLVMValueRef blk = par_loop(c, &Lb, (x->numel + BLOCK - 1) / BLOCK);
+    LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
+    LLVMValueRef k = loop_range(c, &L, k0, imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, x->numel)));
     LLVMValueRef a = ld(c, A, k), v;
     switch (n->op) {
     case SC_OP_RELU:
@@ -710,49 +1070,31 @@ static void lower_elementwise(sc_codegen *c, int i)
     case SC_OP_ADD:
         v = fadd(c, a, ld(c, B, k));
         break;
+    case SC_OP_ADD_RELU:
+        v = relu(c, fadd(c, a, ld(c, B, k)));
+        break;
+    case SC_OP_ADD_RELU_BWD: /* (a, b, y) */
+        v = masked(c, fadd(c, a, ld(c, B, k)), ld(c, tensor(c, n->in[2]), k));
+        break;
     default: /* reshape */
         v = a;
         break;
     }
     st(c, Y, k, v);
     loop_end(c, &L);
+    loop_end(c, &Lb);
 }
 
 /* ---- pooling ---- */
 
-static void lower_pool(sc_codegen *c, int i)
+/* The window of output (oh, ow): calls body for every in-bounds input
+ * element in scan order, with its index. */
+typedef void (*window_fn)(sc_codegen *c, LLVMValueRef xi, void *ctx);
+
+static void for_window(sc_codegen *c, LLVMValueRef xoff, LLVMValueRef h0, LLVMValueRef w0, int64_t K, int64_t H,
+                       int64_t W, window_fn body, void *ctx)
 {
-    const sc_node *n = &c->g->n[i];
-    int bwd = n->op == SC_OP_MAXPOOL_BWD || n->op == SC_OP_AVGPOOL_BWD;
-    int max = n->op == SC_OP_MAXPOOL || n->op == SC_OP_MAXPOOL_BWD;
-    /* forward x/y shapes */
-    const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
-    const sc_tensor *y = bwd ? &c->g->t[n->in[0]] : &c->g->t[n->out[0]];
-    int64_t H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3], K = n->kernel;
-    LLVMValueRef X = max && bwd ? tensor(c, n->in[1]) : bwd ? NULL : tensor(c, n->in[0]);
-    LLVMValueRef Y = bwd ? tensor(c, n->in[0]) : tensor(c, n->out[0]); /* y or dy */
-    LLVMValueRef DX = bwd ? tensor(c, n->out[0]) : NULL;
-    if (bwd)
-        zero(c, DX, x->numel);
-    LLVMValueRef best = var(c, c->elt, cf(c, 0)), arg = var(c, c->i64, ci(c, 0));
-    loop Lp, Loh, Low, Lkh, Lkw;
-    LLVMValueRef plane = loop_begin(c, &Lp, (int64_t)x->shape[0] * x->shape[1]);
-    LLVMValueRef xoff = imul(c, plane, ci(c, H * W));
-    LLVMValueRef yoff = imul(c, plane, ci(c, OH * OW));
-    LLVMValueRef oh = loop_begin(c, &Loh, OH);
-    LLVMValueRef ow = loop_begin(c, &Low, OW);
-    LLVMValueRef yi = iadd(c, yoff, mad(c, oh, OW, ow));
-    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, n->stride)), ci(c, n->pad));
-    LLVMValueRef w0 = isub(c, imul(c, ow, ci(c, n->stride)), ci(c, n->pad));
-    if (max) {
-        /* Start from the first in-bounds element (pad <= kernel/2 makes
-         * one exist), then take strictly greater values: ties go to the
-         * first maximum in scan order, as PyTorch does. */
-        LLVMValueRef first = iadd(c, xoff, mad(c, imax(c, h0, ci(c, 0)), W, imax(c, w0, ci(c, 0))));
-        set(c, arg, first);
-        set(c, best, ld(c, X ? X : Y, first));
-    } else
-        set(c, best, cf(c, 0));
+    loop Lkh, Lkw;
     LLVMValueRef kh = loop_begin(c, &Lkh, K);
     LLVMValueRef kw = loop_begin(c, &Lkw, K);
     LLVMValueRef ih = iadd(c, h0, kh), iw = iadd(c, w0, kw);
@@ -764,27 +1106,95 @@ static void lower_pool(sc_codegen *c, int i)
                                    "");
     branch Bok;
     if_begin(c, &Bok, ok);
-    LLVMValueRef xi = iadd(c, xoff, mad(c, ih, W, iw));
-    if (max) {
-        LLVMValueRef v = ld(c, X, xi);
-        LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, v, get(c, best, c->elt), "");
-        set(c, best, LLVMBuildSelect(c->b, gt, v, get(c, best, c->elt), ""));
-        set(c, arg, LLVMBuildSelect(c->b, gt, xi, get(c, arg, c->i64), ""));
-    } else if (!bwd) {
-        set(c, best, fadd(c, get(c, best, c->elt), ld(c, X, xi)));
-    } else {
-        st(c, DX, xi, fadd(c, ld(c, DX, xi), fmul(c, ld(c, Y, yi), cf(c, 1.0 / (double)(K * K)))));
-    }
+    body(c, iadd(c, xoff, mad(c, ih, W, iw)), ctx);
     if_end(c, &Bok);
     loop_end(c, &Lkw);
     loop_end(c, &Lkh);
-    if (max && bwd) {
-        LLVMValueRef a = get(c, arg, c->i64);
-        st(c, DX, a, fadd(c, ld(c, DX, a), ld(c, Y, yi)));
-    } else if (max)
-        st(c, Y, yi, get(c, best, c->elt));
-    else if (!bwd)
-        st(c, Y, yi, fmul(c, get(c, best, c->elt), cf(c, 1.0 / (double)(K * K))));
+}
+
+typedef struct {
+    LLVMValueRef X, DX, best, arg, g;
+} poolctx;
+
+static void win_max(sc_codegen *c, LLVMValueRef xi, void *p)
+{
+    poolctx *q = p;
+    LLVMValueRef v = ld(c, q->X, xi), b = get(c, q->best, c->elt);
+    set(c, q->best, LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, b, ""), v, b, ""));
+}
+
+/* The first element equal to the maximum: ties go to the first in scan
+ * order, as PyTorch does. The comparison is rarely true, so it predicts
+ * well, unlike tracking the argmax while the maximum is still moving. */
+static void win_first(sc_codegen *c, LLVMValueRef xi, void *p)
+{
+    poolctx *q = p;
+    LLVMValueRef hit = LLVMBuildAnd(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, q->X, xi), get(c, q->best, c->elt), ""),
+                                    LLVMBuildICmp(c->b, LLVMIntSLT, get(c, q->arg, c->i64), ci(c, 0), ""), "");
+    set(c, q->arg, LLVMBuildSelect(c->b, hit, xi, get(c, q->arg, c->i64), ""));
+}
+
+static void win_sum(sc_codegen *c, LLVMValueRef xi, void *p)
+{
+    poolctx *q = p;
+    set(c, q->best, fadd(c, get(c, q->best, c->elt), ld(c, q->X, xi)));
+}
+
+static void win_spread(sc_codegen *c, LLVMValueRef xi, void *p)
+{
+    poolctx *q = p;
+    st(c, q->DX, xi, fadd(c, ld(c, q->DX, xi), q->g));
+}
+
+static void lower_pool(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    int bwd = n->op == SC_OP_MAXPOOL_BWD || n->op == SC_OP_AVGPOOL_BWD;
+    int max = n->op == SC_OP_MAXPOOL || n->op == SC_OP_MAXPOOL_BWD;
+    /* forward x/y shapes */
+    const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
+    const sc_tensor *y = bwd ? &c->g->t[n->in[0]] : &c->g->t[n->out[0]];
+    int64_t H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3], K = n->kernel;
+    poolctx q = {0};
+    q.X = max && bwd ? tensor(c, n->in[1]) : bwd ? NULL : tensor(c, n->in[0]);
+    LLVMValueRef Y = bwd ? tensor(c, n->in[0]) : tensor(c, n->out[0]); /* y or dy */
+    q.DX = bwd ? tensor(c, n->out[0]) : NULL;
+    q.best = var(c, c->elt, cf(c, 0));
+    q.arg = var(c, c->i64, ci(c, 0));
+    loop Lp, Loh, Low;
+    LLVMValueRef plane = par_loop(c, &Lp, (int64_t)x->shape[0] * x->shape[1]);
+    LLVMValueRef xoff = imul(c, plane, ci(c, H * W));
+    LLVMValueRef yoff = imul(c, plane, ci(c, OH * OW));
+    if (bwd) /* windows overlap only within a plane */
+        zero(c, gep(c, q.DX, xoff), H * W);
+    LLVMValueRef oh = loop_begin(c, &Loh, OH);
+    LLVMValueRef ow = loop_begin(c, &Low, OW);
+    LLVMValueRef yi = iadd(c, yoff, mad(c, oh, OW, ow));
+    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, n->stride)), ci(c, n->pad));
+    LLVMValueRef w0 = isub(c, imul(c, ow, ci(c, n->stride)), ci(c, n->pad));
+    if (max) {
+        /* Start from the first in-bounds element (pad <= kernel/2 makes
+         * one exist). */
+        LLVMValueRef first = iadd(c, xoff, mad(c, imax(c, h0, ci(c, 0)), W, imax(c, w0, ci(c, 0))));
+        set(c, q.best, ld(c, q.X, first));
+        for_window(c, xoff, h0, w0, K, H, W, win_max, &q);
+        if (bwd) {
+            set(c, q.arg, ci(c, -1));
+            for_window(c, xoff, h0, w0, K, H, W, win_first, &q);
+            /* NaN equals nothing: its gradient goes to the first element */
+            LLVMValueRef a = get(c, q.arg, c->i64);
+            a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, ci(c, 0), ""), first, a, "");
+            st(c, q.DX, a, fadd(c, ld(c, q.DX, a), ld(c, Y, yi)));
+        } else
+            st(c, Y, yi, get(c, q.best, c->elt));
+    } else if (!bwd) {
+        set(c, q.best, cf(c, 0));
+        for_window(c, xoff, h0, w0, K, H, W, win_sum, &q);
+        st(c, Y, yi, fmul(c, get(c, q.best, c->elt), cf(c, 1.0 / (double)(K * K))));
+    } else {
+        q.g = fmul(c, ld(c, Y, yi), cf(c, 1.0 / (double)(K * K)));
+        for_window(c, xoff, h0, w0, K, H, W, win_spread, &q);
+    }
     loop_end(c, &Low);
     loop_end(c, &Loh);
     loop_end(c, &Lp);
@@ -799,7 +1209,7 @@ static void lower_global_avgpool(sc_codegen *c, int i)
     LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
     LLVMValueRef acc = var(c, c->f64, cd(c, 0));
     loop Lp, Lk;
-    LLVMValueRef p = loop_begin(c, &Lp, planes);
+    LLVMValueRef p = par_loop(c, &Lp, planes);
     LLVMValueRef off = imul(c, p, ci(c, hw));
     if (!bwd)
         set(c, acc, cd(c, 0));
@@ -903,6 +1313,17 @@ static void lower_ntxent(sc_codegen *c, int i)
     int64_t rows = z->shape[0], d = z->shape[1], half = rows / 2;
     double inv_t = 1.0 / n->temperature;
     LLVMValueRef Z = tensor(c, n->in[0]), OUT = tensor(c, n->out[0]), S = workspace(c, i);
+    if (c->mpi) { /* over all ranks' projections: the communicator's */
+        snprintf(c->impl, sizeof c->impl, "all-gather");
+        if (bwd) {
+            LLVMValueRef a[3] = {OUT, ci(c, rows), ci(c, d)};
+            call(c, c->ntxb_t, c->ntxb_fn, a, 3);
+        } else {
+            LLVMValueRef a[5] = {Z, ci(c, rows), ci(c, d), cd(c, n->temperature), OUT};
+            call(c, c->ntx_t, c->ntx_fn, a, 5);
+        }
+        return;
+    }
     sgemm(c, 0, 1, rows, rows, d, Z, d, Z, d, cf(c, 0), S, rows);
     LLVMValueRef mx = var(c, c->f64, cd(c, 0)), sum = var(c, c->f64, cd(c, 0)), loss = var(c, c->f64, cd(c, 0));
     loop Lr, Lj, Lj2, Lj3;
@@ -1005,13 +1426,17 @@ static void lower_node(sc_codegen *c, int i)
     case SC_OP_CONV2D_BWD_DATA: lower_conv_bwd_data(c, i); break;
     case SC_OP_CONV2D_BWD_WEIGHT: lower_conv_bwd_weight(c, i); break;
     case SC_OP_BIAS_BWD: lower_bias_bwd(c, i); break;
-    case SC_OP_BATCHNORM: lower_batchnorm(c, i); break;
+    case SC_OP_BATCHNORM:
+    case SC_OP_BATCHNORM_RELU: lower_batchnorm(c, i); break;
     case SC_OP_BATCHNORM_EVAL: lower_batchnorm_eval(c, i); break;
-    case SC_OP_BATCHNORM_BWD: lower_batchnorm_bwd(c, i); break;
+    case SC_OP_BATCHNORM_BWD:
+    case SC_OP_BATCHNORM_RELU_BWD: lower_batchnorm_bwd(c, i); break;
     case SC_OP_BN_RUNNING: lower_bn_running(c, i); break;
     case SC_OP_RELU:
     case SC_OP_RELU_BWD:
     case SC_OP_ADD:
+    case SC_OP_ADD_RELU:
+    case SC_OP_ADD_RELU_BWD:
     case SC_OP_RESHAPE: lower_elementwise(c, i); break;
     case SC_OP_MAXPOOL:
     case SC_OP_MAXPOOL_BWD:
@@ -1039,12 +1464,14 @@ static void add_attr(sc_codegen *c, LLVMValueRef fn, unsigned idx, const char *n
 }
 
 /* What makes two nodes' kernels identical: the op, its attributes, the
- * shapes of every operand and the workspace. */
-static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, char *key, size_t len)
+ * shapes of every operand, the workspace, the phase, and which operands
+ * share storage (in place: no noalias on those). */
+static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase, char *key, size_t len)
 {
     const sc_node *n = &g->n[i];
-    size_t k = (size_t)snprintf(key, len, "%d:%d,%d,%d:%.17g,%.17g,%.17g:%lld", n->op, n->kernel, n->stride, n->pad,
-                                n->eps, n->momentum, n->temperature, (long long)mp->ws_floats[i]);
+    size_t k = (size_t)snprintf(key, len, "%d:%d,%d,%d:%.17g,%.17g,%.17g:%lld:p%d:a%x", n->op, n->kernel, n->stride,
+                                n->pad, n->eps, n->momentum, n->temperature, (long long)mp->ws_floats[i], phase,
+                                sc_memplan_aliases(g, mp, i));
     for (int s = 0; s < n->nin + n->nout && k < len; s++) {
         const sc_tensor *t = &g->t[s < n->nin ? n->in[s] : n->out[s - n->nin]];
         k += (size_t)snprintf(key + k, len - k, "|");
@@ -1058,36 +1485,77 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, char *key
     }
 }
 
-/* The kernel of node i: found by signature, or generated. */
-static LLVMValueRef kernel_for(sc_codegen *c, int i, const char *prefix, LLVMTypeRef *type)
+static void oom(void)
+{
+    fprintf(stderr, "simclrc: error: out of memory\n");
+    exit(3);
+}
+
+/* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads
+ * the kernel's pointer arguments from the array ctx and calls it. */
+static LLVMValueRef task_for(sc_codegen *c, const kern *k, int nptr, const char *name)
+{
+    char tname[SC_NAME_MAX + 80];
+    snprintf(tname, sizeof tname, "%s.task", name);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, tname, c->task_t);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, bb);
+    LLVMValueRef args[SC_MAX_IN + SC_MAX_OUT + 4];
+    LLVMValueRef ctx = LLVMGetParam(fn, 0);
+    for (int j = 0; j < nptr; j++) {
+        LLVMValueRef idx = ci(c, j);
+        args[j] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, ""), "");
+    }
+    for (int j = 0; j < 3; j++)
+        args[nptr + j] = LLVMGetParam(fn, (unsigned)(j + 1));
+    call(c, k->type, k->fn, args, (unsigned)nptr + 3);
+    LLVMBuildRetVoid(c->b);
+    return fn;
+}
+
+/* The kernel of phase `phase` of node i (found by signature, or
+ * generated); sets *nphases. Returns its index in c->kern. */
+static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *nphases)
 {
     char key[512];
-    kernel_key(c->g, c->mp, i, key, sizeof key);
+    kernel_key(c->g, c->mp, i, phase, key, sizeof key);
     for (int k = 0; k < c->nk; k++)
-        if (!strcmp(c->kkeys[k], key)) {
-            *type = c->ktypes[k];
-            return c->kfns[k];
+        if (!strcmp(c->kern[k].key, key)) {
+            *nphases = c->kern[k].nphases;
+            return k;
         }
     const sc_node *n = &c->g->n[i];
-    int nargs = n->nin + n->nout + 1;
-    LLVMTypeRef args[SC_MAX_IN + SC_MAX_OUT + 1];
-    for (int k = 0; k < nargs; k++)
+    int nptr = n->nin + n->nout + 1;
+    LLVMTypeRef args[SC_MAX_IN + SC_MAX_OUT + 4];
+    for (int k = 0; k < nptr; k++)
         args[k] = c->ptr;
-    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, (unsigned)nargs, 0);
+    for (int k = 0; k < 3; k++)
+        args[nptr + k] = c->i64;
+    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, (unsigned)nptr + 3, 0);
     char name[SC_NAME_MAX + 64];
-    snprintf(name, sizeof name, "%s%s.%s", prefix, sc_op_name(n->op), n->label);
+    snprintf(name, sizeof name, "%s%s.%s%s", prefix, sc_op_name(n->op), n->label, phase ? (phase == 1 ? ".1" : ".2") : "");
     LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
-    /* Operands never overlap (the memory plan keeps simultaneously live
-     * tensors apart), so every pointer is noalias. */
-    for (unsigned k = 1; k <= (unsigned)nargs; k++) {
-        add_attr(c, fn, k, "noalias", 0);
+    /* Operands do not overlap (the memory plan keeps simultaneously live
+     * tensors apart), so pointers are noalias, except those that share
+     * storage with another operand (in place, memplan.h). */
+    unsigned aliased = sc_memplan_aliases(c->g, c->mp, i);
+    for (unsigned k = 1; k <= (unsigned)nptr; k++) {
+        if (!(aliased >> (k - 1) & 1u))
+            add_attr(c, fn, k, "noalias", 0);
         add_attr(c, fn, k, "nocapture", 0);
     }
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
 
     c->fn = fn;
     c->node = i;
+    c->phase = phase;
+    c->nphases = 1;
+    c->par_n = 1;
+    c->hook = 0;
+    snprintf(c->impl, sizeof c->impl, "%s", n->op == SC_OP_LINEAR || n->op == SC_OP_LINEAR_BWD_DATA ||
+                                                     n->op == SC_OP_LINEAR_BWD_WEIGHT ? "gemm" : "loop");
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
@@ -1097,48 +1565,72 @@ static LLVMValueRef kernel_for(sc_codegen *c, int i, const char *prefix, LLVMTyp
         c->arg_in[k] = LLVMGetParam(fn, (unsigned)k);
     for (int k = 0; k < n->nout; k++)
         c->arg_out[k] = LLVMGetParam(fn, (unsigned)(n->nin + k));
-    c->arg_ws = LLVMGetParam(fn, (unsigned)(nargs - 1));
+    c->arg_ws = LLVMGetParam(fn, (unsigned)(nptr - 1));
+    c->arg_lo = LLVMGetParam(fn, (unsigned)nptr);
+    c->arg_hi = LLVMGetParam(fn, (unsigned)nptr + 1);
+    c->arg_tid = LLVMGetParam(fn, (unsigned)nptr + 2);
     lower_node(c, i);
     LLVMBuildRetVoid(c->b);
+    *nphases = c->nphases;
 
-    char **kk = realloc(c->kkeys, (size_t)(c->nk + 1) * sizeof *kk);
-    if (kk)
-        c->kkeys = kk;
-    LLVMValueRef *kf = realloc(c->kfns, (size_t)(c->nk + 1) * sizeof *kf);
-    if (kf)
-        c->kfns = kf;
-    LLVMTypeRef *kt = realloc(c->ktypes, (size_t)(c->nk + 1) * sizeof *kt);
-    if (kt)
-        c->ktypes = kt;
-    char *dup = strdup(key);
-    if (kk && kf && kt && dup) {
-        c->kkeys[c->nk] = dup;
-        c->kfns[c->nk] = fn;
-        c->ktypes[c->nk] = ft;
-        c->nk++;
-    } else
-        free(dup); /* out of memory: the next identical node gets its own kernel */
-    *type = ft;
-    return fn;
+    kern *kk = realloc(c->kern, (size_t)(c->nk + 1) * sizeof *kk);
+    if (!kk)
+        oom();
+    c->kern = kk;
+    kern *k = &c->kern[c->nk];
+    *k = (kern){strdup(key), fn, NULL, ft, c->par_n, c->nphases, c->hook, c->hook_off, c->hook_n, strdup(c->impl)};
+    if (!k->key || !k->impl)
+        oom();
+    if (k->extent > 1 && c->mp->opts.threads > 1)
+        k->task = task_for(c, k, nptr, name);
+    return c->nk++;
+}
+
+/* if (sc_prof_on) sc_prof_node(i) */
+static void prof_mark(sc_codegen *c, LLVMValueRef fn, int i)
+{
+    LLVMValueRef on = LLVMBuildLoad2(c->b, c->i32, c->prof_on, "");
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, fn, "prof");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, on, LLVMConstInt(c->i32, 0, 0), ""), yes, next);
+    LLVMPositionBuilderAtEnd(c->b, yes);
+    LLVMValueRef a = LLVMConstInt(c->i32, (unsigned long long)i, 1);
+    call(c, c->prof_t, c->prof_fn, &a, 1);
+    LLVMBuildBr(c->b, next);
+    LLVMPositionBuilderAtEnd(c->b, next);
 }
 
 /* An entry point: sc_step(params, grads, buffers, arena, input, loss) or
  * sc_encode(params, buffers, arena, input, features); map gives, for each
- * region, the entry's parameter number (-1: none). It calls the kernel of
- * every node with its operands' addresses. */
+ * region, the entry's parameter number (-1: none). It runs every phase of
+ * every node: split over the thread pool (sc_parallel_for) or called
+ * directly. The training step also marks nodes for the profiler and, in
+ * data-parallel builds, hands finished gradients to the communicator. */
 static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *name,
                          const char *prefix, int nparams, const int *map)
 {
+    int step = !strcmp(name, "sc_step");
     c->g = g;
     c->mp = mp;
-    LLVMValueRef *fns = calloc((size_t)g->nn + 1, sizeof *fns);
-    LLVMTypeRef *types = calloc((size_t)g->nn + 1, sizeof *types);
-    if (!fns || !types) {
-        fprintf(stderr, "simclrc: error: out of memory\n");
-        exit(3);
+    int (*ks)[3] = calloc((size_t)g->nn + 1, sizeof *ks);
+    int *np = calloc((size_t)g->nn + 1, sizeof *np);
+    if (!ks || !np)
+        oom();
+    for (int i = 0; i < g->nn; i++) {
+        ks[i][0] = kernel_for(c, i, 0, prefix, &np[i]);
+        for (int p = 1; p < np[i]; p++) {
+            int dummy;
+            ks[i][p] = kernel_for(c, i, p, prefix, &dummy);
+        }
     }
-    for (int i = 0; i < g->nn; i++)
-        fns[i] = kernel_for(c, i, prefix, &types[i]);
+    if (step) {
+        free(c->step_kern);
+        c->step_kern = malloc(((size_t)g->nn + 1) * sizeof *c->step_kern);
+        if (!c->step_kern)
+            oom();
+        for (int i = 0; i < g->nn; i++)
+            c->step_kern[i] = ks[i][0];
+    }
 
     LLVMTypeRef pargs[SC_REG_COUNT];
     for (int k = 0; k < SC_REG_COUNT; k++)
@@ -1147,23 +1639,59 @@ static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp,
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
     LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(c->b, bb);
+    LLVMValueRef ctxarr = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, SC_MAX_IN + SC_MAX_OUT + 1), "ctx");
     LLVMValueRef base[SC_REG_COUNT];
     for (int r = 0; r < SC_REG_COUNT; r++)
         base[r] = map[r] < 0 ? LLVMConstNull(c->ptr) : LLVMGetParam(fn, (unsigned)map[r]);
+    int hooks = step && c->mpi;
     for (int i = 0; i < g->nn; i++) {
         const sc_node *n = &g->n[i];
-        LLVMValueRef args[SC_MAX_IN + SC_MAX_OUT + 1];
+        if (step)
+            prof_mark(c, fn, i);
+        LLVMValueRef args[SC_MAX_IN + SC_MAX_OUT + 4];
         int k = 0;
         for (int s = 0; s < n->nin + n->nout; s++) {
             int t = s < n->nin ? n->in[s] : n->out[s - n->nin];
             args[k++] = gep(c, base[mp->region[t]], ci(c, mp->offset[t]));
         }
-        args[k++] = mp->ws_floats[i] ? gep(c, base[SC_REG_ARENA], ci(c, mp->ws_offset[i])) : LLVMConstNull(c->ptr);
-        LLVMBuildCall2(c->b, types[i], fns[i], args, (unsigned)k, "");
+        LLVMValueRef ws = mp->ws_floats[i] ? gep(c, base[SC_REG_ARENA], ci(c, mp->ws_offset[i])) : LLVMConstNull(c->ptr);
+        args[k++] = ws;
+        for (int p = 0; p < np[i]; p++) {
+            const kern *kn = &c->kern[ks[i][p]];
+            if (kn->task) {
+                for (int j = 0; j < k; j++) {
+                    LLVMValueRef idx[2] = {ci(c, 0), ci(c, j)};
+                    LLVMBuildStore(c->b, args[j], LLVMBuildGEP2(c->b, LLVMArrayType2(c->ptr, SC_MAX_IN + SC_MAX_OUT + 1),
+                                                                ctxarr, idx, 2, ""));
+                }
+                LLVMValueRef pa[3] = {kn->task, ctxarr, ci(c, kn->extent)};
+                call(c, c->par_t, c->par_fn, pa, 3);
+            } else {
+                args[k] = ci(c, 0);
+                args[k + 1] = ci(c, kn->extent);
+                args[k + 2] = ci(c, 0);
+                call(c, kn->type, kn->fn, args, (unsigned)k + 3);
+            }
+            if (kn->hook) {
+                LLVMValueRef ha[2] = {gep64(c, ws, ci(c, kn->hook_off)), ci(c, kn->hook_n)};
+                call(c, c->bnred_t, c->bnred_fn, ha, 2);
+            }
+        }
+        for (int s = 0; hooks && s < n->nout; s++) {
+            int t = n->out[s];
+            if (mp->region[t] != SC_REG_GRADS)
+                continue;
+            LLVMValueRef ra[3] = {base[SC_REG_GRADS], ci(c, mp->offset[t]), ci(c, g->t[t].numel)};
+            call(c, c->ready_t, c->ready_fn, ra, 3);
+        }
     }
+    if (hooks)
+        call(c, c->end_t, c->end_fn, &base[SC_REG_GRADS], 1);
+    if (step)
+        prof_mark(c, fn, -1);
     LLVMBuildRetVoid(c->b);
-    free(fns);
-    free(types);
+    free(ks);
+    free(np);
 }
 
 /* ---- the model description (sc_model) ---- */
@@ -1247,6 +1775,34 @@ static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
     return gv;
 }
 
+/* sc_step's nodes in call order, with the kernel chosen for each. */
+static LLVMValueRef node_table(sc_codegen *c, const sc_graph *g)
+{
+    LLVMTypeRef f[] = {c->ptr, c->ptr, c->ptr, c->f64, c->i64};
+    LLVMTypeRef nt = LLVMStructTypeInContext(c->ctx, f, 5, 0);
+    LLVMValueRef *rows = calloc((size_t)g->nn + 1, sizeof *rows);
+    if (!rows)
+        oom();
+    for (int i = 0; i < g->nn; i++) {
+        const kern *k = &c->kern[c->step_kern[i]];
+        char gname[64];
+        snprintf(gname, sizeof gname, "sc.node.%d", i);
+        LLVMValueRef label = cstr(c, g->n[i].label, gname);
+        snprintf(gname, sizeof gname, "sc.node.%d.op", i);
+        LLVMValueRef op = cstr(c, sc_op_name(g->n[i].op), gname);
+        snprintf(gname, sizeof gname, "sc.node.%d.impl", i);
+        LLVMValueRef v[] = {label, op, cstr(c, k->impl, gname), cd(c, sc_node_flops(g, i)), ci(c, k->extent)};
+        rows[i] = LLVMConstNamedStruct(nt, v, 5);
+    }
+    LLVMValueRef arr = LLVMConstArray2(nt, rows, (uint64_t)g->nn);
+    free(rows);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), "sc.nodes");
+    LLVMSetInitializer(gv, arr);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
 static void define_description(sc_codegen *c, const sc_model *m, const sc_planned *sp, const sc_planned *ep,
                                const sc_planned *fp)
 {
@@ -1268,8 +1824,9 @@ static void define_description(sc_codegen *c, const sc_model *m, const sc_planne
     LLVMTypeRef df[] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32,
                         c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->f64, c->f64, c->ptr, c->ptr,
                         c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, tt,
-                        c->i32, c->i32, c->i32, c->i32, c->i64, c->i64, c->ptr};
-    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 34, 0);
+                        c->i32, c->i32, c->i32, c->i32, c->i64, c->i64, c->ptr,
+                        c->i32, c->i32, c->ptr, c->i32, c->i32};
+    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 39, 0);
     LLVMValueRef dv[] = {
         i32v(c, SC_ABI_VERSION), i32v(c, step->batch), i32v(c, m->in_c), i32v(c, m->in_h), i32v(c, m->in_w),
         i32v(c, feat->numel / feat->shape[0]), i32v(c, z->shape[1]), i32v(c, feat->shape[0]), i32v(c, step->nparams),
@@ -1282,8 +1839,9 @@ static void define_description(sc_codegen *c, const sc_model *m, const sc_planne
         LLVMConstNamedStruct(tt, tv, 10),
         i32v(c, ft->t[ft->input].shape[0]), i32v(c, ft->t[ft->n[ft->t[ft->loss].producer].in[0]].shape[1]),
         i32v(c, ft->nparams), i32v(c, 0), ci(c, fmp->params_floats), ci(c, fmp->arena_floats),
-        param_table(c, ft, fmp, ft->params, ft->nparams, "sc.ft_params")};
-    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 34);
+        param_table(c, ft, fmp, ft->params, ft->nparams, "sc.ft_params"),
+        i32v(c, smp->opts.threads), i32v(c, step->nn), node_table(c, step), i32v(c, c->mpi), i32v(c, 0)};
+    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 39);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, dt, "sc_model");
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
@@ -1346,6 +1904,39 @@ static int cpu_known(LLVMTargetRef target, const char *triple, const char *cpu)
 }
 
 const char *sc_codegen_cpu(const sc_codegen *c) { return c->cpu; }
+
+static LLVMValueRef declare(sc_codegen *c, const char *name, LLVMTypeRef *t, LLVMTypeRef ret, LLVMTypeRef *args,
+                            unsigned n)
+{
+    *t = LLVMFunctionType(ret, args, n, 0);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, *t);
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    return fn;
+}
+
+/* The runtime functions generated code calls (sc_parallel.h,
+ * sc_profile.h, sc_comm.h). */
+static void declare_runtime(sc_codegen *c)
+{
+    LLVMTypeRef p = c->ptr, i64 = c->i64, f64 = c->f64, i32 = c->i32;
+    LLVMTypeRef task[4] = {p, i64, i64, i64};
+    c->task_t = LLVMFunctionType(c->vd, task, 4, 0);
+    LLVMTypeRef par[3] = {p, p, i64};
+    c->par_fn = declare(c, "sc_parallel_for", &c->par_t, c->vd, par, 3);
+    c->threads_fn = declare(c, "sc_threads", &c->threads_t, i32, NULL, 0);
+    c->prof_on = LLVMAddGlobal(c->mod, i32, "sc_prof_on");
+    c->prof_fn = declare(c, "sc_prof_node", &c->prof_t, c->vd, &i32, 1);
+    LLVMTypeRef red[2] = {p, i64};
+    c->bnred_fn = declare(c, "sc_comm_bn_allreduce", &c->bnred_t, c->vd, red, 2);
+    c->ranks_fn = declare(c, "sc_comm_bn_ranks", &c->ranks_t, f64, NULL, 0);
+    LLVMTypeRef ntx[5] = {p, i64, i64, f64, p};
+    c->ntx_fn = declare(c, "sc_comm_ntxent", &c->ntx_t, c->vd, ntx, 5);
+    LLVMTypeRef ntxb[3] = {p, i64, i64};
+    c->ntxb_fn = declare(c, "sc_comm_ntxent_bwd", &c->ntxb_t, c->vd, ntxb, 3);
+    LLVMTypeRef ready[3] = {p, i64, i64};
+    c->ready_fn = declare(c, "sc_comm_grad_ready", &c->ready_t, c->vd, ready, 3);
+    c->end_fn = declare(c, "sc_comm_step_end", &c->end_t, c->vd, &p, 1);
+}
 
 sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen)
 {
@@ -1416,6 +2007,8 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
                              c->ptr, c->i32, c->ptr, c->i32, c->elt, c->ptr, c->i32};
     c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
     c->sgemm = LLVMAddFunction(c->mod, c->f64_elements ? "cblas_dgemm" : "cblas_sgemm", c->sgemm_t);
+    c->mpi = o->mpi;
+    declare_runtime(c);
     return c;
 }
 
@@ -1433,11 +2026,12 @@ void sc_codegen_free(sc_codegen *c)
         LLVMContextDispose(c->ctx);
     if (c->tm)
         LLVMDisposeTargetMachine(c->tm);
-    for (int k = 0; k < c->nk; k++)
-        free(c->kkeys[k]);
-    free(c->kkeys);
-    free(c->kfns);
-    free(c->ktypes);
+    for (int k = 0; k < c->nk; k++) {
+        free(c->kern[k].key);
+        free(c->kern[k].impl);
+    }
+    free(c->kern);
+    free(c->step_kern);
     free(c->cpu);
     free(c->features);
     free(c);

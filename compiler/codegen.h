@@ -16,6 +16,7 @@ typedef struct {
     int opt_level;           /* 0..3 */
     int double_precision;    /* tensors of doubles and dgemm: for tests only,
                                 the runtime works in float */
+    int mpi;                 /* data-parallel step: calls sc_comm.h */
 } sc_codegen_options;
 
 typedef struct sc_codegen sc_codegen;

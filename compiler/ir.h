@@ -23,7 +23,7 @@
 #include "sc_init.h"
 
 #define SC_MAX_DIMS 4
-#define SC_MAX_IN 5
+#define SC_MAX_IN 6
 #define SC_MAX_OUT 3
 #define SC_NAME_MAX 128
 
@@ -67,6 +67,9 @@ typedef enum {
     SC_OP_NTXENT,          /* (z) -> loss[1] */
     SC_OP_BATCHNORM_EVAL,  /* (x, gamma, beta, running_mean, running_var) -> y */
     SC_OP_SOFTMAX_XENT,    /* (logits [N,K], labels [N]) -> loss[1]   labels hold class indices */
+    /* forward, made by fusion (fuse.c) only */
+    SC_OP_BATCHNORM_RELU,  /* (x, gamma, beta) -> (y, mean, var)   y = relu(batchnorm(x)) */
+    SC_OP_ADD_RELU,        /* (a, b) -> y   y = relu(a + b) */
     /* backward */
     SC_OP_CONV2D_BWD_DATA,   /* (dy, w) -> dx */
     SC_OP_CONV2D_BWD_WEIGHT, /* (dy, x) -> dw */
@@ -81,6 +84,10 @@ typedef enum {
     SC_OP_L2NORM_BWD,        /* (dy, x) -> dx */
     SC_OP_NTXENT_BWD,        /* (z) -> dz   gradient of the loss itself */
     SC_OP_SOFTMAX_XENT_BWD,  /* (logits, labels) -> dlogits   gradient of the loss itself */
+    /* backward, made by fusion (fuse.c) only; y is a relu's output */
+    SC_OP_BATCHNORM_RELU_BWD,/* (dy, y, x, gamma, mean, var) -> (dx, dgamma, dbeta)
+                                batchnorm_bwd of (y > 0 ? dy : 0) */
+    SC_OP_ADD_RELU_BWD,      /* (a, b, y) -> dx   dx = y > 0 ? a + b : 0 */
     SC_OP_COUNT
 } sc_opkind;
 
@@ -133,6 +140,8 @@ int sc_graph_find(const sc_graph *g, const char *name);
 
 /* Op metadata (ops.c). */
 const char *sc_op_name(sc_opkind op);
+/* Whether op is made by fusion (fuse.c), not by the builder or autodiff. */
+int sc_op_is_fused(sc_opkind op);
 /* Floating point operations of one execution of node i (multiply-add = 2). */
 double sc_node_flops(const sc_graph *g, int i);
 long sc_graph_param_count(const sc_graph *g);

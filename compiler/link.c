@@ -10,7 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* SC_CC, SC_RUNTIME_DIR, SC_OPENBLAS_LIBS, SC_LINK_FLAGS: written by
+/* SC_CC, SC_RUNTIME_DIR, SC_OPENBLAS_LIBS, SC_LINK_FLAGS, SC_HAVE_MPI,
+ * SC_MPI_LIBS: written by
  * compiler/CMakeLists.txt for this build tree. */
 #include "link_config.h"
 
@@ -176,7 +177,9 @@ static int run_captured(args *a, char *buf, size_t len, int *status, int *sig)
     return 0;
 }
 
-int sc_link_exe(const char *obj_path, const char *out_path, char *err, size_t errlen)
+int sc_link_have_mpi(void) { return SC_HAVE_MPI; }
+
+int sc_link_exe(const char *obj_path, const char *out_path, int mpi, char *err, size_t errlen)
 {
     if (check_paths(obj_path, out_path, err, errlen))
         return -1;
@@ -188,15 +191,21 @@ int sc_link_exe(const char *obj_path, const char *out_path, char *err, size_t er
         rtdir = SC_RUNTIME_DIR;
 
     args a = {0};
+    const char *comm_lib = mpi ? "libsc_comm_mpi.a" : "libsc_comm_serial.a";
     char *bin = join(rtdir, "libsc_binary.a"), *rt = join(rtdir, "libsc_runtime.a");
+    char *comm = join(rtdir, comm_lib);
     int rc = -1;
-    if (!bin || !rt) {
+    if (!bin || !rt || !comm) {
         seterr(err, errlen, "out of memory");
         goto done;
     }
-    if (access(bin, R_OK) || access(rt, R_OK)) {
-        seterr(err, errlen, "cannot find the runtime libraries libsc_binary.a and libsc_runtime.a in %s "
-               "(set SIMCLRC_RUNTIME_DIR to the directory that holds them)", rtdir);
+    if (mpi && !SC_HAVE_MPI) {
+        seterr(err, errlen, "this simclrc was built without MPI");
+        goto done;
+    }
+    if (access(bin, R_OK) || access(rt, R_OK) || access(comm, R_OK)) {
+        seterr(err, errlen, "cannot find the runtime libraries libsc_binary.a, %s and libsc_runtime.a in %s "
+               "(set SIMCLRC_RUNTIME_DIR to the directory that holds them)", comm_lib, rtdir);
         goto done;
     }
     if (push_words(&a, cc, " \t") || a.n == 0) {
@@ -205,7 +214,8 @@ int sc_link_exe(const char *obj_path, const char *out_path, char *err, size_t er
     }
     const char *drv = a.argv[0];
     if (push(&a, (char *)obj_path) || push(&a, "-o") || push(&a, (char *)out_path) ||
-        push(&a, bin) || push(&a, rt) || push_words(&a, SC_OPENBLAS_LIBS, ";") ||
+        push(&a, bin) || push(&a, comm) || push(&a, rt) || push_words(&a, SC_OPENBLAS_LIBS, ";") ||
+        (mpi && push_words(&a, SC_MPI_LIBS, ";")) ||
         push(&a, "-lm") || push(&a, "-lpthread") || push_words(&a, SC_LINK_FLAGS, ";")) {
         seterr(err, errlen, "the link command for %s is too long", out_path);
         goto done;
@@ -236,5 +246,6 @@ done:
     args_free(&a);
     free(bin);
     free(rt);
+    free(comm);
     return rc;
 }

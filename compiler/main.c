@@ -10,19 +10,24 @@
 #include "autodiff.h"
 #include "build.h"
 #include "codegen.h"
+#include "convplan.h"
 #include "diag.h"
 #include "derive.h"
+#include "fuse.h"
 #include "link.h"
 #include "memplan.h"
 #include "ir.h"
 #include "model.h"
+#include "schedule.h"
 #include "stepdump.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 /* The passes, in order: build the SimCLR graph, differentiate it, derive
- * the eval-mode encoder and the fine-tuning graph (differentiated too). */
-static const char *const passes[] = {"build", "autodiff", "encoder", "finetune"};
+ * the eval-mode encoder and the fine-tuning graph (differentiated too),
+ * fuse all three (derivation expects unfused batchnorms), then order each
+ * one's nodes for a smaller arena (schedule.h). */
+static const char *const passes[] = {"build", "autodiff", "encoder", "finetune", "fuse", "schedule"};
 #define NPASSES (int)(sizeof passes / sizeof passes[0])
 
 static void usage(FILE *f)
@@ -37,11 +42,19 @@ static void usage(FILE *f)
             "  --emit=KIND         exe (default), obj, asm, llvm, graph, dot, memplan, step-dump\n"
             "  -O0 .. -O3          LLVM optimisation level (default -O2)\n"
             "  --target-cpu=NAME   CPU to generate code for (default: the host; 'generic' is portable)\n"
-            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, finetune, all)\n"
+            "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, finetune,\n"
+            "                      fuse, schedule, all)\n"
+            "  --no-fuse           skip the fusion pass: every op its own kernel (also -fno-fuse)\n"
             "  --graph=WHICH       graph for graph, dot, memplan and step-dump: simclr (default), encoder, finetune\n"
             "  --classes=N         classes of the fine-tuning classifier (default 10)\n"
             "  --seed=N            seed of step-dump inputs and parameter initialisation (default 0)\n"
             "  --batch=N           override the model's batch (images per step) for this compile\n"
+            "  --mpi               data-parallel binary for mpirun: N images per rank, NT-Xent over\n"
+            "                      all ranks' views, averaged gradients (needs a simclrc built with MPI)\n"
+            "  --conv=ALGO         convolutions: im2col (default: im2col+gemm, gemm for 1x1) or shift\n"
+            "                      (shifted GEMMs over padded planes where they waste little)\n"
+            "  --threads=N         most threads the binary will run its kernels on (default: this\n"
+            "                      machine's CPUs); workspaces are planned per thread\n"
             "  -h, --help          show this help\n"
             "  --version           show the version\n"
             "\n"
@@ -76,12 +89,15 @@ static int dir_writable(const char *path)
     return access(dir, W_OK | X_OK) == 0;
 }
 
+/* How memory is planned for the generated code (--threads, --mpi). */
+static sc_memplan_opts plan_opts = {1, 0, 0};
+
 /* --emit=memplan */
 static int print_memplan(const sc_graph *g, const char *out)
 {
     sc_memplan mp;
     int result = g->loss >= 0 ? g->loss : g->features;
-    if (sc_memplan_build(g, result, &mp)) {
+    if (sc_memplan_build(g, result, &plan_opts, &mp)) {
         fprintf(stderr, "simclrc: error: out of memory planning memory\n");
         return EXIT_INTERNAL;
     }
@@ -120,12 +136,12 @@ static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, co
     sc_codegen *cg = NULL;
     char *obj = NULL;
 
-    if (sc_memplan_build(g, g->loss, &smp) || sc_memplan_build(enc, enc->features, &emp) ||
-        sc_memplan_build(ft, ft->loss, &fmp)) {
+    if (sc_memplan_build(g, g->loss, &plan_opts, &smp) || sc_memplan_build(enc, enc->features, &plan_opts, &emp) ||
+        sc_memplan_build(ft, ft->loss, &plan_opts, &fmp)) {
         fprintf(stderr, "simclrc: error: out of memory planning memory\n");
         goto done;
     }
-    sc_codegen_options o = {target_cpu, opt_level, 0};
+    sc_codegen_options o = {.target_cpu = target_cpu, .opt_level = opt_level, .mpi = plan_opts.mpi};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
         rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;
@@ -166,7 +182,7 @@ static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, co
         rc = EXIT_INPUT;
         goto done;
     }
-    rc = sc_link_exe(obj, exe, err, sizeof err) ? EXIT_INPUT : 0;
+    rc = sc_link_exe(obj, exe, plan_opts.mpi, err, sizeof err) ? EXIT_INPUT : 0;
     if (rc)
         fprintf(stderr, "simclrc: error: %s\n", err);
     unlink(obj);
@@ -183,8 +199,8 @@ int main(int argc, char **argv)
 {
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     unsigned long long seed = 0, batch = 0, classes = 10;
-    int opt_level = 2;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES };
+    int opt_level = 2, threads_given = 0, fuse = 1;
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -193,12 +209,16 @@ int main(int argc, char **argv)
         {"batch", required_argument, 0, OPT_BATCH},
         {"graph", required_argument, 0, OPT_GRAPH},
         {"classes", required_argument, 0, OPT_CLASSES},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"conv", required_argument, 0, OPT_CONV},
+        {"no-fuse", no_argument, 0, OPT_NO_FUSE},
+        {"mpi", no_argument, 0, OPT_MPI},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:O:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:O:f:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'O':
@@ -236,10 +256,50 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_CONV:
+            if (!strcmp(optarg, "im2col"))
+                plan_opts.conv = SC_CONV_IM2COL_POLICY;
+            else if (!strcmp(optarg, "shift"))
+                plan_opts.conv = SC_CONV_SHIFT_POLICY;
+            else {
+                fprintf(stderr, "simclrc: error: unknown --conv '%s' (im2col, shift)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_THREADS: {
+            unsigned long long t;
+            if (parse_uint(optarg, 256, &t) || t < 1) {
+                fprintf(stderr, "simclrc: error: --threads needs an integer from 1 to 256, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            plan_opts.threads = (int)t;
+            threads_given = 1;
+            break;
+        }
+        case OPT_NO_FUSE: fuse = 0; break;
+        case OPT_MPI:
+            if (!sc_link_have_mpi()) {
+                fprintf(stderr, "simclrc: error: --mpi: this simclrc was built without MPI (install "
+                        "libopenmpi-dev and openmpi-bin, then rebuild)\n");
+                return EXIT_USAGE;
+            }
+            plan_opts.mpi = 1;
+            break;
+        case 'f': /* -fno-fuse, -ffuse: the GCC spelling */
+            if (strcmp(optarg, "fuse") && strcmp(optarg, "no-fuse")) {
+                fprintf(stderr, "simclrc: error: unknown option -f%s (-ffuse, -fno-fuse)\n", optarg);
+                return EXIT_USAGE;
+            }
+            fuse = !strcmp(optarg, "fuse");
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("simclrc %s\n", SC_VERSION); return 0;
         default: usage(stderr); return EXIT_USAGE;
         }
+    }
+    if (!threads_given) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        plan_opts.threads = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
     }
     if (optind != argc - 1) {
         fprintf(stderr, optind >= argc ? "simclrc: error: no model file given\n"
@@ -260,7 +320,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NPASSES; i++)
             ok |= !strcmp(dump_after, passes[i]);
         if (!ok) {
-            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, finetune, all)\n", dump_after);
+            fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, finetune, fuse, schedule, all)\n", dump_after);
             return EXIT_USAGE;
         }
     }
@@ -317,6 +377,34 @@ int main(int argc, char **argv)
     if (dumps(dump_after, "finetune")) {
         fprintf(stderr, "# after pass finetune\n");
         sc_graph_print(&ft, stderr);
+    }
+    if (fuse) {
+        sc_fuse(&g);
+        sc_fuse(&enc);
+        sc_fuse(&ft);
+    }
+    if (dumps(dump_after, "fuse")) {
+        const sc_graph *fg[3] = {&g, &enc, &ft};
+        static const char *const fname[3] = {"simclr", "encoder", "finetune"};
+        for (int i = 0; i < 3; i++) {
+            fprintf(stderr, "# after pass fuse (%s graph%s)\n", fname[i], fuse ? "" : ", disabled by --no-fuse");
+            sc_graph_print(fg[i], stderr);
+        }
+    }
+    {
+        sc_graph *sg[3] = {&g, &enc, &ft};
+        static const char *const sname[3] = {"simclr", "encoder", "finetune"};
+        for (int i = 0; i < 3; i++) {
+            if (sc_schedule_nodes(sg[i], sg[i]->loss >= 0 ? sg[i]->loss : sg[i]->features, &plan_opts)) {
+                fprintf(stderr, "simclrc: error: out of memory scheduling the %s graph\n", sname[i]);
+                rc = EXIT_INTERNAL;
+                goto done;
+            }
+            if (dumps(dump_after, "schedule")) {
+                fprintf(stderr, "# after pass schedule (%s graph)\n", sname[i]);
+                sc_graph_print(sg[i], stderr);
+            }
+        }
     }
     const sc_graph *shown = !strcmp(which, "encoder") ? &enc : !strcmp(which, "finetune") ? &ft : &g;
 

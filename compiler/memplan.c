@@ -2,8 +2,12 @@
  * buffers first, each at the lowest offset that does not overlap a placed
  * buffer whose lifetime overlaps its own. Inputs and outputs of one node
  * always have overlapping lifetimes, so no op ever writes over what it is
- * still reading. */
+ * still reading, except where memplan.h allows it in place: a tensor and
+ * the input whose storage it takes form one buffer, whose lifetime is the
+ * union of theirs (chains of in-place nodes too). */
 #include "memplan.h"
+
+#include "convplan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +16,21 @@
 
 static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
-int64_t sc_conv_chunk(int64_t n, int64_t ohw)
+int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads)
 {
     int64_t want = (512 + ohw - 1) / ohw, best = 1;
+    if (threads > 1 && want > n / threads)
+        want = n / threads > 0 ? n / threads : 1;
     for (int64_t d = 1; d <= n && d <= want; d++)
         if (n % d == 0)
             best = d;
     return best;
 }
 
-int64_t sc_node_workspace(const sc_graph *g, int i)
+int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, int *per_thread)
 {
     const sc_node *n = &g->n[i];
+    *per_thread = 0;
     switch (n->op) {
     case SC_OP_CONV2D:
     case SC_OP_CONV2D_BWD_DATA:
@@ -43,13 +50,24 @@ int64_t sc_node_workspace(const sc_graph *g, int i)
             y = &g->t[n->in[0]];
         }
         int64_t ohw = (int64_t)y->shape[2] * y->shape[3];
-        int64_t nb = sc_conv_chunk(x->shape[0], ohw);
+        int64_t nb = sc_conv_chunk(x->shape[0], ohw, o->threads);
         int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0;
+        /* With threads, the weight gradient sums per-thread partials. */
+        int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && o->threads > 1 ? g->t[n->out[0]].numel : 0;
+        *per_thread = 1;
+        if (sc_conv_choose(g, i, o->conv, o->threads) == SC_CONV_SHIFT)
+            return sc_conv_shift_workspace(g, i, o->threads) + partial;
         if (one_by_one && nb == 1)
-            return 0;
-        int64_t cols = nb * ohw, o = y->shape[1];
-        return (int64_t)x->shape[1] * n->kernel * n->kernel * cols + (nb > 1 ? o * cols : 0);
+            return partial;
+        int64_t cols = nb * ohw, oc = y->shape[1];
+        return (int64_t)x->shape[1] * n->kernel * n->kernel * cols + (nb > 1 ? oc * cols : 0) + partial;
     }
+    case SC_OP_BATCHNORM:
+    case SC_OP_BATCHNORM_RELU:
+    case SC_OP_BATCHNORM_BWD:
+    case SC_OP_BATCHNORM_RELU_BWD:
+        /* per-channel sums in double, reduced over the ranks */
+        return o->mpi ? 4 * (int64_t)g->t[n->in[0]].shape[1] : 0;
     case SC_OP_NTXENT:
     case SC_OP_NTXENT_BWD: {
         int64_t rows = g->t[n->in[0]].shape[0];
@@ -67,6 +85,24 @@ typedef struct {
     int tensor;   /* or -1 - node for a workspace */
 } item;
 
+/* Input slots of op whose storage out[0] may take (memplan.h): bit k for
+ * in[k]. Each is read at the index being written, before the write. */
+static unsigned inplace_slots(sc_opkind op)
+{
+    switch (op) {
+    case SC_OP_RELU:
+    case SC_OP_RESHAPE:
+    case SC_OP_BATCHNORM_EVAL: return 1u;                 /* x */
+    case SC_OP_RELU_BWD:                                  /* dy, y */
+    case SC_OP_ADD:                                       /* a, b */
+    case SC_OP_ADD_RELU:
+    case SC_OP_BATCHNORM_BWD: return 3u;                  /* dy, x */
+    case SC_OP_ADD_RELU_BWD:                              /* a, b, y */
+    case SC_OP_BATCHNORM_RELU_BWD: return 7u;             /* dy, y, x */
+    default: return 0;
+    }
+}
+
 static int by_size_desc(const void *a, const void *b)
 {
     const item *x = a, *y = b;
@@ -81,24 +117,32 @@ void sc_memplan_free(sc_memplan *mp)
     free(mp->offset);
     free(mp->first);
     free(mp->last);
+    free(mp->inplace);
     free(mp->ws_offset);
     free(mp->ws_floats);
     memset(mp, 0, sizeof *mp);
 }
 
-int sc_memplan_build(const sc_graph *g, int out, sc_memplan *mp)
+static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplace, sc_memplan *mp)
 {
+    static const sc_memplan_opts serial = {1, 0, 0};
     memset(mp, 0, sizeof *mp);
+    mp->opts = o ? *o : serial;
+    if (mp->opts.threads < 1)
+        mp->opts.threads = 1;
     mp->region = calloc((size_t)g->nt, sizeof *mp->region);
     mp->offset = calloc((size_t)g->nt, sizeof *mp->offset);
     mp->first = calloc((size_t)g->nt, sizeof *mp->first);
     mp->last = calloc((size_t)g->nt, sizeof *mp->last);
+    mp->inplace = malloc(((size_t)g->nt + 1) * sizeof *mp->inplace);
+    int *glast = malloc(((size_t)g->nt + 1) * sizeof *glast); /* per group root: the group's last use */
     mp->ws_offset = calloc((size_t)g->nn + 1, sizeof *mp->ws_offset);
     mp->ws_floats = calloc((size_t)g->nn + 1, sizeof *mp->ws_floats);
     item *items = calloc((size_t)(g->nt + g->nn) + 1, sizeof *items);
-    if (!mp->region || !mp->offset || !mp->first || !mp->last || !mp->ws_offset ||
-        !mp->ws_floats || !items) {
+    if (!mp->region || !mp->offset || !mp->first || !mp->last || !mp->inplace || !glast ||
+        !mp->ws_offset || !mp->ws_floats || !items) {
         free(items);
+        free(glast);
         sc_memplan_free(mp);
         return -1;
     }
@@ -141,14 +185,50 @@ int sc_memplan_build(const sc_graph *g, int out, sc_memplan *mp)
             if (mp->last[g->n[i].in[k]] < i)
                 mp->last[g->n[i].in[k]] = i;
 
+    /* In place: out[0] takes an eligible input that dies here. */
+    for (int i = 0; i < g->nt; i++)
+        mp->inplace[i] = -1;
+    for (int i = 0; i < g->nn; i++) {
+        const sc_node *nd = &g->n[i];
+        unsigned slots = inplace_slots(nd->op);
+        if (!slots || !inplace || nd->nout < 1 || mp->region[nd->out[0]] != SC_REG_ARENA)
+            continue;
+        for (int k = 0; k < nd->nin; k++) {
+            int s = nd->in[k];
+            if ((slots >> k & 1u) && mp->region[s] == SC_REG_ARENA && mp->last[s] == i &&
+                g->t[s].numel == g->t[nd->out[0]].numel) {
+                mp->inplace[nd->out[0]] = s;
+                break;
+            }
+        }
+    }
+    /* One buffer per chain of in-place tensors, named by its first. */
+    for (int i = 0; i < g->nt; i++)
+        glast[i] = mp->last[i];
+    for (int i = 0; i < g->nt; i++) {
+        int r = i;
+        while (mp->inplace[r] >= 0)
+            r = mp->inplace[r];
+        if (glast[r] < mp->last[i])
+            glast[r] = mp->last[i];
+    }
     int n = 0;
     for (int i = 0; i < g->nt; i++)
-        if (mp->region[i] == SC_REG_ARENA)
-            items[n++] = (item){align_up(g->t[i].numel), mp->first[i], mp->last[i], 0, i};
+        if (mp->region[i] == SC_REG_ARENA) {
+            mp->sum_floats += align_up(g->t[i].numel);
+            if (mp->inplace[i] < 0)
+                items[n++] = (item){align_up(g->t[i].numel), mp->first[i], glast[i], 0, i};
+        }
+    free(glast);
     for (int i = 0; i < g->nn; i++) {
-        mp->ws_floats[i] = sc_node_workspace(g, i);
-        if (mp->ws_floats[i])
+        int per_thread;
+        mp->ws_floats[i] = sc_node_workspace(g, i, &mp->opts, &per_thread);
+        if (per_thread)
+            mp->ws_floats[i] = align_up(mp->ws_floats[i]) * mp->opts.threads;
+        if (mp->ws_floats[i]) {
             items[n++] = (item){align_up(mp->ws_floats[i]), i, i, 0, -1 - i};
+            mp->sum_floats += align_up(mp->ws_floats[i]);
+        }
     }
     qsort(items, (size_t)n, sizeof *items, by_size_desc);
 
@@ -182,7 +262,6 @@ int sc_memplan_build(const sc_graph *g, int out, sc_memplan *mp)
         it->offset = best;
         if (best + it->size > mp->arena_floats)
             mp->arena_floats = best + it->size;
-        mp->sum_floats += it->size;
         if (it->tensor >= 0)
             mp->offset[it->tensor] = best;
         else
@@ -190,20 +269,84 @@ int sc_memplan_build(const sc_graph *g, int out, sc_memplan *mp)
     }
     free(live);
     free(items);
+    /* Tensors in place: at their chain's first tensor (placed above). */
+    for (int i = 0; i < g->nt; i++) {
+        int r = i;
+        while (mp->inplace[r] >= 0)
+            r = mp->inplace[r];
+        mp->offset[i] = mp->offset[r];
+    }
     return 0;
+}
+
+/* First fit is a heuristic: merging tensors into one buffer can pack
+ * worse, so the plan with sharing is kept only if its arena is no larger. */
+int sc_memplan_build(const sc_graph *g, int out, const sc_memplan_opts *o, sc_memplan *mp)
+{
+    if (plan(g, out, o, 1, mp))
+        return -1;
+    int shared = 0;
+    for (int i = 0; i < g->nt && !shared; i++)
+        shared = mp->inplace[i] >= 0;
+    if (!shared)
+        return 0;
+    sc_memplan sep;
+    if (plan(g, out, o, 0, &sep)) {
+        sc_memplan_free(mp);
+        return -1;
+    }
+    if (sep.arena_floats < mp->arena_floats) {
+        sc_memplan_free(mp);
+        *mp = sep;
+    } else {
+        sc_memplan_free(&sep);
+    }
+    return 0;
+}
+
+int sc_memplan_build_with(const sc_graph *g, int out, const sc_memplan_opts *o, int inplace, sc_memplan *mp)
+{
+    return plan(g, out, o, inplace, mp);
+}
+
+unsigned sc_memplan_aliases(const sc_graph *g, const sc_memplan *mp, int i)
+{
+    const sc_node *n = &g->n[i];
+    int ops[SC_MAX_IN + SC_MAX_OUT], m = 0;
+    for (int k = 0; k < n->nin; k++)
+        ops[m++] = n->in[k];
+    for (int k = 0; k < n->nout; k++)
+        ops[m++] = n->out[k];
+    unsigned mask = 0;
+    for (int a = 0; a < m; a++)
+        for (int b = a + 1; b < m; b++) {
+            int ta = ops[a], tb = ops[b];
+            if (mp->region[ta] == mp->region[tb] && mp->offset[ta] < mp->offset[tb] + g->t[tb].numel &&
+                mp->offset[tb] < mp->offset[ta] + g->t[ta].numel)
+                mask |= 1u << a | 1u << b;
+        }
+    return mask;
 }
 
 void sc_memplan_print(const sc_graph *g, const sc_memplan *mp, FILE *f)
 {
     static const char *const regions[] = {"params", "grads", "buffers", "arena", "input", "out"};
     char sh[64];
+    int nin = 0;
+    long long in_bytes = 0;
     fprintf(f, "memory plan %s: offsets and sizes in bytes, lifetimes in node indices\n", g->name);
     fprintf(f, "%-44s %-18s %-8s %14s %14s  %s\n", "tensor", "shape", "region", "offset", "bytes", "lifetime");
     for (int i = 0; i < g->nt; i++) {
         const sc_tensor *t = &g->t[i];
         sc_shape_str(t, sh, sizeof sh);
-        fprintf(f, "%-44s %-18s %-8s %14lld %14lld  [%d, %d]\n", t->name, sh, regions[mp->region[i]],
+        fprintf(f, "%-44s %-18s %-8s %14lld %14lld  [%d, %d]", t->name, sh, regions[mp->region[i]],
                 (long long)mp->offset[i] * 4, (long long)t->numel * 4, mp->first[i], mp->last[i]);
+        if (mp->inplace[i] >= 0) {
+            fprintf(f, "  in place of %s", g->t[mp->inplace[i]].name);
+            nin++;
+            in_bytes += align_up(t->numel) * 4;
+        }
+        fputc('\n', f);
     }
     for (int i = 0; i < g->nn; i++)
         if (mp->ws_floats[i])
@@ -215,4 +358,5 @@ void sc_memplan_print(const sc_graph *g, const sc_memplan *mp, FILE *f)
     fprintf(f, "arena peak %lld bytes; all arena buffers added up %lld bytes (%.1f%%)\n",
             (long long)mp->arena_floats * 4, (long long)mp->sum_floats * 4,
             mp->sum_floats ? 100.0 * (double)mp->arena_floats / (double)mp->sum_floats : 0.0);
+    fprintf(f, "in place: %d tensors (%lld bytes) share an input's storage\n", nin, in_bytes);
 }

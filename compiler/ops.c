@@ -29,11 +29,21 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_LINEAR_BWD_WEIGHT] = "linear_bwd_weight",
     [SC_OP_L2NORM_BWD] = "l2norm_bwd",
     [SC_OP_NTXENT_BWD] = "ntxent_bwd",
+    [SC_OP_BATCHNORM_RELU] = "batchnorm+relu",
+    [SC_OP_ADD_RELU] = "add+relu",
+    [SC_OP_BATCHNORM_RELU_BWD] = "batchnorm+relu_bwd",
+    [SC_OP_ADD_RELU_BWD] = "add+relu_bwd",
 };
 
 const char *sc_op_name(sc_opkind op)
 {
     return op >= 0 && op < SC_OP_COUNT && names[op] ? names[op] : "?";
+}
+
+int sc_op_is_fused(sc_opkind op)
+{
+    return op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU || op == SC_OP_BATCHNORM_RELU_BWD ||
+           op == SC_OP_ADD_RELU_BWD;
 }
 
 /* Counts follow the usual convention: a multiply-add is 2 FLOPs; cheap
@@ -91,6 +101,12 @@ double sc_node_flops(const sc_graph *g, int i)
         double sim = 2 * rows * rows * d;
         return n->op == SC_OP_NTXENT ? sim + 4 * rows * rows : 2 * sim + 4 * rows * rows;
     }
+    /* Fused ops: the sum of their parts (fusion saves memory traffic, not
+     * arithmetic). */
+    case SC_OP_BATCHNORM_RELU: return 8.0 * in0->numel;
+    case SC_OP_BATCHNORM_RELU_BWD: return 10.0 * in0->numel;
+    case SC_OP_ADD_RELU:
+    case SC_OP_ADD_RELU_BWD: return 2.0 * in0->numel;
     case SC_OP_RESHAPE:
     case SC_OP_COUNT: return 0;
     }

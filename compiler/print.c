@@ -42,6 +42,8 @@ static void print_attrs(const sc_node *n, FILE *f)
     case SC_OP_BATCHNORM:
     case SC_OP_BATCHNORM_EVAL:
     case SC_OP_BATCHNORM_BWD:
+    case SC_OP_BATCHNORM_RELU:
+    case SC_OP_BATCHNORM_RELU_BWD:
         fprintf(f, " eps=%g", n->eps);
         break;
     case SC_OP_BN_RUNNING:
@@ -124,6 +126,20 @@ void sc_graph_print(const sc_graph *g, FILE *f)
     fprintf(f, "  FLOPs per training step: %s (forward %s, backward %s)\n",
             grouped(ff + fb, a), grouped(ff, b), grouped(fb, sh));
     fprintf(f, "  nodes: %d forward, %d backward; tensors: %d\n", g->nfwd, g->nn - g->nfwd, g->nt);
+    /* What fusion made, by op: each fused node stands for two. */
+    int counts[SC_OP_COUNT] = {0}, any = 0;
+    for (int i = 0; i < g->nn; i++)
+        if (sc_op_is_fused(g->n[i].op))
+            counts[g->n[i].op]++;
+    for (int op = 0; op < SC_OP_COUNT; op++)
+        any |= counts[op] > 0;
+    if (any) {
+        fprintf(f, "  fused nodes:");
+        for (int op = 0; op < SC_OP_COUNT; op++)
+            if (counts[op])
+                fprintf(f, " %s %d", sc_op_name((sc_opkind)op), counts[op]);
+        fprintf(f, "\n");
+    }
     fprintf(f, "  activation bytes (f32): forward %s, backward %s\n",
             grouped(tensor_bytes(g, SC_T_ACT) + tensor_bytes(g, SC_T_INPUT), a),
             grouped(tensor_bytes(g, SC_T_GRAD), b));

@@ -380,6 +380,43 @@ void sc_ref_copy(long n, const double *x, double *y)
     memmove(y, x, sizeof(double) * (size_t)n);
 }
 
+/* ---- fused ops ---------------------------------------------------------- */
+
+/* Each runs its parts in place in the output buffer: the relu kernels and
+ * the final pass of batchnorm_bwd touch each element once, reading it
+ * before writing it. */
+void sc_ref_batchnorm_relu(int n, int c, int hw, double eps, const double *x,
+                           const double *gamma, const double *beta, double *y,
+                           double *mean, double *var)
+{
+    sc_ref_batchnorm(n, c, hw, eps, x, gamma, beta, y, mean, var);
+    sc_ref_relu((long)n * c * hw, y, y);
+}
+
+void sc_ref_add_relu(long n, const double *a, const double *b, double *y)
+{
+    sc_ref_add(n, a, b, y);
+    sc_ref_relu(n, y, y);
+}
+
+void sc_ref_batchnorm_relu_bwd(int n, int c, int hw, double eps,
+                               const double *dy, const double *y,
+                               const double *x, const double *gamma,
+                               const double *mean, const double *var,
+                               double *dx, double *dgamma, double *dbeta)
+{
+    sc_ref_relu_bwd((long)n * c * hw, dy, y, dx);
+    sc_ref_batchnorm_bwd(n, c, hw, eps, dx, x, gamma, mean, var, dx, dgamma,
+                         dbeta);
+}
+
+void sc_ref_add_relu_bwd(long n, const double *a, const double *b,
+                         const double *y, double *dx)
+{
+    sc_ref_add(n, a, b, dx);
+    sc_ref_relu_bwd(n, dx, y, dx);
+}
+
 /* ---- l2norm ------------------------------------------------------------ */
 
 static double row_norm(int d, const double *x)

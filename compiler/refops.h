@@ -33,6 +33,8 @@ void sc_ref_bias_bwd(int n, int c, int hw, const double *dy, double *db);
 void sc_ref_batchnorm(int n, int c, int hw, double eps, const double *x,
                       const double *gamma, const double *beta, double *y,
                       double *mean, double *var);
+/* dx may be dy itself: each dx element is written after the last read of
+ * its dy element (sc_ref_batchnorm_relu_bwd relies on it). */
 void sc_ref_batchnorm_bwd(int n, int c, int hw, double eps, const double *dy,
                           const double *x, const double *gamma,
                           const double *mean, const double *var, double *dx,
@@ -71,6 +73,24 @@ void sc_ref_linear_bwd_weight(int n, int in, int out, const double *dy,
 
 void sc_ref_add(long n, const double *a, const double *b, double *y);
 void sc_ref_copy(long n, const double *x, double *y);
+
+/* Fused ops (fuse.c): each is the composition of the kernels above, in
+ * the same order and the same double arithmetic, so a fused graph gives
+ * bit-identical results to the unfused one. x is [n, c, hw] as for
+ * batchnorm; y is the relu's output; numel elements in all. */
+void sc_ref_batchnorm_relu(int n, int c, int hw, double eps, const double *x,
+                           const double *gamma, const double *beta, double *y,
+                           double *mean, double *var);
+void sc_ref_add_relu(long n, const double *a, const double *b, double *y);
+/* Batchnorm backward of the masked gradient (y > 0 ? dy : 0). */
+void sc_ref_batchnorm_relu_bwd(int n, int c, int hw, double eps,
+                               const double *dy, const double *y,
+                               const double *x, const double *gamma,
+                               const double *mean, const double *var,
+                               double *dx, double *dgamma, double *dbeta);
+/* dx = y > 0 ? a + b : 0 */
+void sc_ref_add_relu_bwd(long n, const double *a, const double *b,
+                         const double *y, double *dx);
 
 /* Rows of x [n, d] scaled to unit L2 norm. */
 void sc_ref_l2norm(int n, int d, const double *x, double *y);

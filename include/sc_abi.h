@@ -64,6 +64,16 @@ typedef struct {
     double mean[3], std[3];
 } sc_aug_info;
 
+/* One node (kernel call) of sc_step, in call order: for `bench-step
+ * --profile` and `info`. */
+typedef struct {
+    const char *name;       /* the node's label, e.g. "encoder.4.0.conv1" */
+    const char *op;         /* "conv2d", "batchnorm_bwd"; fused: "batchnorm+relu" */
+    const char *impl;       /* the kernel chosen: "im2col+gemm", "gemm 1x1", "loop", ... */
+    double flops;
+    int64_t parallel;       /* work items split over threads (1: runs on one thread) */
+} sc_node_info;
+
 typedef struct {
     int32_t abi_version;
     int32_t batch;          /* images per step; the step sees 2 * batch views */
@@ -100,6 +110,14 @@ typedef struct {
     int64_t ft_params_floats;
     int64_t ft_arena_floats;
     const sc_param_info *ft_params;
+    /* Threads: the generated kernels split their outer loops over the
+     * runtime's thread pool (sc_parallel.h); per-thread workspaces are
+     * planned for up to max_threads threads. */
+    int32_t max_threads;
+    int32_t nstep_nodes;
+    const sc_node_info *step_nodes;
+    int32_t mpi;            /* built with simclrc --mpi: calls sc_comm.h */
+    int32_t pad3_;
 } sc_model_desc;
 
 extern const sc_model_desc sc_model;

@@ -2,5 +2,5 @@
  * compiler, whose own model type is also called sc_model, can use it. */
 #ifndef SC_ABI_VERSION_H
 #define SC_ABI_VERSION_H
-#define SC_ABI_VERSION 1
+#define SC_ABI_VERSION 2
 #endif

@@ -7,7 +7,9 @@
  * a function of (seed, epoch, dataset index, view) and the batch order of
  * (seed, epoch) only, so the batches are bit-identical for any number of
  * threads. Each epoch holds floor(N / B) batches; the last partial batch
- * is dropped, as the step's shapes are fixed. */
+ * is dropped, as the step's shapes are fixed. Under data parallelism each
+ * rank runs a pipeline over its shard of every global batch (rank,
+ * ranks). */
 #ifndef SC_PIPELINE_H
 #define SC_PIPELINE_H
 
@@ -28,6 +30,11 @@ typedef struct {
     uint64_t seed;
     int first_epoch;             /* epochs first_epoch .. epochs - 1 are produced */
     int epochs;
+    /* Data-parallel shards (0 and 0 mean one rank): an epoch holds
+     * floor(N / (B * ranks)) global batches of B * ranks images, and rank r
+     * gets images [r B, (r + 1) B) of each, so the ranks' batches together
+     * are the one-rank batches of B * ranks images. */
+    int rank, ranks;
 } sc_pipeline_config;
 
 typedef struct {

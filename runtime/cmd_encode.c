@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_parallel.h"
 #include "sc_safetensors.h"
 #include "sc_state.h"
 
@@ -96,7 +97,7 @@ int sc_cmd_encode(int argc, char **argv)
         return SC_EXIT_USAGE;
     }
     if (threads)
-        openblas_set_num_threads((int)threads);
+        sc_threads_set((int)threads);
 
     sc_state s;
     int rc = sc_cli_state(&s);

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_parallel.h"
 #include "sc_logreg.h"
 #include "sc_model_input.h"
 #include "sc_rng.h"
@@ -273,7 +274,7 @@ int sc_cmd_eval(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     if (o.threads)
-        openblas_set_num_threads((int)o.threads);
+        sc_threads_set((int)o.threads);
 
     const sc_model_desc *d = &sc_model;
     const int dim = d->feature_dim, classes = SC_STL10_CLASSES;

@@ -42,6 +42,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_parallel.h"
 #include "sc_augment.h"
 #include "sc_checkpoint.h"
 #include "sc_init.h"
@@ -339,7 +340,7 @@ int sc_cmd_finetune(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     if (o.threads)
-        openblas_set_num_threads((int)o.threads);
+        sc_threads_set((int)o.threads);
     const char *prog = program_invocation_short_name;
     const sc_model_desc *d = &sc_model;
     char err[1024];

@@ -10,7 +10,19 @@
  * Resuming is exact: the data of every step is a function of (seed, epoch,
  * image, view), the learning rate of the step count, and the checkpoint
  * holds parameters, batchnorm buffers and optimizer state bit for bit, so a
- * resumed run takes the same steps as an uninterrupted one. */
+ * resumed run takes the same steps as an uninterrupted one.
+ *
+ * Data parallelism (a binary built with simclrc --mpi, under mpirun -np K):
+ * the global batch is K times the compiled one; rank r steps on images
+ * [r B, (r + 1) B) of every global batch of the epoch's order, and the
+ * generated step gathers the projections and averages the gradients
+ * (sc_comm.h), so every rank holds the same parameters and optimizer
+ * state. Rank 0 alone owns the run directory (lock, logs, checkpoints,
+ * kNN monitor, progress); it reads a checkpoint to resume and broadcasts
+ * it. The ranks agree on stopping (a signal, an error) once per step, so
+ * none is left waiting in a collective. A checkpoint records its position
+ * in images (epochs done, images of the current epoch, the global batch),
+ * so a run can resume with another number of ranks. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -33,7 +45,9 @@
 
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_parallel.h"
 #include "sc_checkpoint.h"
+#include "sc_comm.h"
 #include "sc_knn.h"
 #include "sc_model_input.h"
 #include "sc_optim.h"
@@ -59,7 +73,7 @@ typedef struct {
     int have_lr;
     uint64_t seed;
     int have_seed;
-    int threads, deterministic, resume;
+    int threads, have_threads, deterministic, resume, global_bn;
     sc_split split;
     int have_split;
     int64_t log_every, max_steps, knn_every;
@@ -86,6 +100,12 @@ typedef struct {
     double lr;                     /* before lr-scaling */
     double knn_seconds;            /* duration of the last kNN measurement */
     int64_t run_images;            /* resuming: the split size the run trained on */
+    int rank, ranks;               /* this process in the MPI job (0 and 1 without) */
+    int64_t gbatch;                /* global batch: d->batch * ranks */
+    int64_t step_offset;           /* logged step = schedule step + step_offset (resumed
+                                      with another global batch) */
+    int64_t resume_epoch_images;   /* resuming: images of the current epoch already seen */
+    int64_t resume_gbatch;         /* resuming: the global batch of the run */
 } trainer;
 
 static volatile sig_atomic_t stop_signal;
@@ -148,7 +168,8 @@ static void usage(FILE *f, const sc_model_desc *d)
             "  --seed S          seed of initialisation, shuffling and augmentation\n"
             "                    (default: the model's, %" PRIu64 ")\n"
             "  --threads T       input pipeline workers and OpenBLAS threads\n"
-            "                    (default: the CPUs online, %ld)\n"
+            "                    (default: the CPUs online, %ld; under mpirun divided by\n"
+            "                    the ranks on the machine)\n"
             "  --deterministic   one OpenBLAS thread, so that results are bit-identical\n"
             "                    from run to run and across --resume (--threads 1 implies\n"
             "                    it; the pipeline is deterministic at any thread count)\n"
@@ -162,6 +183,10 @@ static void usage(FILE *f, const sc_model_desc *d)
             "                    split against test split) every E epochs and after the\n"
             "                    last (default 1; 0 turns it off)\n"
             "  --knn-init        also measure the initial encoder's kNN accuracy\n"
+            "  --global-bn       under mpirun (a binary built with simclrc --mpi):\n"
+            "                    batchnorm statistics over the images of all ranks\n"
+            "                    (without it each rank normalises its own batch and the\n"
+            "                    running statistics are averaged over the ranks)\n"
             "  -h, --help        show this help\n"
             "\n"
             "A non-finite loss or gradient stops training with exit status 1 and leaves\n"
@@ -206,7 +231,7 @@ static int parse_u64(const char *s, uint64_t *out)
 static int parse_options(int argc, char **argv, const sc_model_desc *d, options *o, int *done)
 {
     enum { O_DATA = 256, O_OUT, O_EPOCHS, O_LR, O_SEED, O_THREADS, O_DET, O_RESUME, O_SPLIT, O_LOG,
-           O_MAX, O_KNN_EVERY, O_KNN_INIT };
+           O_MAX, O_KNN_EVERY, O_KNN_INIT, O_GLOBAL_BN };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA},
         {"out", required_argument, 0, O_OUT},
@@ -221,6 +246,7 @@ static int parse_options(int argc, char **argv, const sc_model_desc *d, options 
         {"max-steps", required_argument, 0, O_MAX},
         {"knn-every", required_argument, 0, O_KNN_EVERY},
         {"knn-init", no_argument, 0, O_KNN_INIT},
+        {"global-bn", no_argument, 0, O_GLOBAL_BN},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -271,6 +297,7 @@ static int parse_options(int argc, char **argv, const sc_model_desc *d, options 
                 return EXIT_USAGE;
             }
             o->threads = (int)v;
+            o->have_threads = 1;
             break;
         case O_DET: o->deterministic = 1; break;
         case O_RESUME: o->resume = 1; break;
@@ -305,6 +332,7 @@ static int parse_options(int argc, char **argv, const sc_model_desc *d, options 
             }
             break;
         case O_KNN_INIT: o->knn_init = 1; break;
+        case O_GLOBAL_BN: o->global_bn = 1; break;
         case 'h':
             usage(stdout, d);
             *done = 1;
@@ -333,8 +361,6 @@ static int parse_options(int argc, char **argv, const sc_model_desc *d, options 
         error(NULL, "error: --out needs a directory name");
         return EXIT_USAGE;
     }
-    if (o->threads == 1)
-        o->deterministic = 1;
     return 0;
 }
 
@@ -436,8 +462,8 @@ static int open_data(trainer *t)
         error(t, "%s", err);
         return EXIT_INPUT;
     }
-    if (t->o.knn_every == 0 && !t->o.knn_init)
-        return 0;
+    if ((t->o.knn_every == 0 && !t->o.knn_init) || t->rank != 0)
+        return 0; /* the kNN monitor runs on rank 0 */
     static const char *const labeled[] = {"train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"};
     for (int i = 0; i < 4; i++) {
         if (!file_exists(t->o.data, labeled[i])) {
@@ -530,7 +556,7 @@ static int save_checkpoint(trainer *t, int64_t step, int64_t epoch)
     if (!all_finite(t->s.params, d->params, d->nparams, &bad) ||
         !all_finite(t->s.buffers, d->buffers, d->nbuffers, &bad)) {
         error(t, "error: step %" PRId64 ": %s is not finite; not saving. The last good checkpoint, %s "
-              "(step %" PRId64 "), is intact", step, bad, t->ckpt, t->saved_step);
+              "(step %" PRId64 "), is intact", step + t->step_offset, bad, t->ckpt, t->saved_step);
         return EXIT_INPUT;
     }
     /* The logs first, so that they hold every row the checkpoint has seen. */
@@ -539,16 +565,20 @@ static int save_checkpoint(trainer *t, int64_t step, int64_t epoch)
         error(t, "%s", err);
         return EXIT_INPUT;
     }
-    char epochs[32], lr[40], split[16], images[32], spe[32];
+    char epochs[32], lr[40], split[16], images[32], spe[32], gb[32], ranks[16], eimg[32];
     snprintf(epochs, sizeof epochs, "%" PRId64, t->epochs);
     snprintf(lr, sizeof lr, "%.17g", t->lr);
     sc_split_name(t->o.split, split, sizeof split);
     snprintf(images, sizeof images, "%zu", sc_stl10_count(t->data));
     snprintf(spe, sizeof spe, "%" PRId64, t->spe);
-    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "train/steps_per_epoch"};
-    const char *vals[] = {epochs, lr, split, images, spe};
-    sc_ckpt_pos pos = {step, epoch, t->o.seed, "simclr"};
-    if (sc_ckpt_save_meta(t->ckpt, d, d->params, d->nparams, t->s.params, t->s.buffers, t->opt, &pos, 5, keys,
+    snprintf(gb, sizeof gb, "%" PRId64, t->gbatch);
+    snprintf(ranks, sizeof ranks, "%d", t->ranks);
+    snprintf(eimg, sizeof eimg, "%" PRId64, (step - epoch * t->spe) * t->gbatch);
+    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "train/steps_per_epoch",
+                          "train/global_batch", "train/ranks", "train/epoch_images", "train/global_bn"};
+    const char *vals[] = {epochs, lr, split, images, spe, gb, ranks, eimg, t->o.global_bn ? "1" : "0"};
+    sc_ckpt_pos pos = {step + t->step_offset, epoch, t->o.seed, "simclr"};
+    if (sc_ckpt_save_meta(t->ckpt, d, d->params, d->nparams, t->s.params, t->s.buffers, t->opt, &pos, 9, keys,
                           vals, err, sizeof err)) {
         if (t->saved_step >= 0)
             error(t, "%s\n%s: the previous checkpoint (step %" PRId64 ") is intact", err, prog(), t->saved_step);
@@ -556,7 +586,7 @@ static int save_checkpoint(trainer *t, int64_t step, int64_t epoch)
             error(t, "%s", err);
         return EXIT_INPUT;
     }
-    t->saved_step = step;
+    t->saved_step = step + t->step_offset;
     return 0;
 }
 
@@ -565,8 +595,9 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
 {
     const sc_model_desc *d = t->d;
     char err[1024];
-    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "batch"};
-    char *vals[5];
+    const char *keys[] = {"train/epochs", "train/lr", "train/split", "train/images", "batch",
+                          "train/steps_per_epoch", "train/global_batch", "train/epoch_images"};
+    char *vals[8] = {0};
     int missing = 0;
     int rc = EXIT_INPUT;
     struct stat st;
@@ -575,7 +606,7 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
         return EXIT_INPUT;
     }
     if (sc_ckpt_load_meta(t->ckpt, d, d->params, d->nparams, t->s.params, t->s.buffers, t->opt, pos,
-                          &missing, 5, keys, vals, err, sizeof err)) {
+                          &missing, 8, keys, vals, err, sizeof err)) {
         error(t, "%s", err);
         goto done;
     }
@@ -609,11 +640,24 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
         rc = EXIT_USAGE;
         goto done;
     }
-    if (batch != d->batch) {
-        error(t, "%s: error: written by a binary with batch %" PRId64 ", this one has batch %d", t->ckpt, batch,
-              d->batch);
+    /* The position in images: written since data parallelism, else
+     * derived from the steps of one rank at the compiled batch. */
+    int64_t gb = batch, spe_run = 0, eimg = -1;
+    if ((vals[6] && parse_i64(vals[6], 1, INT32_MAX, &gb)) ||
+        (vals[7] && parse_i64(vals[7], 0, INT64_MAX, &eimg)) ||
+        (!vals[7] && (!vals[5] || parse_i64(vals[5], 1, INT64_MAX, &spe_run)))) {
+        error(t, "%s: error: its train/ position metadata is malformed", t->ckpt);
         goto done;
     }
+    if (!vals[7])
+        eimg = (pos->step - pos->epoch * spe_run) * gb;
+    if (eimg < 0) {
+        error(t, "%s: error: its position (step %" PRId64 ", %" PRId64 " epochs done) is inconsistent", t->ckpt,
+              pos->step, pos->epoch);
+        goto done;
+    }
+    t->resume_epoch_images = eimg;
+    t->resume_gbatch = gb;
     t->o.seed = pos->seed;
     t->o.split = split;
     if (!t->o.have_epochs)
@@ -629,7 +673,7 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
     t->run_images = images; /* checked once the data is open */
     rc = 0;
 done:
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 8; i++)
         free(vals[i]);
     return rc;
 }
@@ -640,19 +684,50 @@ static int nonfinite_stop(trainer *t, int64_t step, int epoch, int batch, const 
 {
     error(t, "error: step %" PRId64 " (epoch %d, batch %d of %" PRId64 "): %s; stopping without saving "
           "(a lower --lr may help). The last good checkpoint, %s (step %" PRId64 "), is intact",
-          step, epoch, batch, t->spe, what, t->ckpt, t->saved_step);
+          step + t->step_offset, epoch, batch, t->spe, what, t->ckpt, t->saved_step);
     return EXIT_INPUT;
+}
+
+/* Every rank's status, agreed: the worst of them (0 all fine). Ranks other
+ * than 0 return it without a message; the rank that failed printed one. */
+static int agree(const trainer *t, int rc)
+{
+    return t->ranks > 1 ? sc_comm_max_int(rc) : rc;
+}
+
+/* Without global batchnorm every rank's running statistics followed its
+ * own shard; the checkpoint and the kNN monitor get their mean. */
+static void sync_buffers(trainer *t)
+{
+    if (t->ranks > 1 && !t->o.global_bn)
+        sc_comm_average_floats(t->s.buffers, t->d->buffers_floats);
+}
+
+/* Checkpoint on rank 0; every rank learns whether it worked. */
+static int save_all(trainer *t, int64_t step, int64_t epoch)
+{
+    sync_buffers(t);
+    int rc = t->rank == 0 ? save_checkpoint(t, step, epoch) : 0;
+    rc = agree(t, rc);
+    if (t->rank != 0 && !rc)
+        t->saved_step = step + t->step_offset;
+    return rc;
 }
 
 static int epoch_end(trainer *t, int64_t step, double loss_sum, int64_t loss_n, double epoch_t0)
 {
     int64_t e = step / t->spe;
     double acc = -1;
-    int rc;
-    if (knn_due(t, e) && (rc = knn_measure(t, step, e, &acc)))
-        return rc;
+    int rc = 0;
+    if (knn_due(t, e)) {
+        sync_buffers(t);
+        if (t->rank == 0)
+            rc = knn_measure(t, step + t->step_offset, e, &acc);
+        if ((rc = agree(t, rc)))
+            return rc;
+    }
     double t0 = now_seconds();
-    if ((rc = save_checkpoint(t, step, e)))
+    if ((rc = save_all(t, step, e)))
         return rc;
     double ckpt_s = now_seconds() - t0;
     char knn[64] = "";
@@ -662,34 +737,45 @@ static int epoch_end(trainer *t, int64_t step, double loss_sum, int64_t loss_n, 
     sc_progress_message(&t->prog, "epoch %" PRId64 "/%" PRId64 ": mean loss %.4f over %" PRId64
                         " steps, %.1f s (%.0f views/s)%s, checkpoint %.2f s",
                         e, t->epochs, loss_n ? loss_sum / (double)loss_n : NAN, loss_n, secs,
-                        secs > 0 ? 2.0 * t->d->batch * (double)loss_n / secs : 0, knn, ckpt_s);
+                        secs > 0 ? 2.0 * t->gbatch * (double)loss_n / secs : 0, knn, ckpt_s);
     return 0;
 }
 
+/* step counts the schedule's steps (global batches); rows, messages and
+ * checkpoints show step + step_offset. */
 static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
 {
     const sc_model_desc *d = t->d;
     sc_state *s = &t->s;
     char err[1024];
     double t_prev = now_seconds(), ema_dt = 0, ema_wait = 0, loss_sum = 0, epoch_t0 = t_prev;
-    int64_t loss_n = 0;
+    int64_t loss_n = 0, off = t->step_offset;
+    int failed = 0;  /* rank 0 could not write a metrics row */
+    int stopped = 0;
     sc_batch b;
     while (step < t->stop_at) {
-        if (stop_signal)
+        /* 2: a rank failed, 1: a rank got a signal */
+        int status = agree(t, failed ? 2 : stop_signal ? 1 : 0);
+        if (status == 2)
+            return EXIT_INPUT;
+        if (status == 1) {
+            stopped = 1;
             break;
+        }
         int r = sc_pipeline_next(pl, &b);
         if (r <= 0) {
             error(t, r < 0 ? "error: the input pipeline ran out of memory"
-                           : "error: the input pipeline ended before step %" PRId64, step + 1);
+                           : "error: the input pipeline ended before step %" PRId64, step + off + 1);
+            if (t->ranks > 1)
+                sc_comm_abort(EXIT_INTERNAL); /* the others wait in the step's collectives */
             return EXIT_INTERNAL;
         }
-        if (stop_signal)
-            break;
         double t0 = now_seconds();
         sc_step(s->params, s->grads, s->buffers, s->arena, b.views, s->loss);
         float loss = s->loss[0];
-        const char *bad;
+        const char *bad = NULL;
         char what[256];
+        /* The loss and the averaged gradients are the same on every rank. */
         if (!isfinite(loss)) {
             snprintf(what, sizeof what, "the loss is %s", isnan(loss) ? "NaN" : "infinite");
             return nonfinite_stop(t, step + 1, b.epoch + 1, b.step + 1, what);
@@ -702,10 +788,13 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
         sc_optim_step(t->opt, s->params, s->grads, lr);
         step++;
         double t1 = now_seconds();
-        if (sc_train_log_row(&t->metrics, err, sizeof err, "%" PRId64 ",%d,%.9g,%.9g,%.6f,%.6f", step,
+        if (t->rank == 0 &&
+            sc_train_log_row(&t->metrics, err, sizeof err, "%" PRId64 ",%d,%.9g,%.9g,%.6f,%.6f", step + off,
                              b.epoch + 1, (double)loss, lr, b.wait_seconds, t1 - t0)) {
             error(t, "%s", err);
-            return EXIT_INPUT;
+            if (t->ranks == 1)
+                return EXIT_INPUT;
+            failed = 1; /* the ranks stop together at the next agreement */
         }
         loss_sum += loss;
         loss_n++;
@@ -717,14 +806,16 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
         for (int64_t e = step / t->spe + 1; e <= step / t->spe + epochs_left; e++)
             knn_left += knn_due(t, e);
         sc_progress_status st = {
-            .step = step, .total = t->stop_at, .epoch = b.epoch + 1, .epochs = t->epochs,
+            .step = step + off, .total = t->stop_at + off, .epoch = b.epoch + 1, .epochs = t->epochs,
             .epoch_step = b.step + 1, .epoch_steps = t->spe, .loss = loss, .lr = lr,
-            .views_per_s = ema_dt > 0 ? 2.0 * d->batch / ema_dt : 0,
+            .views_per_s = ema_dt > 0 ? 2.0 * t->gbatch / ema_dt : 0,
             .eta_s = (double)(t->stop_at - step) * ema_dt + (double)knn_left * t->knn_seconds,
             .wait_frac = ema_dt > 0 ? fmin(1, ema_wait / ema_dt) : 0,
         };
         sc_progress_update(&t->prog, &st, step % t->spe == 0 || step == t->stop_at);
         if (step % t->spe == 0) {
+            if (agree(t, failed ? 2 : 0))
+                return EXIT_INPUT;
             int rc = epoch_end(t, step, loss_sum, loss_n, epoch_t0);
             if (rc)
                 return rc;
@@ -733,8 +824,10 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
             t_prev = epoch_t0 = now_seconds(); /* the rate counts steps, not kNN or saving */
         }
     }
-    if (t->saved_step != step) {
-        int rc = save_checkpoint(t, step, step / t->spe);
+    if (!stopped && agree(t, failed ? 2 : 0))
+        return EXIT_INPUT;
+    if (t->saved_step != step + off) {
+        int rc = save_all(t, step, step / t->spe);
         if (rc)
             return rc;
     }
@@ -745,16 +838,16 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
     else
         snprintf(where, sizeof where, "epoch %" PRId64 ", batch %" PRId64 " of %" PRId64, step / t->spe + 1,
                  step % t->spe, t->spe);
-    if (stop_signal)
+    if (stopped)
         sc_progress_message(&t->prog, "%s at step %" PRId64 " (%s): checkpoint %s written; continue with "
-                            "--resume", stop_signal == SIGTERM ? "terminated" : "interrupted", step, where,
-                            t->ckpt);
+                            "--resume", stop_signal == SIGTERM ? "terminated" : stop_signal ? "interrupted"
+                            : "stopped by another rank", step + off, where, t->ckpt);
     else if (step < t->epochs * t->spe)
         sc_progress_message(&t->prog, "stopped at step %" PRId64 " (--max-steps); checkpoint %s; continue with "
-                            "--resume", step, t->ckpt);
+                            "--resume", step + off, t->ckpt);
     else
         sc_progress_message(&t->prog, "training complete: %" PRId64 " epochs, %" PRId64 " steps; checkpoint %s",
-                            t->epochs, step, t->ckpt);
+                            t->epochs, step + off, t->ckpt);
     return 0;
 }
 
@@ -777,6 +870,51 @@ static void trainer_free(trainer *t)
     sc_state_free(&t->s);
 }
 
+/* What rank 0 learned from the run directory, for the other ranks. */
+typedef struct {
+    int rc;
+    int have_epochs, have_lr, have_seed;
+    int64_t epochs;
+    double lr;
+    uint64_t seed;
+    sc_split split;
+    int64_t saved_step, run_images, epoch_images, gbatch, optim_steps;
+    sc_ckpt_pos pos;
+} shared_start;
+
+/* Rank 0's parameters, buffers, optimizer state and start to every rank
+ * (collective). Returns the agreed status of rank 0's part. */
+static int share_start(trainer *t, sc_ckpt_pos *pos, int rc)
+{
+    if (t->ranks == 1)
+        return rc;
+    shared_start h = {
+        .rc = rc, .have_epochs = t->o.have_epochs, .have_lr = t->o.have_lr, .have_seed = t->o.have_seed,
+        .epochs = t->o.epochs, .lr = t->o.lr, .seed = t->o.seed, .split = t->o.split,
+        .saved_step = t->saved_step, .run_images = t->run_images, .epoch_images = t->resume_epoch_images,
+        .gbatch = t->resume_gbatch, .optim_steps = sc_optim_step_count(t->opt), .pos = *pos,
+    };
+    sc_comm_bcast(&h, sizeof h);
+    if (h.rc)
+        return h.rc;
+    if (t->rank != 0) {
+        t->o.have_epochs = h.have_epochs, t->o.have_lr = h.have_lr, t->o.have_seed = h.have_seed;
+        t->o.epochs = h.epochs, t->o.lr = h.lr, t->o.seed = h.seed, t->o.split = h.split;
+        t->saved_step = h.saved_step, t->run_images = h.run_images;
+        t->resume_epoch_images = h.epoch_images, t->resume_gbatch = h.gbatch;
+        *pos = h.pos;
+        sc_optim_set_step_count(t->opt, h.optim_steps);
+    }
+    if (t->o.resume) {
+        const sc_model_desc *d = t->d;
+        sc_comm_bcast(t->s.params, sizeof(float) * (size_t)d->params_floats);
+        sc_comm_bcast(t->s.buffers, sizeof(float) * (size_t)d->buffers_floats);
+        for (int i = 0; i < sc_optim_state_count(t->opt); i++)
+            sc_comm_bcast(sc_optim_state_ptr(t->opt, i), sizeof(float) * (size_t)sc_optim_state_floats(t->opt));
+    }
+    return 0;
+}
+
 static int run(trainer *t)
 {
     const sc_model_desc *d = t->d;
@@ -788,27 +926,34 @@ static int run(trainer *t)
     }
     if (sc_state_alloc(&t->s, d, err, sizeof err)) {
         error(t, "error: %s", err);
-        return EXIT_INTERNAL;
+        return agree(t, EXIT_INTERNAL);
     }
-    openblas_set_num_threads(t->o.deterministic ? 1 : t->o.threads);
-    if ((rc = open_run_dir(t)))
+    if ((rc = agree(t, 0)))
         return rc;
+    sc_threads_set(t->o.deterministic ? 1 : t->o.threads);
     sc_optim_config oc;
     sc_optim_config_from_train(&d->train, &oc);
     if (!(t->opt = sc_optim_new(&oc, d->params, d->nparams, d->params_floats, err, sizeof err))) {
         error(t, "error: %s", err);
         return EXIT_INTERNAL;
     }
+    /* Rank 0 owns the run directory: lock, checkpoint, logs. */
     sc_ckpt_pos pos = {0, 0, 0, "simclr"};
     struct stat st;
-    if (t->o.resume) {
-        if ((rc = resume(t, &pos)))
-            return rc;
-    } else if (stat(t->ckpt, &st) == 0) {
-        error(t, "%s: error: the run directory already holds a checkpoint; continue it with --resume, or "
-              "choose another --out", t->ckpt);
-        return EXIT_INPUT;
+    rc = 0;
+    if (t->rank == 0) {
+        if ((rc = open_run_dir(t)))
+            ;
+        else if (t->o.resume)
+            rc = resume(t, &pos);
+        else if (stat(t->ckpt, &st) == 0) {
+            error(t, "%s: error: the run directory already holds a checkpoint; continue it with --resume, or "
+                  "choose another --out", t->ckpt);
+            rc = EXIT_INPUT;
+        }
     }
+    if ((rc = share_start(t, &pos, rc)))
+        return rc;
     if (!t->o.have_epochs)
         t->o.epochs = d->train.epochs;
     if (!t->o.have_lr)
@@ -817,14 +962,21 @@ static int run(trainer *t)
         t->o.seed = d->train.seed;
     t->epochs = t->o.epochs;
     t->lr = t->o.lr;
-    if ((rc = open_data(t)))
+    if ((rc = agree(t, open_data(t))))
         return rc;
+    if (t->ranks > 1) {
+        /* Rank 0 may have turned the kNN monitor off (no labeled splits). */
+        int64_t knn[2] = {t->o.knn_every, t->o.knn_init};
+        sc_comm_bcast(knn, sizeof knn);
+        t->o.knn_every = knn[0];
+        t->o.knn_init = (int)knn[1];
+    }
     size_t n = sc_stl10_count(t->data);
     char split[16];
     sc_split_name(t->o.split, split, sizeof split);
-    if (n < (size_t)d->batch) {
-        error(t, "%s: error: the %s split holds %zu images, fewer than one batch of %d", t->o.data, split, n,
-              d->batch);
+    if (n < (size_t)t->gbatch) {
+        error(t, "%s: error: the %s split holds %zu images, fewer than one batch of %" PRId64 "%s", t->o.data,
+              split, n, t->gbatch, t->ranks > 1 ? " (the global batch of all ranks)" : "");
         return EXIT_INPUT;
     }
     if (t->o.resume && (size_t)t->run_images != n) {
@@ -832,61 +984,89 @@ static int run(trainer *t)
               "resume on the same data", t->o.data, split, t->run_images, n);
         return EXIT_INPUT;
     }
-    t->spe = (int64_t)(n / (size_t)d->batch);
-    if (sc_lr_schedule_init(&t->sched, &d->train, t->lr, d->batch, t->epochs, t->spe, err, sizeof err)) {
+    t->spe = (int64_t)(n / (size_t)t->gbatch);
+    if (sc_lr_schedule_init(&t->sched, &d->train, t->lr, (int)t->gbatch, t->epochs, t->spe, err, sizeof err)) {
         error(t, "error: %s", err);
         return EXIT_USAGE;
     }
     int64_t total = t->epochs * t->spe;
-    t->stop_at = t->o.max_steps && t->o.max_steps < total ? t->o.max_steps : total;
+    /* Where the schedule resumes: the checkpoint's epoch, and in it the
+     * global batch that holds its next image (the start of a batch unless
+     * the global batch changed). */
+    int64_t start = 0;
+    if (t->o.resume) {
+        start = pos.epoch * t->spe + t->resume_epoch_images / t->gbatch;
+        t->step_offset = pos.step - start;
+    }
+    t->stop_at = total;
+    if (t->o.max_steps && t->o.max_steps - t->step_offset < total)
+        t->stop_at = t->o.max_steps - t->step_offset;
 
-    if ((rc = sc_train_log_open(&t->metrics, t->metrics_path, METRICS_HEADER, t->o.resume ? pos.step : -1,
-                                err, sizeof err))) {
-        error(t, "%s", err);
-        return EXIT_INPUT;
+    if (t->rank == 0) {
+        if ((rc = sc_train_log_open(&t->metrics, t->metrics_path, METRICS_HEADER, t->o.resume ? pos.step : -1,
+                                    err, sizeof err))) {
+            error(t, "%s", err);
+            rc = EXIT_INPUT;
+        } else {
+            t->have_metrics = 1;
+            if ((rc = sc_train_log_open(&t->knn, t->knn_path, KNN_HEADER, t->o.resume ? pos.step : -1, err,
+                                        sizeof err))) {
+                error(t, "%s", err);
+                rc = EXIT_INPUT;
+            } else {
+                t->have_knn = 1;
+            }
+        }
     }
-    t->have_metrics = 1;
-    if ((rc = sc_train_log_open(&t->knn, t->knn_path, KNN_HEADER, t->o.resume ? pos.step : -1, err,
-                                sizeof err))) {
-        error(t, "%s", err);
-        return EXIT_INPUT;
-    }
-    t->have_knn = 1;
+    if ((rc = agree(t, rc)))
+        return rc;
 
     const char *oname = d->train.optimizer >= 0 && d->train.optimizer <= 3 ? optimizer_names[d->train.optimizer] : "?";
-    sc_progress_message(&t->prog, "%s: batch %d (%d views); %s split of %s: %zu images, %" PRId64
-                        " steps per epoch", d->name, d->batch, 2 * d->batch, split, t->o.data, n, t->spe);
+    if (t->ranks > 1)
+        sc_progress_message(&t->prog, "%s: %d ranks x batch %d = global batch %" PRId64 " (%" PRId64 " views), "
+                            "%s batchnorm; %s split of %s: %zu images, %" PRId64 " steps per epoch", d->name,
+                            t->ranks, d->batch, t->gbatch, 2 * t->gbatch, t->o.global_bn ? "global" : "per-rank",
+                            split, t->o.data, n, t->spe);
+    else
+        sc_progress_message(&t->prog, "%s: batch %d (%d views); %s split of %s: %zu images, %" PRId64
+                            " steps per epoch", d->name, d->batch, 2 * d->batch, split, t->o.data, n, t->spe);
     sc_progress_message(&t->prog, "%" PRId64 " epochs (%" PRId64 " steps), %s lr %g%s (%s%s), seed %" PRIu64
-                        ", %d threads%s", t->epochs, total, oname, t->sched.base_lr,
+                        ", %d threads%s%s", t->epochs, total, oname, t->sched.base_lr,
                         d->train.lr_scaling_linear ? " scaled" : "",
                         d->train.schedule == SC_SCHED_COSINE ? "cosine" : "constant",
                         d->train.warmup_epochs ? ", warmup" : "", t->o.seed, t->o.threads,
-                        t->o.deterministic ? ", deterministic" : "");
+                        t->ranks > 1 ? " per rank" : "", t->o.deterministic ? ", deterministic" : "");
     if (t->o.resume) {
-        if (pos.step >= t->stop_at) {
+        if (start >= t->stop_at) {
             sc_progress_message(&t->prog, "nothing to do: %s is at step %" PRId64 " of %" PRId64, t->ckpt,
-                                pos.step, t->stop_at);
+                                pos.step, t->stop_at + t->step_offset);
             return 0;
         }
-        if (pos.step - pos.epoch * t->spe < 0 || pos.step - pos.epoch * t->spe >= t->spe) {
-            error(t, "%s: error: its position (step %" PRId64 ", %" PRId64 " epochs done) does not fit epochs "
-                  "of %" PRId64 " steps", t->ckpt, pos.step, pos.epoch, t->spe);
+        if (start - pos.epoch * t->spe >= t->spe) {
+            error(t, "%s: error: its position (%" PRId64 " epochs done, %" PRId64 " images into the next) does "
+                  "not fit epochs of %" PRId64 " steps", t->ckpt, pos.epoch, t->resume_epoch_images, t->spe);
             return EXIT_INPUT;
         }
+        if (t->resume_gbatch != t->gbatch)
+            sc_progress_message(&t->prog, "note: the run had a global batch of %" PRId64 ", it continues with %"
+                                PRId64 " (lr scaled to it): %" PRId64 " of the epoch's %" PRId64 " images seen "
+                                "are kept, %" PRId64 " seen again", t->resume_gbatch, t->gbatch,
+                                t->resume_epoch_images, n, t->resume_epoch_images % t->gbatch);
         sc_progress_message(&t->prog, "resuming from %s at step %" PRId64 " (epoch %" PRId64 ", batch %" PRId64
-                            " of %" PRId64 ")", t->ckpt, pos.step, pos.epoch + 1, pos.step - pos.epoch * t->spe,
+                            " of %" PRId64 ")", t->ckpt, pos.step, pos.epoch + 1, start - pos.epoch * t->spe,
                             t->spe);
     } else {
         sc_params_init(d, t->s.params, t->s.buffers, t->o.seed);
         pos.seed = t->o.seed;
         t->saved_step = -1;
-        double acc;
+        double acc = 0;
         if (t->o.knn_init) {
-            if ((rc = knn_measure(t, 0, 0, &acc)))
+            rc = t->rank == 0 ? knn_measure(t, 0, 0, &acc) : 0;
+            if ((rc = agree(t, rc)))
                 return rc;
             sc_progress_message(&t->prog, "initial encoder: kNN top-1 %.2f%% (%.1f s)", 100 * acc, t->knn_seconds);
         }
-        if ((rc = save_checkpoint(t, 0, 0)))
+        if ((rc = save_all(t, 0, 0)))
             return rc;
         if (t->epochs == 0) {
             sc_progress_message(&t->prog, "0 epochs: initial checkpoint %s written", t->ckpt);
@@ -902,11 +1082,16 @@ static int run(trainer *t)
     sc_pipeline_config pc = {
         .data = t->data, .aug = &spec, .batch = d->batch, .threads = t->o.threads, .depth = 0,
         .seed = t->o.seed, .first_epoch = (int)pos.epoch, .epochs = (int)t->epochs,
+        .rank = t->rank, .ranks = t->ranks,
     };
     sc_pipeline *pl;
     if (sc_pipeline_start(&pl, &pc, err, sizeof err)) {
         error(t, "error: %s", err);
-        return EXIT_INTERNAL;
+        return agree(t, EXIT_INTERNAL);
+    }
+    if ((rc = agree(t, 0))) {
+        sc_pipeline_stop(pl);
+        return rc;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -918,20 +1103,20 @@ static int run(trainer *t)
     /* A checkpoint from the middle of an epoch (a signal, --max-steps):
      * the batches before it are produced again and dropped, which gives
      * exactly the data an uninterrupted run would see next. */
-    int64_t skip = pos.step - pos.epoch * t->spe;
+    int64_t skip = start - pos.epoch * t->spe;
     if (skip > 0)
         sc_progress_message(&t->prog, "skipping %" PRId64 " batches to the checkpoint's place in epoch %" PRId64,
                             skip, pos.epoch + 1);
     sc_batch b;
     rc = 0;
-    for (int64_t k = 0; k < skip && !stop_signal && !rc; k++) {
+    for (int64_t k = 0; k < skip && !rc; k++) {
         if (sc_pipeline_next(pl, &b) <= 0) {
             error(t, "error: the input pipeline failed while skipping to the checkpoint's position");
             rc = EXIT_INTERNAL;
         }
     }
-    if (!rc)
-        rc = train_loop(t, pl, pos.step);
+    if (!(rc = agree(t, rc)))
+        rc = train_loop(t, pl, start);
     sc_pipeline_stop(pl);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -945,13 +1130,36 @@ int sc_cmd_train(int argc, char **argv)
     t.d = &sc_model;
     t.lock_fd = -1;
     t.saved_step = -1;
+    t.ranks = 1;
     int done = 0;
     int rc = parse_options(argc, argv, t.d, &t.o, &done);
     if (rc || done)
         return rc;
-    sc_progress_init(&t.prog, stderr, isatty(STDERR_FILENO), t.o.log_every);
+    FILE *progress = stderr;
+    if (t.d->mpi) {
+        sc_comm_init();
+        t.rank = sc_comm_rank();
+        t.ranks = sc_comm_size();
+        sc_comm_set_global_bn(t.o.global_bn);
+        sc_comm_set_grad_floats(sc_param_count(t.d));
+        if (!t.o.have_threads) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            int per = (int)((cpus > 0 ? cpus : 1) / sc_comm_local_size());
+            t.o.threads = per > 0 ? per : 1;
+        }
+        /* Progress and notes come from rank 0; errors from any rank. */
+        if (t.rank != 0 && !(progress = fopen("/dev/null", "w")))
+            progress = stderr;
+    }
+    if (t.o.threads == 1)
+        t.o.deterministic = 1;
+    t.gbatch = (int64_t)t.d->batch * t.ranks;
+    t.resume_gbatch = t.gbatch;
+    sc_progress_init(&t.prog, progress, t.rank == 0 && isatty(STDERR_FILENO), t.o.log_every);
     rc = run(&t);
     sc_progress_end(&t.prog);
     trainer_free(&t);
+    if (progress != stderr)
+        fclose(progress);
     return rc;
 }

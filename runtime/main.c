@@ -12,12 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_comm.h"
+#include "sc_parallel.h"
+#include "sc_profile.h"
 #include "sc_state.h"
 #include "sc_stepdump.h"
 
@@ -121,14 +126,17 @@ static int setup_state(sc_state *s)
 static void info_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s info [--params]\n"
+            "usage: %s info [--params] [--kernels]\n"
             "\n"
             "Prints a summary of the model: name, parameters, FLOPs per training step,\n"
-            "activation arena size, batch, input geometry, the compiler version and the\n"
-            "CPU the code was generated for.\n"
+            "activation arena size, batch, input geometry, the compiler version, the\n"
+            "CPU the code was generated for, threads, and how many convolutions use\n"
+            "each kernel.\n"
             "\n"
             "options:\n"
             "  --params     also list every parameter and buffer with its shape\n"
+            "  --kernels    also list every kernel of the training step: node, op, the\n"
+            "               kernel chosen, GFLOP, and the work items split over threads\n"
             "  -h, --help   show this help\n",
             prog);
 }
@@ -171,18 +179,63 @@ static void print_features(const char *f)
     printf("\n");
 }
 
+/* A kernel's name without its chunk size ("im2col+gemm x8"). */
+static size_t kernel_name_len(const char *impl)
+{
+    return !strncmp(impl, "gemm 1x1", 8) ? 8 : strcspn(impl, " ");
+}
+
+/* How many convolution nodes (forward and backward) use each kernel. */
+static void print_conv_kernels(const sc_model_desc *d)
+{
+    const char *seen[64];
+    int count[64], n = 0;
+    for (int i = 0; i < d->nstep_nodes; i++) {
+        const sc_node_info *k = &d->step_nodes[i];
+        if (strncmp(k->op, "conv2d", 6))
+            continue;
+        /* "im2col+gemm x8" counts as im2col+gemm */
+        int j = 0;
+        size_t len = kernel_name_len(k->impl);
+        while (j < n && (kernel_name_len(seen[j]) != len || strncmp(seen[j], k->impl, len)))
+            j++;
+        if (j == n && n < 64) {
+            seen[n] = k->impl;
+            count[n++] = 0;
+        }
+        if (j < n)
+            count[j]++;
+    }
+    printf("convolutions      ");
+    for (int j = 0; j < n; j++)
+        printf(" %.*s: %d%s", (int)kernel_name_len(seen[j]), seen[j], count[j], j + 1 < n ? "," : "");
+    printf("%s\n", n ? " (nodes; info --kernels lists them)" : " none");
+}
+
+static void print_kernels(const sc_model_desc *d)
+{
+    printf("\n%-4s %-28s %-20s %-22s %10s %8s\n", "#", "node", "op", "kernel", "GFLOP", "split");
+    for (int i = 0; i < d->nstep_nodes; i++) {
+        const sc_node_info *k = &d->step_nodes[i];
+        printf("%-4d %-28s %-20s %-22s %10.3f %8lld\n", i, k->name, k->op, k->impl, k->flops / 1e9,
+               (long long)k->parallel);
+    }
+}
+
 static int cmd_info(int argc, char **argv)
 {
-    enum { OPT_PARAMS = 256 };
+    enum { OPT_PARAMS = 256, OPT_KERNELS };
     static const struct option longopts[] = {
         {"params", no_argument, 0, OPT_PARAMS},
+        {"kernels", no_argument, 0, OPT_KERNELS},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    int list = 0, c;
+    int list = 0, kernels = 0, c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_PARAMS: list = 1; break;
+        case OPT_KERNELS: kernels = 1; break;
         case 'h': info_usage(stdout); return 0;
         default: return bad_option("info ", argv, c);
         }
@@ -215,6 +268,11 @@ static int cmd_info(int argc, char **argv)
     printf("target CPU         %s\n", d->target_cpu);
     if (d->target_features && *d->target_features)
         print_features(d->target_features);
+    printf("threads            up to %d (kernels split over a thread pool)%s\n", d->max_threads,
+           d->mpi ? "; data-parallel over MPI" : "");
+    print_conv_kernels(d);
+    if (kernels)
+        print_kernels(d);
     if (list) {
         print_table("parameters", d->params, d->nparams);
         if (d->nbuffers)
@@ -223,12 +281,60 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* ---- MPI (binaries built with simclrc --mpi) ---- */
+
+/* Joins the job, sets global batchnorm and the gradient floats the step
+ * must report, and leaves stdout to rank 0. Returns the world size (1
+ * without MPI). */
+static int mpi_setup(int global_bn)
+{
+    if (!sc_model.mpi)
+        return 1;
+    sc_comm_init();
+    sc_comm_set_global_bn(global_bn);
+    sc_comm_set_grad_floats(sc_param_count(&sc_model));
+    if (sc_comm_rank() != 0 && !freopen("/dev/null", "w", stdout))
+        error("cannot silence the output of rank %d", sc_comm_rank());
+    return sc_comm_size();
+}
+
+/* Kernel threads per rank under MPI: the cores shared by the ranks on
+ * this machine, so that they do not oversubscribe it (0: the pool's
+ * default, without MPI). */
+static int mpi_threads(void)
+{
+    if (!sc_model.mpi)
+        return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = (int)((cpus > 0 ? cpus : 1) / sc_comm_local_size());
+    return t > 0 ? t : 1;
+}
+
+/* bench-step under MPI: the time the timed steps spent communicating,
+ * averaged over the ranks (collective; rank 0 prints). */
+static void mpi_report(uint64_t steps, double total)
+{
+    sc_comm_stats st;
+    sc_comm_stats_get(&st);
+    double v[6] = {st.gather_s, st.bn_s, st.grad_s, st.grad_wait_s, st.ntxent_s, total};
+    sc_comm_allreduce_sum(v, 6);
+    int k = sc_comm_size();
+    for (int i = 0; i < 6; i++)
+        v[i] /= (double)k * (double)steps;
+    double comm = v[0] + v[1] + v[2] + v[3];
+    printf("MPI: %d ranks, %d per machine; per step (mean over ranks): communication %.2f ms = %.1f%% of "
+           "%.2f ms (projections %.2f, batchnorm %.2f, gradients %.2f + wait %.2f); NT-Xent arithmetic "
+           "%.2f ms; %" PRId64 " gradient buckets\n",
+           k, sc_comm_local_size(), 1e3 * comm, v[5] > 0 ? 100 * comm / v[5] : 0, 1e3 * v[5], 1e3 * v[0],
+           1e3 * v[1], 1e3 * v[2], 1e3 * v[3], 1e3 * v[4], st.steps ? st.buckets / st.steps : 0);
+}
+
 /* ---- dump-step ---- */
 
 static void dump_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s dump-step OUT.safetensors [--seed S]\n"
+            "usage: %s dump-step OUT.safetensors [--seed S] [--global-bn]\n"
             "\n"
             "Runs one training step on synthetic input and writes a step dump: every\n"
             "parameter before the step, the input, the loss and every gradient (the\n"
@@ -236,23 +342,30 @@ static void dump_usage(FILE *f)
             "Parameters come from the seeded initialisation, the input is standard\n"
             "normal noise from the same seed.\n"
             "\n"
+            "Under mpirun -np K (a binary built with simclrc --mpi) the input is that\n"
+            "of one process with K times the batch, each rank stepping on its slice\n"
+            "of the images; rank 0 writes the global input, the global loss, the\n"
+            "averaged gradients and its running statistics.\n"
+            "\n"
             "options:\n"
-            "  --seed S     seed of parameters and input (default 0)\n"
-            "  -h, --help   show this help\n",
+            "  --seed S      seed of parameters and input (default 0)\n"
+            "  --global-bn   batchnorm statistics over all ranks' images\n"
+            "  -h, --help    show this help\n",
             prog);
 }
 
 static int cmd_dump_step(int argc, char **argv)
 {
-    enum { OPT_SEED = 256, OPT_DATA };
+    enum { OPT_SEED = 256, OPT_DATA, OPT_GLOBAL_BN };
     static const struct option longopts[] = {
         {"seed", required_argument, 0, OPT_SEED},
         {"data", required_argument, 0, OPT_DATA},
+        {"global-bn", no_argument, 0, OPT_GLOBAL_BN},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     uint64_t seed = 0;
-    int c;
+    int c, global_bn = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_SEED:
@@ -261,6 +374,7 @@ static int cmd_dump_step(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_GLOBAL_BN: global_bn = 1; break;
         case OPT_DATA:
             error("dump-step --data is not available in this version; the step runs on synthetic input");
             return EXIT_USAGE;
@@ -278,16 +392,40 @@ static int cmd_dump_step(int argc, char **argv)
     int rc = setup_state(&s);
     if (rc)
         return rc;
+    int ranks = mpi_setup(global_bn), rank = sc_comm_rank();
     sc_params_init(s.desc, s.params, s.buffers, seed);
-    sc_input_synthetic(s.desc, s.input, seed);
+    /* The global batch's input; this rank's images are [rank B, (rank + 1) B)
+     * of each view. With one rank it is the input itself. */
+    sc_model_desc global = *s.desc;
+    global.batch = s.desc->batch * ranks;
+    float *in = ranks > 1 ? sc_floats_alloc(sc_input_floats(&global)) : s.input;
+    if (!in) {
+        error("out of memory for the global batch's input");
+        sc_state_free(&s);
+        sc_comm_abort(EXIT_INTERNAL);
+    }
+    sc_input_synthetic(&global, in, seed);
+    if (ranks > 1) {
+        size_t view = (size_t)s.desc->in_c * s.desc->in_h * s.desc->in_w, b = (size_t)s.desc->batch;
+        for (int v = 0; v < 2; v++)
+            memcpy(s.input + v * b * view, in + ((size_t)v * global.batch + (size_t)rank * b) * view,
+                   b * view * sizeof(float));
+    }
     sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
     char err[1024];
-    if (sc_stepdump_save(&s, seed, out, err, sizeof err)) {
-        error("%s", err);
-        rc = EXIT_INPUT;
+    if (rank == 0) {
+        sc_state g = s;
+        g.desc = &global;
+        g.input = in;
+        if (sc_stepdump_save(&g, seed, out, err, sizeof err)) {
+            error("%s", err);
+            rc = EXIT_INPUT;
+        }
     }
+    if (in != s.input)
+        free(in);
     sc_state_free(&s);
-    return rc;
+    return sc_comm_max_int(rc);
 }
 
 /* ---- bench-step ---- */
@@ -295,31 +433,48 @@ static int cmd_dump_step(int argc, char **argv)
 static void bench_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s bench-step [--steps K] [--threads T]\n"
+            "usage: %s bench-step [--steps K] [--threads T] [--profile]\n"
             "\n"
             "Times K training steps (forward, loss, backward; no optimizer update) on\n"
             "synthetic input after one warm-up step, and prints views per second\n"
-            "(images/s) and milliseconds per step.\n"
+            "(images/s), milliseconds per step, GFLOP/s, the threads used and the\n"
+            "process's peak resident memory.\n"
             "\n"
             "options:\n"
             "  --steps K     steps to time (default 10)\n"
-            "  --threads T   OpenBLAS threads (default: OpenBLAS's own choice)\n"
+            "  --threads T   threads of the kernels (default: the online CPUs, at most\n"
+            "                the model's maximum)\n"
+            "  --profile     time every kernel of the timed steps and print them sorted\n"
+            "                by time, then a summary per op (two clock reads per\n"
+            "                kernel; the step time includes them)\n"
+            "  --global-bn   under mpirun (simclrc --mpi): batchnorm statistics over all\n"
+            "                ranks; the time spent communicating is printed too\n"
             "  -h, --help    show this help\n",
             prog);
 }
 
+/* Peak resident set of this process in MB (10^6 bytes); Linux reports KiB. */
+static double peak_rss_mb(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u))
+        return 0;
+    return (double)u.ru_maxrss * 1024.0 / 1e6;
+}
+
 static int cmd_bench_step(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_THREADS, OPT_PROFILE };
+    enum { OPT_STEPS = 256, OPT_THREADS, OPT_PROFILE, OPT_GLOBAL_BN };
     static const struct option longopts[] = {
         {"steps", required_argument, 0, OPT_STEPS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"profile", no_argument, 0, OPT_PROFILE},
+        {"global-bn", no_argument, 0, OPT_GLOBAL_BN},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     uint64_t steps = 10, threads = 0;
-    int c;
+    int profile = 0, global_bn = 0, c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_STEPS:
@@ -334,9 +489,8 @@ static int cmd_bench_step(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_PROFILE:
-            error("bench-step --profile is not available in this version");
-            return EXIT_USAGE;
+        case OPT_PROFILE: profile = 1; break;
+        case OPT_GLOBAL_BN: global_bn = 1; break;
         case 'h': bench_usage(stdout); return 0;
         default: return bad_option("bench-step ", argv, c);
         }
@@ -345,29 +499,59 @@ static int cmd_bench_step(int argc, char **argv)
         error("bench-step takes no arguments, got '%s'", argv[optind]);
         return EXIT_USAGE;
     }
-    if (threads)
-        openblas_set_num_threads((int)threads);
     sc_state s;
     int rc = setup_state(&s);
     if (rc)
         return rc;
-    sc_params_init(s.desc, s.params, s.buffers, 0);
-    sc_input_synthetic(s.desc, s.input, 0);
+    const sc_model_desc *d = s.desc;
+    if (profile && (d->nstep_nodes < 1 || !d->step_nodes)) {
+        error("this model has no kernel table to profile (recompile it with a newer simclrc)");
+        sc_state_free(&s);
+        return EXIT_USAGE;
+    }
+    if (profile && sc_prof_init(d->nstep_nodes)) {
+        error("out of memory for the profile's counters");
+        sc_state_free(&s);
+        return EXIT_INTERNAL;
+    }
+    mpi_setup(global_bn);
+    int nthreads = sc_threads_set(threads ? (int)threads : mpi_threads());
+    sc_params_init(d, s.params, s.buffers, 0);
+    sc_input_synthetic(d, s.input, 0);
     double t0 = now_seconds();
     sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
     double warm = now_seconds() - t0;
+    sc_prof_on = profile;
+    sc_comm_stats_reset();
     t0 = now_seconds();
     for (uint64_t i = 0; i < steps; i++)
         sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
-    double per = (now_seconds() - t0) / (double)steps;
-    const sc_model_desc *d = s.desc;
-    printf("%s: batch %d (%d views), %d x %d x %d, %" PRIu64 " steps, %d OpenBLAS threads\n", d->name,
-           d->batch, 2 * d->batch, d->in_c, d->in_h, d->in_w, steps, openblas_get_num_threads());
+    double total = now_seconds() - t0;
+    sc_prof_on = 0;
+    double per = total / (double)steps;
+    printf("%s: batch %d (%d views), %d x %d x %d, %" PRIu64 " steps, %d kernel threads, %d OpenBLAS threads\n",
+           d->name, d->batch, 2 * d->batch, d->in_c, d->in_h, d->in_w, steps, nthreads,
+           openblas_get_num_threads());
     printf("%.1f images/s  %.2f ms/step  %.1f GFLOP/s  (warm-up step %.2f ms, loss %.6g)\n",
            2.0 * d->batch / per, 1e3 * per, d->flops_per_step / per / 1e9, 1e3 * warm,
            (double)s.loss[0]);
+    printf("peak RSS %.1f MB\n", peak_rss_mb());
+    if (sc_model.mpi)
+        mpi_report(steps, total);
+    if (profile) {
+        int64_t ran = 0;
+        for (int32_t i = 0; i < d->nstep_nodes; i++)
+            ran += sc_prof_calls(i);
+        if (!ran && !sc_prof_stray()) {
+            error("the model's step reported no kernels (it was compiled without profiling marks)");
+            rc = EXIT_INTERNAL;
+        } else {
+            sc_prof_print(stdout, d->step_nodes, d->nstep_nodes, (int64_t)steps, total);
+        }
+        sc_prof_free();
+    }
     sc_state_free(&s);
-    return 0;
+    return rc;
 }
 
 /* ---- the program ---- */
@@ -394,7 +578,7 @@ static void usage(FILE *f)
             "                          eval-mode features of given images\n"
             "  dump-step OUT [--seed S]\n"
             "                          one training step on synthetic input, as a step dump\n"
-            "  bench-step [--steps K] [--threads T]\n"
+            "  bench-step [--steps K] [--threads T] [--profile]\n"
             "                          time training steps, print images/s\n"
             "\n"
             "Run '%s SUBCOMMAND --help' for a subcommand's options.\n"

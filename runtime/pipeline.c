@@ -39,6 +39,7 @@ struct sc_pipeline {
     long total;          /* batches over all epochs */
     size_t view_floats;  /* C * H * W */
     int depth;
+    int ranks;           /* cfg.ranks, 1 when unset */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;  /* a slot became free, or stop */
@@ -117,7 +118,7 @@ static void *worker_main(void *arg)
                 sc_pipeline_permutation(p->cfg.seed, (uint64_t)epoch, p->n, p->perm);
                 p->perm_epoch = epoch;
             }
-            memcpy(s->index, p->perm + (size_t)step * p->cfg.batch,
+            memcpy(s->index, p->perm + ((size_t)step * p->ranks + (size_t)p->cfg.rank) * p->cfg.batch,
                    (size_t)p->cfg.batch * sizeof *s->index);
             s->state = SLOT_FILLING;
             s->done = 0;
@@ -157,14 +158,16 @@ int sc_pipeline_start(sc_pipeline **out, const sc_pipeline_config *cfg, char *er
     if (sc_augment_check(cfg->aug, SC_STL10_HEIGHT, SC_STL10_WIDTH, err, errlen))
         return -1;
     size_t n = sc_stl10_count(cfg->data);
+    int ranks = cfg->ranks ? cfg->ranks : 1;
     if (cfg->batch < 1 || cfg->threads < 1 || cfg->depth < 0 || cfg->first_epoch < 0 ||
-        cfg->epochs < cfg->first_epoch) {
+        cfg->epochs < cfg->first_epoch || ranks < 1 || cfg->rank < 0 || cfg->rank >= ranks) {
         sc_errf(err, errlen, "pipeline: bad configuration (batch %d, threads %d, depth %d, epochs %d..%d)",
              cfg->batch, cfg->threads, cfg->depth, cfg->first_epoch, cfg->epochs);
         return -1;
     }
-    if (n < (size_t)cfg->batch || n > UINT32_MAX) {
-        sc_errf(err, errlen, "pipeline: the split holds %zu images; a batch needs %d", n, cfg->batch);
+    if (n < (size_t)cfg->batch * (size_t)ranks || n > UINT32_MAX) {
+        sc_errf(err, errlen, "pipeline: the split holds %zu images; a batch needs %zu", n,
+                (size_t)cfg->batch * (size_t)ranks);
         return -1;
     }
     sc_pipeline *p = calloc(1, sizeof *p);
@@ -174,7 +177,8 @@ int sc_pipeline_start(sc_pipeline **out, const sc_pipeline_config *cfg, char *er
     }
     p->cfg = *cfg;
     p->n = n;
-    p->spe = (int)(n / (size_t)cfg->batch);
+    p->ranks = ranks;
+    p->spe = (int)(n / ((size_t)cfg->batch * (size_t)ranks));
     p->total = (long)(cfg->epochs - cfg->first_epoch) * p->spe;
     p->view_floats = (size_t)cfg->aug->out_c * cfg->aug->out_h * cfg->aug->out_w;
     p->depth = cfg->depth ? cfg->depth : cfg->threads + 1;

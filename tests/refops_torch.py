@@ -68,6 +68,29 @@ def batchnorm(a, t):
             "running_mean": rm, "running_var": rv}
 
 
+def batchnorm_relu(a, t):
+    n, c, h, w = (int(a[x]) for x in "n c h w".split())
+    eps = float(a["eps"])
+    shape = (n, c, h, w) if h * w > 1 else (n, c)
+    x = leaf(t["x"], shape)
+    g, b = leaf(t["gamma"], (c,)), leaf(t["beta"], (c,))
+    y = torch.relu(F.batch_norm(x, None, None, g, b, training=True, eps=eps))
+    (y * t["r"].reshape(shape)).sum().backward()
+    dims = (0, 2, 3) if len(shape) == 4 else (0,)
+    xd = x.detach()
+    return {"y": y, "dx": x.grad, "dgamma": g.grad, "dbeta": b.grad,
+            "mean": xd.mean(dim=dims),
+            "var": xd.var(dim=dims, unbiased=False)}
+
+
+def add_relu(a, t):
+    """y = relu(a + b) consumed twice: a and b get the summed gradient."""
+    x, b = leaf(t["a"], (-1,)), leaf(t["b"], (-1,))
+    y = torch.relu(x + b)
+    ((y * t["r1"]).sum() + (y * t["r2"]).sum()).backward()
+    return {"y": y, "da": x.grad, "db": b.grad}
+
+
 def relu(a, t):
     x = leaf(t["x"], (-1,))
     y = torch.relu(x)
@@ -132,6 +155,8 @@ OPS = {
     "conv2d": conv2d,
     "batchnorm": batchnorm,
     "relu": relu,
+    "batchnorm_relu": batchnorm_relu,
+    "add_relu": add_relu,
     "maxpool": lambda a, t: pool(a, t, False),
     "avgpool": lambda a, t: pool(a, t, True),
     "global_avgpool": global_avgpool,

@@ -4,6 +4,8 @@
  * and compared with the reference interpreter on the same parameters and
  * inputs: the SimCLR step (loss, every gradient, the running statistics it
  * updates), the eval-mode encoder (features), and the fine-tuning step.
+ * The graphs are fused, as the driver compiles them; the interpreter runs
+ * the fused graphs too (test_fuse shows they give the unfused results).
  * In double precision the two must agree to ~1e-12; the bound is 1e-8 of
  * each tensor's largest magnitude. Float32 parity of the real binaries is
  * test_codegen_parity's job. */
@@ -24,13 +26,23 @@
 #include "autodiff.h"
 #include "build.h"
 #include "codegen.h"
+#include "convplan.h"
 #include "derive.h"
+#include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
+#include "schedule.h"
+#include "sc_parallel.h"
 #include "sc_rng.h"
 
 #define TOL 1e-8
+#define THREADS 2
+
+/* sc_profile.h's hooks (its header brings the runtime's sc_model, which
+ * clashes with the compiler's type of that name) */
+extern int32_t sc_prof_on;
+void sc_prof_node(int32_t i);
 
 typedef void (*step_fn)(const double *, double *, double *, double *, const double *, double *);
 typedef void (*encode_fn)(const double *, const double *, double *, const double *, double *);
@@ -184,6 +196,12 @@ static void check_encoder(const char *model, const sc_graph *g, const sc_memplan
 
 /* full: also the encoder and the fine-tuning step (the specs check all
  * three; the big models only the SimCLR step, to keep the suite fast). */
+/* Convolution algorithms (convplan.h): the default (im2col), or every
+ * legal convolution by shifted GEMMs, so each is checked on the specs' odd
+ * shapes; the models run with the shift policy's cost model, which mixes
+ * the two. */
+static int conv_policy = SC_CONV_SHIFT_POLICY;
+
 static void check_file(const char *path, int batch, int full)
 {
     const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -198,13 +216,24 @@ static void check_file(const char *path, int batch, int full)
     assert_int_equal(sc_graph_encoder(&g, 2 * g.batch, &enc), 0);
     assert_int_equal(sc_graph_classifier(&g, 2 * g.batch, 10, &ft), 0);
     assert_int_equal(sc_autodiff(&ft), 0);
+    /* As the driver does: fuse each graph once all are derived. */
+    sc_fuse(&g);
+    sc_fuse(&enc);
+    sc_fuse(&ft);
+    /* Planned and run on two threads, so the split loops and the
+     * per-thread partial sums are checked too; scheduled, and planned with
+     * tensors in place, as the driver does. */
     sc_memplan smp, emp, fmp;
-    assert_int_equal(sc_memplan_build(&g, g.loss, &smp), 0);
-    assert_int_equal(sc_memplan_build(&enc, enc.features, &emp), 0);
-    assert_int_equal(sc_memplan_build(&ft, ft.loss, &fmp), 0);
+    sc_memplan_opts po = {THREADS, 0, conv_policy};
+    assert_int_equal(sc_schedule_nodes(&g, g.loss, &po), 0);
+    assert_int_equal(sc_schedule_nodes(&enc, enc.features, &po), 0);
+    assert_int_equal(sc_schedule_nodes(&ft, ft.loss, &po), 0);
+    assert_int_equal(sc_memplan_build(&g, g.loss, &po, &smp), 0);
+    assert_int_equal(sc_memplan_build(&enc, enc.features, &po, &emp), 0);
+    assert_int_equal(sc_memplan_build(&ft, ft.loss, &po, &fmp), 0);
 
     char err[1024];
-    sc_codegen_options o = {NULL, 2, 1};
+    sc_codegen_options o = {.opt_level = 2, .double_precision = 1};
     sc_codegen *cg = sc_codegen_new(&o, err, sizeof err);
     if (!cg)
         fail_msg("%s", err);
@@ -266,6 +295,21 @@ static void check_dir(const char *sub, int batch)
 static void test_specs(void **state)
 {
     (void)state;
+    conv_policy = SC_CONV_SHIFT_POLICY;
+    check_dir("tests/specs", 0);
+}
+
+static void test_specs_im2col(void **state)
+{
+    (void)state;
+    conv_policy = SC_CONV_IM2COL_POLICY;
+    check_dir("tests/specs", 0);
+}
+
+static void test_specs_shift(void **state)
+{
+    (void)state;
+    conv_policy = SC_CONV_FORCE_SHIFT;
     check_dir("tests/specs", 0);
 }
 
@@ -285,6 +329,13 @@ int main(int argc, char **argv)
      * references them; register the BLAS routines generated code calls. */
     LLVMAddSymbol("cblas_dgemm", (void *)cblas_dgemm);
     LLVMAddSymbol("cblas_sgemm", (void *)cblas_sgemm);
+    /* and the runtime's thread pool and profiler hooks */
+    LLVMAddSymbol("sc_parallel_for", (void *)sc_parallel_for);
+    LLVMAddSymbol("sc_threads", (void *)sc_threads);
+    LLVMAddSymbol("sc_prof_on", (void *)&sc_prof_on);
+    LLVMAddSymbol("sc_prof_node", (void *)sc_prof_node);
+    if (sc_threads_set(THREADS) != THREADS)
+        return 1;
     if (argc > 1) {
         model_path = argv[1];
         const struct CMUnitTest one[] = {cmocka_unit_test(test_model)};
@@ -292,6 +343,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specs),
+        cmocka_unit_test(test_specs_im2col),
+        cmocka_unit_test(test_specs_shift),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

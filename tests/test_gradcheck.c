@@ -1,5 +1,6 @@
 /* test_gradcheck: the reference kernels (refops.c) against central finite
- * differences, and their forward semantics against hand-computed answers.
+ * differences, and their forward semantics against hand-computed answers;
+ * the fused kernels also against their parts.
  *
  * Every backward function is checked on L = sum(r * f(x)) with a random
  * upstream gradient r: the analytic gradient must match
@@ -724,6 +725,169 @@ static void test_ntxent_known(void **state)
         assert_true(isfinite(dbig[i]));
 }
 
+/* ---- fused ops ------------------------------------------------------------ */
+
+/* The fused kernels (fuse.c's ops) against finite differences of the fused
+ * forward ops, and against their parts, bit for bit. Inputs stay 1e-3 or
+ * more from relu's kink, so that no perturbation flips the mask. */
+
+typedef struct {
+    int n, c, hw;
+    double eps;
+    double *x, *gamma, *beta, *y, *mean, *var, *r;
+} bnr_ctx;
+
+static double bnr_loss(void *p)
+{
+    bnr_ctx *b = p;
+    sc_ref_batchnorm_relu(b->n, b->c, b->hw, b->eps, b->x, b->gamma, b->beta,
+                          b->y, b->mean, b->var);
+    return dot((long)b->n * b->c * b->hw, b->r, b->y);
+}
+
+/* Smallest |batchnorm output| of b's current x, before the relu. */
+static double bn_kink_distance(const bnr_ctx *b)
+{
+    long nx = (long)b->n * b->c * b->hw;
+    double *z = dalloc(nx), *m = dalloc(b->c), *v = dalloc(b->c);
+    sc_ref_batchnorm(b->n, b->c, b->hw, b->eps, b->x, b->gamma, b->beta, z, m,
+                     v);
+    double d = INFINITY;
+    for (long i = 0; i < nx; i++)
+        d = fmin(d, fabs(z[i]));
+    return d;
+}
+
+static void gradcheck_bn_relu(int n, int c, int hw)
+{
+    long nx = (long)n * c * hw;
+    bnr_ctx b = {.n = n, .c = c, .hw = hw, .eps = 1e-5};
+    b.gamma = drand_array(c);
+    b.beta = drand_array(c);
+    b.r = drand_array(nx);
+    /* Redraw x until every pre-relu value is clear of the kink. */
+    for (int tries = 0;; tries++) {
+        assert_true(tries < 100);
+        b.x = drand_array(nx);
+        if (bn_kink_distance(&b) > 1e-3)
+            break;
+    }
+    b.y = dalloc(nx);
+    b.mean = dalloc(c);
+    b.var = dalloc(c);
+    double *dx = dalloc(nx), *dg = dalloc(c), *dbeta = dalloc(c);
+    bnr_loss(&b);
+    long zeros = 0; /* the mask must cut something, or this is bn alone */
+    for (long i = 0; i < nx; i++)
+        zeros += b.y[i] == 0.0;
+    assert_true(zeros > 0 && zeros < nx);
+    sc_ref_batchnorm_relu_bwd(n, c, hw, b.eps, b.r, b.y, b.x, b.gamma, b.mean,
+                              b.var, dx, dg, dbeta);
+    check_grad("batchnorm+relu dx", bnr_loss, &b, b.x, nx, dx, H);
+    check_grad("batchnorm+relu dgamma", bnr_loss, &b, b.gamma, c, dg, H);
+    check_grad("batchnorm+relu dbeta", bnr_loss, &b, b.beta, c, dbeta, H);
+}
+
+static void test_batchnorm_relu_grad(void **state)
+{
+    (void)state;
+    gradcheck_bn_relu(3, 2, 5);
+    gradcheck_bn_relu(2, 3, 12);
+    gradcheck_bn_relu(6, 4, 1); /* 2-D: a head's linear -> batchnorm -> relu */
+}
+
+/* y = relu(a + b) read by two consumers, with upstream gradients r1 and
+ * r2: dL/da = dL/db = add+relu_bwd(r1, r2, y), the gradient sum and the
+ * mask in one kernel, as autodiff's graph has them around a residual. */
+typedef struct {
+    long n;
+    double *a, *b, *y, *r1, *r2;
+} addr_ctx;
+
+static double addr_loss(void *p)
+{
+    addr_ctx *c = p;
+    sc_ref_add_relu(c->n, c->a, c->b, c->y);
+    return dot(c->n, c->r1, c->y) + dot(c->n, c->r2, c->y);
+}
+
+static void test_add_relu_grad(void **state)
+{
+    (void)state;
+    addr_ctx c = {.n = 40};
+    c.a = drand_array(c.n);
+    c.b = dalloc(c.n);
+    for (long i = 0; i < c.n; i++) { /* |a + b| >= 0.1: away from the kink */
+        double u = urand();
+        c.b[i] = (u < 0 ? u - 0.1 : u + 0.1) - c.a[i];
+    }
+    c.y = dalloc(c.n);
+    c.r1 = drand_array(c.n);
+    c.r2 = drand_array(c.n);
+    double *da = dalloc(c.n), *db = dalloc(c.n);
+    addr_loss(&c);
+    sc_ref_add_relu_bwd(c.n, c.r1, c.r2, c.y, da);
+    check_grad("add+relu da", addr_loss, &c, c.a, c.n, da, H);
+    /* Same for b: the add passes its gradient to both operands. */
+    memcpy(db, da, sizeof(double) * (size_t)c.n);
+    check_grad("add+relu db", addr_loss, &c, c.b, c.n, db, H);
+}
+
+/* The fused kernels are their parts composed: equal to the last bit,
+ * which is what lets the interpreter give a fused graph the unfused
+ * graph's exact results. */
+static void test_fused_equal_parts(void **state)
+{
+    (void)state;
+    int n = 4, c = 3, hw = 5;
+    long nx = (long)n * c * hw;
+    double eps = 1e-5;
+    double *x = drand_array(nx), *gamma = drand_array(c), *beta = drand_array(c);
+    double *dy = drand_array(nx), *b = drand_array(nx);
+    double *y1 = dalloc(nx), *m1 = dalloc(c), *v1 = dalloc(c);
+    double *y2 = dalloc(nx), *m2 = dalloc(c), *v2 = dalloc(c), *t = dalloc(nx);
+    sc_ref_batchnorm(n, c, hw, eps, x, gamma, beta, t, m1, v1);
+    sc_ref_relu(nx, t, y1);
+    sc_ref_batchnorm_relu(n, c, hw, eps, x, gamma, beta, y2, m2, v2);
+    assert_array_close(nx, y2, y1, 0.0);
+    assert_array_close(c, m2, m1, 0.0);
+    assert_array_close(c, v2, v1, 0.0);
+
+    double *dx1 = dalloc(nx), *dg1 = dalloc(c), *db1 = dalloc(c);
+    double *dx2 = dalloc(nx), *dg2 = dalloc(c), *db2 = dalloc(c);
+    sc_ref_relu_bwd(nx, dy, y1, t);
+    sc_ref_batchnorm_bwd(n, c, hw, eps, t, x, gamma, m1, v1, dx1, dg1, db1);
+    sc_ref_batchnorm_relu_bwd(n, c, hw, eps, dy, y1, x, gamma, m1, v1, dx2,
+                              dg2, db2);
+    assert_array_close(nx, dx2, dx1, 0.0);
+    assert_array_close(c, dg2, dg1, 0.0);
+    assert_array_close(c, db2, db1, 0.0);
+
+    sc_ref_add(nx, x, b, t);
+    sc_ref_relu(nx, t, y1);
+    sc_ref_add_relu(nx, x, b, y2);
+    assert_array_close(nx, y2, y1, 0.0);
+    sc_ref_add(nx, dy, b, t);
+    sc_ref_relu_bwd(nx, t, y1, dx1);
+    sc_ref_add_relu_bwd(nx, dy, b, y1, dx2);
+    assert_array_close(nx, dx2, dx1, 0.0);
+}
+
+/* Hand-computed: the mask is y > 0, so a sum that is exactly zero (or a
+ * negative zero) passes no gradient. */
+static void test_add_relu_known(void **state)
+{
+    (void)state;
+    double a[5] = {1, -2, 0.5, 3, -0.0}, b[5] = {-1, 1, 0.25, -4, 0}, y[5];
+    sc_ref_add_relu(5, a, b, y);
+    const double wy[5] = {0, 0, 0.75, 0, 0};
+    assert_array_close(5, y, wy, 0.0);
+    double g1[5] = {1, 2, 3, 4, 5}, g2[5] = {10, 20, 30, 40, 50}, dx[5];
+    sc_ref_add_relu_bwd(5, g1, g2, y, dx);
+    const double wdx[5] = {0, 0, 33, 0, 0};
+    assert_array_close(5, dx, wdx, 0.0);
+}
+
 /* ---- the checker itself ------------------------------------------------- */
 
 /* The checks above are only worth something if grad_error sees a wrong
@@ -825,6 +989,10 @@ int main(void)
         cmocka_unit_test_setup(test_ntxent_known, reset_pool),
         cmocka_unit_test_setup(test_ntxent_grad, reset_pool),
         cmocka_unit_test_setup(test_ntxent_l2norm_chain, reset_pool),
+        cmocka_unit_test_setup(test_batchnorm_relu_grad, reset_pool),
+        cmocka_unit_test_setup(test_add_relu_grad, reset_pool),
+        cmocka_unit_test_setup(test_add_relu_known, reset_pool),
+        cmocka_unit_test_setup(test_fused_equal_parts, reset_pool),
         cmocka_unit_test_setup(test_checker_catches_errors, reset_pool),
         cmocka_unit_test_setup(test_softmax_xent_known, reset_pool),
         cmocka_unit_test_setup(test_softmax_xent_grad, reset_pool),

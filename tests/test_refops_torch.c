@@ -241,6 +241,53 @@ static void dump_ntxent(FILE *f, int n2, int d, double t, int normalise)
     put(f, "dz", nz, dz);
 }
 
+/* Fused ops: batchnorm+relu with its backward (the mask inside batchnorm
+ * backward), and add+relu read twice, so that the gradient reaching a and
+ * b is add+relu_bwd(r1, r2, y). One pre-relu value is exactly zero (the
+ * kink: no gradient in PyTorch either). */
+static void dump_bn_relu(FILE *f, int n, int c, int h, int w)
+{
+    long nx = (long)n * c * h * w;
+    double eps = 1e-5;
+    double *x = drand_array(nx), *gamma = drand_array(c);
+    double *beta = drand_array(c), *r = drand_array(nx);
+    double *y = dalloc(nx), *mean = dalloc(c), *var = dalloc(c);
+    double *dx = dalloc(nx), *dg = dalloc(c), *dbeta = dalloc(c);
+    sc_ref_batchnorm_relu(n, c, h * w, eps, x, gamma, beta, y, mean, var);
+    sc_ref_batchnorm_relu_bwd(n, c, h * w, eps, r, y, x, gamma, mean, var, dx,
+                              dg, dbeta);
+    fprintf(f, "case batchnorm_relu n=%d c=%d h=%d w=%d eps=%.17g\n", n, c, h,
+            w, eps);
+    put(f, "x", nx, x);
+    put(f, "gamma", c, gamma);
+    put(f, "beta", c, beta);
+    put(f, "r", nx, r);
+    put(f, "y", nx, y);
+    put(f, "mean", c, mean);
+    put(f, "var", c, var);
+    put(f, "dx", nx, dx);
+    put(f, "dgamma", c, dg);
+    put(f, "dbeta", c, dbeta);
+}
+
+static void dump_add_relu(FILE *f, long n)
+{
+    double *a = drand_array(n), *b = drand_array(n);
+    double *r1 = drand_array(n), *r2 = drand_array(n);
+    double *y = dalloc(n), *dx = dalloc(n);
+    b[0] = -a[0];
+    sc_ref_add_relu(n, a, b, y);
+    sc_ref_add_relu_bwd(n, r1, r2, y, dx);
+    fprintf(f, "case add_relu n=%ld\n", n);
+    put(f, "a", n, a);
+    put(f, "b", n, b);
+    put(f, "r1", n, r1);
+    put(f, "r2", n, r2);
+    put(f, "y", n, y);
+    put(f, "da", n, dx);
+    put(f, "db", n, dx);
+}
+
 static void test_against_torch(void **state)
 {
     (void)state;
@@ -274,6 +321,9 @@ static void test_against_torch(void **state)
     dump_ntxent(f, 8, 5, 0.07, 1);
     dump_ntxent(f, 8, 5, 0.5, 1);
     dump_ntxent(f, 6, 3, 0.2, 0);
+    dump_bn_relu(f, 3, 2, 4, 5);
+    dump_bn_relu(f, 6, 4, 1, 1);
+    dump_add_relu(f, 30);
     assert_int_equal(fclose(f), 0);
 
     snprintf(cmd, sizeof cmd, "'%s' '%s/tests/refops_torch.py' '%s'", py, src,

@@ -9,6 +9,8 @@ pkgs=(
   libxml2-dev libxml2-utils # model parsing and XSD validation (xmllint in tests)
   libopenblas-dev           # GEMM
   libcmocka-dev             # unit tests
+  libopenmpi-dev            # simclrc --mpi: data-parallel training binaries
+  openmpi-bin               # mpirun, for those binaries and their tests
   python3-torch python3-torchvision  # reference results in tests (/usr/bin/python3)
   dataset-fashion-mnist     # the embedded default dataset
   gnuplot-nox               # the ablation's learning-curve plot (examples/ablation.sh)

@@ -1,0 +1,336 @@
+/* test_mpi: binaries built with `simclrc --mpi`, run under mpirun on this
+ * machine (shared memory; see tests/mpi_run.c for the settings), against
+ * one process with the same global batch. Skipped (status 77) when the
+ * suite was built without MPI.
+ *
+ * test_equivalence: for tests/specs/residual.xml (batchnorm in residual
+ *   blocks, batch 2 per rank) and models/resnet-small.xml (batch 4 per
+ *   rank), `mpirun -np 2 BIN dump-step --global-bn` against the one-process
+ *   binary of twice the batch: parameters and the global input identical
+ *   bit for bit, the loss, every gradient (averaged over the ranks) and
+ *   every running statistic within 1e-4 of the tensor's scale (floor 1e-3
+ *   of the largest gradient). Without --global-bn the loss or a gradient
+ *   must differ by more than 1e-3: each rank normalises its own images.
+ * test_train: resnet-small, 2 epochs of a 320-image slice of the default
+ *   dataset: 2 ranks x batch 16 with global batchnorm, and one process at
+ *   batch 32 (--threads 1 each). The first step's loss must agree within
+ *   1e-4 (same images, same augmentation, same parameters); the mean loss
+ *   of epoch 2 must lie below epoch 1's in both; the final kNN accuracies
+ *   within 5 points (the runs drift apart by float rounding, then by
+ *   chaos; 64 test images, 1.6 points per image).
+ * test_resume_ranks: a 2-rank run stopped by --max-steps 3 resumes with
+ *   one rank (global batch 16 instead of 32): it continues at the
+ *   checkpoint's image position (step 6 of the new batch), and metrics.csv
+ *   holds steps 1 .. 7 once each, in order.
+ * SC_KEEP_TMP keeps the temporary directory. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dump_compare.h"
+#include "mpi_run.h"
+#include "sc_safetensors.h"
+
+static char *tmpdir, *simclrc, *src, *log_path;
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void show_log(void)
+{
+    char *s = slurp(log_path);
+    if (s && *s)
+        print_error("--- log ---\n%s\n", s);
+    free(s);
+    unlink(log_path);
+}
+
+/* Compiles spec into tmpdir/out at batch (with --mpi when mpi). */
+static char *compile(const char *spec, const char *out, int batch, int mpi)
+{
+    char *bin = xprintf("%s/%s", tmpdir, out), *b = xprintf("%d", batch);
+    char *argv[] = {simclrc, (char *)spec, "-o", bin, "--batch", b, mpi ? "--mpi" : NULL, NULL};
+    int rc = run_log(argv, log_path);
+    if (rc)
+        show_log();
+    assert_int_equal(rc, 0);
+    free(b);
+    return bin;
+}
+
+static void read_dump(const char *path, sc_st_file *f)
+{
+    char err[512];
+    if (sc_st_read(path, f, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+static void bit_identical(const sc_st_file *a, const sc_st_file *b, const char *name)
+{
+    const sc_st_tensor *x = sc_st_get(a, name), *y = sc_st_get(b, name);
+    assert_non_null(x);
+    assert_non_null(y);
+    if (x->nbytes != y->nbytes || memcmp(x->data, y->data, x->nbytes))
+        fail_msg("%s differs between the MPI and the one-process dump", name);
+}
+
+static void equivalence(const char *spec_rel, const char *tag, int n)
+{
+    char *spec = xprintf("%s/%s", src, spec_rel);
+    char *one_name = xprintf("%s-one", tag), *mpi_name = xprintf("%s-mpi", tag);
+    char *one = compile(spec, one_name, 2 * n, 0), *mpi = compile(spec, mpi_name, n, 1);
+    char *d1 = xprintf("%s/%s-one.st", tmpdir, tag), *dg = xprintf("%s/%s-gbn.st", tmpdir, tag),
+         *dl = xprintf("%s/%s-local.st", tmpdir, tag);
+    char *a1[] = {one, "dump-step", d1, "--seed", "3", NULL};
+    char *a2[] = {mpi, "dump-step", dg, "--seed", "3", "--global-bn", NULL};
+    char *a3[] = {mpi, "dump-step", dl, "--seed", "3", NULL};
+    int rc = run_log(a1, log_path);
+    if (!rc)
+        rc = run_mpi(2, a2, log_path);
+    if (!rc)
+        rc = run_mpi(2, a3, log_path);
+    if (rc)
+        show_log();
+    assert_int_equal(rc, 0);
+    sc_st_file f1, fg, fl;
+    read_dump(d1, &f1);
+    read_dump(dg, &fg);
+    read_dump(dl, &fl);
+    bit_identical(&fg, &f1, "input");
+    const char *params = sc_st_meta(&f1, "params");
+    assert_non_null(params);
+    char *names = strdup(params);
+    for (char *save = NULL, *p = strtok_r(names, ",", &save); p; p = strtok_r(NULL, ",", &save))
+        bit_identical(&fg, &f1, p);
+    free(names);
+    static const char *const compared[] = {"loss", "grad/", "running/", NULL};
+    dump_diff dd;
+    int bad = dump_compare(&fg, &f1, compared, 1e-4, 1e-3, 1, &dd);
+    print_message("%s: 2 ranks x batch %d with global batchnorm against batch %d: worst %.3g (%s)\n", tag, n,
+                  2 * n, dd.worst, dd.worst_name);
+    assert_int_equal(bad, 0);
+    static const char *const step[] = {"loss", "grad/", NULL};
+    dump_diff dl_;
+    dump_compare(&fl, &f1, step, 1e-4, 1e-3, 0, &dl_);
+    print_message("%s: without --global-bn: worst %.3g (%s)\n", tag, dl_.worst, dl_.worst_name);
+    assert_true(dl_.worst > 1e-3);
+    sc_st_free(&f1);
+    sc_st_free(&fg);
+    sc_st_free(&fl);
+    free(spec), free(one_name), free(mpi_name), free(one), free(mpi), free(d1), free(dg), free(dl);
+}
+
+static void test_equivalence(void **state)
+{
+    (void)state;
+    equivalence("tests/specs/residual.xml", "residual", 2);
+    equivalence("models/resnet-small.xml", "resnet-small", 4);
+}
+
+/* ---- training ---- */
+
+typedef struct {
+    long n;
+    long step[512];
+    int epoch[512];
+    double loss[512];
+} metrics;
+
+static void read_metrics(const char *run, metrics *m)
+{
+    char *path = xprintf("%s/metrics.csv", run);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot read %s", path);
+    char line[512];
+    m->n = 0;
+    assert_non_null(fgets(line, sizeof line, f)); /* header */
+    while (fgets(line, sizeof line, f) && m->n < 512) {
+        if (sscanf(line, "%ld,%d,%lf", &m->step[m->n], &m->epoch[m->n], &m->loss[m->n]) == 3)
+            m->n++;
+    }
+    fclose(f);
+    free(path);
+}
+
+static double epoch_mean(const metrics *m, int epoch)
+{
+    double s = 0;
+    int k = 0;
+    for (long i = 0; i < m->n; i++)
+        if (m->epoch[i] == epoch)
+            s += m->loss[i], k++;
+    return k ? s / k : NAN;
+}
+
+static double last_knn(const char *run)
+{
+    char *path = xprintf("%s/knn.csv", run);
+    char *s = slurp(path);
+    free(path);
+    if (!s)
+        return NAN;
+    double acc = NAN;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        long step;
+        int epoch;
+        double a;
+        if (sscanf(line, "%ld,%d,%lf", &step, &epoch, &a) == 3)
+            acc = a;
+    }
+    free(s);
+    return acc;
+}
+
+static char *data_dir;
+
+static void make_data(void)
+{
+    if (data_dir)
+        return;
+    const char *bin = getenv("SC_BINARY_DIR");
+    char *conv = xprintf("%s/tools/fmnist2stl10", bin);
+    data_dir = xprintf("%s/fm320", tmpdir);
+    char *argv[] = {conv, "--limit", "320", data_dir, NULL};
+    int rc = run_log(argv, log_path);
+    if (rc)
+        show_log();
+    free(conv);
+    assert_int_equal(rc, 0);
+}
+
+static void test_train(void **state)
+{
+    (void)state;
+    make_data();
+    char *spec = xprintf("%s/models/resnet-small.xml", src);
+    char *one = compile(spec, "rs32", 32, 0), *mpi = compile(spec, "rs16-mpi", 16, 1);
+    char *r1 = xprintf("%s/run-one", tmpdir), *r2 = xprintf("%s/run-mpi", tmpdir);
+    char *a1[] = {one, "train", "--data", data_dir, "--out", r1, "--epochs", "2", "--threads", "1", NULL};
+    char *a2[] = {mpi, "train", "--data", data_dir, "--out", r2, "--epochs", "2", "--threads", "1",
+                  "--global-bn", NULL};
+    double t0 = now_seconds();
+    int rc = run_mpi(2, a2, log_path);
+    double t1 = now_seconds();
+    if (!rc)
+        rc = run_log(a1, log_path);
+    if (rc)
+        show_log();
+    assert_int_equal(rc, 0);
+    print_message("2 ranks: %.1f s, one process: %.1f s\n", t1 - t0, now_seconds() - t1);
+    metrics m1, m2;
+    read_metrics(r1, &m1);
+    read_metrics(r2, &m2);
+    assert_int_equal(m1.n, 20);
+    assert_int_equal(m2.n, 20);
+    for (long i = 0; i < m2.n; i++)
+        assert_int_equal(m2.step[i], i + 1);
+    print_message("first loss %.6f (2 ranks) vs %.6f; epoch means %.4f -> %.4f (2 ranks), %.4f -> %.4f\n",
+                  m2.loss[0], m1.loss[0], epoch_mean(&m2, 1), epoch_mean(&m2, 2), epoch_mean(&m1, 1),
+                  epoch_mean(&m1, 2));
+    assert_true(fabs(m2.loss[0] - m1.loss[0]) <= 1e-4 * fabs(m1.loss[0]));
+    assert_true(epoch_mean(&m2, 2) < epoch_mean(&m2, 1));
+    assert_true(epoch_mean(&m1, 2) < epoch_mean(&m1, 1));
+    double k1 = last_knn(r1), k2 = last_knn(r2);
+    print_message("kNN top-1 %.2f%% (2 ranks) vs %.2f%% (one process)\n", 100 * k2, 100 * k1);
+    assert_true(isfinite(k1) && isfinite(k2));
+    assert_true(fabs(k1 - k2) <= 0.05);
+    free(spec), free(one), free(mpi), free(r1), free(r2);
+}
+
+static void test_resume_ranks(void **state)
+{
+    (void)state;
+    make_data();
+    char *mpi = xprintf("%s/rs16-mpi", tmpdir);
+    if (access(mpi, X_OK)) {
+        char *spec = xprintf("%s/models/resnet-small.xml", src);
+        free(mpi);
+        mpi = compile(spec, "rs16-mpi", 16, 1);
+        free(spec);
+    }
+    char *run = xprintf("%s/run-resume", tmpdir);
+    char *a2[] = {mpi, "train", "--data", data_dir, "--out", run, "--epochs", "2", "--threads", "1",
+                  "--knn-every", "0", "--max-steps", "3", NULL};
+    char *a1[] = {mpi, "train", "--data", data_dir, "--out", run, "--resume", "--threads", "1",
+                  "--knn-every", "0", "--max-steps", "7", NULL};
+    int rc = run_mpi(2, a2, log_path);
+    if (!rc)
+        rc = run_mpi(1, a1, log_path);
+    char *logtext = slurp(log_path);
+    if (rc)
+        show_log();
+    assert_int_equal(rc, 0);
+    assert_non_null(logtext);
+    /* 3 steps of 32 images = 96 images = 6 steps of 16 */
+    if (!strstr(logtext, "resuming from") || !strstr(logtext, "(epoch 1, batch 6 of 20)"))
+        fail_msg("the resumed run did not continue at batch 6 of 20:\n%s", logtext);
+    free(logtext);
+    unlink(log_path);
+    metrics m;
+    read_metrics(run, &m);
+    assert_int_equal(m.n, 7);
+    for (long i = 0; i < m.n; i++)
+        assert_int_equal(m.step[i], i + 1);
+    free(mpi), free(run);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    const char *bin = getenv("SC_BINARY_DIR"), *s = getenv("SC_SOURCE_DIR"), *c = getenv("SIMCLRC");
+    if (!bin || !s || !c) {
+        fprintf(stderr, "test_mpi: SC_BINARY_DIR, SC_SOURCE_DIR and SIMCLRC must be set\n");
+        return -1;
+    }
+    src = strdup(s);
+    simclrc = strdup(c);
+    tmpdir = xprintf("%s/tmp-mpi-XXXXXX", bin);
+    if (!mkdtemp(tmpdir)) {
+        fprintf(stderr, "test_mpi: cannot make a directory in %s: %s\n", bin, strerror(errno));
+        return -1;
+    }
+    log_path = xprintf("%s/log.txt", tmpdir);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    if (!getenv("SC_KEEP_TMP") && tmpdir) {
+        char *cmd = xprintf("rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test_mpi: could not remove %s\n", tmpdir);
+        free(cmd);
+    }
+    free(tmpdir), free(src), free(simclrc), free(log_path), free(data_dir);
+    return 0;
+}
+
+int main(void)
+{
+    if (!mpi_available()) {
+        printf("test_mpi: skipped: simclrc was built without MPI (install libopenmpi-dev openmpi-bin)\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equivalence),
+        cmocka_unit_test(test_train),
+        cmocka_unit_test(test_resume_ranks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
