@@ -633,7 +633,7 @@ static void shift_bwd_weight(sc_codegen *c, int i, LLVMValueRef DY, LLVMValueRef
 
 static int conv_shift(sc_codegen *c, int i)
 {
-    return sc_conv_choose(c->g, i, c->mp->opts.conv, c->mp->opts.threads) == SC_CONV_SHIFT;
+    return sc_conv_choose(c->g, i, &c->mp->opts) == SC_CONV_SHIFT;
 }
 
 static void lower_conv(sc_codegen *c, int i)
@@ -1707,6 +1707,16 @@ static LLVMValueRef cstr(sc_codegen *c, const char *s, const char *name)
     return gv;
 }
 
+/* A private constant global holding a table. */
+static LLVMValueRef private_table(sc_codegen *c, LLVMValueRef arr, const char *name)
+{
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), name);
+    LLVMSetInitializer(gv, arr);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
 static LLVMValueRef i32v(sc_codegen *c, int64_t v) { return LLVMConstInt(c->i32, (unsigned long long)v, 1); }
 
 static LLVMTypeRef param_info_type(sc_codegen *c)
@@ -1736,11 +1746,7 @@ static LLVMValueRef param_table(sc_codegen *c, const sc_graph *g, const sc_mempl
     }
     LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)n);
     free(rows);
-    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), name);
-    LLVMSetInitializer(gv, arr);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    return gv;
+    return private_table(c, arr, name);
 }
 
 static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
@@ -1768,11 +1774,7 @@ static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
     }
     LLVMValueRef arr = LLVMConstArray2(at, rows, (uint64_t)m->naugs);
     free(rows);
-    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), "sc.augs");
-    LLVMSetInitializer(gv, arr);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    return gv;
+    return private_table(c, arr, "sc.augs");
 }
 
 /* sc_step's nodes in call order, with the kernel chosen for each. */
@@ -1796,11 +1798,7 @@ static LLVMValueRef node_table(sc_codegen *c, const sc_graph *g)
     }
     LLVMValueRef arr = LLVMConstArray2(nt, rows, (uint64_t)g->nn);
     free(rows);
-    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(arr), "sc.nodes");
-    LLVMSetInitializer(gv, arr);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    return gv;
+    return private_table(c, arr, "sc.nodes");
 }
 
 static void define_description(sc_codegen *c, const sc_model *m, const sc_planned *sp, const sc_planned *ep,

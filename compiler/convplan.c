@@ -1,5 +1,7 @@
 #include "convplan.h"
 
+#include <string.h>
+
 #include "memplan.h"
 
 /* src is the tensor the GEMMs read (x, or dy for the data gradient), dst
@@ -37,15 +39,23 @@ sc_shift_geom sc_conv_shift_geom(const sc_graph *g, int i, int threads)
     return s;
 }
 
-sc_conv_algo sc_conv_choose(const sc_graph *g, int i, int conv, int threads)
+sc_conv_algo sc_conv_choose(const sc_graph *g, int i, const sc_memplan_opts *o)
 {
     const sc_node *n = &g->n[i];
+    int conv = o->conv, threads = o->threads;
     if (n->kernel == 1 && n->stride == 1 && n->pad == 0)
         return SC_CONV_GEMM1X1;
     /* Shifting needs unit stride and, for the data gradient's flipped
      * padding, pad <= kernel - 1. */
     int legal = n->stride == 1 && n->kernel > 1 && n->pad >= 0 && n->pad <= n->kernel - 1;
-    if (!legal || conv == SC_CONV_IM2COL_POLICY)
+    if (!legal)
+        return SC_CONV_IM2COL;
+    for (int k = 0; o->tuning && k < o->tuning->n; k++) {
+        const sc_conv_pick *p = &o->tuning->v[k];
+        if (p->op == n->op && !strcmp(p->label, n->label))
+            return p->algo == SC_CONV_SHIFT ? SC_CONV_SHIFT : SC_CONV_IM2COL;
+    }
+    if (conv == SC_CONV_IM2COL_POLICY)
         return SC_CONV_IM2COL;
     if (conv == SC_CONV_FORCE_SHIFT)
         return SC_CONV_SHIFT;

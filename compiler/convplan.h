@@ -29,6 +29,20 @@
 
 typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT } sc_conv_algo;
 
+/* Per-node choices measured by simclrc --tune: a convolution node whose
+ * label and op match an entry uses its algorithm (where legal). */
+typedef struct {
+    char label[SC_NAME_MAX];
+    sc_opkind op;
+    sc_conv_algo algo;
+    double ms_im2col, ms_shift;  /* as measured (shift -1: not legal) */
+} sc_conv_pick;
+
+typedef struct sc_conv_tuning_ {
+    sc_conv_pick *v;
+    int n;
+} sc_conv_tuning;
+
 /* sc_memplan_opts.conv; FORCE_SHIFT (every legal convolution, whatever
  * the waste) is for tests */
 enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT };
@@ -46,8 +60,10 @@ typedef struct {
 } sc_shift_geom;
 
 /* The algorithm of conv node i (CONV2D, CONV2D_BWD_DATA or
- * CONV2D_BWD_WEIGHT); conv is an SC_CONV_AUTO.. policy. */
-sc_conv_algo sc_conv_choose(const sc_graph *g, int i, int conv, int threads);
+ * CONV2D_BWD_WEIGHT) under the plan's options: the tuning table's pick,
+ * else the conv policy. */
+struct sc_memplan_opts;
+sc_conv_algo sc_conv_choose(const sc_graph *g, int i, const struct sc_memplan_opts *o);
 /* The shifted geometry of node i (only for SC_CONV_SHIFT). */
 sc_shift_geom sc_conv_shift_geom(const sc_graph *g, int i, int threads);
 /* Workspace floats per thread of a shift+gemm node: the padded input, the

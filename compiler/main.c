@@ -11,6 +11,7 @@
 #include "build.h"
 #include "codegen.h"
 #include "convplan.h"
+#include "tune.h"
 #include "diag.h"
 #include "derive.h"
 #include "fuse.h"
@@ -53,6 +54,8 @@ static void usage(FILE *f)
             "                      all ranks' views, averaged gradients (needs a simclrc built with MPI)\n"
             "  --conv=ALGO         convolutions: im2col (default: im2col+gemm, gemm for 1x1) or shift\n"
             "                      (shifted GEMMs over padded planes where they waste little)\n"
+            "  --tune              measure each convolution's algorithm on this machine (builds and\n"
+            "                      times the step twice, im2col and shift; slower to compile)\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
             "                      machine's CPUs); workspaces are planned per thread\n"
             "  -h, --help          show this help\n"
@@ -90,7 +93,7 @@ static int dir_writable(const char *path)
 }
 
 /* How memory is planned for the generated code (--threads, --mpi). */
-static sc_memplan_opts plan_opts = {1, 0, 0};
+static sc_memplan_opts plan_opts = {.threads = 1};
 
 /* --emit=memplan */
 static int print_memplan(const sc_graph *g, const char *out)
@@ -195,12 +198,58 @@ done:
     return rc;
 }
 
+/* --tune: trial binaries at each convolution policy (without MPI, which
+ * does not change a convolution's time), timed, then the real compile with
+ * the per-node picks. */
+typedef struct {
+    const sc_model *m;
+    const sc_graph *g, *enc, *ft;
+    const char *target_cpu;
+    int opt_level;
+} tune_ctx;
+
+static int build_trial(void *p, const char *exe, int conv)
+{
+    const tune_ctx *t = p;
+    sc_memplan_opts saved = plan_opts;
+    plan_opts.conv = conv;
+    plan_opts.mpi = 0;
+    plan_opts.tuning = NULL;
+    int rc = compile(t->m, t->g, t->enc, t->ft, "exe", exe, t->target_cpu, t->opt_level);
+    plan_opts = saved;
+    return rc;
+}
+
+static int compile_tuned(const sc_model *m, const sc_graph *g, const sc_graph *enc, const sc_graph *ft,
+                         const char *emit, const char *out, const char *target_cpu, int opt_level)
+{
+    char err[1024], def[160];
+    snprintf(def, sizeof def, "./%s", m->name);
+    const char *base = out && strcmp(out, "-") ? out : def;
+    if (!dir_writable(base)) {
+        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", base, strerror(errno));
+        return EXIT_INPUT;
+    }
+    tune_ctx t = {m, g, enc, ft, target_cpu, opt_level};
+    sc_conv_tuning tuning;
+    if (sc_tune_convs(build_trial, &t, base, &tuning, err, sizeof err)) {
+        fprintf(stderr, "simclrc: error: %s\n", err);
+        return EXIT_INTERNAL;
+    }
+    sc_tune_print(&tuning, stderr);
+    plan_opts.tuning = &tuning;
+    int rc = compile(m, g, enc, ft, emit, out, target_cpu, opt_level);
+    plan_opts.tuning = NULL;
+    sc_tune_free(&tuning);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     unsigned long long seed = 0, batch = 0, classes = 10;
-    int opt_level = 2, threads_given = 0, fuse = 1;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV };
+    int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -211,6 +260,7 @@ int main(int argc, char **argv)
         {"classes", required_argument, 0, OPT_CLASSES},
         {"threads", required_argument, 0, OPT_THREADS},
         {"conv", required_argument, 0, OPT_CONV},
+        {"tune", no_argument, 0, OPT_TUNE},
         {"no-fuse", no_argument, 0, OPT_NO_FUSE},
         {"mpi", no_argument, 0, OPT_MPI},
         {"help", no_argument, 0, 'h'},
@@ -256,6 +306,7 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_TUNE: tune = 1; break;
         case OPT_CONV:
             if (!strcmp(optarg, "im2col"))
                 plan_opts.conv = SC_CONV_IM2COL_POLICY;
@@ -409,7 +460,8 @@ int main(int argc, char **argv)
     const sc_graph *shown = !strcmp(which, "encoder") ? &enc : !strcmp(which, "finetune") ? &ft : &g;
 
     if (codegen && strcmp(emit, "memplan")) {
-        rc = compile(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level);
+        rc = tune ? compile_tuned(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level)
+                  : compile(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level);
     } else if (!strcmp(emit, "memplan")) {
         rc = print_memplan(shown, out);
     } else if (!strcmp(emit, "step-dump")) {

@@ -55,7 +55,7 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
         /* With threads, the weight gradient sums per-thread partials. */
         int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && o->threads > 1 ? g->t[n->out[0]].numel : 0;
         *per_thread = 1;
-        if (sc_conv_choose(g, i, o->conv, o->threads) == SC_CONV_SHIFT)
+        if (sc_conv_choose(g, i, o) == SC_CONV_SHIFT)
             return sc_conv_shift_workspace(g, i, o->threads) + partial;
         if (one_by_one && nb == 1)
             return partial;
@@ -125,7 +125,7 @@ void sc_memplan_free(sc_memplan *mp)
 
 static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplace, sc_memplan *mp)
 {
-    static const sc_memplan_opts serial = {1, 0, 0};
+    static const sc_memplan_opts serial = {.threads = 1};
     memset(mp, 0, sizeof *mp);
     mp->opts = o ? *o : serial;
     if (mp->opts.threads < 1)

@@ -37,10 +37,12 @@ typedef enum {
 /* What the generated code will need: kernels that split work over
  * threads get one workspace per thread; MPI builds keep batchnorm sums for
  * the ranks' allreduce. */
-typedef struct {
+struct sc_conv_tuning_;
+typedef struct sc_memplan_opts {
     int threads;          /* >= 1 */
     int mpi;
-    int conv;             /* convolution algorithms: SC_CONV_AUTO.. (convplan.h) */
+    int conv;             /* convolution policy: SC_CONV_IM2COL_POLICY.. (convplan.h) */
+    const struct sc_conv_tuning_ *tuning; /* per-node picks of --tune, or NULL */
 } sc_memplan_opts;
 
 /* Offsets are in floats, aligned to 16 floats (64 bytes). */

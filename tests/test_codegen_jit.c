@@ -27,6 +27,7 @@
 #include "build.h"
 #include "codegen.h"
 #include "convplan.h"
+#include "spec_files.h"
 #include "derive.h"
 #include "fuse.h"
 #include "interp.h"
@@ -224,7 +225,7 @@ static void check_file(const char *path, int batch, int full)
      * per-thread partial sums are checked too; scheduled, and planned with
      * tensors in place, as the driver does. */
     sc_memplan smp, emp, fmp;
-    sc_memplan_opts po = {THREADS, 0, conv_policy};
+    sc_memplan_opts po = {.threads = THREADS, .conv = conv_policy};
     assert_int_equal(sc_schedule_nodes(&g, g.loss, &po), 0);
     assert_int_equal(sc_schedule_nodes(&enc, enc.features, &po), 0);
     assert_int_equal(sc_schedule_nodes(&ft, ft.loss, &po), 0);
@@ -264,32 +265,19 @@ static void check_file(const char *path, int batch, int full)
     sc_model_free(&m);
 }
 
+static void check_timed(const char *path, const char *name, void *ctx)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    check_file(path, *(const int *)ctx, 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("  %-32s %6.2f s\n", name, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+}
+
 /* Every .xml in a directory, at the given batch (0: the file's own). */
 static void check_dir(const char *sub, int batch)
 {
-    const char *src = getenv("SC_SOURCE_DIR");
-    assert_non_null(src);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", src, sub);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
-            continue;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        check_file(path, batch, 1);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("  %-32s %6.2f s\n", e->d_name, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-        n++;
-    }
-    closedir(d);
-    assert_true(n >= 5);
+    assert_true(sc_for_each_spec(sub, check_timed, &batch) >= 5);
 }
 
 static void test_specs(void **state)

@@ -38,6 +38,7 @@
 #include "memplan.h"
 #include "model.h"
 #include "sc_rng.h"
+#include "spec_files.h"
 
 #define REL_TOL 1e-12
 
@@ -481,7 +482,7 @@ static int64_t live_peak(const sc_graph *g, const sc_memplan *mp)
 static void arena_not_larger(const char *what, const sc_graph *u, const sc_graph *f, int out_u, int out_f,
                              int fused, int check_arena)
 {
-    sc_memplan_opts opts[2] = {{1, 0, 0}, {4, 0, 0}};
+    sc_memplan_opts opts[2] = {{.threads = 1}, {.threads = 4}};
     for (int k = 0; k < 2; k++) {
         sc_memplan mu, mf;
         assert_int_equal(sc_memplan_build(u, out_u, &opts[k], &mu), 0);
@@ -556,26 +557,17 @@ static void test_memory_shipped_batch(void **state)
     free(path);
 }
 
+static void check_spec(const char *path, const char *name, void *ctx)
+{
+    (void)name;
+    (void)ctx;
+    check_model(path, 0);
+}
+
 static void test_same_results_specs(void **state)
 {
     (void)state;
-    char *dir = source_path("tests/specs");
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
-            continue;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        check_model(path, 0);
-        n++;
-    }
-    closedir(d);
-    free(dir);
-    assert_true(n >= 5);
+    assert_true(sc_for_each_spec("tests/specs", check_spec, NULL) >= 5);
 }
 
 /* ---- the driver ------------------------------------------------------------ */

@@ -41,6 +41,7 @@
 #include "model.h"
 #include "schedule.h"
 #include "sc_rng.h"
+#include "spec_files.h"
 
 /* ---- graphs ---- */
 
@@ -215,7 +216,7 @@ static void check_graph(const char *file, const char *which, sc_graph *g, int th
 {
     char buf[512];
     const char *err;
-    sc_memplan_opts o = {threads, 0, 0};
+    sc_memplan_opts o = {.threads = threads};
     int out = result_of(g);
     sc_memplan before, after, forced;
     assert_int_equal(sc_memplan_build(g, out, &o, &before), 0);
@@ -270,31 +271,14 @@ static void check_graph(const char *file, const char *which, sc_graph *g, int th
     free(old);
 }
 
-static void for_each_xml(const char *sub, void (*fn)(const char *path, const char *name))
+static void for_each_xml(const char *sub, void (*fn)(const char *path, const char *name, void *ctx))
 {
-    const char *src = getenv("SC_SOURCE_DIR");
-    assert_non_null(src);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", src, sub);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
-            continue;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        fn(path, e->d_name);
-        n++;
-    }
-    closedir(d);
-    assert_true(n >= 4);
+    assert_true(sc_for_each_spec(sub, fn, NULL) >= 4);
 }
 
-static void check_file(const char *path, const char *name)
+static void check_file(const char *path, const char *name, void *ctx)
 {
+    (void)ctx;
     for (int threads = 1; threads <= 2; threads++) {
         graphs s;
         load(path, 2, &s);
@@ -330,7 +314,7 @@ static void test_planted_faults(void **state)
     graphs s;
     load(path, 2, &s);
     sc_graph *g = &s.g[0];
-    sc_memplan_opts o = {2, 0, 0};
+    sc_memplan_opts o = {.threads = 2};
     sc_memplan mp;
     assert_int_equal(sc_memplan_build_with(g, g->loss, &o, 1, &mp), 0);
     assert_null(plan_error(g, &mp, buf, sizeof buf));
@@ -391,12 +375,13 @@ static void run_step(const sc_graph *g, sc_interp *it)
     sc_interp_run(it, 0, g->nn);
 }
 
-static void same_results(const char *path, const char *name)
+static void same_results(const char *path, const char *name, void *ctx)
 {
+    (void)ctx;
     graphs s, t;
     load(path, 0, &s);
     load(path, 0, &t);
-    sc_memplan_opts o = {2, 0, 0};
+    sc_memplan_opts o = {.threads = 2};
     assert_int_equal(sc_schedule_nodes(&t.g[0], t.g[0].loss, &o), 0);
     sc_interp a, b;
     run_step(&s.g[0], &a);
