@@ -18,7 +18,8 @@
 # Environment: ROUNDS (3), STEPS per run (3, after one warm-up step),
 # THREADS (2), CONFIGS ("resnet-small:32 resnet18-cifar:32
 # resnet18-stl10:32 resnet18-stl10:64"), PROFILE (resnet18-stl10:32),
-# OUT (bench/RESULTS.md), SIMCLRC (BUILD_DIR/compiler/simclrc), SGEMM
+# OUT (bench/RESULTS.md), FLAGS (extra simclrc options for the binaries
+# compared, e.g. FLAGS=--tune; none by default), SIMCLRC (BUILD_DIR/compiler/simclrc), SGEMM
 # (BUILD_DIR/bench/sc_sgemm_rate), PYTHON (/usr/bin/python3, which has
 # torch). The defaults take 5 to 10 minutes on 2 cores (most of it
 # PyTorch's side).
@@ -38,6 +39,7 @@ python=${PYTHON:-/usr/bin/python3}
 steps=${STEPS:-3}
 rounds=${ROUNDS:-3}
 threads=${THREADS:-2}
+flags=${FLAGS:-}
 configs=${CONFIGS:-"resnet-small:32 resnet18-cifar:32 resnet18-stl10:32 resnet18-stl10:64"}
 profile=${PROFILE:-resnet18-stl10:32}
 out=${OUT:-$here/RESULTS.md}
@@ -124,7 +126,8 @@ for cfg in $configs; do
     [ -f "$spec" ] || die "no model $spec"
     bin=$tmp/$m-b$b
     t0=$(date +%s.%N)
-    "$simclrc" --batch "$b" -o "$bin" "$spec"
+    # shellcheck disable=SC2086 # FLAGS is a list of options
+    "$simclrc" $flags --batch "$b" -o "$bin" "$spec"
     t1=$(date +%s.%N)
     compile_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
     echo "== $m batch $b: compiled in $compile_s s"
@@ -156,7 +159,8 @@ pb=${profile#*:}
 pbin=$tmp/$pm-b$pb
 profile_cmd="$pm-b$pb bench-step --profile --steps $steps --threads $threads"
 if [ -n "$profile" ]; then
-    [ -x "$pbin" ] || "$simclrc" --batch "$pb" -o "$pbin" "$src/models/$pm.xml"
+    # shellcheck disable=SC2086
+    [ -x "$pbin" ] || "$simclrc" $flags --batch "$pb" -o "$pbin" "$src/models/$pm.xml"
     echo "== profile: $profile_cmd"
     if "$pbin" bench-step --profile --steps "$steps" --threads "$threads" > "$tmp/profile.txt" 2>&1; then
         # The summary line, the table's header and its first 10 rows, the per-op table.
@@ -206,7 +210,7 @@ fi
     echo "Written by \`bench/step_bench.sh\`; do not edit by hand, re-run it."
     echo
     echo "- date: $date_utc; the run took $elapsed s"
-    echo "- source: $commit; $("$simclrc" --version)"
+    echo "- source: $commit; $("$simclrc" --version); binaries compiled with \`simclrc ${flags:+$flags }--batch B\`"
     echo "- machine: $cpu, $ncpu CPUs (nproc); load average $load0 at the start, $load1 at the end"
     echo "- OpenBLAS: $openblas_config"
     echo "- PyTorch: $torch_version (\`$python\`), \`torch.set_num_threads($threads)\`"

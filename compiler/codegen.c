@@ -1123,17 +1123,6 @@ static void win_max(sc_codegen *c, LLVMValueRef xi, void *p)
     set(c, q->best, LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, b, ""), v, b, ""));
 }
 
-/* The first element equal to the maximum: ties go to the first in scan
- * order, as PyTorch does. The comparison is rarely true, so it predicts
- * well, unlike tracking the argmax while the maximum is still moving. */
-static void win_first(sc_codegen *c, LLVMValueRef xi, void *p)
-{
-    poolctx *q = p;
-    LLVMValueRef hit = LLVMBuildAnd(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, q->X, xi), get(c, q->best, c->elt), ""),
-                                    LLVMBuildICmp(c->b, LLVMIntSLT, get(c, q->arg, c->i64), ci(c, 0), ""), "");
-    set(c, q->arg, LLVMBuildSelect(c->b, hit, xi, get(c, q->arg, c->i64), ""));
-}
-
 static void win_sum(sc_codegen *c, LLVMValueRef xi, void *p)
 {
     poolctx *q = p;
@@ -1179,11 +1168,25 @@ static void lower_pool(sc_codegen *c, int i)
         set(c, q.best, ld(c, q.X, first));
         for_window(c, xoff, h0, w0, K, H, W, win_max, &q);
         if (bwd) {
-            set(c, q.arg, ci(c, -1));
-            for_window(c, xoff, h0, w0, K, H, W, win_first, &q);
-            /* NaN equals nothing: its gradient goes to the first element */
-            LLVMValueRef a = get(c, q.arg, c->i64);
-            a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, ci(c, 0), ""), first, a, "");
+            /* The first element equal to the maximum, in straight-line
+             * code: taps in reverse scan order, each a select, so no
+             * branch depends on the data; out-of-bounds taps read the
+             * first element and never hit. NaN equals nothing: its
+             * gradient goes to the first element. */
+            LLVMValueRef a = first, best = get(c, q.best, c->elt);
+            for (int64_t t = K * K - 1; t >= 0; t--) {
+                LLVMValueRef ih = iadd(c, h0, ci(c, t / K)), iw = iadd(c, w0, ci(c, t % K));
+                LLVMValueRef ok = LLVMBuildAnd(
+                    c->b,
+                    LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                 LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, H), ""), ""),
+                    LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw, ci(c, 0), ""),
+                                 LLVMBuildICmp(c->b, LLVMIntSLT, iw, ci(c, W), ""), ""),
+                    "");
+                LLVMValueRef xi = LLVMBuildSelect(c->b, ok, iadd(c, xoff, mad(c, ih, W, iw)), first, "");
+                LLVMValueRef hit = LLVMBuildAnd(c->b, ok, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, q.X, xi), best, ""), "");
+                a = LLVMBuildSelect(c->b, hit, xi, a, "");
+            }
             st(c, q.DX, a, fadd(c, ld(c, q.DX, a), ld(c, Y, yi)));
         } else
             st(c, Y, yi, get(c, q.best, c->elt));
