@@ -25,12 +25,12 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
   echo "\`bench/mpi_bench.sh $*\` on $(nproc) cores ($(uname -m)), $(date -u +%Y-%m-%d);"
   echo "model $(basename "$model"), batch $batch per rank, $steps timed steps, global batchnorm,"
   echo "Open MPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}') over shared memory (btl self,vader)."
-  echo "Threads per rank: the cores divided by the ranks (at least 1), so 4 ranks oversubscribe 2 cores."
+  echo "Ranks are not bound to cores (\`--bind-to none\`); threads per rank: the CPUs a rank may use divided by the ranks on the machine (at least 1), so 4 ranks oversubscribe 2 cores."
   echo
   echo '```'
   for k in 1 2 4; do
     echo "## mpirun -np $k"
-    mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -np "$k" \
+    mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl self,vader -np "$k" \
       "$tmp/model" bench-step --steps "$steps" --global-bn
   done
   echo '```'

@@ -26,5 +26,8 @@ void sc_parallel_for(sc_task_fn fn, void *ctx, int64_t n);
 int sc_threads_set(int n);
 /* The number of threads in effect (initialising the default if unset). */
 int sc_threads(void);
+/* The CPUs this process may run on (its affinity mask: what mpirun,
+ * taskset or a container allow), else the online CPUs; at least 1. */
+int sc_cpus(void);
 
 #endif

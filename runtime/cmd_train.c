@@ -138,7 +138,7 @@ static double now_seconds(void)
 
 static void usage(FILE *f, const sc_model_desc *d)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = sc_cpus();
     fprintf(f,
             "usage: %s train --data DIR [--out RUN] [--epochs E] [--lr X] [--seed S]\n"
             "                [--threads T] [--resume] [--split NAME] [options]\n"
@@ -255,8 +255,7 @@ static int parse_options(int argc, char **argv, const sc_model_desc *d, options 
     o->split.kind = SC_SPLIT_UNLABELED;
     o->log_every = 50;
     o->knn_every = 1;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o->threads = cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
+    o->threads = sc_cpus();
     *done = 0;
     int c;
     int64_t v;
@@ -1143,8 +1142,7 @@ int sc_cmd_train(int argc, char **argv)
         sc_comm_set_global_bn(t.o.global_bn);
         sc_comm_set_grad_floats(sc_param_count(t.d));
         if (!t.o.have_threads) {
-            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-            int per = (int)((cpus > 0 ? cpus : 1) / sc_comm_local_size());
+            int per = sc_cpus() / sc_comm_local_size();
             t.o.threads = per > 0 ? per : 1;
         }
         /* Progress and notes come from rank 0; errors from any rank. */

@@ -305,8 +305,7 @@ static int mpi_threads(void)
 {
     if (!sc_model.mpi)
         return 0;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int t = (int)((cpus > 0 ? cpus : 1) / sc_comm_local_size());
+    int t = sc_cpus() / sc_comm_local_size();
     return t > 0 ? t : 1;
 }
 

@@ -7,6 +7,7 @@
  * spinning on a countdown. Every thread runs its slice even when it is
  * empty, so kernels can rely on each thread's per-thread state (partial
  * sums) being initialised. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "sc_parallel.h"
 
 #include <pthread.h>
@@ -79,10 +80,17 @@ static void *worker(void *arg)
     return NULL;
 }
 
+int sc_cpus(void)
+{
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
+}
+
 static int default_threads(void)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 0 ? (int)(cpus < MAX_THREADS ? cpus : MAX_THREADS) : 1;
+    int cpus = sc_cpus();
+    return cpus < MAX_THREADS ? cpus : MAX_THREADS;
 }
 
 int sc_threads_set(int n)
