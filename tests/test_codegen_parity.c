@@ -59,6 +59,8 @@
 
 #include <cmocka.h>
 
+#include "spec_files.h"
+
 #include "build.h"
 #include "interp.h"
 #include "ir.h"
@@ -191,48 +193,6 @@ static void show_log(const char *log)
 
 /* ---- the job list ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The .xml files of dir, sorted; *n set. NULL on error. */
-static char **list_xml(const char *dir, int *n)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return NULL;
-    char **names = NULL;
-    int cnt = 0, bad = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
-            continue;
-        char **nn = realloc(names, sizeof *names * (size_t)(cnt + 1));
-        if (!nn) {
-            bad = 1;
-            break;
-        }
-        names = nn;
-        if (!(names[cnt] = xprintf("%s/%s", dir, e->d_name))) {
-            bad = 1;
-            break;
-        }
-        cnt++;
-    }
-    closedir(d);
-    if (bad) {
-        for (int i = 0; i < cnt; i++)
-            free(names[i]);
-        free(names);
-        return NULL;
-    }
-    if (cnt)
-        qsort(names, (size_t)cnt, sizeof *names, cmp_str);
-    *n = cnt;
-    return names ? names : calloc(1, sizeof *names);
-}
 
 static int add_job(const char *spec, int batch, unsigned seed, const char *cflag)
 {
@@ -269,8 +229,8 @@ static int setup_jobs(void)
     unsigned shift = shift_env ? (unsigned)strtoul(shift_env, NULL, 10) : 0;
     int rc = 0, nspecs = 0, nmodels = 0;
     char *specdir = xprintf("%s/tests/specs", srcdir), *modeldir = xprintf("%s/models", srcdir);
-    char **specs = specdir ? list_xml(specdir, &nspecs) : NULL;
-    char **models = modeldir ? list_xml(modeldir, &nmodels) : NULL;
+    char **specs = specdir ? sc_spec_list(specdir, &nspecs) : NULL;
+    char **models = modeldir ? sc_spec_list(modeldir, &nmodels) : NULL;
     if (!specs || !models || nspecs < 6) {
         fprintf(stderr, "test_codegen_parity: expected at least 6 specs in %s and the models in %s\n",
                 specdir ? specdir : "tests/specs", modeldir ? modeldir : "models");

@@ -18,6 +18,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "spec_files.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -79,42 +81,15 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted list of DIR/NAME for every *.xml in dir (NULL-terminated). */
 static char **list_xml(const char *dir, int *count)
 {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char **v = NULL;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".xml"))
-            continue;
-        v = realloc(v, (size_t)(n + 2) * sizeof *v);
-        assert_non_null(v);
-        v[n++] = path_join(dir, e->d_name);
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(v, (size_t)n, sizeof *v, cmp_str);
-    if (v)
-        v[n] = NULL;
-    *count = n;
+    char **v = sc_spec_list(dir, count);
+    assert_non_null(v);
     return v;
 }
 
-static void free_list(char **v)
-{
-    for (int i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
+static void free_list(char **v) { sc_spec_list_free(v); }
 
 /* Runs load + build in process with stderr captured into *err (malloc'd).
  * Returns 0 on success, 1 when the load failed, 2 when the build did. */
