@@ -26,6 +26,11 @@ void sc_parallel_for(sc_task_fn fn, void *ctx, int64_t n);
 int sc_threads_set(int n);
 /* The number of threads in effect (initialising the default if unset). */
 int sc_threads(void);
+/* Between steps, BLAS calls outside generated code (the kNN monitor, the
+ * linear probe) may use every pool thread's core: wide 1 gives OpenBLAS
+ * the pool's thread count, wide 0 takes it back to one (required again
+ * before the next step). No effect with a one-thread pool. */
+void sc_blas_wide(int wide);
 /* The CPUs this process may run on (its affinity mask: what mpirun,
  * taskset or a container allow), else the online CPUs; at least 1. */
 int sc_cpus(void);

@@ -355,6 +355,8 @@ int sc_cmd_eval(int argc, char **argv)
     }
     printf("features of %zu train and %zu test images in %.1f s\n", ntr, nte, now_seconds() - t0);
 
+    /* Only the probe's own GEMMs from here on: all cores to OpenBLAS. */
+    sc_blas_wide(1);
     const int64_t np = (int64_t)classes * dim + classes;
     wb = calloc((size_t)np, sizeof *wb);
     if (!wb) {

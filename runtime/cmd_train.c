@@ -513,8 +513,11 @@ static int knn_measure(trainer *t, int64_t step, int64_t epoch, double *acc)
     }
     sc_knn_config c;
     sc_knn_config_default(&c, SC_STL10_CLASSES);
-    if (sc_knn_accuracy(&c, t->ftr, t->ytr, (int64_t)t->ntr, t->fte, t->yte, (int64_t)t->nte, d->feature_dim,
-                        acc, NULL, err, sizeof err)) {
+    sc_blas_wide(1);
+    int bad = sc_knn_accuracy(&c, t->ftr, t->ytr, (int64_t)t->ntr, t->fte, t->yte, (int64_t)t->nte, d->feature_dim,
+                              acc, NULL, err, sizeof err);
+    sc_blas_wide(0);
+    if (bad) {
         error(t, "error: kNN monitor: %s", err);
         return EXIT_INTERNAL;
     }

@@ -112,6 +112,12 @@ int sc_threads_set(int n)
     return n;
 }
 
+void sc_blas_wide(int wide)
+{
+    if (sc_threads() > 1)
+        openblas_set_num_threads(wide ? pool.threads : 1);
+}
+
 int sc_threads(void)
 {
     if (!pool.threads)
