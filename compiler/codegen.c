@@ -425,7 +425,7 @@ static conv_plan plan_conv(sc_codegen *c, int i, const sc_tensor *x, const sc_te
     p.cols = p.nb * p.ohw;
     p.direct = direct(&p.g) && p.nb == 1;
     if (p.direct)
-        snprintf(c->impl, sizeof c->impl, "gemm 1x1");
+        snprintf(c->impl, sizeof c->impl, "gemm-1x1");
     else if (p.nb == 1)
         snprintf(c->impl, sizeof c->impl, "im2col+gemm");
     else

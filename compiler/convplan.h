@@ -2,7 +2,7 @@
  * algorithm and its geometry, shared by the memory plan (workspace sizes)
  * and the code generator.
  *
- *   gemm 1x1     a 1x1, stride-1, unpadded convolution of one image per
+ *   gemm-1x1     a 1x1, stride-1, unpadded convolution of one image per
  *                GEMM: the input already is the GEMM operand.
  *   im2col+gemm  im2col of a chunk of images, one GEMM per chunk.
  *   shift+gemm   stride-1 convolutions as k*k GEMMs over a zero-padded
@@ -14,7 +14,7 @@
  *                padding's wasted positions.
  *
  * Policy (simclrc --conv): `im2col` (the default) uses im2col+gemm, or
- * gemm 1x1 where it applies; `shift` uses shift+gemm where it is legal and
+ * gemm-1x1 where it applies; `shift` uses shift+gemm where it is legal and
  * the padded grid wastes at most SC_SHIFT_WASTE of the output positions
  * (large planes: ResNet's first stages), else im2col. On the machines we
  * measured (OpenBLAS 0.3.21, AVX-512), shift+gemm ran 0.83x to 1.12x the

@@ -69,7 +69,7 @@ typedef struct {
 typedef struct {
     const char *name;       /* the node's label, e.g. "encoder.4.0.conv1" */
     const char *op;         /* "conv2d", "batchnorm_bwd"; fused: "batchnorm+relu" */
-    const char *impl;       /* the kernel chosen: "im2col+gemm", "gemm 1x1", "loop", ... */
+    const char *impl;       /* the kernel chosen: "im2col+gemm", "gemm-1x1", "loop", ... */
     double flops;
     int64_t parallel;       /* work items split over threads (1: runs on one thread) */
 } sc_node_info;

@@ -182,7 +182,7 @@ static void print_features(const char *f)
 /* A kernel's name without its chunk size ("im2col+gemm x8"). */
 static size_t kernel_name_len(const char *impl)
 {
-    return !strncmp(impl, "gemm 1x1", 8) ? 8 : strcspn(impl, " ");
+    return strcspn(impl, " ");
 }
 
 /* How many convolution nodes (forward and backward) use each kernel. */

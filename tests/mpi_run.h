@@ -3,15 +3,12 @@
 #ifndef MPI_RUN_H
 #define MPI_RUN_H
 
+#include "test_util.h"
+
 /* Whether the suite was built with the MPI communicator (SC_HAVE_MPI=1). */
 int mpi_available(void);
 
-/* Runs argv (NULL-terminated; argv[0] a path) with stdout and stderr
- * appended to log (NULL: inherited). Returns the exit status, or -1 if it
- * could not run or died from a signal. */
-int run_log(char *const argv[], const char *log);
-
-/* The same under `mpirun -np k` (SC_MPIEXEC): --allow-run-as-root (tests
+/* run_log (test_util.h) under `mpirun -np k` (SC_MPIEXEC): --allow-run-as-root (tests
  * run as root in containers), --oversubscribe (k may exceed the cores),
  * shared-memory and self transports only (no network), and
  * OMPI_MCA_btl_vader_single_copy_mechanism=none (containers often forbid
@@ -19,10 +16,5 @@ int run_log(char *const argv[], const char *log);
  * (SC_SANITIZE=1) the ranks run without LeakSanitizer: Open MPI's own
  * allocations live until exit. */
 int run_mpi(int k, char *const argv[], const char *log);
-
-/* malloc'd printf. */
-char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The whole of a small text file, or NULL. */
-char *slurp(const char *path);
 
 #endif

@@ -31,6 +31,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "sc_checkpoint.h"
 #include "sc_rng.h"
 #include "sc_safetensors.h"
@@ -111,7 +113,7 @@ static void fill(float *x, int64_t n, uint64_t seed)
         x[i] = (float)sc_rng_normal(&r);
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
+static unsigned char *slurp_bytes(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -360,7 +362,7 @@ static void test_truncated(void **st)
     char err[512];
     assert_int_equal(sc_ckpt_save(path, &d, d.params, NP, a.params, a.buffers, a.opt, NULL, err, sizeof err), 0);
     size_t n;
-    unsigned char *bytes = slurp(path, &n);
+    unsigned char *bytes = slurp_bytes(path, &n);
     assert_non_null(bytes);
     const char *cut = path_in("cut.safetensors");
     size_t lens[] = {0, 4, 8, 9, 100, n / 2, n - 4, n - 1};
@@ -439,7 +441,7 @@ static void test_failed_save_keeps_old(void **st)
     char err[512];
     assert_int_equal(sc_ckpt_save(path, &d, d.params, NP, a.params, a.buffers, a.opt, &pos, err, sizeof err), 0);
     size_t n;
-    unsigned char *before = slurp(path, &n);
+    unsigned char *before = slurp_bytes(path, &n);
     assert_non_null(before);
 
     /* Writes beyond half the file fail (EFBIG, as ENOSPC would). */
@@ -458,7 +460,7 @@ static void test_failed_save_keeps_old(void **st)
     assert_contains(err, "File too large");
 
     size_t m;
-    unsigned char *after = slurp(path, &m);
+    unsigned char *after = slurp_bytes(path, &m);
     assert_non_null(after);
     assert_int_equal(m, n);
     assert_memory_equal(before, after, n);
@@ -516,9 +518,12 @@ static void test_finetune_table(void **st)
 static int setup(void **st)
 {
     (void)st;
-    const char *bin = getenv("SC_BINARY_DIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/tmp-checkpoint-XXXXXX", bin && *bin ? bin : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    char *dir = test_tmpdir("tmp-checkpoint");
+    int ok = dir && strlen(dir) < sizeof tmpdir;
+    if (ok)
+        strcpy(tmpdir, dir);
+    free(dir);
+    return ok ? 0 : -1;
 }
 
 static int teardown(void **st)

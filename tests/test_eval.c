@@ -28,34 +28,22 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "sc_stl10.h"
 
-static char work[] = "/tmp/test_eval_XXXXXX";
+static char work[512];
 static char bin[600];
 
+/* Runs argv (NULL-terminated) with stdout and stderr into WORK/out.txt
+ * (replaced each time); returns the exit status, -1 when it did not exit
+ * normally. */
 static int run(char *const argv[])
 {
     char log[600];
     snprintf(log, sizeof log, "%s/out.txt", work);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "test_eval: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    unlink(log);
+    return run_log(argv, log);
 }
 
 static char *read_file(const char *p)
@@ -123,8 +111,13 @@ static int write_split(const char *dir, const char *images, const char *labels, 
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(work))
+    char *dir = test_tmpdir("test_eval");
+    if (!dir || strlen(dir) >= sizeof work) {
+        free(dir);
         return -1;
+    }
+    strcpy(work, dir);
+    free(dir);
     char *data = path("data");
     if (mkdir(data, 0755) || write_split(data, "train_X.bin", "train_y.bin", 40, 0) ||
         write_split(data, "test_X.bin", "test_y.bin", 20, 1) ||

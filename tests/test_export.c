@@ -26,36 +26,22 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "sc_safetensors.h"
 #include "stl10_files.h"
 
-static char work[] = "/tmp/test_export_XXXXXX";
+static char work[512];
 
-/* Runs argv (NULL-terminated) with stdout and stderr into WORK/out.txt;
- * returns the exit status, -1 when it did not exit normally. */
+/* Runs argv (NULL-terminated) with stdout and stderr into WORK/out.txt
+ * (replaced each time); returns the exit status, -1 when it did not exit
+ * normally. */
 static int run(char *const argv[])
 {
     char log[600];
     snprintf(log, sizeof log, "%s/out.txt", work);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "test_export: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    unlink(log);
+    return run_log(argv, log);
 }
 
 /* The output of the last run. */
@@ -102,8 +88,13 @@ static void compile(const char *model, const char *out)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(work))
+    char *dir = test_tmpdir("test_export");
+    if (!dir || strlen(dir) >= sizeof work) {
+        free(dir);
         return -1;
+    }
+    strcpy(work, dir);
+    free(dir);
     char *data = path("data");
     if (mkdir(data, 0755) || stl10_write_images(data, "train_X.bin", 0, 8, 0) ||
         stl10_write_labels(data, "train_y.bin", 8) || stl10_write_images(data, "test_X.bin", 100, 4, 0) ||

@@ -30,6 +30,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "autodiff.h"
 #include "build.h"
 #include "derive.h"
@@ -370,8 +372,8 @@ static void test_features_stay(void **state)
         "  <loss type=\"nt-xent\" temperature=\"0.5\"/>\n"
         "  <train batch=\"3\" epochs=\"1\" optimizer=\"sgd\" lr=\"0.1\"/>\n"
         "</simclr>\n";
-    char path[] = "/tmp/sc_fuse_XXXXXX";
-    int fd = mkstemp(path);
+    char path[512];
+    int fd = test_tmpfile("sc_fuse", path, sizeof path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, xml, strlen(xml)), (ssize_t)strlen(xml));
     close(fd);
@@ -620,8 +622,8 @@ static void test_driver(void **state)
 {
     (void)state;
     char *model = source_path("models/resnet-small.xml");
-    char tmp[] = "/tmp/sc_fuse_drv_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
+    char *tmp = test_tmpdir("sc_fuse_drv");
+    assert_non_null(tmp);
     char out[256], err[256], a[256], b[256], args[8192];
     snprintf(out, sizeof out, "%s/out", tmp);
     snprintf(err, sizeof err, "%s/err", tmp);
@@ -667,6 +669,7 @@ static void test_driver(void **state)
     unlink(out);
     unlink(err);
     rmdir(tmp);
+    free(tmp);
     free(model);
 }
 

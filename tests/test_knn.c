@@ -21,41 +21,11 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "sc_knn.h"
 #include "sc_rng.h"
 #include "sc_safetensors.h"
-
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-static int run(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execv(argv[0], argv);
-        fprintf(stderr, "test_knn: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static double knn(const sc_knn_config *c, const float *tr, const int *ytr, int64_t ntr,
                   const float *te, const int *yte, int64_t nte, int64_t d, int *pred)
@@ -207,7 +177,7 @@ static void test_torch(void **state)
     assert_non_null(path);
     assert_non_null(script);
     char *argv[] = {(char *)python, script, path, NULL};
-    int st = run(argv);
+    int st = run_log(argv, NULL);
     free(script);
     sc_st_file f;
     char err[512];

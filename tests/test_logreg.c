@@ -22,26 +22,11 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "sc_logreg.h"
 #include "sc_rng.h"
 #include "sc_safetensors.h"
-
-static int run(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execv(argv[0], argv);
-        fprintf(stderr, "test_logreg: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* n rows, d features, c classes around random centres (seeded). */
 static void draw(int64_t n, int d, int c, double spread, uint64_t seed, double *x, int *y)
@@ -112,13 +97,13 @@ static void test_torch(void **state)
     const char *src = getenv("SC_SOURCE_DIR"), *py = getenv("SC_PYTHON");
     if (!src || !py)
         fail_msg("SC_SOURCE_DIR and SC_PYTHON must be set (run through CTest)");
-    char script[4096], out[] = "/tmp/test_logreg_XXXXXX";
+    char script[4096], out[512];
     snprintf(script, sizeof script, "%s/tests/logreg_torch.py", src);
-    int fd = mkstemp(out);
+    int fd = test_tmpfile("test_logreg", out, sizeof out);
     assert_true(fd >= 0);
     close(fd);
     char *argv[] = {(char *)py, script, out, NULL};
-    if (run(argv) != 0) {
+    if (run_log(argv, NULL) != 0) {
         unlink(out);
         fail_msg("%s %s failed", py, script);
     }
