@@ -52,56 +52,26 @@ static const sc_st_tensor *input_tensor(const sc_st_file *f)
 
 int sc_cmd_encode(int argc, char **argv)
 {
-    enum { OPT_CKPT = 256, OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_THREADS };
-    static const struct option longopts[] = {
-        {"ckpt", required_argument, 0, OPT_CKPT},
-        {"random-init", no_argument, 0, OPT_RANDOM},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"input", required_argument, 0, OPT_INPUT},
-        {"out", required_argument, 0, 'o'},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     const char *ckpt = NULL, *in = NULL, *out = NULL;
-    int random_init = 0, c;
+    int random_init = 0;
     uint64_t seed = 0, threads = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CKPT: ckpt = optarg; break;
-        case OPT_RANDOM: random_init = 1; break;
-        case OPT_SEED:
-            if (sc_arg_u64("--seed", optarg, 0, UINT64_MAX, &seed))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_INPUT: in = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_THREADS:
-            if (sc_arg_u64("--threads", optarg, 1, 1024, &threads))
-                return SC_EXIT_USAGE;
-            break;
-        case 'h': usage(stdout); return 0;
-        default: return sc_arg_bad_option("encode", argv, c);
-        }
-    }
-    const char *prog = program_invocation_short_name;
-    if (optind < argc) {
-        sc_cli_error("encode takes no arguments, got '%s'", argv[optind]);
-        return SC_EXIT_USAGE;
-    }
-    if (!!ckpt == random_init || !in || !out) {
-        sc_cli_error(ckpt && random_init ? "--ckpt and --random-init exclude each other"
-                                         : "encode needs --ckpt FILE or --random-init, --input and -o");
-        fprintf(stderr, "Run '%s encode --help' for usage.\n", prog);
-        return SC_EXIT_USAGE;
-    }
+    const sc_opt opts[] = {
+        {"ckpt", .kind = SC_OPT_STR, .dest = &ckpt},
+        {"random-init", .kind = SC_OPT_FLAG, .dest = &random_init},
+        {"seed", .kind = SC_OPT_U64, .dest = &seed, .max = UINT64_MAX},
+        {"input", .kind = SC_OPT_STR, .dest = &in, .required = "--input IN.safetensors"},
+        {"out", 'o', SC_OPT_STR, .dest = &out, .required = "-o OUT.safetensors"},
+        {"threads", .kind = SC_OPT_U64, .dest = &threads, .min = 1, .max = 1024},
+    };
+    const sc_cmdline cl = {"encode", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc || (rc = sc_cli_check_source("encode", ckpt, random_init)))
+        return rc == SC_CLI_HELP ? 0 : rc;
     if (threads)
         sc_threads_set((int)threads);
 
     sc_state s;
-    int rc = sc_cli_state(&s);
-    if (rc)
+    if ((rc = sc_cli_state(&s)))
         return rc;
     const sc_model_desc *d = s.desc;
     sc_st_file f = {0};

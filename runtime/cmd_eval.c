@@ -25,6 +25,7 @@
 #include "sc_rng.h"
 #include "sc_state.h"
 #include "sc_stl10.h"
+#include "sc_clock.h"
 
 /* Random stream of the labeled subset and the validation split (streams
  * 1-4 and 6-7 are the parameters', inputs', augmentation's, shuffling's
@@ -63,13 +64,6 @@ static void usage(FILE *f)
             "exit status: 0 success, 1 bad input (data, checkpoint), 2 bad usage,\n"
             "3 internal error\n",
             p);
-}
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static void shuffle(uint32_t *a, size_t n, sc_rng *r)
@@ -220,51 +214,20 @@ typedef struct {
 
 static int parse(int argc, char **argv, eval_opts *o)
 {
-    enum { OPT_DATA = 256, OPT_CKPT, OPT_RANDOM, OPT_PER_CLASS, OPT_WD, OPT_SEED, OPT_THREADS };
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, OPT_DATA},
-        {"ckpt", required_argument, 0, OPT_CKPT},
-        {"random-init", no_argument, 0, OPT_RANDOM},
-        {"labels-per-class", required_argument, 0, OPT_PER_CLASS},
-        {"weight-decay", required_argument, 0, OPT_WD},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     memset(o, 0, sizeof *o);
     o->weight_decay = -1;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA: o->data = optarg; break;
-        case OPT_CKPT: o->ckpt = optarg; break;
-        case OPT_RANDOM: o->random_init = 1; break;
-        case OPT_PER_CLASS:
-            if (sc_arg_u64("--labels-per-class", optarg, 1, 100000000, &o->per_class))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_WD:
-            if (sc_arg_double("--weight-decay", optarg, 0, 1e6, &o->weight_decay))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_SEED:
-            if (sc_arg_u64("--seed", optarg, 0, UINT64_MAX, &o->seed))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_THREADS:
-            if (sc_arg_u64("--threads", optarg, 1, 1024, &o->threads))
-                return SC_EXIT_USAGE;
-            break;
-        case 'h': usage(stdout); return -1;
-        default: return sc_arg_bad_option("eval", argv, c);
-        }
-    }
-    int rc = sc_cli_check_source("eval", argc, argv, o->data, o->ckpt, o->random_init);
-    if (rc)
-        return rc;
-    return 0;
+    const sc_opt opts[] = {
+        {"data", .kind = SC_OPT_STR, .dest = &o->data, .required = "--data DIR"},
+        {"ckpt", .kind = SC_OPT_STR, .dest = &o->ckpt},
+        {"random-init", .kind = SC_OPT_FLAG, .dest = &o->random_init},
+        {"labels-per-class", .kind = SC_OPT_U64, .dest = &o->per_class, .min = 1, .max = 100000000},
+        {"weight-decay", .kind = SC_OPT_NUM, .dest = &o->weight_decay, .lo = 0, .hi = 1e6},
+        {"seed", .kind = SC_OPT_U64, .dest = &o->seed, .max = UINT64_MAX},
+        {"threads", .kind = SC_OPT_U64, .dest = &o->threads, .min = 1, .max = 1024},
+    };
+    const sc_cmdline cl = {"eval", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    return rc ? rc : sc_cli_check_source("eval", o->ckpt, o->random_init);
 }
 
 int sc_cmd_eval(int argc, char **argv)
@@ -272,7 +235,7 @@ int sc_cmd_eval(int argc, char **argv)
     eval_opts o;
     int rc = parse(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == SC_CLI_HELP ? 0 : rc;
     if (o.threads)
         sc_threads_set((int)o.threads);
 
@@ -334,7 +297,7 @@ int sc_cmd_eval(int argc, char **argv)
     printf("linear probe of %s (%s), %d features\n", d->name,
            o.ckpt ? o.ckpt : "random initialisation", dim);
     fflush(stdout);
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     ftr = malloc(sizeof *ftr * (ntr ? ntr : 1) * (size_t)dim);
     fte = malloc(sizeof *fte * (nte ? nte : 1) * (size_t)dim);
     if (!ftr || !fte) {
@@ -353,7 +316,7 @@ int sc_cmd_eval(int argc, char **argv)
         rc = SC_EXIT_INPUT;
         goto done;
     }
-    printf("features of %zu train and %zu test images in %.1f s\n", ntr, nte, now_seconds() - t0);
+    printf("features of %zu train and %zu test images in %.1f s\n", ntr, nte, sc_now_seconds() - t0);
 
     /* Only the probe's own GEMMs from here on: all cores to OpenBLAS. */
     sc_blas_wide(1);
@@ -424,7 +387,7 @@ int sc_cmd_eval(int argc, char **argv)
     printf("probe on %zu labeled images (weight_decay %.2g, %d iterations): train_accuracy %.4f\n", nfit,
            lambda, res.iterations, train_acc);
     printf("test_accuracy %.4f\n", test_acc);
-    printf("eval took %.1f s\n", now_seconds() - t0);
+    printf("eval took %.1f s\n", sc_now_seconds() - t0);
     if (fflush(stdout)) {
         sc_cli_error("writing standard output failed");
         rc = SC_EXIT_INTERNAL;

@@ -212,51 +212,21 @@ static void add(sc_st_writer *w, const sc_param_info *p, const char *name, const
 
 int sc_cmd_export(int argc, char **argv)
 {
-    enum { OPT_CKPT = 256, OPT_NAMES };
-    static const struct option longopts[] = {
-        {"ckpt", required_argument, 0, OPT_CKPT},
-        {"out", required_argument, 0, 'o'},
-        {"names", required_argument, 0, OPT_NAMES},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
+    static const char *const name_styles[] = {"auto", "torchvision", "canonical", NULL};
     const char *ckpt = NULL, *out = NULL;
-    int names = NAMES_AUTO, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CKPT: ckpt = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_NAMES:
-            if (!strcmp(optarg, "auto"))
-                names = NAMES_AUTO;
-            else if (!strcmp(optarg, "torchvision"))
-                names = NAMES_TORCHVISION;
-            else if (!strcmp(optarg, "canonical"))
-                names = NAMES_CANONICAL;
-            else {
-                sc_cli_error("--names must be auto, torchvision or canonical, not '%s'", optarg);
-                return SC_EXIT_USAGE;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        default: return sc_arg_bad_option("export", argv, c);
-        }
-    }
-    const char *prog = program_invocation_short_name;
-    if (optind < argc) {
-        sc_cli_error("export takes no arguments, got '%s'", argv[optind]);
-        return SC_EXIT_USAGE;
-    }
-    if (!ckpt || !*ckpt || !out || !*out) {
-        sc_cli_error("export needs --ckpt FILE and -o OUT.safetensors");
-        fprintf(stderr, "Run '%s export --help' for usage.\n", prog);
-        return SC_EXIT_USAGE;
-    }
+    int names = NAMES_AUTO;
+    const sc_opt opts[] = {
+        {"ckpt", .kind = SC_OPT_STR, .dest = &ckpt, .required = "--ckpt FILE"},
+        {"out", 'o', SC_OPT_STR, .dest = &out, .required = "-o OUT.safetensors"},
+        {"names", .kind = SC_OPT_CHOICE, .dest = &names, .choices = name_styles},
+    };
+    const sc_cmdline cl = {"export", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
 
     sc_state s;
-    int rc = sc_cli_state(&s);
-    if (rc)
+    if ((rc = sc_cli_state(&s)))
         return rc;
     const sc_model_desc *d = s.desc;
     int *is_enc = calloc((size_t)(d->nparams ? d->nparams : 1), sizeof *is_enc);

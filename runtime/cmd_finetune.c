@@ -14,28 +14,23 @@
  * random-resized-crop with scale 0.6..1 and ratio 3/4..4/3 to the input
  * size, horizontal flip with p 0.5, then the model's <normalize>. After
  * each epoch the test split is classified from eval-mode features
- * (sc_encode) and the classifier applied here; the rows so far are
- * rewritten atomically into RUN/finetune.csv. The result is saved as
+ * (sc_encode) and the classifier applied here, and a row appended to
+ * RUN/finetune.csv (train_log.h). The result is saved as
  * RUN/finetune.safetensors (a checkpoint of kind "finetune" holding the
- * classifier too).
+ * classifier too). RUN is locked while the run lasts (sc_rundir).
  *
  * Everything random is a function of --seed: the classifier's
  * initialisation, the epoch order and every crop and flip, so a
  * pretrained and a random-init run see identical data. */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
+#include <errno.h> /* program_invocation_short_name */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cblas.h>
 
@@ -45,13 +40,16 @@
 #include "sc_parallel.h"
 #include "sc_augment.h"
 #include "sc_checkpoint.h"
+#include "sc_clock.h"
 #include "sc_init.h"
 #include "sc_model_input.h"
 #include "sc_optim.h"
 #include "sc_pipeline.h"
 #include "sc_rng.h"
+#include "sc_rundir.h"
 #include "sc_state.h"
 #include "sc_stl10.h"
+#include "train_log.h"
 
 /* Random streams, tagged in the top four bits as the others are (1-5
  * belong to parameters, inputs, augmentation, shuffling and the probe).
@@ -64,6 +62,7 @@
 #define DEFAULT_LR_SGD 0.05
 #define DEFAULT_LR_ADAM 1e-3
 #define SGD_MOMENTUM 0.9
+#define CSV_HEADER "epoch,step,lr,train_loss,test_accuracy,seconds"
 
 static void usage(FILE *f)
 {
@@ -73,8 +72,8 @@ static void usage(FILE *f)
             "\n"
             "Supervised fine-tuning of the encoder and a linear classifier on the labeled\n"
             "train split; after every epoch the test split's top-1 accuracy (eval-mode\n"
-            "features) is printed and RUN/finetune.csv rewritten. The result is saved as\n"
-            "RUN/finetune.safetensors.\n"
+            "features) is printed and a row added to RUN/finetune.csv. The result is saved\n"
+            "as RUN/finetune.safetensors.\n"
             "\n"
             "SGD with Nesterov momentum 0.9 (or Adam), the learning rate cosine-decayed to 0;\n"
             "augmentation: random-resized-crop (scale 0.6..1) and horizontal flip, then the\n"
@@ -98,13 +97,6 @@ static void usage(FILE *f)
             p, DEFAULT_EPOCHS, DEFAULT_LR_SGD, DEFAULT_LR_ADAM);
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 typedef struct {
     const char *data, *ckpt, *out;
     int random_init;
@@ -116,183 +108,59 @@ typedef struct {
 
 static int parse(int argc, char **argv, ft_opts *o)
 {
-    enum { OPT_DATA = 256, OPT_CKPT, OPT_RANDOM, OPT_EPOCHS, OPT_LR, OPT_WD, OPT_OPTIM, OPT_OUT, OPT_SEED,
-           OPT_THREADS };
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, OPT_DATA},
-        {"ckpt", required_argument, 0, OPT_CKPT},
-        {"random-init", no_argument, 0, OPT_RANDOM},
-        {"epochs", required_argument, 0, OPT_EPOCHS},
-        {"lr", required_argument, 0, OPT_LR},
-        {"weight-decay", required_argument, 0, OPT_WD},
-        {"optimizer", required_argument, 0, OPT_OPTIM},
-        {"out", required_argument, 0, OPT_OUT},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
+    static const char *const optimizers[] = {"sgd", "adam", NULL};
+    static const int optimizer_kind[] = {SC_OPT_SGD, SC_OPT_ADAM};
+    int which = 0;
     memset(o, 0, sizeof *o);
     o->out = "run-finetune";
     o->epochs = DEFAULT_EPOCHS;
-    o->optimizer = SC_OPT_SGD;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA: o->data = optarg; break;
-        case OPT_CKPT: o->ckpt = optarg; break;
-        case OPT_RANDOM: o->random_init = 1; break;
-        case OPT_EPOCHS:
-            if (sc_arg_u64("--epochs", optarg, 1, 100000, &o->epochs))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_LR:
-            if (sc_arg_double("--lr", optarg, 0, 1e3, &o->lr))
-                return SC_EXIT_USAGE;
-            o->have_lr = 1;
-            break;
-        case OPT_OPTIM:
-            if (!strcmp(optarg, "sgd"))
-                o->optimizer = SC_OPT_SGD;
-            else if (!strcmp(optarg, "adam"))
-                o->optimizer = SC_OPT_ADAM;
-            else {
-                sc_cli_error("--optimizer must be sgd or adam, not '%s'", optarg);
-                return SC_EXIT_USAGE;
-            }
-            break;
-        case OPT_WD:
-            if (sc_arg_double("--weight-decay", optarg, 0, 1e3, &o->weight_decay))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_SEED:
-            if (sc_arg_u64("--seed", optarg, 0, UINT64_MAX, &o->seed))
-                return SC_EXIT_USAGE;
-            break;
-        case OPT_THREADS:
-            if (sc_arg_u64("--threads", optarg, 1, 1024, &o->threads))
-                return SC_EXIT_USAGE;
-            break;
-        case 'h': usage(stdout); return -1;
-        default: return sc_arg_bad_option("finetune", argv, c);
-        }
-    }
-    int rc = sc_cli_check_source("finetune", argc, argv, o->data, o->ckpt, o->random_init);
-    if (rc)
+    const sc_opt opts[] = {
+        {"data", .kind = SC_OPT_STR, .dest = &o->data, .required = "--data DIR"},
+        {"ckpt", .kind = SC_OPT_STR, .dest = &o->ckpt},
+        {"random-init", .kind = SC_OPT_FLAG, .dest = &o->random_init},
+        {"epochs", .kind = SC_OPT_U64, .dest = &o->epochs, .min = 1, .max = 100000},
+        {"lr", .kind = SC_OPT_NUM, .dest = &o->lr, .given = &o->have_lr, .lo = 0, .hi = 1e3},
+        {"weight-decay", .kind = SC_OPT_NUM, .dest = &o->weight_decay, .lo = 0, .hi = 1e3},
+        {"optimizer", .kind = SC_OPT_CHOICE, .dest = &which, .choices = optimizers},
+        {"out", .kind = SC_OPT_STR, .dest = &o->out, .nonempty = 1},
+        {"seed", .kind = SC_OPT_U64, .dest = &o->seed, .max = UINT64_MAX},
+        {"threads", .kind = SC_OPT_U64, .dest = &o->threads, .min = 1, .max = 1024},
+    };
+    const sc_cmdline cl = {"finetune", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc || (rc = sc_cli_check_source("finetune", o->ckpt, o->random_init)))
         return rc;
+    o->optimizer = optimizer_kind[which];
     if (!o->have_lr)
         o->lr = o->optimizer == SC_OPT_SGD ? DEFAULT_LR_SGD : DEFAULT_LR_ADAM;
-    if (!*o->out) {
-        sc_cli_error("--out needs a directory name");
-        return SC_EXIT_USAGE;
-    }
     return 0;
 }
 
-/* mkdir -p. 0, or -1 with errno set. */
-static int make_dirs(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-/* Writes text to path atomically: a temporary file in the same
- * directory, fsync, rename over path, fsync of the directory. */
-static int write_atomic(const char *dir, const char *path, const char *text, size_t len, char *err,
-                        size_t errlen)
-{
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp%ld", path, (long)getpid()) < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    const char *what = "cannot create";
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666), e = errno;
-    size_t off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            what = "write failed";
-            e = w < 0 ? errno : EIO;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (fd >= 0 && off == len) {
-        int bad = fsync(fd);
-        e = errno;
-        bad = close(fd) || bad;
-        fd = -1;
-        what = "cannot sync";
-        if (!bad) {
-            what = "cannot rename over the old file";
-            if (!rename(tmp, path)) {
-                free(tmp);
-                int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) {
-                    fsync(dfd);
-                    close(dfd);
-                }
-                return 0;
-            }
-        }
-        e = errno;
-    }
-    if (fd >= 0)
-        close(fd);
-    snprintf(err, errlen, "%s: error: %s: %s", path, what, strerror(e));
-    unlink(tmp);
-    free(tmp);
-    return -1;
-}
-
-/* A growing text buffer for the CSV. */
+/* A fine-tuning run: what it reads, what it trains, what it writes. */
 typedef struct {
-    char *s;
-    size_t len, cap;
-} text;
-
-static int text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int text_add(text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->cap ? 2 * t->cap : 1024) + (size_t)n;
-        char *s = realloc(t->s, cap);
-        if (!s)
-            return -1;
-        t->s = s;
-        t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-    return 0;
-}
+    ft_opts o;
+    const sc_model_desc *d;
+    sc_state s;
+    const sc_param_info *cw, *cb;  /* the classifier's weight and bias */
+    int classes, dim, B;           /* classifier outputs, features, batch */
+    int have_classifier;           /* from the checkpoint */
+    sc_stl10 *train, *test;
+    size_t ntr, nte;
+    int *ytr, *yte;
+    sc_augment_spec spec;
+    sc_augment_ws *ws;
+    float *input, *fte;            /* a batch (images, then labels); test features */
+    uint32_t *perm;
+    uint8_t *pix;
+    sc_param_info *table;          /* the optimised tensors */
+    sc_optim *opt;                 /* NULL until the first step */
+    sc_rundir run;
+    sc_train_log csv;
+    int have_csv;
+    char csv_path[PATH_MAX], ckpt_path[PATH_MAX];
+    int64_t spe;                   /* steps per epoch */
+    sc_lr_schedule sched;
+} finetune;
 
 /* Top-1 accuracy of the classifier W [classes, dim], b on feature rows. */
 static double classify(const float *w, const float *b, int classes, const float *x, size_t n, int dim,
@@ -333,276 +201,344 @@ static int classifier_entries(const sc_model_desc *d, const sc_param_info **w, c
     return 0;
 }
 
-int sc_cmd_finetune(int argc, char **argv)
+/* The classifier's table entries, and that it covers the dataset's classes. */
+static int check_classifier(finetune *f)
 {
-    ft_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if (o.threads)
-        sc_threads_set((int)o.threads);
-    const char *prog = program_invocation_short_name;
-    const sc_model_desc *d = &sc_model;
-    char err[1024];
-    sc_state s;
-    sc_stl10 *train = NULL, *test = NULL;
-    sc_optim *opt = NULL;
-    sc_param_info *table = NULL;
-    sc_augment_ws *ws = NULL;
-    float *input = NULL, *fte = NULL;
-    uint32_t *perm = NULL;
-    uint8_t *pix = NULL;
-    int *ytr = NULL, *yte = NULL;
-    char *csv_path = NULL, *ckpt_path = NULL;
-    text csv = {0};
-
-    if ((rc = sc_cli_state(&s)))
-        return rc;
-    const sc_param_info *cw, *cb;
-    if (classifier_entries(d, &cw, &cb)) {
+    if (classifier_entries(f->d, &f->cw, &f->cb)) {
         sc_cli_error("the model object lacks a usable classifier (classifier.weight, classifier.bias)");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
+        return SC_EXIT_INTERNAL;
     }
-    const int classes = cw->shape[0], dim = d->feature_dim, B = d->finetune_batch;
-    if (classes < SC_STL10_CLASSES) {
+    f->classes = f->cw->shape[0];
+    f->dim = f->d->feature_dim;
+    f->B = f->d->finetune_batch;
+    if (f->classes < SC_STL10_CLASSES) {
         sc_cli_error("the model's classifier has %d classes; the dataset has %d (recompile with "
-                     "--classes %d)", classes, SC_STL10_CLASSES, SC_STL10_CLASSES);
-        rc = SC_EXIT_USAGE;
-        goto done;
+                     "--classes %d)", f->classes, SC_STL10_CLASSES, SC_STL10_CLASSES);
+        return SC_EXIT_USAGE;
     }
-    if ((rc = sc_cli_load_model(&s, o.ckpt, o.seed)))
-        goto done;
+    return 0;
+}
 
-    /* The classifier comes from the checkpoint when it has one, else from
-     * its own stream, the same in every run of a seed. */
-    int have_classifier = 0;
-    if (o.ckpt) {
+/* The classifier comes from the checkpoint when it has one, else from
+ * its own stream, the same in every run of a seed. */
+static int load_classifier(finetune *f)
+{
+    const sc_model_desc *d = f->d;
+    if (f->o.ckpt) {
+        char err[1024];
         int missing = 0;
         int nclass = d->nft_params - d->nparams;
-        if (sc_ckpt_load(o.ckpt, d, d->ft_params + d->nparams, nclass, s.params, s.buffers, NULL, NULL,
-                         &missing, err, sizeof err)) {
+        if (sc_ckpt_load(f->o.ckpt, d, d->ft_params + d->nparams, nclass, f->s.params, f->s.buffers, NULL,
+                         NULL, &missing, err, sizeof err)) {
             sc_cli_report(err);
-            rc = SC_EXIT_INPUT;
-            goto done;
+            return SC_EXIT_INPUT;
         }
-        have_classifier = missing == 0;
+        f->have_classifier = missing == 0;
         if (missing && missing != nclass) {
-            fprintf(stderr, "%s: %s: error: the checkpoint has only part of the classifier\n", prog, o.ckpt);
-            rc = SC_EXIT_INPUT;
-            goto done;
+            fprintf(stderr, "%s: %s: error: the checkpoint has only part of the classifier\n",
+                    program_invocation_short_name, f->o.ckpt);
+            return SC_EXIT_INPUT;
         }
     }
-    if (!have_classifier) {
+    if (!f->have_classifier) {
         sc_rng r;
-        sc_rng_seed(&r, o.seed, STREAM_CLASSIFIER);
+        sc_rng_seed(&r, f->o.seed, STREAM_CLASSIFIER);
         for (int i = d->nparams; i < d->nft_params; i++) {
             const sc_param_info *p = &d->ft_params[i];
-            sc_init_tensor(&r, (sc_init_kind)p->init, p->fan_in, (long)p->numel, s.params + p->offset);
+            sc_init_tensor(&r, (sc_init_kind)p->init, p->fan_in, (long)p->numel, f->s.params + p->offset);
         }
     }
+    return 0;
+}
 
+/* The labeled train and test splits and their labels. */
+static int open_data(finetune *f)
+{
+    char err[1024];
+    const char *dir = f->o.data;
     sc_split sp_train = {SC_SPLIT_TRAIN, 0}, sp_test = {SC_SPLIT_TEST, 0};
-    if (sc_stl10_open(o.data, sp_train, &train, err, sizeof err) ||
-        sc_stl10_open(o.data, sp_test, &test, err, sizeof err)) {
+    if (sc_stl10_open(dir, sp_train, &f->train, err, sizeof err) ||
+        sc_stl10_open(dir, sp_test, &f->test, err, sizeof err)) {
         sc_cli_report(err);
-        rc = SC_EXIT_INPUT;
-        goto done;
+        return SC_EXIT_INPUT;
     }
-    size_t ntr = sc_stl10_count(train), nte = sc_stl10_count(test);
+    size_t ntr = f->ntr = sc_stl10_count(f->train), nte = f->nte = sc_stl10_count(f->test);
     if (!nte) {
-        sc_cli_error("%s: the test split is empty", o.data);
-        rc = SC_EXIT_INPUT;
-        goto done;
+        sc_cli_error("%s: the test split is empty", dir);
+        return SC_EXIT_INPUT;
     }
-    if (ntr < (size_t)B) {
-        sc_cli_error("%s: the train split has %zu images, fewer than one batch (%d)", o.data, ntr, B);
-        rc = SC_EXIT_INPUT;
-        goto done;
+    if (ntr < (size_t)f->B) {
+        sc_cli_error("%s: the train split has %zu images, fewer than one batch (%d)", dir, ntr, f->B);
+        return SC_EXIT_INPUT;
     }
-    ytr = malloc(sizeof *ytr * ntr);
-    yte = malloc(sizeof *yte * (nte ? nte : 1));
-    if (!ytr || !yte) {
+    f->ytr = malloc(sizeof *f->ytr * ntr);
+    f->yte = malloc(sizeof *f->yte * (nte ? nte : 1));
+    if (!f->ytr || !f->yte) {
         sc_cli_error("out of memory");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
+        return SC_EXIT_INTERNAL;
     }
     for (size_t i = 0; i < ntr + nte; i++) {
-        int y = i < ntr ? sc_stl10_label(train, i) : sc_stl10_label(test, i - ntr);
-        if (y < 0 || y >= classes) {
-            sc_cli_error("%s: image %zu of the %s split has label %d, outside 0..%d", o.data,
-                         i < ntr ? i : i - ntr, i < ntr ? "train" : "test", y, classes - 1);
-            rc = SC_EXIT_INPUT;
-            goto done;
+        int y = i < ntr ? sc_stl10_label(f->train, i) : sc_stl10_label(f->test, i - ntr);
+        if (y < 0 || y >= f->classes) {
+            sc_cli_error("%s: image %zu of the %s split has label %d, outside 0..%d", dir,
+                         i < ntr ? i : i - ntr, i < ntr ? "train" : "test", y, f->classes - 1);
+            return SC_EXIT_INPUT;
         }
         if (i < ntr)
-            ytr[i] = y;
+            f->ytr[i] = y;
         else
-            yte[i - ntr] = y;
+            f->yte[i - ntr] = y;
     }
+    return 0;
+}
 
-    /* Augmentation: a mild crop and a flip, then the model's normalisation. */
-    sc_augment_spec spec;
-    if (sc_desc_augment_spec(d, 0, &spec, err, sizeof err)) {
+/* Augmentation: a mild crop and a flip, then the model's normalisation. */
+static int make_augment(finetune *f)
+{
+    char err[1024];
+    sc_augment_spec *spec = &f->spec;
+    if (sc_desc_augment_spec(f->d, 0, spec, err, sizeof err)) {
         sc_cli_error("%s", err);
-        rc = SC_EXIT_INTERNAL;
-        goto done;
+        return SC_EXIT_INTERNAL;
     }
-    if (spec.nops + 2 > SC_AUGMENT_MAX_OPS) {
+    if (spec->nops + 2 > SC_AUGMENT_MAX_OPS) {
         sc_cli_error("the model has too many normalize transforms");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
+        return SC_EXIT_INTERNAL;
     }
-    memmove(spec.ops + 2, spec.ops, sizeof *spec.ops * (size_t)spec.nops);
-    memset(spec.ops, 0, sizeof *spec.ops * 2);
-    spec.ops[0].kind = SC_AUGMENT_RANDOM_RESIZED_CROP;
-    spec.ops[0].size = d->in_h;
-    spec.ops[0].scale_min = CROP_SCALE_MIN;
-    spec.ops[0].scale_max = 1.0;
-    spec.ops[0].ratio_min = 3.0 / 4.0;
-    spec.ops[0].ratio_max = 4.0 / 3.0;
-    spec.ops[1].kind = SC_AUGMENT_HORIZONTAL_FLIP;
-    spec.ops[1].p = 0.5;
-    spec.nops += 2;
-    if (sc_augment_check(&spec, SC_STL10_HEIGHT, SC_STL10_WIDTH, err, sizeof err)) {
+    memmove(spec->ops + 2, spec->ops, sizeof *spec->ops * (size_t)spec->nops);
+    memset(spec->ops, 0, sizeof *spec->ops * 2);
+    spec->ops[0].kind = SC_AUGMENT_RANDOM_RESIZED_CROP;
+    spec->ops[0].size = f->d->in_h;
+    spec->ops[0].scale_min = CROP_SCALE_MIN;
+    spec->ops[0].scale_max = 1.0;
+    spec->ops[0].ratio_min = 3.0 / 4.0;
+    spec->ops[0].ratio_max = 4.0 / 3.0;
+    spec->ops[1].kind = SC_AUGMENT_HORIZONTAL_FLIP;
+    spec->ops[1].p = 0.5;
+    spec->nops += 2;
+    if (sc_augment_check(spec, SC_STL10_HEIGHT, SC_STL10_WIDTH, err, sizeof err)) {
         sc_cli_error("%s", err);
-        rc = SC_EXIT_INPUT;
-        goto done;
+        return SC_EXIT_INPUT;
     }
+    return 0;
+}
 
-    /* Optimised tensors: the encoder's and the classifier's. The step
-     * leaves the projection head's gradients untouched, which is how they
-     * are told apart: NaN before the first step stays NaN. */
+static int alloc_buffers(finetune *f)
+{
+    const sc_model_desc *d = f->d;
     const int64_t img = (int64_t)d->in_c * d->in_h * d->in_w;
-    const int64_t pf = sc_params_alloc_floats(d);
-    input = sc_floats_alloc((int64_t)B * img + B);
-    fte = malloc(sizeof *fte * (nte ? nte : 1) * (size_t)dim);
-    perm = malloc(sizeof *perm * ntr);
-    pix = malloc(SC_STL10_IMAGE_BYTES);
-    ws = sc_augment_ws_new(&spec, SC_STL10_HEIGHT, SC_STL10_WIDTH);
-    table = malloc(sizeof *table * (size_t)d->nft_params);
-    if (!input || !fte || !perm || !pix || !ws || !table) {
+    f->input = sc_floats_alloc((int64_t)f->B * img + f->B);
+    f->fte = malloc(sizeof *f->fte * (f->nte ? f->nte : 1) * (size_t)f->dim);
+    f->perm = malloc(sizeof *f->perm * f->ntr);
+    f->pix = malloc(SC_STL10_IMAGE_BYTES);
+    f->ws = sc_augment_ws_new(&f->spec, SC_STL10_HEIGHT, SC_STL10_WIDTH);
+    f->table = malloc(sizeof *f->table * (size_t)d->nft_params);
+    if (!f->input || !f->fte || !f->perm || !f->pix || !f->ws || !f->table) {
         sc_cli_error("out of memory");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
+        return SC_EXIT_INTERNAL;
     }
-    if (make_dirs(o.out)) {
-        sc_cli_error("%s: cannot create the directory: %s", o.out, strerror(errno));
-        rc = SC_EXIT_INPUT;
-        goto done;
-    }
-    if (asprintf(&csv_path, "%s/finetune.csv", o.out) < 0 ||
-        asprintf(&ckpt_path, "%s/finetune.safetensors", o.out) < 0) {
-        csv_path = ckpt_path = NULL;
-        sc_cli_error("out of memory");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
-    }
-    if (text_add(&csv, "epoch,step,lr,train_loss,test_accuracy,seconds\n")) {
-        sc_cli_error("out of memory");
-        rc = SC_EXIT_INTERNAL;
-        goto done;
-    }
+    return 0;
+}
 
-    const int64_t spe = (int64_t)(ntr / (size_t)B), total = (int64_t)o.epochs * spe;
-    sc_lr_schedule sched = {SC_SCHED_COSINE, o.lr, 0, total};
+/* RUN, locked, and the CSV log in it. */
+static int open_outputs(finetune *f)
+{
+    char err[1024];
+    int r = sc_rundir_open(&f->run, f->o.out, err, sizeof err);
+    if (r) {
+        sc_cli_report(err);
+        return r == SC_RUNDIR_NO_MEMORY ? SC_EXIT_INTERNAL : r == SC_RUNDIR_TOO_LONG ? SC_EXIT_USAGE : SC_EXIT_INPUT;
+    }
+    if (sc_rundir_path(&f->run, "finetune.csv", f->csv_path, sizeof f->csv_path) ||
+        sc_rundir_path(&f->run, "finetune.safetensors", f->ckpt_path, sizeof f->ckpt_path)) {
+        sc_cli_error("%s: path too long", f->o.out);
+        return SC_EXIT_USAGE;
+    }
+    sc_rundir_remove_stale(&f->run, "finetune.safetensors");
+    if (sc_train_log_open(&f->csv, f->csv_path, CSV_HEADER, -1, err, sizeof err)) {
+        sc_cli_report(err);
+        return SC_EXIT_INPUT;
+    }
+    f->have_csv = 1;
+    return 0;
+}
+
+/* Batch k of the epoch: augmented images, then their labels. */
+static void load_batch(finetune *f, uint64_t epoch, int64_t k)
+{
+    const sc_model_desc *d = f->d;
+    const int64_t img = (int64_t)d->in_c * d->in_h * d->in_w;
+    for (int i = 0; i < f->B; i++) {
+        uint32_t idx = f->perm[k * f->B + i];
+        sc_stl10_image_chw(f->train, idx, f->pix);
+        sc_rng r;
+        sc_rng_seed(&r, f->o.seed, STREAM_FINETUNE ^ (epoch << 32) ^ idx);
+        sc_augment_apply(&f->spec, f->pix, SC_STL10_HEIGHT, SC_STL10_WIDTH, f->input + i * img, &r, f->ws);
+        f->input[(int64_t)f->B * img + i] = (float)f->ytr[idx];
+    }
+}
+
+/* Optimised tensors: the encoder's and the classifier's. The step
+ * leaves the projection head's gradients untouched, which is how they
+ * are told apart: NaN before the first step stays NaN. Takes the first
+ * step and fills f->table with the tensors it trains; returns their
+ * count. */
+static int mark_trained(finetune *f)
+{
+    const sc_model_desc *d = f->d;
+    sc_state *s = &f->s;
+    const int64_t pf = sc_params_alloc_floats(d);
+    for (int64_t j = 0; j < pf; j++)
+        s->grads[j] = NAN;
+    sc_finetune_step(s->params, s->grads, s->buffers, s->arena, f->input, s->loss);
+    int n = 0;
+    for (int i = 0; i < d->nft_params; i++)
+        if (!isnan(s->grads[d->ft_params[i].offset]))
+            f->table[n++] = d->ft_params[i];
+    return n;
+}
+
+/* The optimizer over the n tensors of f->table. */
+static int new_optimizer(finetune *f, int n)
+{
+    char err[1024];
+    sc_optim_config oc = {0};
+    oc.kind = f->o.optimizer;
+    oc.weight_decay = f->o.weight_decay;
+    oc.momentum = SGD_MOMENTUM;
+    oc.nesterov = 1;
+    oc.beta1 = 0.9;
+    oc.beta2 = 0.999;
+    oc.eps = 1e-8;
+    if (!(f->opt = sc_optim_new(&oc, f->table, n, sc_params_alloc_floats(f->d), err, sizeof err))) {
+        sc_cli_error("%s", err);
+        return SC_EXIT_INTERNAL;
+    }
+    return 0;
+}
+
+/* One step on the batch in f->input: gradients, then the update. */
+static int train_step(finetune *f, int64_t step, uint64_t epoch, double *loss_sum)
+{
+    sc_state *s = &f->s;
+    int n = 0;
+    if (!f->opt)
+        n = mark_trained(f);
+    else
+        sc_finetune_step(s->params, s->grads, s->buffers, s->arena, f->input, s->loss);
+    if (!isfinite(s->loss[0])) {
+        sc_cli_error("the loss is not finite at step %lld (epoch %" PRIu64 "): lower --lr", (long long)step,
+                     epoch + 1);
+        return SC_EXIT_INPUT;
+    }
+    int rc;
+    if (!f->opt && (rc = new_optimizer(f, n)))
+        return rc;
+    *loss_sum += s->loss[0];
+    sc_optim_step(f->opt, s->params, s->grads, sc_lr_at(&f->sched, step));
+    return 0;
+}
+
+/* The test split's accuracy after an epoch, printed and logged. */
+static int report_epoch(finetune *f, uint64_t epoch, int64_t step, double loss_sum, double t0)
+{
+    char err[1024];
+    const sc_model_desc *d = f->d;
+    sc_state *s = &f->s;
+    if (sc_encode_split(d, sc_encode, s->params, s->buffers, s->arena, f->test, 0, f->fte, err, sizeof err)) {
+        sc_cli_error("%s", err);
+        return SC_EXIT_INTERNAL;
+    }
+    double acc = classify(s->params + f->cw->offset, s->params + f->cb->offset, f->classes, f->fte, f->nte,
+                          f->dim, f->yte);
+    double secs = sc_now_seconds() - t0, lr_end = sc_lr_at(&f->sched, step);
+    double loss = loss_sum / (double)f->spe;
+    printf("epoch %" PRIu64 "/%" PRIu64 "  train_loss %.4f  test_accuracy %.4f  lr %.3g  (%.0f s)\n",
+           epoch + 1, f->o.epochs, loss, acc, lr_end, secs);
+    fflush(stdout);
+    if (sc_train_log_row(&f->csv, err, sizeof err, "%" PRIu64 ",%lld,%.6g,%.6f,%.6f,%.1f", epoch + 1,
+                         (long long)step, lr_end, loss, acc, secs) ||
+        sc_train_log_sync(&f->csv, err, sizeof err)) {
+        sc_cli_report(err);
+        return SC_EXIT_INPUT;
+    }
+    return 0;
+}
+
+/* Every epoch, then the checkpoint. */
+static int run(finetune *f)
+{
+    const sc_model_desc *d = f->d;
+    f->spe = (int64_t)(f->ntr / (size_t)f->B);
+    const int64_t total = (int64_t)f->o.epochs * f->spe;
+    f->sched = (sc_lr_schedule){SC_SCHED_COSINE, f->o.lr, 0, total};
     printf("fine-tuning %s (%s, classifier %s) on %zu labeled images: %" PRIu64 " epochs of %lld "
            "steps of %d, %s lr %g cosine, weight decay %g\n",
-           d->name, o.ckpt ? o.ckpt : "random initialisation",
-           have_classifier ? "from the checkpoint" : "initialised", ntr, o.epochs, (long long)spe, B,
-           o.optimizer == SC_OPT_SGD ? "SGD (Nesterov 0.9)" : "Adam", o.lr, o.weight_decay);
+           d->name, f->o.ckpt ? f->o.ckpt : "random initialisation",
+           f->have_classifier ? "from the checkpoint" : "initialised", f->ntr, f->o.epochs, (long long)f->spe,
+           f->B, f->o.optimizer == SC_OPT_SGD ? "SGD (Nesterov 0.9)" : "Adam", f->o.lr, f->o.weight_decay);
     fflush(stdout);
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     int64_t step = 0;
-    for (uint64_t epoch = 0; epoch < o.epochs; epoch++) {
-        sc_pipeline_permutation(o.seed, epoch, ntr, perm);
+    int rc;
+    for (uint64_t epoch = 0; epoch < f->o.epochs; epoch++) {
+        sc_pipeline_permutation(f->o.seed, epoch, f->ntr, f->perm);
         double loss_sum = 0;
-        for (int64_t k = 0; k < spe; k++, step++) {
-            for (int i = 0; i < B; i++) {
-                uint32_t idx = perm[k * B + i];
-                sc_stl10_image_chw(train, idx, pix);
-                sc_rng r;
-                sc_rng_seed(&r, o.seed, STREAM_FINETUNE ^ (epoch << 32) ^ idx);
-                sc_augment_apply(&spec, pix, SC_STL10_HEIGHT, SC_STL10_WIDTH, input + i * img, &r, ws);
-                input[(int64_t)B * img + i] = (float)ytr[idx];
-            }
-            if (!opt)
-                for (int64_t j = 0; j < pf; j++)
-                    s.grads[j] = NAN;
-            sc_finetune_step(s.params, s.grads, s.buffers, s.arena, input, s.loss);
-            if (!isfinite(s.loss[0])) {
-                sc_cli_error("the loss is not finite at step %lld (epoch %" PRIu64 "): lower --lr",
-                             (long long)step, epoch + 1);
-                rc = SC_EXIT_INPUT;
-                goto done;
-            }
-            if (!opt) {
-                int n = 0;
-                for (int i = 0; i < d->nft_params; i++)
-                    if (!isnan(s.grads[d->ft_params[i].offset]))
-                        table[n++] = d->ft_params[i];
-                sc_optim_config oc = {0};
-                oc.kind = o.optimizer;
-                oc.weight_decay = o.weight_decay;
-                oc.momentum = SGD_MOMENTUM;
-                oc.nesterov = 1;
-                oc.beta1 = 0.9;
-                oc.beta2 = 0.999;
-                oc.eps = 1e-8;
-                if (!(opt = sc_optim_new(&oc, table, n, pf, err, sizeof err))) {
-                    sc_cli_error("%s", err);
-                    rc = SC_EXIT_INTERNAL;
-                    goto done;
-                }
-            }
-            loss_sum += s.loss[0];
-            sc_optim_step(opt, s.params, s.grads, sc_lr_at(&sched, step));
+        for (int64_t k = 0; k < f->spe; k++, step++) {
+            load_batch(f, epoch, k);
+            if ((rc = train_step(f, step, epoch, &loss_sum)))
+                return rc;
         }
-        if (sc_encode_split(d, sc_encode, s.params, s.buffers, s.arena, test, 0, fte, err, sizeof err)) {
-            sc_cli_error("%s", err);
-            rc = SC_EXIT_INTERNAL;
-            goto done;
-        }
-        double acc = classify(s.params + cw->offset, s.params + cb->offset, classes, fte, nte, dim, yte);
-        double secs = now_seconds() - t0, lr_end = sc_lr_at(&sched, step);
-        printf("epoch %" PRIu64 "/%" PRIu64 "  train_loss %.4f  test_accuracy %.4f  lr %.3g  (%.0f s)\n",
-               epoch + 1, o.epochs, loss_sum / (double)spe, acc, lr_end, secs);
-        fflush(stdout);
-        if (text_add(&csv, "%" PRIu64 ",%lld,%.6g,%.6f,%.6f,%.1f\n", epoch + 1, (long long)step, lr_end,
-                     loss_sum / (double)spe, acc, secs)) {
-            sc_cli_error("out of memory");
-            rc = SC_EXIT_INTERNAL;
-            goto done;
-        }
-        if (write_atomic(o.out, csv_path, csv.s, csv.len, err, sizeof err)) {
-            sc_cli_report(err);
-            rc = SC_EXIT_INPUT;
-            goto done;
-        }
+        if ((rc = report_epoch(f, epoch, step, loss_sum, t0)))
+            return rc;
     }
-    sc_ckpt_pos pos = {step, (int64_t)o.epochs, o.seed, "finetune"};
-    if (sc_ckpt_save(ckpt_path, d, d->ft_params, d->nft_params, s.params, s.buffers, NULL, &pos, err,
+    char err[1024];
+    sc_ckpt_pos pos = {step, (int64_t)f->o.epochs, f->o.seed, "finetune"};
+    if (sc_ckpt_save(f->ckpt_path, d, d->ft_params, d->nft_params, f->s.params, f->s.buffers, NULL, &pos, err,
                      sizeof err)) {
         sc_cli_report(err);
-        rc = SC_EXIT_INPUT;
-        goto done;
+        return SC_EXIT_INPUT;
     }
-    printf("wrote %s and %s\n", csv_path, ckpt_path);
-done:
-    free(csv.s);
-    free(csv_path);
-    free(ckpt_path);
-    sc_optim_free(opt);
-    free(table);
-    sc_augment_ws_free(ws);
-    free(input);
-    free(fte);
-    free(perm);
-    free(pix);
-    free(ytr);
-    free(yte);
-    sc_stl10_close(train);
-    sc_stl10_close(test);
-    sc_state_free(&s);
+    printf("wrote %s and %s\n", f->csv_path, f->ckpt_path);
+    return 0;
+}
+
+static void finetune_free(finetune *f)
+{
+    if (f->have_csv)
+        sc_train_log_close(&f->csv);
+    sc_rundir_close(&f->run);
+    sc_optim_free(f->opt);
+    free(f->table);
+    sc_augment_ws_free(f->ws);
+    free(f->input);
+    free(f->fte);
+    free(f->perm);
+    free(f->pix);
+    free(f->ytr);
+    free(f->yte);
+    sc_stl10_close(f->train);
+    sc_stl10_close(f->test);
+    sc_state_free(&f->s);
+}
+
+int sc_cmd_finetune(int argc, char **argv)
+{
+    finetune f;
+    memset(&f, 0, sizeof f);
+    f.run.lock_fd = -1;
+    int rc = parse(argc, argv, &f.o);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
+    if (f.o.threads)
+        sc_threads_set((int)f.o.threads);
+    f.d = &sc_model;
+    if ((rc = sc_cli_state(&f.s)))
+        return rc;
+    if (!(rc = check_classifier(&f)) && !(rc = sc_cli_load_model(&f.s, f.o.ckpt, f.o.seed)) &&
+        !(rc = load_classifier(&f)) && !(rc = open_data(&f)) && !(rc = make_augment(&f)) &&
+        !(rc = alloc_buffers(&f)) && !(rc = open_outputs(&f)))
+        rc = run(&f);
+    finetune_free(&f);
     return rc;
 }

@@ -24,10 +24,7 @@
  * in images (epochs done, images of the current epoch, the global batch),
  * so a run can resume with another number of ranks. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -36,28 +33,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "sc_abi.h"
 #include "sc_parallel.h"
 #include "sc_checkpoint.h"
+#include "sc_clock.h"
 #include "sc_comm.h"
 #include "sc_knn.h"
 #include "sc_model_input.h"
 #include "sc_optim.h"
 #include "sc_pipeline.h"
+#include "sc_rundir.h"
 #include "sc_state.h"
 #include "sc_stl10.h"
 #include "train_log.h"
 #include "train_progress.h"
 
-enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+enum { EXIT_INPUT = SC_EXIT_INPUT, EXIT_USAGE = SC_EXIT_USAGE, EXIT_INTERNAL = SC_EXIT_INTERNAL };
 
 #define CKPT_NAME "checkpoint.safetensors"
 #define METRICS_HEADER "step,epoch,loss,lr,data_wait_s,step_s"
@@ -93,8 +91,8 @@ typedef struct {
     sc_train_log metrics, knn;
     int have_metrics, have_knn;
     sc_progress prog;
-    int lock_fd;
-    char ckpt[PATH_MAX], metrics_path[PATH_MAX], knn_path[PATH_MAX], lock_path[PATH_MAX];
+    sc_rundir run;
+    char ckpt[PATH_MAX], metrics_path[PATH_MAX], knn_path[PATH_MAX];
     int64_t spe, epochs, stop_at;  /* steps per epoch, planned epochs, last step of this run */
     int64_t saved_step;            /* step of the checkpoint on disk */
     double lr;                     /* before lr-scaling */
@@ -125,13 +123,6 @@ static void error(trainer *t, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* ---- options ---- */
@@ -215,184 +206,54 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* --split: any split but test. */
+static int check_split(const char *value, void *dest)
 {
-    if (!s || !*s || *s == '-' || *s == ' ' || *s == '+')
+    char err[256];
+    sc_split *sp = dest;
+    if (sc_split_parse(value, sp, err, sizeof err)) {
+        sc_cli_error("--split: %s", err);
         return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
+    }
+    if (sp->kind == SC_SPLIT_TEST) {
+        sc_cli_error("--split test: pretraining on the test split would leak it into every evaluation; use "
+                     "unlabeled, train, train+unlabeled or a fold");
         return -1;
-    *out = v;
+    }
     return 0;
 }
 
-static int parse_options(int argc, char **argv, const sc_model_desc *d, options *o, int *done)
+static void print_usage(FILE *f) { usage(f, &sc_model); }
+
+static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_DATA = 256, O_OUT, O_EPOCHS, O_LR, O_SEED, O_THREADS, O_DET, O_RESUME, O_SPLIT, O_LOG,
-           O_MAX, O_KNN_EVERY, O_KNN_INIT, O_GLOBAL_BN };
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, O_DATA},
-        {"out", required_argument, 0, O_OUT},
-        {"epochs", required_argument, 0, O_EPOCHS},
-        {"lr", required_argument, 0, O_LR},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"deterministic", no_argument, 0, O_DET},
-        {"resume", no_argument, 0, O_RESUME},
-        {"split", required_argument, 0, O_SPLIT},
-        {"log-every", required_argument, 0, O_LOG},
-        {"max-steps", required_argument, 0, O_MAX},
-        {"knn-every", required_argument, 0, O_KNN_EVERY},
-        {"knn-init", no_argument, 0, O_KNN_INIT},
-        {"global-bn", no_argument, 0, O_GLOBAL_BN},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     memset(o, 0, sizeof *o);
     o->out = "run";
     o->split.kind = SC_SPLIT_UNLABELED;
     o->log_every = 50;
     o->knn_every = 1;
     o->threads = sc_cpus();
-    *done = 0;
-    int c;
-    int64_t v;
-    char err[256];
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_DATA: o->data = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_EPOCHS:
-            if (parse_i64(optarg, 0, 1000000, &o->epochs)) {
-                error(NULL, "error: --epochs needs an integer from 0 to 1000000, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            o->have_epochs = 1;
-            break;
-        case O_LR: {
-            char *end;
-            errno = 0;
-            o->lr = strtod(optarg, &end);
-            if (!*optarg || *end || errno || !isfinite(o->lr) || o->lr <= 0) {
-                error(NULL, "error: --lr needs a finite number > 0, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            o->have_lr = 1;
-            break;
-        }
-        case O_SEED:
-            if (parse_u64(optarg, &o->seed)) {
-                error(NULL, "error: --seed needs a non-negative integer, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            o->have_seed = 1;
-            break;
-        case O_THREADS:
-            if (parse_i64(optarg, 1, 1024, &v)) {
-                error(NULL, "error: --threads needs an integer from 1 to 1024, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            o->threads = (int)v;
-            o->have_threads = 1;
-            break;
-        case O_DET: o->deterministic = 1; break;
-        case O_RESUME: o->resume = 1; break;
-        case O_SPLIT:
-            if (sc_split_parse(optarg, &o->split, err, sizeof err)) {
-                error(NULL, "error: --split: %s", err);
-                return EXIT_USAGE;
-            }
-            if (o->split.kind == SC_SPLIT_TEST) {
-                error(NULL, "error: --split test: pretraining on the test split would leak it into "
-                      "every evaluation; use unlabeled, train, train+unlabeled or a fold");
-                return EXIT_USAGE;
-            }
-            o->have_split = 1;
-            break;
-        case O_LOG:
-            if (parse_i64(optarg, 1, INT64_MAX, &o->log_every)) {
-                error(NULL, "error: --log-every needs an integer >= 1, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_MAX:
-            if (parse_i64(optarg, 1, INT64_MAX, &o->max_steps)) {
-                error(NULL, "error: --max-steps needs an integer >= 1, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_KNN_EVERY:
-            if (parse_i64(optarg, 0, 1000000, &o->knn_every)) {
-                error(NULL, "error: --knn-every needs an integer from 0 to 1000000, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_KNN_INIT: o->knn_init = 1; break;
-        case O_GLOBAL_BN: o->global_bn = 1; break;
-        case 'h':
-            usage(stdout, d);
-            *done = 1;
-            return 0;
-        case ':':
-            error(NULL, "error: option '%s' needs a value", argv[optind - 1]);
-            fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
-            return EXIT_USAGE;
-        default:
-            error(NULL, "error: unknown option '%s'", argv[optind - 1]);
-            fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        error(NULL, "error: train takes no arguments, got '%s'", argv[optind]);
-        fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
-        return EXIT_USAGE;
-    }
-    if (!o->data || !*o->data) {
-        error(NULL, "error: train needs --data DIR (a dataset in the STL-10 layout)");
-        fprintf(stderr, "Run '%s train --help' for usage.\n", prog());
-        return EXIT_USAGE;
-    }
-    if (!*o->out) {
-        error(NULL, "error: --out needs a directory name");
-        return EXIT_USAGE;
-    }
-    return 0;
+    const sc_opt opts[] = {
+        {"data", .kind = SC_OPT_STR, .dest = &o->data, .required = "--data DIR"},
+        {"out", .kind = SC_OPT_STR, .dest = &o->out, .nonempty = 1},
+        {"epochs", .kind = SC_OPT_I64, .dest = &o->epochs, .given = &o->have_epochs, .max = 1000000},
+        {"lr", .kind = SC_OPT_NUM, .dest = &o->lr, .given = &o->have_lr, .lo = 0, .lo_open = 1, .hi = INFINITY},
+        {"seed", .kind = SC_OPT_U64, .dest = &o->seed, .given = &o->have_seed, .max = UINT64_MAX},
+        {"threads", .kind = SC_OPT_INT, .dest = &o->threads, .given = &o->have_threads, .min = 1, .max = 1024},
+        {"deterministic", .kind = SC_OPT_FLAG, .dest = &o->deterministic},
+        {"resume", .kind = SC_OPT_FLAG, .dest = &o->resume},
+        {"split", .kind = SC_OPT_CUSTOM, .dest = &o->split, .given = &o->have_split, .check = check_split},
+        {"log-every", .kind = SC_OPT_I64, .dest = &o->log_every, .min = 1, .max = INT64_MAX},
+        {"max-steps", .kind = SC_OPT_I64, .dest = &o->max_steps, .min = 1, .max = INT64_MAX},
+        {"knn-every", .kind = SC_OPT_I64, .dest = &o->knn_every, .max = 1000000},
+        {"knn-init", .kind = SC_OPT_FLAG, .dest = &o->knn_init},
+        {"global-bn", .kind = SC_OPT_FLAG, .dest = &o->global_bn},
+    };
+    const sc_cmdline cl = {"train", opts, (int)(sizeof opts / sizeof *opts), print_usage, NULL, 0};
+    return sc_cli_parse(&cl, argc, argv);
 }
 
 /* ---- the run directory ---- */
-
-/* mkdir -p. Returns 0, or -1 with errno set. */
-static int make_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        struct stat st;
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return -1;
-        if (stat(buf, &st))
-            return -1;
-        if (!S_ISDIR(st.st_mode)) {
-            errno = ENOTDIR;
-            return -1;
-        }
-        buf[i] = saved;
-    }
-    return 0;
-}
 
 static int run_path(char *buf, const char *dir, const char *name)
 {
@@ -404,35 +265,19 @@ static int run_path(char *buf, const char *dir, const char *name)
  * temporary files of a writer that was killed mid-save. */
 static int open_run_dir(trainer *t)
 {
-    const char *dir = t->o.out;
-    if (run_path(t->ckpt, dir, CKPT_NAME) || run_path(t->metrics_path, dir, "metrics.csv") ||
-        run_path(t->knn_path, dir, "knn.csv") || run_path(t->lock_path, dir, ".lock")) {
-        error(t, "%s: error: path too long", dir);
+    char err[PATH_MAX + 256];
+    int r = sc_rundir_open(&t->run, t->o.out, err, sizeof err);
+    if (r) {
+        error(t, "%s", err);
+        return r == SC_RUNDIR_TOO_LONG ? EXIT_USAGE : r == SC_RUNDIR_NO_MEMORY ? EXIT_INTERNAL : EXIT_INPUT;
+    }
+    if (sc_rundir_path(&t->run, CKPT_NAME, t->ckpt, sizeof t->ckpt) ||
+        sc_rundir_path(&t->run, "metrics.csv", t->metrics_path, sizeof t->metrics_path) ||
+        sc_rundir_path(&t->run, "knn.csv", t->knn_path, sizeof t->knn_path)) {
+        error(t, "%s: error: path too long", t->o.out);
         return EXIT_USAGE;
     }
-    if (make_dirs(dir)) {
-        error(t, "%s: error: cannot create the run directory: %s", dir, strerror(errno));
-        return EXIT_INPUT;
-    }
-    t->lock_fd = open(t->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (t->lock_fd < 0) {
-        error(t, "%s: error: cannot write in the run directory: %s", dir, strerror(errno));
-        return EXIT_INPUT;
-    }
-    if (flock(t->lock_fd, LOCK_EX | LOCK_NB)) {
-        error(t, "%s: error: another training run is using this run directory", dir);
-        return EXIT_INPUT;
-    }
-    DIR *dp = opendir(dir);
-    if (dp) {
-        static const char tmp_prefix[] = CKPT_NAME ".tmp.";
-        for (struct dirent *e; (e = readdir(dp));) {
-            char p[PATH_MAX];
-            if (!strncmp(e->d_name, tmp_prefix, sizeof tmp_prefix - 1) && !run_path(p, dir, e->d_name))
-                unlink(p);
-        }
-        closedir(dp);
-    }
+    sc_rundir_remove_stale(&t->run, CKPT_NAME);
     return 0;
 }
 
@@ -502,7 +347,7 @@ static int knn_measure(trainer *t, int64_t step, int64_t epoch, double *acc)
 {
     const sc_model_desc *d = t->d;
     char err[1024];
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     sc_progress_status_line(&t->prog, "kNN monitor: encoding %zu train and %zu test images...", t->ntr, t->nte);
     if (sc_encode_split(d, sc_encode, t->s.params, t->s.buffers, t->s.arena, t->knn_train, 1, t->ftr, err,
                         sizeof err) ||
@@ -521,7 +366,7 @@ static int knn_measure(trainer *t, int64_t step, int64_t epoch, double *acc)
         error(t, "error: kNN monitor: %s", err);
         return EXIT_INTERNAL;
     }
-    t->knn_seconds = now_seconds() - t0;
+    t->knn_seconds = sc_now_seconds() - t0;
     if (sc_train_log_row(&t->knn, err, sizeof err, "%" PRId64 ",%" PRId64 ",%.6f,%.3f", step, epoch, *acc,
                          t->knn_seconds)) {
         error(t, "%s", err);
@@ -728,10 +573,10 @@ static int epoch_end(trainer *t, int64_t step, double loss_sum, int64_t loss_n, 
         if ((rc = agree(t, rc)))
             return rc;
     }
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     if ((rc = save_all(t, step, e)))
         return rc;
-    double ckpt_s = now_seconds() - t0;
+    double ckpt_s = sc_now_seconds() - t0;
     char knn[64] = "";
     if (acc >= 0)
         snprintf(knn, sizeof knn, ", kNN top-1 %.2f%% (%.1f s)", 100 * acc, t->knn_seconds);
@@ -750,7 +595,7 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
     const sc_model_desc *d = t->d;
     sc_state *s = &t->s;
     char err[1024];
-    double t_prev = now_seconds(), ema_dt = 0, ema_wait = 0, loss_sum = 0, epoch_t0 = t_prev;
+    double t_prev = sc_now_seconds(), ema_dt = 0, ema_wait = 0, loss_sum = 0, epoch_t0 = t_prev;
     int64_t loss_n = 0, off = t->step_offset;
     int failed = 0;  /* rank 0 could not write a metrics row */
     int stopped = 0;
@@ -772,7 +617,7 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
                 sc_comm_abort(EXIT_INTERNAL); /* the others wait in the step's collectives */
             return EXIT_INTERNAL;
         }
-        double t0 = now_seconds();
+        double t0 = sc_now_seconds();
         sc_step(s->params, s->grads, s->buffers, s->arena, b.views, s->loss);
         float loss = s->loss[0];
         const char *bad = NULL;
@@ -789,7 +634,7 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
         double lr = sc_lr_at(&t->sched, step);
         sc_optim_step(t->opt, s->params, s->grads, lr);
         step++;
-        double t1 = now_seconds();
+        double t1 = sc_now_seconds();
         if (t->rank == 0 &&
             sc_train_log_row(&t->metrics, err, sizeof err, "%" PRId64 ",%d,%.9g,%.9g,%.6f,%.6f", step + off,
                              b.epoch + 1, (double)loss, lr, b.wait_seconds, t1 - t0)) {
@@ -823,7 +668,7 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
                 return rc;
             loss_sum = 0;
             loss_n = 0;
-            t_prev = epoch_t0 = now_seconds(); /* the rate counts steps, not kNN or saving */
+            t_prev = epoch_t0 = sc_now_seconds(); /* the rate counts steps, not kNN or saving */
         }
     }
     if (!stopped && agree(t, failed ? 2 : 0))
@@ -867,8 +712,7 @@ static void trainer_free(trainer *t)
     free(t->fte);
     free(t->ytr);
     free(t->yte);
-    if (t->lock_fd >= 0)
-        close(t->lock_fd);
+    sc_rundir_close(&t->run);
     sc_state_free(&t->s);
 }
 
@@ -1130,13 +974,12 @@ int sc_cmd_train(int argc, char **argv)
     trainer t;
     memset(&t, 0, sizeof t);
     t.d = &sc_model;
-    t.lock_fd = -1;
+    t.run.lock_fd = -1;
     t.saved_step = -1;
     t.ranks = 1;
-    int done = 0;
-    int rc = parse_options(argc, argv, t.d, &t.o, &done);
-    if (rc || done)
-        return rc;
+    int rc = parse_options(argc, argv, &t.o);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
     FILE *progress = stderr;
     if (t.d->mpi) {
         sc_comm_init();

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "sc_ntxent.h"
+#include "sc_clock.h"
 
 enum { BUCKET_FLOATS = 1 << 20 }; /* 4 MB */
 
@@ -61,13 +62,6 @@ static struct {
     float *grads;
     sc_comm_stats st;
 } C = {.open = -1};
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static _Noreturn void fail(const char *what)
 {
@@ -216,9 +210,9 @@ void sc_comm_bn_allreduce(double *sums, int64_t n)
     sc_comm_init();
     if (C.size == 1)
         return;
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     sc_comm_allreduce_sum(sums, n);
-    C.st.bn_s += now_seconds() - t0;
+    C.st.bn_s += sc_now_seconds() - t0;
 }
 
 double sc_comm_bn_ranks(void)
@@ -278,18 +272,18 @@ void sc_comm_ntxent(const float *z, int64_t rows, int64_t dim, double temperatur
     C.m = m;
     C.temperature = temperature;
 
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     gather_halves(z, C.zg, n, dim, MPI_FLOAT, sizeof(float));
-    double t1 = now_seconds();
+    double t1 = sc_now_seconds();
     sc_ntxent_rows_fwd(rows, m, dim, temperature, (int64_t)C.rank * n, z, C.zg, C.sim, C.lse_l, C.term_l);
     /* lse and term side by side, so that one gather carries both. */
     for (int64_t i = 0; i < rows; i++) {
         C.lt[2 * i] = C.lse_l[i];
         C.lt[2 * i + 1] = C.term_l[i];
     }
-    double t2 = now_seconds();
+    double t2 = sc_now_seconds();
     gather_halves(C.lt, C.lt_g, n, 2, MPI_DOUBLE, sizeof(double));
-    double t3 = now_seconds();
+    double t3 = sc_now_seconds();
     double sum = 0.0;
     for (int64_t g = 0; g < m; g++) {
         C.lse_g[g] = C.lt_g[2 * g];
@@ -297,17 +291,17 @@ void sc_comm_ntxent(const float *z, int64_t rows, int64_t dim, double temperatur
     }
     *loss = (float)(sum / (double)m);
     C.st.gather_s += (t1 - t0) + (t3 - t2);
-    C.st.ntxent_s += (t2 - t1) + (now_seconds() - t3);
+    C.st.ntxent_s += (t2 - t1) + (sc_now_seconds() - t3);
 }
 
 void sc_comm_ntxent_bwd(float *dz, int64_t rows, int64_t dim)
 {
     if (rows != C.rows || dim != C.dim || !C.zg)
         fail("NT-Xent backward without its forward");
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     sc_ntxent_rows_bwd(rows, C.m, dim, C.temperature, (int64_t)C.rank * (rows / 2), C.zg, C.sim, C.lse_g,
                        (float)C.size, C.h, dz);
-    C.st.ntxent_s += now_seconds() - t0;
+    C.st.ntxent_s += sc_now_seconds() - t0;
 }
 
 /* ---- gradients ---- */
@@ -367,7 +361,7 @@ void sc_comm_grad_ready(float *grads, int64_t offset, int64_t n)
         C.ready += n;
         return;
     }
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     if (C.grads && C.grads != grads)
         fail("gradient ranges of two buffers in one step");
     C.grads = grads;
@@ -398,7 +392,7 @@ void sc_comm_grad_ready(float *grads, int64_t offset, int64_t n)
         C.open = -1;
     }
     progress();
-    C.st.grad_s += now_seconds() - t0;
+    C.st.grad_s += sc_now_seconds() - t0;
 }
 
 void sc_comm_step_end(float *grads)
@@ -416,7 +410,7 @@ void sc_comm_step_end(float *grads)
         return;
     if (C.grads && C.grads != grads)
         fail("sc_comm_step_end on another gradient buffer");
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     if (C.open >= 0) {
         start_bucket(&C.b[C.open]);
         C.open = -1;
@@ -441,7 +435,7 @@ void sc_comm_step_end(float *grads)
     }
     C.nb = 0;
     C.grads = NULL;
-    C.st.grad_wait_s += now_seconds() - t0;
+    C.st.grad_wait_s += sc_now_seconds() - t0;
 }
 
 void sc_comm_stats_get(sc_comm_stats *s) { *s = C.st; }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "sc_ntxent.h"
+#include "sc_clock.h"
 
 static struct {
     int global_bn;
@@ -21,13 +22,6 @@ static struct {
     double *lse, *term;
     sc_comm_stats st;
 } S;
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void fail(const char *what)
 {
@@ -55,7 +49,7 @@ double sc_comm_bn_ranks(void) { return 1.0; }
 
 void sc_comm_ntxent(const float *z, int64_t rows, int64_t dim, double temperature, float *loss)
 {
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     if (rows > S.cap_sim) {
         free(S.sim);
         free(S.h);
@@ -84,16 +78,16 @@ void sc_comm_ntxent(const float *z, int64_t rows, int64_t dim, double temperatur
     for (int64_t i = 0; i < rows; i++)
         sum += S.term[i];
     *loss = (float)(sum / (double)rows);
-    S.st.ntxent_s += now_seconds() - t0;
+    S.st.ntxent_s += sc_now_seconds() - t0;
 }
 
 void sc_comm_ntxent_bwd(float *dz, int64_t rows, int64_t dim)
 {
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     if (rows != S.rows || dim != S.dim)
         fail("NT-Xent backward without its forward");
     sc_ntxent_rows_bwd(rows, rows, dim, S.temperature, 0, S.z, S.sim, S.lse, 1.0f, S.h, dz);
-    S.st.ntxent_s += now_seconds() - t0;
+    S.st.ntxent_s += sc_now_seconds() - t0;
 }
 
 void sc_comm_grad_ready(float *grads, int64_t offset, int64_t n)

@@ -5,70 +5,26 @@
  * info, dump-step and bench-step live here; the data-driven subcommands
  * (train, check-data, eval, finetune, export, encode) in cmd_*.c. */
 #define _GNU_SOURCE
-#include <errno.h>
+#include <errno.h> /* program_invocation_short_name */
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
+#include "cli.h"
 #include "commands.h"
+#include "sc_clock.h"
 #include "sc_abi.h"
 #include "sc_comm.h"
 #include "sc_parallel.h"
 #include "sc_profile.h"
 #include "sc_state.h"
 #include "sc_stepdump.h"
-
-enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
-
-static const char *prog = "model";
-
-static void error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: error: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-/* ---- option parsing helpers ---- */
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Reports the option getopt_long rejected (opterr is off so that every
- * message has the PROGRAM: error: form). */
-static int bad_option(const char *sub, char **argv, int c)
-{
-    const char *arg = argv[optind - 1];
-    if (c == ':')
-        error("option '%s' needs a value", arg);
-    else if (optopt && optopt < 256)
-        error("unknown option '-%c'", optopt);
-    else
-        error("unknown option '%s'", arg);
-    fprintf(stderr, "Run '%s %s--help' for usage.\n", prog, sub);
-    return EXIT_USAGE;
-}
 
 /* "12,345,678": big counts are read at a glance. */
 static const char *grouped(int64_t v, char *buf, size_t len)
@@ -99,28 +55,6 @@ static const char *human_bytes(double b, char *buf, size_t len)
     return buf;
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Checks the model object and allocates its state. */
-static int setup_state(sc_state *s)
-{
-    char err[512];
-    if (sc_desc_check(&sc_model, err, sizeof err)) {
-        error("%s", err);
-        return EXIT_INTERNAL;
-    }
-    if (sc_state_alloc(s, &sc_model, err, sizeof err)) {
-        error("%s", err);
-        return EXIT_INTERNAL;
-    }
-    return 0;
-}
-
 /* ---- info ---- */
 
 static void info_usage(FILE *f)
@@ -138,7 +72,7 @@ static void info_usage(FILE *f)
             "  --kernels    also list every kernel of the training step: node, op, the\n"
             "               kernel chosen, GFLOP, and the work items split over threads\n"
             "  -h, --help   show this help\n",
-            prog);
+            program_invocation_short_name);
 }
 
 static void print_table(const char *title, const sc_param_info *t, int n)
@@ -224,30 +158,19 @@ static void print_kernels(const sc_model_desc *d)
 
 static int cmd_info(int argc, char **argv)
 {
-    enum { OPT_PARAMS = 256, OPT_KERNELS };
-    static const struct option longopts[] = {
-        {"params", no_argument, 0, OPT_PARAMS},
-        {"kernels", no_argument, 0, OPT_KERNELS},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+    int list = 0, kernels = 0;
+    const sc_opt opts[] = {
+        {"params", .kind = SC_OPT_FLAG, .dest = &list},
+        {"kernels", .kind = SC_OPT_FLAG, .dest = &kernels},
     };
-    int list = 0, kernels = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_PARAMS: list = 1; break;
-        case OPT_KERNELS: kernels = 1; break;
-        case 'h': info_usage(stdout); return 0;
-        default: return bad_option("info ", argv, c);
-        }
-    }
-    if (optind < argc) {
-        error("info takes no arguments, got '%s'", argv[optind]);
-        return EXIT_USAGE;
-    }
+    const sc_cmdline cl = {"info", opts, (int)(sizeof opts / sizeof *opts), info_usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
     char err[512];
     if (sc_desc_check(&sc_model, err, sizeof err)) {
-        error("%s", err);
-        return EXIT_INTERNAL;
+        sc_cli_error("%s", err);
+        return SC_EXIT_INTERNAL;
     }
     const sc_model_desc *d = &sc_model;
     char a[64], b[64];
@@ -294,7 +217,7 @@ static int mpi_setup(int global_bn)
     sc_comm_set_global_bn(global_bn);
     sc_comm_set_grad_floats(sc_param_count(&sc_model));
     if (sc_comm_rank() != 0 && !freopen("/dev/null", "w", stdout))
-        error("cannot silence the output of rank %d", sc_comm_rank());
+        sc_cli_error("cannot silence the output of rank %d", sc_comm_rank());
     return sc_comm_size();
 }
 
@@ -350,46 +273,34 @@ static void dump_usage(FILE *f)
             "  --seed S      seed of parameters and input (default 0)\n"
             "  --global-bn   batchnorm statistics over all ranks' images\n"
             "  -h, --help    show this help\n",
-            prog);
+            program_invocation_short_name);
+}
+
+/* dump-step --data: cli.md lists it; this version steps on synthetic input only. */
+static int no_data(const char *value, void *dest)
+{
+    (void)value;
+    (void)dest;
+    sc_cli_error("dump-step --data is not available in this version; the step runs on synthetic input");
+    return -1;
 }
 
 static int cmd_dump_step(int argc, char **argv)
 {
-    enum { OPT_SEED = 256, OPT_DATA, OPT_GLOBAL_BN };
-    static const struct option longopts[] = {
-        {"seed", required_argument, 0, OPT_SEED},
-        {"data", required_argument, 0, OPT_DATA},
-        {"global-bn", no_argument, 0, OPT_GLOBAL_BN},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     uint64_t seed = 0;
-    int c, global_bn = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_SEED:
-            if (parse_u64(optarg, 0, UINT64_MAX, &seed)) {
-                error("--seed needs a non-negative integer, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_GLOBAL_BN: global_bn = 1; break;
-        case OPT_DATA:
-            error("dump-step --data is not available in this version; the step runs on synthetic input");
-            return EXIT_USAGE;
-        case 'h': dump_usage(stdout); return 0;
-        default: return bad_option("dump-step ", argv, c);
-        }
-    }
-    if (argc - optind != 1) {
-        error(optind >= argc ? "dump-step needs an output file" : "dump-step takes one output file");
-        fprintf(stderr, "Run '%s dump-step --help' for usage.\n", prog);
-        return EXIT_USAGE;
-    }
+    int global_bn = 0;
+    const sc_opt opts[] = {
+        {"seed", .kind = SC_OPT_U64, .dest = &seed, .max = UINT64_MAX},
+        {"data", .kind = SC_OPT_CUSTOM, .check = no_data},
+        {"global-bn", .kind = SC_OPT_FLAG, .dest = &global_bn},
+    };
+    const sc_cmdline cl = {"dump-step", opts, (int)(sizeof opts / sizeof *opts), dump_usage, "OUT.safetensors", 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
     const char *out = argv[optind];
     sc_state s;
-    int rc = setup_state(&s);
-    if (rc)
+    if ((rc = sc_cli_state(&s)))
         return rc;
     int ranks = mpi_setup(global_bn), rank = sc_comm_rank();
     sc_params_init(s.desc, s.params, s.buffers, seed);
@@ -399,9 +310,9 @@ static int cmd_dump_step(int argc, char **argv)
     global.batch = s.desc->batch * ranks;
     float *in = ranks > 1 ? sc_floats_alloc(sc_input_floats(&global)) : s.input;
     if (!in) {
-        error("out of memory for the global batch's input");
+        sc_cli_error("out of memory for the global batch's input");
         sc_state_free(&s);
-        sc_comm_abort(EXIT_INTERNAL);
+        sc_comm_abort(SC_EXIT_INTERNAL);
     }
     sc_input_synthetic(&global, in, seed);
     if (ranks > 1) {
@@ -417,8 +328,8 @@ static int cmd_dump_step(int argc, char **argv)
         g.desc = &global;
         g.input = in;
         if (sc_stepdump_save(&g, seed, out, err, sizeof err)) {
-            error("%s", err);
-            rc = EXIT_INPUT;
+            sc_cli_error("%s", err);
+            rc = SC_EXIT_INPUT;
         }
     }
     if (in != s.input)
@@ -449,7 +360,7 @@ static void bench_usage(FILE *f)
             "  --global-bn   under mpirun (simclrc --mpi): batchnorm statistics over all\n"
             "                ranks; the time spent communicating is printed too\n"
             "  -h, --help    show this help\n",
-            prog);
+            program_invocation_short_name);
 }
 
 /* Peak resident set of this process in MB (10^6 bytes); Linux reports KiB. */
@@ -463,69 +374,45 @@ static double peak_rss_mb(void)
 
 static int cmd_bench_step(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_THREADS, OPT_PROFILE, OPT_GLOBAL_BN };
-    static const struct option longopts[] = {
-        {"steps", required_argument, 0, OPT_STEPS},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"profile", no_argument, 0, OPT_PROFILE},
-        {"global-bn", no_argument, 0, OPT_GLOBAL_BN},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     uint64_t steps = 10, threads = 0;
-    int profile = 0, global_bn = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_STEPS:
-            if (parse_u64(optarg, 1, 1000000, &steps)) {
-                error("--steps needs an integer from 1 to 1000000, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_THREADS:
-            if (parse_u64(optarg, 1, 1024, &threads)) {
-                error("--threads needs an integer from 1 to 1024, not '%s'", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_PROFILE: profile = 1; break;
-        case OPT_GLOBAL_BN: global_bn = 1; break;
-        case 'h': bench_usage(stdout); return 0;
-        default: return bad_option("bench-step ", argv, c);
-        }
-    }
-    if (optind < argc) {
-        error("bench-step takes no arguments, got '%s'", argv[optind]);
-        return EXIT_USAGE;
-    }
-    sc_state s;
-    int rc = setup_state(&s);
+    int profile = 0, global_bn = 0;
+    const sc_opt opts[] = {
+        {"steps", .kind = SC_OPT_U64, .dest = &steps, .min = 1, .max = 1000000},
+        {"threads", .kind = SC_OPT_U64, .dest = &threads, .min = 1, .max = 1024},
+        {"profile", .kind = SC_OPT_FLAG, .dest = &profile},
+        {"global-bn", .kind = SC_OPT_FLAG, .dest = &global_bn},
+    };
+    const sc_cmdline cl = {"bench-step", opts, (int)(sizeof opts / sizeof *opts), bench_usage, NULL, 0};
+    int rc = sc_cli_parse(&cl, argc, argv);
     if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
+    sc_state s;
+    if ((rc = sc_cli_state(&s)))
         return rc;
     const sc_model_desc *d = s.desc;
     if (profile && (d->nstep_nodes < 1 || !d->step_nodes)) {
-        error("this model has no kernel table to profile (recompile it with a newer simclrc)");
+        sc_cli_error("this model has no kernel table to profile (recompile it with a newer simclrc)");
         sc_state_free(&s);
-        return EXIT_USAGE;
+        return SC_EXIT_USAGE;
     }
     if (profile && sc_prof_init(d->nstep_nodes)) {
-        error("out of memory for the profile's counters");
+        sc_cli_error("out of memory for the profile's counters");
         sc_state_free(&s);
-        return EXIT_INTERNAL;
+        return SC_EXIT_INTERNAL;
     }
     mpi_setup(global_bn);
     int nthreads = sc_threads_set(threads ? (int)threads : mpi_threads());
     sc_params_init(d, s.params, s.buffers, 0);
     sc_input_synthetic(d, s.input, 0);
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
-    double warm = now_seconds() - t0;
+    double warm = sc_now_seconds() - t0;
     sc_prof_on = profile;
     sc_comm_stats_reset();
-    t0 = now_seconds();
+    t0 = sc_now_seconds();
     for (uint64_t i = 0; i < steps; i++)
         sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
-    double total = now_seconds() - t0;
+    double total = sc_now_seconds() - t0;
     sc_prof_on = 0;
     double per = total / (double)steps;
     printf("%s: batch %d (%d views), %d x %d x %d, %" PRIu64 " steps, %d kernel threads, %d OpenBLAS threads\n",
@@ -542,8 +429,8 @@ static int cmd_bench_step(int argc, char **argv)
         for (int32_t i = 0; i < d->nstep_nodes; i++)
             ran += sc_prof_calls(i);
         if (!ran && !sc_prof_stray()) {
-            error("the model's step reported no kernels (it was compiled without profiling marks)");
-            rc = EXIT_INTERNAL;
+            sc_cli_error("the model's step reported no kernels (it was compiled without profiling marks)");
+            rc = SC_EXIT_INTERNAL;
         } else {
             sc_prof_print(stdout, d->step_nodes, d->nstep_nodes, (int64_t)steps, total);
         }
@@ -587,67 +474,59 @@ static void usage(FILE *f)
             "  --version    show the version\n"
             "\n"
             "exit status: 0 success, 1 bad input, 2 bad usage, 3 internal error\n",
-            prog, sc_model.name, sc_model.compiler_version, prog);
+            program_invocation_short_name, sc_model.name, sc_model.compiler_version,
+            program_invocation_short_name);
 }
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} subcommands[] = {
+    {"info", cmd_info},
+    {"train", sc_cmd_train},
+    {"check-data", sc_cmd_check_data},
+    {"eval", sc_cmd_eval},
+    {"finetune", sc_cmd_finetune},
+    {"export", sc_cmd_export},
+    {"encode", sc_cmd_encode},
+    {"dump-step", cmd_dump_step},
+    {"bench-step", cmd_bench_step},
+};
+enum { NSUB = (int)(sizeof subcommands / sizeof *subcommands) };
 
 int main(int argc, char **argv)
 {
-    if (argc > 0 && argv[0] && *argv[0]) {
-        const char *slash = strrchr(argv[0], '/');
-        prog = slash ? slash + 1 : argv[0];
-    }
-    opterr = 0;
-    enum { OPT_VERSION = 256 };
-    static const struct option longopts[] = {
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},
-        {0, 0, 0, 0},
-    };
-    int c;
-    /* '+': stop at the subcommand, whose options are parsed after it. */
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION:
-            printf("%s: model %s, generated by simclrc %s for %s (ABI %d)\n", prog, sc_model.name,
-                   sc_model.compiler_version, sc_model.target_cpu, sc_model.abi_version);
-            return 0;
-        default: return bad_option("", argv, c);
-        }
+    int version = 0;
+    const sc_opt opts[] = {{"version", .kind = SC_OPT_FLAG, .dest = &version}};
+    /* Options end at the subcommand, whose own options are parsed after it. */
+    const sc_cmdline cl = {NULL, opts, 1, usage, NULL, 1};
+    int rc = sc_cli_parse(&cl, argc, argv);
+    if (rc)
+        return rc == SC_CLI_HELP ? 0 : rc;
+    if (version) {
+        printf("%s: model %s, generated by simclrc %s for %s (ABI %d)\n", program_invocation_short_name,
+               sc_model.name, sc_model.compiler_version, sc_model.target_cpu, sc_model.abi_version);
+        return 0;
     }
     if (optind >= argc) {
-        error("no subcommand given");
+        sc_cli_error("no subcommand given");
         usage(stderr);
-        return EXIT_USAGE;
+        return SC_EXIT_USAGE;
     }
     const char *sub = argv[optind];
     int sargc = argc - optind;
     char **sargv = argv + optind;
     optind = 0;   /* glibc: rescan from sargv[1], resetting getopt's state */
-    if (!strcmp(sub, "info"))
-        return cmd_info(sargc, sargv);
-    if (!strcmp(sub, "dump-step"))
-        return cmd_dump_step(sargc, sargv);
-    if (!strcmp(sub, "bench-step"))
-        return cmd_bench_step(sargc, sargv);
-    if (!strcmp(sub, "train"))
-        return sc_cmd_train(sargc, sargv);
-    if (!strcmp(sub, "check-data"))
-        return sc_cmd_check_data(sargc, sargv);
-    if (!strcmp(sub, "eval"))
-        return sc_cmd_eval(sargc, sargv);
-    if (!strcmp(sub, "finetune"))
-        return sc_cmd_finetune(sargc, sargv);
-    if (!strcmp(sub, "export"))
-        return sc_cmd_export(sargc, sargv);
-    if (!strcmp(sub, "encode"))
-        return sc_cmd_encode(sargc, sargv);
+    for (int i = 0; i < NSUB; i++)
+        if (!strcmp(sub, subcommands[i].name))
+            return subcommands[i].run(sargc, sargv);
     if (!strcmp(sub, "help")) {
         usage(stdout);
         return 0;
     }
-    error("unknown subcommand '%s' (available: info, train, check-data, eval, finetune, export, "
-          "encode, dump-step, bench-step)", sub);
-    fprintf(stderr, "Run '%s --help' for usage.\n", prog);
-    return EXIT_USAGE;
+    char names[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < NSUB && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", subcommands[i].name);
+    return sc_cli_usage_error(NULL, "unknown subcommand '%s' (available: %s)", sub, names);
 }

@@ -5,6 +5,7 @@
  * itself runs unlocked. */
 #include "sc_err.h"
 #include "sc_pipeline.h"
+#include "sc_clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -57,13 +58,6 @@ struct sc_pipeline {
     slot *slots;
     worker *workers;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void sc_pipeline_permutation(uint64_t seed, uint64_t epoch, size_t n, uint32_t *perm)
 {
@@ -238,14 +232,14 @@ int sc_pipeline_next(sc_pipeline *p, sc_batch *b)
         return 0;
     }
     slot *s = &p->slots[p->g_cons % p->depth];
-    double t0 = now_seconds();
+    double t0 = sc_now_seconds();
     while (!(s->state == SLOT_READY && s->g == p->g_cons) && !p->failed)
         pthread_cond_wait(&p->ready_cv, &p->mu);
     if (p->failed) {
         pthread_mutex_unlock(&p->mu);
         return -1;
     }
-    double waited = now_seconds() - t0;
+    double waited = sc_now_seconds() - t0;
     p->wait_total += waited;
     s->state = SLOT_HELD;
     p->holding = 1;

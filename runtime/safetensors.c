@@ -3,6 +3,7 @@
  * string values), then the raw bytes. The reader parses just that JSON
  * subset; the writer writes atomically. */
 #include "sc_err.h"
+#include "sc_rundir.h"
 #include "sc_safetensors.h"
 
 #include <errno.h>
@@ -512,45 +513,6 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_printf(b, "\"");
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* fsync of the directory holding path, so that a rename into it is
- * durable. File systems that cannot sync a directory (EINVAL) are let be. */
-static int sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) {
-        errno = ENOMEM;
-        return -1;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    free(dir);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    if (rc && saved == EINVAL)
-        rc = 0;
-    errno = saved;
-    return rc;
-}
-
 int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errlen)
 {
     if (w->oom) {
@@ -590,49 +552,20 @@ int sc_st_writer_save(sc_st_writer *w, const char *path, char *err, size_t errle
         return -1;
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(h.s);
-        sc_errf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        sc_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
+    sc_atomic_file f;
+    if (sc_atomic_begin(&f, path, err, errlen)) {
         free(h.s);
         return -1;
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-    int rc = write_all(fd, len8, 8) || write_all(fd, h.s, h.n);
-    for (int i = 0; i < w->n && !rc; i++)
-        rc = write_all(fd, w->t[i].data, w->t[i].n * 4); /* little-endian host */
-    if (!rc)
-        rc = fsync(fd);
-    int saved = errno;
-    if (close(fd) && !rc) {
-        rc = -1;
-        saved = errno;
-    }
-    if (!rc && rename(tmp, path)) {
-        rc = -1;
-        saved = errno;
-    }
-    if (rc) {
-        unlink(tmp);
-        sc_errf(err, errlen, "%s: write failed: %s", path, strerror(saved));
-    } else if (sync_parent(path)) {
-        /* The new file is in place but the rename may not survive a crash. */
-        rc = -1;
-        sc_errf(err, errlen, "%s: cannot sync its directory: %s", path, strerror(errno));
-    }
-    free(tmp);
+    sc_atomic_write(&f, len8, 8);
+    sc_atomic_write(&f, h.s, h.n);
+    for (int i = 0; i < w->n; i++)
+        sc_atomic_write(&f, w->t[i].data, w->t[i].n * 4); /* little-endian host */
     free(h.s);
-    return rc ? -1 : 0;
+    return sc_atomic_commit(&f, err, errlen);
 }
 
 void sc_st_writer_free(sc_st_writer *w)

@@ -1,4 +1,5 @@
 #include "train_progress.h"
+#include "sc_clock.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -6,13 +7,6 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int columns(FILE *f)
 {
@@ -97,7 +91,7 @@ static void plain_line(sc_progress *p, const sc_progress_status *s)
 void sc_progress_update(sc_progress *p, const sc_progress_status *s, int force)
 {
     if (p->bar) {
-        double t = now_seconds();
+        double t = sc_now_seconds();
         if (force || !p->drawn || t - p->last >= 0.1) {
             draw_bar(p, s);
             p->last = t;
