@@ -13,14 +13,19 @@
 #define MAX_OPTS 32
 #define OPT_BASE 256 /* getopt values of table entries: OPT_BASE + index */
 
+static void verror(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: error: ", program_invocation_short_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void sc_cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: error: ", program_invocation_short_name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void sc_cli_report(const char *msg)
@@ -41,11 +46,9 @@ static int hint(const char *sub)
 int sc_cli_usage_error(const char *sub, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: error: ", program_invocation_short_name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return hint(sub);
 }
 
@@ -210,7 +213,7 @@ static int check_end(const sc_cmdline *c, int argc, char **argv)
     return 0;
 }
 
-int sc_cli_parse(const sc_cmdline *c, int argc, char **argv)
+int sc_cli_parse(const sc_cmdline *c, int argc, char **argv, int *status)
 {
     struct option longopts[MAX_OPTS + 2];
     char shorts[2 * MAX_OPTS + 8] = "";
@@ -238,22 +241,22 @@ int sc_cli_parse(const sc_cmdline *c, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         if (ch == 'h') {
             c->usage(stdout);
-            return SC_CLI_HELP;
+            *status = 0;
+            return 1;
         }
         int i = ch - OPT_BASE;
         for (int k = 0; ch < OPT_BASE && ch != ':' && ch != '?' && k < n; k++)
             if (c->opts[k].short_name == ch)
                 i = k;
         if (i < 0 || i >= n)
-            return bad_option(c->sub, argv, ch);
+            return (*status = bad_option(c->sub, argv, ch)) != 0;
         char opt[64];
         if (ch < OPT_BASE)
             snprintf(opt, sizeof opt, "-%c", ch);
         else
             snprintf(opt, sizeof opt, "--%s", c->opts[i].name);
-        int rc = take(c->sub, &c->opts[i], opt, optarg);
-        if (rc)
-            return rc;
+        if ((*status = take(c->sub, &c->opts[i], opt, optarg)))
+            return 1;
     }
-    return check_end(c, argc, argv);
+    return (*status = check_end(c, argc, argv)) != 0;
 }

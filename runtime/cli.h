@@ -63,12 +63,14 @@ typedef struct {
     int stop_at_operand;    /* options end at the first operand (the program's own) */
 } sc_cmdline;
 
-enum { SC_CLI_HELP = -1 };
+/* The number of entries of an option table (an array). */
+#define SC_NOPTS(opts) ((int)(sizeof(opts) / sizeof *(opts)))
 
 /* Parses argv (argv[0] is the subcommand; getopt's optind reset by the
- * caller). Returns 0 (optind at the first operand), SC_CLI_HELP after
- * printing the usage to stdout, or SC_EXIT_USAGE after a message. */
-int sc_cli_parse(const sc_cmdline *c, int argc, char **argv);
+ * caller). Returns 0 to go on (optind at the first operand), or 1 when
+ * the subcommand is over and must exit with *status: 0 after printing
+ * the usage to stdout (--help), SC_EXIT_USAGE after a message. */
+int sc_cli_parse(const sc_cmdline *c, int argc, char **argv, int *status);
 
 /* The usage errors a subcommand finds after parsing (the same kinds and
  * wording as sc_cli_parse's). Each returns SC_EXIT_USAGE. */

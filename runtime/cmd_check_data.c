@@ -34,9 +34,9 @@ int sc_cmd_check_data(int argc, char **argv)
         {"data", .kind = SC_OPT_STR, .dest = &dir, .required = "--data DIR"},
     };
     const sc_cmdline cl = {"check-data", opts, 1, usage, NULL, 0};
-    int rc = sc_cli_parse(&cl, argc, argv);
-    if (rc)
-        return rc == SC_CLI_HELP ? 0 : rc;
+    int rc;
+    if (sc_cli_parse(&cl, argc, argv, &rc))
+        return rc;
     char err[1024];
     if (sc_stl10_check(dir, stdout, err, sizeof err)) {
         fflush(stdout);

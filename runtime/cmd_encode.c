@@ -63,10 +63,10 @@ int sc_cmd_encode(int argc, char **argv)
         {"out", 'o', SC_OPT_STR, .dest = &out, .required = "-o OUT.safetensors"},
         {"threads", .kind = SC_OPT_U64, .dest = &threads, .min = 1, .max = 1024},
     };
-    const sc_cmdline cl = {"encode", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
-    int rc = sc_cli_parse(&cl, argc, argv);
-    if (rc || (rc = sc_cli_check_source("encode", ckpt, random_init)))
-        return rc == SC_CLI_HELP ? 0 : rc;
+    const sc_cmdline cl = {"encode", opts, SC_NOPTS(opts), usage, NULL, 0};
+    int rc;
+    if (sc_cli_parse(&cl, argc, argv, &rc) || (rc = sc_cli_check_source("encode", ckpt, random_init)))
+        return rc;
     if (threads)
         sc_threads_set((int)threads);
 

@@ -212,7 +212,8 @@ typedef struct {
     double weight_decay;    /* < 0: choose on the validation split */
 } eval_opts;
 
-static int parse(int argc, char **argv, eval_opts *o)
+/* 0 to go on, or 1 when eval must exit with *status (cli.h). */
+static int parse(int argc, char **argv, eval_opts *o, int *status)
 {
     memset(o, 0, sizeof *o);
     o->weight_decay = -1;
@@ -225,17 +226,18 @@ static int parse(int argc, char **argv, eval_opts *o)
         {"seed", .kind = SC_OPT_U64, .dest = &o->seed, .max = UINT64_MAX},
         {"threads", .kind = SC_OPT_U64, .dest = &o->threads, .min = 1, .max = 1024},
     };
-    const sc_cmdline cl = {"eval", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
-    int rc = sc_cli_parse(&cl, argc, argv);
-    return rc ? rc : sc_cli_check_source("eval", o->ckpt, o->random_init);
+    const sc_cmdline cl = {"eval", opts, SC_NOPTS(opts), usage, NULL, 0};
+    if (sc_cli_parse(&cl, argc, argv, status))
+        return 1;
+    return (*status = sc_cli_check_source("eval", o->ckpt, o->random_init)) != 0;
 }
 
 int sc_cmd_eval(int argc, char **argv)
 {
     eval_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc)
-        return rc == SC_CLI_HELP ? 0 : rc;
+    int rc;
+    if (parse(argc, argv, &o, &rc))
+        return rc;
     if (o.threads)
         sc_threads_set((int)o.threads);
 

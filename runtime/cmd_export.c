@@ -220,10 +220,10 @@ int sc_cmd_export(int argc, char **argv)
         {"out", 'o', SC_OPT_STR, .dest = &out, .required = "-o OUT.safetensors"},
         {"names", .kind = SC_OPT_CHOICE, .dest = &names, .choices = name_styles},
     };
-    const sc_cmdline cl = {"export", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
-    int rc = sc_cli_parse(&cl, argc, argv);
-    if (rc)
-        return rc == SC_CLI_HELP ? 0 : rc;
+    const sc_cmdline cl = {"export", opts, SC_NOPTS(opts), usage, NULL, 0};
+    int rc;
+    if (sc_cli_parse(&cl, argc, argv, &rc))
+        return rc;
 
     sc_state s;
     if ((rc = sc_cli_state(&s)))

@@ -106,7 +106,8 @@ typedef struct {
     int have_lr;
 } ft_opts;
 
-static int parse(int argc, char **argv, ft_opts *o)
+/* 0 to go on, or 1 when finetune must exit with *status (cli.h). */
+static int parse(int argc, char **argv, ft_opts *o, int *status)
 {
     static const char *const optimizers[] = {"sgd", "adam", NULL};
     static const int optimizer_kind[] = {SC_OPT_SGD, SC_OPT_ADAM};
@@ -126,10 +127,9 @@ static int parse(int argc, char **argv, ft_opts *o)
         {"seed", .kind = SC_OPT_U64, .dest = &o->seed, .max = UINT64_MAX},
         {"threads", .kind = SC_OPT_U64, .dest = &o->threads, .min = 1, .max = 1024},
     };
-    const sc_cmdline cl = {"finetune", opts, (int)(sizeof opts / sizeof *opts), usage, NULL, 0};
-    int rc = sc_cli_parse(&cl, argc, argv);
-    if (rc || (rc = sc_cli_check_source("finetune", o->ckpt, o->random_init)))
-        return rc;
+    const sc_cmdline cl = {"finetune", opts, SC_NOPTS(opts), usage, NULL, 0};
+    if (sc_cli_parse(&cl, argc, argv, status) || (*status = sc_cli_check_source("finetune", o->ckpt, o->random_init)))
+        return 1;
     o->optimizer = optimizer_kind[which];
     if (!o->have_lr)
         o->lr = o->optimizer == SC_OPT_SGD ? DEFAULT_LR_SGD : DEFAULT_LR_ADAM;
@@ -527,9 +527,9 @@ int sc_cmd_finetune(int argc, char **argv)
     finetune f;
     memset(&f, 0, sizeof f);
     f.run.lock_fd = -1;
-    int rc = parse(argc, argv, &f.o);
-    if (rc)
-        return rc == SC_CLI_HELP ? 0 : rc;
+    int rc;
+    if (parse(argc, argv, &f.o, &rc))
+        return rc;
     if (f.o.threads)
         sc_threads_set((int)f.o.threads);
     f.d = &sc_model;

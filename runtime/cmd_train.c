@@ -225,7 +225,8 @@ static int check_split(const char *value, void *dest)
 
 static void print_usage(FILE *f) { usage(f, &sc_model); }
 
-static int parse_options(int argc, char **argv, options *o)
+/* 0 to go on, or 1 when train must exit with *status (cli.h). */
+static int parse_options(int argc, char **argv, options *o, int *status)
 {
     memset(o, 0, sizeof *o);
     o->out = "run";
@@ -249,8 +250,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"knn-init", .kind = SC_OPT_FLAG, .dest = &o->knn_init},
         {"global-bn", .kind = SC_OPT_FLAG, .dest = &o->global_bn},
     };
-    const sc_cmdline cl = {"train", opts, (int)(sizeof opts / sizeof *opts), print_usage, NULL, 0};
-    return sc_cli_parse(&cl, argc, argv);
+    const sc_cmdline cl = {"train", opts, SC_NOPTS(opts), print_usage, NULL, 0};
+    return sc_cli_parse(&cl, argc, argv, status);
 }
 
 /* ---- the run directory ---- */
@@ -977,9 +978,9 @@ int sc_cmd_train(int argc, char **argv)
     t.run.lock_fd = -1;
     t.saved_step = -1;
     t.ranks = 1;
-    int rc = parse_options(argc, argv, &t.o);
-    if (rc)
-        return rc == SC_CLI_HELP ? 0 : rc;
+    int rc;
+    if (parse_options(argc, argv, &t.o, &rc))
+        return rc;
     FILE *progress = stderr;
     if (t.d->mpi) {
         sc_comm_init();

@@ -1,4 +1,5 @@
 #include "sc_logreg.h"
+#include "sc_err.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -8,16 +9,6 @@
 
 #include <cblas.h>
 #include <limits.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void sc_logreg_config_default(sc_logreg_config *c, double weight_decay)
 {
@@ -93,24 +84,24 @@ int sc_logreg_fit(const sc_logreg_config *c, const double *x, const int *y, int6
                   int classes, double *wb, sc_logreg_result *res, char *err, size_t errlen)
 {
     if (n < 1 || dim < 1 || classes < 2 || n > INT_MAX / classes || (int64_t)dim * classes > INT_MAX) {
-        seterr(err, errlen, "logistic regression: bad sizes (%lld rows, %d features, %d classes)",
+        sc_errf(err, errlen, "logistic regression: bad sizes (%lld rows, %d features, %d classes)",
                (long long)n, dim, classes);
         return -1;
     }
     if (!(c->weight_decay >= 0 && isfinite(c->weight_decay)) || c->max_iter < 0 || c->history < 1 ||
         !(c->grad_tol >= 0)) {
-        seterr(err, errlen, "logistic regression: bad configuration");
+        sc_errf(err, errlen, "logistic regression: bad configuration");
         return -1;
     }
     for (int64_t i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= classes) {
-            seterr(err, errlen, "logistic regression: label %d of row %lld is outside 0..%d", y[i],
+            sc_errf(err, errlen, "logistic regression: label %d of row %lld is outside 0..%d", y[i],
                    (long long)i, classes - 1);
             return -1;
         }
     for (int64_t i = 0; i < n * dim; i++)
         if (!isfinite(x[i])) {
-            seterr(err, errlen, "logistic regression: feature %lld of row %lld is not finite",
+            sc_errf(err, errlen, "logistic regression: feature %lld of row %lld is not finite",
                    (long long)(i % dim), (long long)(i / dim));
             return -1;
         }
@@ -124,7 +115,7 @@ int sc_logreg_fit(const sc_logreg_config *c, const double *x, const int *y, int6
     double *scratch = malloc(sizeof(double) * (size_t)(n * classes));
     int rc = 0;
     if (!g || !gn || !d || !wn || !S || !Y || !rho || !alpha || !scratch) {
-        seterr(err, errlen, "logistic regression: out of memory");
+        sc_errf(err, errlen, "logistic regression: out of memory");
         rc = -1;
         goto done;
     }

@@ -7,18 +7,9 @@
 
 #include "sc_init.h"
 #include "sc_rng.h"
+#include "sc_err.h"
 
 #define ALIGN 64
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 float *sc_floats_alloc(int64_t n)
 {
@@ -59,7 +50,7 @@ static int check_table(const sc_param_info *t, int n, int64_t floats, const char
                        char *err, size_t errlen)
 {
     if (n < 0 || (n > 0 && !t)) {
-        seterr(err, errlen, "the model's %s table is missing", what);
+        sc_errf(err, errlen, "the model's %s table is missing", what);
         return -1;
     }
     for (int i = 0; i < n; i++) {
@@ -71,7 +62,7 @@ static int check_table(const sc_param_info *t, int n, int64_t floats, const char
             numel *= p->shape[k];
         }
         if (bad || numel != p->numel || p->offset < 0 || p->offset > floats - p->numel) {
-            seterr(err, errlen, "the model's %s entry %d (%s) has an inconsistent shape or offset",
+            sc_errf(err, errlen, "the model's %s entry %d (%s) has an inconsistent shape or offset",
                    what, i, p->name ? p->name : "unnamed");
             return -1;
         }
@@ -79,7 +70,7 @@ static int check_table(const sc_param_info *t, int n, int64_t floats, const char
     /* No two tensors may share floats: sort by offset, compare neighbours. */
     const sc_param_info **by = malloc(sizeof *by * (size_t)(n ? n : 1));
     if (!by) {
-        seterr(err, errlen, "out of memory checking the model's %s table", what);
+        sc_errf(err, errlen, "out of memory checking the model's %s table", what);
         return -1;
     }
     for (int i = 0; i < n; i++)
@@ -88,7 +79,7 @@ static int check_table(const sc_param_info *t, int n, int64_t floats, const char
     int rc = 0;
     for (int i = 1; i < n && !rc; i++) {
         if (by[i - 1]->offset + by[i - 1]->numel > by[i]->offset) {
-            seterr(err, errlen, "the model's %s tensors %s and %s overlap", what, by[i - 1]->name,
+            sc_errf(err, errlen, "the model's %s tensors %s and %s overlap", what, by[i - 1]->name,
                    by[i]->name);
             rc = -1;
         }
@@ -100,22 +91,22 @@ static int check_table(const sc_param_info *t, int n, int64_t floats, const char
 int sc_desc_check(const sc_model_desc *d, char *err, size_t errlen)
 {
     if (d->abi_version != SC_ABI_VERSION) {
-        seterr(err, errlen, "the model object has ABI version %d, this runtime expects %d "
+        sc_errf(err, errlen, "the model object has ABI version %d, this runtime expects %d "
                "(recompile the model with a matching simclrc)", d->abi_version, SC_ABI_VERSION);
         return -1;
     }
     if (!d->name || !d->compiler_version || !d->target_cpu) {
-        seterr(err, errlen, "the model description lacks its name, compiler version or target CPU");
+        sc_errf(err, errlen, "the model description lacks its name, compiler version or target CPU");
         return -1;
     }
     if (d->batch < 1 || d->in_c < 1 || d->in_h < 1 || d->in_w < 1 || d->params_floats < 0 ||
         d->buffers_floats < 0 || d->arena_floats < 0 || d->encode_arena_floats < 0) {
-        seterr(err, errlen, "the model description has a non-positive size");
+        sc_errf(err, errlen, "the model description has a non-positive size");
         return -1;
     }
     if (d->encode_batch < 1 || d->feature_dim < 1 || d->finetune_batch < 1 || d->nclasses < 2 ||
         d->ft_params_floats < d->params_floats || d->ft_arena_floats < 0 || d->nft_params < d->nparams) {
-        seterr(err, errlen, "the model description has inconsistent encoder or fine-tuning sizes");
+        sc_errf(err, errlen, "the model description has inconsistent encoder or fine-tuning sizes");
         return -1;
     }
     if (check_table(d->params, d->nparams, d->params_floats, "parameter", err, errlen) ||
@@ -126,7 +117,7 @@ int sc_desc_check(const sc_model_desc *d, char *err, size_t errlen)
     /* The fine-tuning table extends the parameter table in place. */
     for (int i = 0; i < d->nparams; i++)
         if (d->ft_params[i].offset != d->params[i].offset || d->ft_params[i].numel != d->params[i].numel) {
-            seterr(err, errlen, "the model's fine-tuning parameter %d (%s) differs from the parameter table",
+            sc_errf(err, errlen, "the model's fine-tuning parameter %d (%s) differs from the parameter table",
                    i, d->params[i].name);
             return -1;
         }
@@ -173,7 +164,7 @@ int sc_state_alloc(sc_state *s, const sc_model_desc *d, char *err, size_t errlen
     if (!s->params || !s->grads || !s->buffers || !s->arena || !s->input || !s->loss) {
         double mib = (double)(2 * pf + d->buffers_floats + arena + sc_input_floats(d)) *
                      sizeof(float) / (1024.0 * 1024.0);
-        seterr(err, errlen, "out of memory allocating the model's buffers (%.1f MiB)", mib);
+        sc_errf(err, errlen, "out of memory allocating the model's buffers (%.1f MiB)", mib);
         sc_state_free(s);
         return -1;
     }

@@ -2,7 +2,7 @@
  * Every kind of mistake gets its one message, the same for the same
  * option in any subcommand, followed by where to find the usage, and
  * status 2; good values land in their destinations; --help prints the
- * usage and returns SC_CLI_HELP. */
+ * usage and ends the subcommand with status 0. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +51,33 @@ static int check_even(const char *v, void *dest)
 static const char *even;
 static char stderr_text[4096];
 
+/* stderr into a temporary file until captured() puts it back and keeps
+ * what was written in stderr_text. */
+static char capture_path[256];
+static int capture_saved = -1;
+
+static void capture(void)
+{
+    int fd = test_tmpfile("test_cli", capture_path, sizeof capture_path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    capture_saved = dup(2);
+    assert_true(capture_saved >= 0 && dup2(fd, 2) == 2);
+    close(fd);
+}
+
+static const char *captured(void)
+{
+    fflush(stderr);
+    dup2(capture_saved, 2);
+    close(capture_saved);
+    char *s = slurp(capture_path);
+    unlink(capture_path);
+    snprintf(stderr_text, sizeof stderr_text, "%s", s ? s : "");
+    free(s);
+    return stderr_text;
+}
+
 /* Parses argv (NULL-terminated) as subcommand sub with the made-up table;
  * what went to stderr is in stderr_text. */
 static int parse_as(const char *sub, vals *v, const char *operand, char **argv)
@@ -70,26 +97,15 @@ static int parse_as(const char *sub, vals *v, const char *operand, char **argv)
         {"even", .kind = SC_OPT_CUSTOM, .dest = &even, .check = check_even},
     };
     const sc_cmdline cl = {sub, opts, (int)(sizeof opts / sizeof *opts), fake_usage, operand, 0};
-    int argc = 0;
+    int argc = 0, usage_before = usage_calls;
     while (argv[argc])
         argc++;
-    char path[256];
-    int fd = test_tmpfile("test_cli", path, sizeof path);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    assert_true(saved >= 0 && dup2(fd, 2) == 2);
+    capture();
     optind = 0;
-    int rc = sc_cli_parse(&cl, argc, argv);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    char *s = slurp(path);
-    unlink(path);
-    snprintf(stderr_text, sizeof stderr_text, "%s", s ? s : "");
-    free(s);
-    return rc;
+    int status = -1, done = sc_cli_parse(&cl, argc, argv, &status);
+    captured();
+    assert_int_equal(done, status != 0 || usage_calls != usage_before);
+    return done ? status : 0;
 }
 
 /* rc 2, the message as the first line, the usage hint as the second. */
@@ -134,8 +150,8 @@ static void test_help(void **st)
     (void)st;
     vals v;
     int before = usage_calls;
-    assert_int_equal(parse_as("sub", &v, NULL, ARGV("--help")), SC_CLI_HELP);
-    assert_int_equal(parse_as("sub", &v, NULL, ARGV("-h", "--bogus")), SC_CLI_HELP);
+    assert_int_equal(parse_as("sub", &v, NULL, ARGV("--help")), 0);
+    assert_int_equal(parse_as("sub", &v, NULL, ARGV("-h", "--bogus")), 0);
     assert_int_equal(usage_calls, before + 2);
     assert_string_equal(stderr_text, "");
 }
@@ -143,34 +159,37 @@ static void test_help(void **st)
 static void test_one_message_per_kind(void **st)
 {
     (void)st;
-    expect_usage_error("sub", ARGV("--data", "d", "--bogus"), "unknown option '--bogus'");
-    expect_usage_error("sub", ARGV("--data", "d", "-x"), "unknown option '-x'");
-    expect_usage_error("sub", ARGV("--data", "d", "--seed"), "option '--seed' needs a value");
-    expect_usage_error("sub", ARGV("--data", "d", "-o"), "option '-o' needs a value");
-    expect_usage_error("sub", ARGV("--data", "d", "--out", ""), "option '--out' needs a value");
-    expect_usage_error("sub", ARGV("--data", "d", "--seed", "x"), "--seed needs an integer, not 'x'");
-    expect_usage_error("sub", ARGV("--data", "d", "--seed", "-1"), "--seed needs an integer, not '-1'");
-    expect_usage_error("sub", ARGV("--data", "d", "--seed", "12ab"), "--seed needs an integer, not '12ab'");
-    expect_usage_error("sub", ARGV("--data", "d", "--seed", "18446744073709551616"),
-                       "--seed must be from 0 to 18446744073709551615, not '18446744073709551616'");
-    expect_usage_error("sub", ARGV("--data", "d", "--epochs", "0"), "--epochs must be from 1 to 100000, not '0'");
-    expect_usage_error("sub", ARGV("--data", "d", "--max-steps", "0"), "--max-steps must be at least 1, not '0'");
-    expect_usage_error("sub", ARGV("--data", "d", "--max-steps", "9223372036854775808"),
-                       "--max-steps must be at least 1, not '9223372036854775808'");
-    expect_usage_error("sub", ARGV("--data", "d", "--threads", "1025"),
-                       "--threads must be from 1 to 1024, not '1025'");
-    expect_usage_error("sub", ARGV("--data", "d", "--lr", "fast"), "--lr needs a finite number, not 'fast'");
-    expect_usage_error("sub", ARGV("--data", "d", "--lr", "nan"), "--lr needs a finite number, not 'nan'");
-    expect_usage_error("sub", ARGV("--data", "d", "--lr", "0"),
-                       "--lr must be greater than 0 and at most 1000, not '0'");
-    expect_usage_error("sub", ARGV("--data", "d", "--weight-decay", "-1"),
-                       "--weight-decay must be from 0 to 1e+06, not '-1'");
-    expect_usage_error("sub", ARGV("--data", "d", "--optimizer", "lars"),
-                       "--optimizer must be sgd or adam, not 'lars'");
-    expect_usage_error("sub", ARGV("--data", "d", "--even", "abc"), "--even needs an even length, not 'abc'");
-    expect_usage_error("sub", ARGV("--seed", "1"), "sub needs --data DIR");
-    expect_usage_error("sub", ARGV("--data", ""), "sub needs --data DIR");
-    expect_usage_error("sub", ARGV("--data", "d", "extra"), "sub takes no arguments, got 'extra'");
+    const struct {
+        char **argv;
+        const char *message;
+    } cases[] = {
+        {ARGV("--data", "d", "--bogus"), "unknown option '--bogus'"},
+        {ARGV("--data", "d", "-x"), "unknown option '-x'"},
+        {ARGV("--data", "d", "--seed"), "option '--seed' needs a value"},
+        {ARGV("--data", "d", "-o"), "option '-o' needs a value"},
+        {ARGV("--data", "d", "--out", ""), "option '--out' needs a value"},
+        {ARGV("--data", "d", "--seed", "x"), "--seed needs an integer, not 'x'"},
+        {ARGV("--data", "d", "--seed", "-1"), "--seed needs an integer, not '-1'"},
+        {ARGV("--data", "d", "--seed", "12ab"), "--seed needs an integer, not '12ab'"},
+        {ARGV("--data", "d", "--seed", "18446744073709551616"),
+         "--seed must be from 0 to 18446744073709551615, not '18446744073709551616'"},
+        {ARGV("--data", "d", "--epochs", "0"), "--epochs must be from 1 to 100000, not '0'"},
+        {ARGV("--data", "d", "--max-steps", "0"), "--max-steps must be at least 1, not '0'"},
+        {ARGV("--data", "d", "--max-steps", "9223372036854775808"),
+         "--max-steps must be at least 1, not '9223372036854775808'"},
+        {ARGV("--data", "d", "--threads", "1025"), "--threads must be from 1 to 1024, not '1025'"},
+        {ARGV("--data", "d", "--lr", "fast"), "--lr needs a finite number, not 'fast'"},
+        {ARGV("--data", "d", "--lr", "nan"), "--lr needs a finite number, not 'nan'"},
+        {ARGV("--data", "d", "--lr", "0"), "--lr must be greater than 0 and at most 1000, not '0'"},
+        {ARGV("--data", "d", "--weight-decay", "-1"), "--weight-decay must be from 0 to 1e+06, not '-1'"},
+        {ARGV("--data", "d", "--optimizer", "lars"), "--optimizer must be sgd or adam, not 'lars'"},
+        {ARGV("--data", "d", "--even", "abc"), "--even needs an even length, not 'abc'"},
+        {ARGV("--seed", "1"), "sub needs --data DIR"},
+        {ARGV("--data", ""), "sub needs --data DIR"},
+        {ARGV("--data", "d", "extra"), "sub takes no arguments, got 'extra'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        expect_usage_error("sub", cases[i].argv, cases[i].message);
 }
 
 static void test_same_wording_everywhere(void **st)
@@ -201,26 +220,15 @@ static void test_operand(void **st)
 static void test_after_parse_checks(void **st)
 {
     (void)st;
-    char path[256];
-    int fd = test_tmpfile("test_cli", path, sizeof path);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    assert_true(saved >= 0 && dup2(fd, 2) == 2);
+    capture();
     int a = sc_cli_check_source("eval", "x", 1), b = sc_cli_check_source("eval", NULL, 0),
         c = sc_cli_check_source("eval", "x", 0);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(fd);
-    char *s = slurp(path);
-    unlink(path);
+    const char *s = captured();
     assert_int_equal(a, SC_EXIT_USAGE);
     assert_int_equal(b, SC_EXIT_USAGE);
     assert_int_equal(c, 0);
     assert_non_null(strstr(s, "error: --ckpt and --random-init exclude each other\nRun '"));
     assert_non_null(strstr(s, "error: eval needs --ckpt FILE or --random-init\nRun '"));
-    free(s);
 }
 
 int main(void)
