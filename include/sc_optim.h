@@ -36,6 +36,9 @@
 /* The values match sc_train_defaults.optimizer. */
 typedef enum { SC_OPT_SGD = 0, SC_OPT_ADAM = 1, SC_OPT_ADAMW = 2, SC_OPT_LARS = 3 } sc_optim_kind;
 
+/* "sgd", "adam", "adamw", "lars" (the spec's names), or "?" for another value. */
+const char *sc_optim_kind_name(int kind);
+
 typedef struct {
     int kind;               /* sc_optim_kind */
     double momentum;        /* SGD and LARS; 0 means no momentum buffer */

@@ -26,8 +26,6 @@ static void file_error(const char *path, const char *msg, char *err, size_t errl
     sc_errf(err, errlen, "%s: error: %s", path, what);
 }
 
-static const char *const optim_names[] = {"sgd", "adam", "adamw", "lars"};
-
 /* The optimizer's name for the metadata. sc_optim does not expose its
  * kind, so it is the model's optimizer when the state buffers fit it (the
  * training run), else the family the state buffers belong to. */
@@ -39,7 +37,7 @@ static const char *optim_name(const sc_optim *opt, const sc_model_desc *d)
     int adam_state = sc_optim_state_count(opt) == 2;
     int model_adam = k == SC_OPT_ADAM || k == SC_OPT_ADAMW;
     if (k >= 0 && k <= SC_OPT_LARS && adam_state == model_adam)
-        return optim_names[k];
+        return sc_optim_kind_name(k);
     return adam_state ? "adam" : "sgd";
 }
 

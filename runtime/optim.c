@@ -9,6 +9,12 @@
 
 #include "sc_state.h"
 
+const char *sc_optim_kind_name(int kind)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw", "lars"};
+    return kind >= SC_OPT_SGD && kind <= SC_OPT_LARS ? names[kind] : "?";
+}
+
 #define MAX_STATE 2
 
 /* What the updates need of a tensor; a copy, as the caller's table may be
