@@ -218,11 +218,17 @@ int sc_cli_parse(const sc_cmdline *c, int argc, char **argv, int *status)
     struct option longopts[MAX_OPTS + 2];
     char shorts[2 * MAX_OPTS + 8] = "";
     size_t ns = 0;
+    if (c->nopts > MAX_OPTS) {
+        sc_cli_error("%s has %d options, more than the %d the parser takes", c->sub ? c->sub : "the program",
+                     c->nopts, MAX_OPTS);
+        *status = SC_EXIT_INTERNAL;
+        return 1;
+    }
     if (c->stop_at_operand)
         shorts[ns++] = '+';
     shorts[ns++] = ':';
     shorts[ns++] = 'h';
-    int n = c->nopts < MAX_OPTS ? c->nopts : MAX_OPTS;
+    int n = c->nopts;
     for (int i = 0; i < n; i++) {
         const sc_opt *o = &c->opts[i];
         int arg = o->kind == SC_OPT_FLAG ? no_argument : required_argument;
