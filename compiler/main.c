@@ -67,7 +67,8 @@ static void usage(FILE *f)
             "environment:\n"
             "  CC                  C compiler driver that links training binaries (default: the\n"
             "                      one simclrc was built with)\n"
-            "  SIMCLRC_RUNTIME_DIR runtime libraries to link when there are none next to simclrc\n"
+            "  SIMCLRC_RUNTIME_DIR\n"
+            "                      runtime libraries to link when there are none next to simclrc\n"
             "                      (PREFIX/lib/simclrc for PREFIX/bin/simclrc)\n"
             "\n"
             "exit status: 0 success, 1 bad input, 2 bad usage, 3 internal error\n");
