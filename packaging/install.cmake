@@ -2,7 +2,8 @@
 # directory). simclrc and its runtime libraries are installed by
 # compiler/ and runtime/, the manual pages by man/; the rest is here:
 #
-#   P/bin/simclrc, P/bin/simclrc-fmnist2stl10 (the default dataset)
+#   P/bin/simclrc, simclrc-fmnist2stl10 (the default dataset),
+#         simclrc-plot-run (tools/plot-run.sh: a picture of a run)
 #   P/lib/simclrc/libsc_*.a             linked into training binaries
 #   P/include/simclrc/*.h               the ABI and the runtime's headers
 #   P/share/simclrc/models/             shipped models and simclr.xsd
@@ -19,8 +20,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INC
 install(PROGRAMS $<TARGET_FILE:fmnist2stl10> DESTINATION ${CMAKE_INSTALL_BINDIR}
         RENAME simclrc-fmnist2stl10)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/plot-run.sh DESTINATION ${CMAKE_INSTALL_BINDIR}
+        RENAME simclrc-plot-run)
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/examples/main-job.sh ${PROJECT_SOURCE_DIR}/examples/ablation.sh
-                 ${PROJECT_SOURCE_DIR}/tools/plot-run.sh
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES ${PROJECT_SOURCE_DIR}/examples/common.sh DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
