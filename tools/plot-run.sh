@@ -44,6 +44,10 @@ panels=0
 [ -n "$ft" ] && panels=$((panels + 2))
 nrows=$(((panels + 1) / 2))
 title=$(basename "$(cd "$run" && pwd)")
+# All panels over the same steps.
+last=0
+[ -n "$metrics" ] && last=$(tail -n 1 "$metrics" | cut -d, -f1)
+[ -n "$ft" ] && last_ft=$(tail -n 1 "$ft" | cut -d, -f2) && [ "$last_ft" -gt "$last" ] && last=$last_ft
 
 {
   cat <<GP
@@ -53,6 +57,7 @@ set datafile separator ","
 set key autotitle columnhead
 set grid
 set xlabel "step"
+set xrange [0:$last]
 set multiplot layout $nrows,2 title "run $title"
 GP
   if [ -n "$metrics" ]; then
@@ -66,17 +71,24 @@ plot "$metrics" using 1:3 with lines lc rgb "#b0c4de" title "per step", \
 set title "learning rate"
 set key off
 set format y "%g"
+stats "$metrics" using 4 nooutput
+set yrange [0:1.15 * STATS_max]
 plot "$metrics" using 1:4 with lines lw 2 lc rgb "#2a7f3f"
+set autoscale y
 GP
+    echo 'set key top right'
     if [ -n "$batch" ]; then
       printf 'set title "training speed (global batch %s, two views per image)"\n' "$batch"
       printf 'set ylabel "views/s"\n'
-      printf 'plot "%s" using 1:(2.0 * %s / $6) with lines lc rgb "#c07020"\n' "$metrics" "$batch"
+      printf 'plot "%s" using 1:(2.0 * %s / $6) with lines lc rgb "#e8c090" title "per step", \\\n' "$metrics" "$batch"
+      printf '     "%s" using (bin($1)):(2.0 * %s / $6) smooth unique with lines lw 2 lc rgb "#c07020" title "mean of 25 steps"\n' "$metrics" "$batch"
     else
       printf 'set title "training speed (no checkpoint: batch unknown)"\nset ylabel "steps/s"\n'
-      printf 'plot "%s" using 1:(1.0 / $6) with lines lc rgb "#c07020"\n' "$metrics"
+      printf 'plot "%s" using 1:(1.0 / $6) with lines lc rgb "#e8c090" title "per step", \\\n' "$metrics"
+      printf '     "%s" using (bin($1)):(1.0 / $6) smooth unique with lines lw 2 lc rgb "#c07020" title "mean of 25 steps"\n' "$metrics"
     fi
     echo 'set ylabel ""'
+    echo 'set key off'
     if [ -n "$knn" ]; then
       cat <<GP
 set title "kNN top-1 accuracy (k 200, test split)"
