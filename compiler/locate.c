@@ -97,10 +97,14 @@ int sc_resolve_model(const char *arg, char *path, size_t len)
 {
     char models[PATH_MAX], err[16];
     snprintf(path, len, "%s", arg);
-    if (!*arg || strchr(arg, '/') || access(arg, F_OK) == 0 || sc_locate_models(models, sizeof models, err, sizeof err))
-        return 0;
     size_t n = strlen(arg);
     int has_ext = n > 4 && !strcmp(arg + n - 4, ".xml");
+    /* A path, or an .xml file that exists, is what it says. A bare name
+     * prefers the shipped model: ./resnet-small is most likely the binary
+     * an earlier `simclrc resnet-small` left. */
+    if (!*arg || strchr(arg, '/') || (has_ext && access(arg, F_OK) == 0) ||
+        sc_locate_models(models, sizeof models, err, sizeof err))
+        return 0;
     char shipped[PATH_MAX + 256];
     if ((size_t)snprintf(shipped, sizeof shipped, "%s/%s%s", models, arg, has_ext ? "" : ".xml") >= sizeof shipped ||
         access(shipped, R_OK))

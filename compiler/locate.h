@@ -30,11 +30,12 @@ int sc_locate_runtime(char *dir, size_t len, char *err, size_t errlen);
  * with a message in err that says where it looked. */
 int sc_locate_models(char *dir, size_t len, char *err, size_t errlen);
 
-/* The model a command-line argument names: the file arg when it exists or
- * arg has a '/'; otherwise the shipped model MODELS/arg.xml (or
- * MODELS/arg when arg ends in .xml) if there is one. Writes the path to
- * use into path; returns 1 when that is a shipped model, 0 when it is arg
- * itself. */
+/* The model a command-line argument names: arg itself when it has a '/'
+ * or is an existing .xml file; otherwise the shipped model MODELS/arg.xml
+ * (MODELS/arg when arg ends in .xml) if there is one, else arg. A bare
+ * name prefers the shipped model even over a file of that name, which is
+ * usually the binary an earlier compile left. Writes the path to use into
+ * path; returns 1 when that is a shipped model, 0 when it is arg. */
 int sc_resolve_model(const char *arg, char *path, size_t len);
 
 /* Prints the names of the shipped models, one per line, sorted. Returns 0,

@@ -128,12 +128,14 @@ static void test_installed_prefix_moved(void **state)
         "SIMCLRC_RUNTIME_DIR='%s' '%s/bin/simclrc' --batch=8 --threads=1 resnet-small 2>compile.err\n"
         "cat compile.err\n"
         "grep -F 'model resnet-small: %s/share/simclrc/models/resnet-small.xml' compile.err\n"
+        "'%s/bin/simclrc' --emit=graph resnet-small >graph.txt\n"  /* ./resnet-small exists now */
+        "grep -q '^graph resnet-small:' graph.txt\n"
         "./resnet-small info >info.txt\n"
         "grep -q '^model  *resnet-small$' info.txt\n"
         "./resnet-small train --data '%s' --out run --max-steps 2 --knn-every 0 --threads 1\n"
         "'%s/bin/simclrc' --list-models >models.txt\n"
         "grep -qx resnet18-stl10 models.txt\n",
-        work, decoy, moved, moved, data, moved);
+        work, decoy, moved, moved, moved, data, moved);
     write_text(script, text);
     free(text);
     char *run_log_path = xprintf("%s/run.log", tmp);
