@@ -401,7 +401,7 @@ int main(int argc, char **argv)
     int codegen = !strcmp(emit, "exe") || !strcmp(emit, "obj") || !strcmp(emit, "asm") ||
                   !strcmp(emit, "llvm") || !strcmp(emit, "memplan");
 
-    /* A name without a file of that name is a shipped model. */
+    /* A bare name is a shipped model (locate.h: sc_resolve_model). */
     char model_path[4096];
     if (sc_resolve_model(argv[optind], model_path, sizeof model_path))
         fprintf(stderr, "simclrc: model %s: %s\n", argv[optind], model_path);
