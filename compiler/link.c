@@ -1,6 +1,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,10 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* SC_CC, SC_RUNTIME_DIR, SC_OPENBLAS_LIBS, SC_LINK_FLAGS, SC_HAVE_MPI,
- * SC_MPI_LIBS: written by
- * compiler/CMakeLists.txt for this build tree. */
+/* SC_CC, SC_OPENBLAS_LIBS, SC_LINK_FLAGS, SC_HAVE_MPI, SC_MPI_LIBS:
+ * written by compiler/CMakeLists.txt for this build tree. */
 #include "link_config.h"
+#include "locate.h"
 
 extern char **environ;
 
@@ -186,9 +187,9 @@ int sc_link_exe(const char *obj_path, const char *out_path, int mpi, char *err, 
     const char *cc = getenv("CC");
     if (!cc || !*cc)
         cc = SC_CC;
-    const char *rtdir = getenv("SIMCLRC_RUNTIME_DIR");
-    if (!rtdir || !*rtdir)
-        rtdir = SC_RUNTIME_DIR;
+    char rtdir[PATH_MAX];
+    if (sc_locate_runtime(rtdir, sizeof rtdir, err, errlen))
+        return -1;
 
     args a = {0};
     const char *comm_lib = mpi ? "libsc_comm_mpi.a" : "libsc_comm_serial.a";
@@ -205,7 +206,7 @@ int sc_link_exe(const char *obj_path, const char *out_path, int mpi, char *err, 
     }
     if (access(bin, R_OK) || access(rt, R_OK) || access(comm, R_OK)) {
         seterr(err, errlen, "cannot find the runtime libraries libsc_binary.a, %s and libsc_runtime.a in %s "
-               "(set SIMCLRC_RUNTIME_DIR to the directory that holds them)", comm_lib, rtdir);
+               "(a partial install? SIMCLRC_RUNTIME_DIR names the directory that holds them)", comm_lib, rtdir);
         goto done;
     }
     if (push_words(&a, cc, " \t") || a.n == 0) {

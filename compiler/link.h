@@ -10,9 +10,9 @@
  * the executable
  * out_path, running the system C compiler driver: $CC when set (it may
  * carry arguments, split at blanks), otherwise the compiler simclrc was
- * built with. The runtime libraries are looked up in $SIMCLRC_RUNTIME_DIR
- * when set, otherwise in the build tree's runtime directory. No shell is
- * involved. Returns 0, or -1 with a message in err that includes the
+ * built with. The runtime libraries are found by sc_locate_runtime
+ * (locate.h): next to the executable, in $SIMCLRC_RUNTIME_DIR, or in the
+ * build tree for the build tree's simclrc. No shell is involved. Returns 0, or -1 with a message in err that includes the
  * driver's own diagnostics. */
 int sc_link_exe(const char *obj_path, const char *out_path, int mpi, char *err, size_t errlen);
 

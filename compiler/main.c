@@ -16,6 +16,7 @@
 #include "derive.h"
 #include "fuse.h"
 #include "link.h"
+#include "locate.h"
 #include "memplan.h"
 #include "ir.h"
 #include "model.h"
@@ -34,9 +35,10 @@ static const char *const passes[] = {"build", "autodiff", "encoder", "finetune",
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: simclrc [options] MODEL.xml\n"
+            "usage: simclrc [options] MODEL\n"
             "\n"
             "Compiles a SimCLR model description into a specialised training binary.\n"
+            "MODEL is a model file (.xml) or the name of a shipped model (--list-models).\n"
             "\n"
             "options:\n"
             "  -o PATH             output path (default ./NAME for exe, stdout for text)\n"
@@ -58,8 +60,16 @@ static void usage(FILE *f)
             "                      times the step twice, im2col and shift; slower to compile)\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
             "                      machine's CPUs); workspaces are planned per thread\n"
+            "  --list-models       list the shipped models, one name per line\n"
             "  -h, --help          show this help\n"
             "  --version           show the version\n"
+            "\n"
+            "environment:\n"
+            "  CC                  C compiler driver that links training binaries (default: the\n"
+            "                      one simclrc was built with)\n"
+            "  SIMCLRC_RUNTIME_DIR\n"
+            "                      runtime libraries to link when there are none next to simclrc\n"
+            "                      (PREFIX/lib/simclrc for PREFIX/bin/simclrc)\n"
             "\n"
             "exit status: 0 success, 1 bad input, 2 bad usage, 3 internal error\n");
 }
@@ -249,7 +259,7 @@ int main(int argc, char **argv)
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE, OPT_LIST_MODELS };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -263,6 +273,7 @@ int main(int argc, char **argv)
         {"tune", no_argument, 0, OPT_TUNE},
         {"no-fuse", no_argument, 0, OPT_NO_FUSE},
         {"mpi", no_argument, 0, OPT_MPI},
+        {"list-models", no_argument, 0, OPT_LIST_MODELS},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0},
@@ -345,6 +356,14 @@ int main(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("simclrc %s\n", SC_VERSION); return 0;
+        case OPT_LIST_MODELS: {
+            char err[1024];
+            if (sc_list_models(stdout, err, sizeof err)) {
+                fprintf(stderr, "simclrc: error: %s\n", err);
+                return EXIT_INPUT;
+            }
+            return 0;
+        }
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -382,8 +401,17 @@ int main(int argc, char **argv)
     int codegen = !strcmp(emit, "exe") || !strcmp(emit, "obj") || !strcmp(emit, "asm") ||
                   !strcmp(emit, "llvm") || !strcmp(emit, "memplan");
 
+    /* A bare name is a shipped model (locate.h: sc_resolve_model). */
+    char model_path[4096];
+    if (sc_resolve_model(argv[optind], model_path, sizeof model_path))
+        fprintf(stderr, "simclrc: model %s: %s\n", argv[optind], model_path);
+    else if (!strchr(argv[optind], '/') && access(argv[optind], F_OK)) {
+        sc_error_at(argv[optind], 0, "no such file, nor a shipped model of that name "
+                    "(simclrc --list-models lists them)");
+        return EXIT_INPUT;
+    }
     sc_model m;
-    if (sc_model_load(argv[optind], &m)) {
+    if (sc_model_load(model_path, &m)) {
         sc_model_free(&m);
         return EXIT_INPUT;
     }

@@ -14,8 +14,8 @@
 # Environment: EPOCHS (pretraining, 5), LIMIT (dataset images, 20000),
 # FT_EPOCHS (fine-tuning, 5), FT_LR (finetune's default: 0.05, SGD).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. examples/common.sh
+. "$(dirname "$0")/common.sh"
+sc_enter "$0"
 SECONDS=0
 ckpt=
 case "${1:-}" in
@@ -35,7 +35,7 @@ data=$(sc_default_data "$limit")
 out=run/ablation
 mkdir -p "$out"
 bin=$out/resnet-small
-build/compiler/simclrc models/resnet-small.xml -o "$bin"
+"$SC_SIMCLRC" resnet-small -o "$bin"
 threads=$(nproc)
 if [ -z "$ckpt" ]; then
   batch=$("$bin" info | sed -n 's/^batch *\([0-9]*\) images.*/\1/p')

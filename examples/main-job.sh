@@ -2,8 +2,10 @@
 # The main job (the README's first command). On a fresh machine: installs
 # what is missing, builds, prepares the dataset (the real STL-10 when
 # data/stl10_binary holds it, else Fashion-MNIST converted to the STL-10
-# layout in data/fmnist-stl10), compiles models/resnet-small.xml, pretrains
-# it with SimCLR, then runs the linear probe (eval) on the pretrained
+# layout in data/fmnist-stl10), compiles resnet-small, pretrains
+# it with SimCLR (the kNN monitor at the start and after every epoch),
+# draws the run (run/main-job/pretrain.png: loss, learning rate, views/s,
+# kNN accuracy), then runs the linear probe (eval) on the pretrained
 # encoder and on a random-init one, and prints both test accuracies.
 #
 # Sized to finish in under 20 minutes on 2 cores: 20000 Fashion-MNIST
@@ -11,8 +13,8 @@
 # STL-10 the same number of steps over its unlabeled split). EPOCHS and
 # LIMIT in the environment change that. Everything lands in run/main-job.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. examples/common.sh
+. "$(dirname "$0")/common.sh"
+sc_enter "$0"
 SECONDS=0
 epochs=${EPOCHS:-5}
 limit=${LIMIT:-20000}
@@ -23,7 +25,7 @@ run=run/main-job
 rm -rf "$run"
 mkdir -p "$run"
 bin=$run/resnet-small
-build/compiler/simclrc models/resnet-small.xml -o "$bin"
+"$SC_SIMCLRC" resnet-small -o "$bin"
 "$bin" info | sed -n '1,8p'
 threads=$(nproc)
 batch=$("$bin" info | sed -n 's/^batch *\([0-9]*\) images.*/\1/p')
@@ -32,8 +34,9 @@ max_steps=$((epochs * (limit / batch)))
 echo
 echo "== SimCLR pretraining on $data =="
 "$bin" train --data "$data" --out "$run/pretrain" --epochs "$epochs" --max-steps "$max_steps" \
-  --threads "$threads" --knn-every 0 --log-every 200
+  --threads "$threads" --knn-init --knn-every 1 --log-every 200
 pretrain_s=$SECONDS
+"$SC_PLOT" "$run/pretrain" "$run/pretrain.png"
 
 echo
 echo "== linear probe: pretrained encoder =="

@@ -13,7 +13,8 @@ pkgs=(
   openmpi-bin               # mpirun, for those binaries and their tests
   python3-torch python3-torchvision  # reference results in tests (/usr/bin/python3)
   dataset-fashion-mnist     # the embedded default dataset
-  gnuplot-nox               # the ablation's learning-curve plot (examples/ablation.sh)
+  gnuplot-nox               # plots: the ablation's curves, tools/plot-run.sh
+  dpkg-dev man-db           # the Debian package (cpack: dpkg-shlibdeps), the man page test
 )
 
 missing=()
