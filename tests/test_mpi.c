@@ -40,6 +40,7 @@
 #include "dump_compare.h"
 #include "mpi_run.h"
 #include "sc_safetensors.h"
+#include "test_skip.h"
 
 static char *tmpdir, *simclrc, *src, *log_path;
 
@@ -325,7 +326,7 @@ int main(void)
 {
     if (!mpi_available()) {
         printf("test_mpi: skipped: simclrc was built without MPI (install libopenmpi-dev openmpi-bin)\n");
-        return 77;
+        return SKIP_CODE;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equivalence),
