@@ -16,7 +16,14 @@
  *   random step (a checkpoint from mid-epoch) and resumed, must end with
  *   the same checkpoint, tensor for tensor and bit for bit, as an
  *   uninterrupted run, and with the same metrics rows (step, epoch, loss,
- *   lr). SC_TEST_SEED fixes the random kill points (printed).
+ *   lr). So must a run stopped by SIGTERM. SC_TEST_SEED fixes the random
+ *   kill points (printed). The lock: while a run is alive (held by
+ *   SIGSTOP), a second train on its directory, fresh or --resume, is
+ *   refused naming the directory and the lock; after SIGKILL its lock
+ *   file stays and --resume goes on, to the same checkpoint and metrics.
+ * test_deterministic: two runs at --threads 2 give the same checkpoint
+ *   and metrics bit for bit; so do two at --deterministic --threads 2,
+ *   equal to a run at --threads 1.
  * test_guards: a NaN loss (--lr 1e30) stops with status 1 naming the step
  *   and leaves the checkpoint byte for byte; a checkpoint that cannot be
  *   written (the file size limit stands in for a full disk) stops with
@@ -291,6 +298,18 @@ static void assert_same_metrics(const char *a, const char *b)
     }
 }
 
+/* Files in dir whose name contains part. */
+static int files_named_in(const char *dir, const char *part)
+{
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp));)
+        n += strstr(e->d_name, part) != NULL;
+    closedir(dp);
+    return n;
+}
+
 static int tmp_files_in(const char *dir)
 {
     DIR *dp = opendir(dir);
@@ -440,8 +459,96 @@ static void test_kill_resume(void **st)
         assert_file_contains(errf, "skipping ");
     assert_same_checkpoint(ca, cc);
     assert_same_metrics(ma, mc);
+
+    /* SIGTERM (what a batch system sends): the same as SIGINT. */
+    char *d = xprintf("%s/terminated", tmpdir);
+    int term_row = SPE + 2 + rand() % (TOTAL - SPE - 4);
+    char *argv_d[] = {TRAIN_ARGS(d), NULL};
+    assert_int_equal(interrupt_at(argv_d, d, errf, term_row, SIGTERM), 0);
+    assert_file_contains(errf, "terminated at step ");
+    char *cd = xprintf("%s/checkpoint.safetensors", d), *md = xprintf("%s/metrics.csv", d);
+    at = ckpt_meta_int(cd, "step");
+    print_message("SIGTERM after row %d: checkpoint at step %lld\n", term_row, at);
+    assert_true(at >= term_row && at < TOTAL);
+    assert_int_equal(count_lines(md) - 1, at);
+    char *argv_d2[] = {TRAIN_ARGS(d), "--resume", NULL};
+    expect_status(run(argv_d2, NULL, errf, 0), 0, errf);
+    assert_same_checkpoint(ca, cd);
+    assert_same_metrics(ma, md);
+    free(d), free(cd), free(md);
+
+    /* The run directory's lock: a second train on a directory whose run
+     * is alive (stopped with SIGSTOP, so that it cannot finish first) is
+     * refused, naming the directory; once that run is killed, the lock it
+     * left behind does not block --resume. */
+    char *l = xprintf("%s/locked", tmpdir), *ml = xprintf("%s/metrics.csv", l),
+         *cl = xprintf("%s/checkpoint.safetensors", l), *errl = xprintf("%s/lock.err", tmpdir);
+    char *argv_l[] = {TRAIN_ARGS(l), NULL};
+    pid_t pid = start(argv_l, NULL, errf, 0);
+    assert_true(pid > 0);
+    double t0 = now_seconds();
+    while (count_lines(ml) - 1 < 2) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("the first run ended before its second step");
+        if (now_seconds() - t0 > 300) {
+            kill(pid, SIGKILL);
+            fail_msg("the first run did not reach step 2 in 300 s");
+        }
+        usleep(2000);
+    }
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int second = run(argv_l, NULL, errl, 0);
+    char *argv_l2[] = {TRAIN_ARGS(l), "--resume", NULL};
+    int third = run(argv_l2, NULL, errf, 0);
+    kill(pid, SIGKILL);
+    assert_int_equal(finish(pid), 128 + SIGKILL);
+    expect_status(second, 1, errl);
+    assert_file_contains(errl, l);
+    assert_file_contains(errl, "another training run is using this run directory");
+    expect_status(third, 1, errf);
+    assert_file_contains(errf, "another training run is using this run directory");
+    assert_true(files_named_in(l, "lock") > 0);   /* left by the killed run */
+    expect_status(run(argv_l2, NULL, errf, 0), 0, errf);
+    assert_file_contains(errf, "resuming from ");
+    assert_same_checkpoint(ca, cl);
+    assert_same_metrics(ma, ml);
+    free(l), free(ml), free(cl), free(errl);
 #undef TRAIN_ARGS
     free(a), free(b), free(c), free(errf), free(ca), free(cb), free(cc), free(ma), free(mb), free(mc);
+}
+
+/* Training gives the same bits from run to run at the same thread count:
+ * the pool splits every kernel statically and sums partials in a fixed
+ * order (the main job runs at --threads 2 on this machine), and in the
+ * deterministic mode (--deterministic: kernels and OpenBLAS on one
+ * thread, the input pipeline on --threads workers) the result is that of
+ * --threads 1. Five steps of the 320-image slice each. */
+static void test_deterministic(void **st)
+{
+    (void)st;
+    static const char *const names[] = {"threads2-a", "threads2-b", "det-a", "det-b", "threads1"};
+    char *dirs[5], *ckpts[5], *mets[5];
+    char *errf = xprintf("%s/det.err", tmpdir);
+    for (int i = 0; i < 5; i++) {
+        dirs[i] = xprintf("%s/%s", tmpdir, names[i]);
+        ckpts[i] = xprintf("%s/checkpoint.safetensors", dirs[i]);
+        mets[i] = xprintf("%s/metrics.csv", dirs[i]);
+        char *argv[] = {binary, "train", "--data", fm_small, "--out", dirs[i], "--epochs", "1", "--max-steps", "5",
+                        "--knn-every", "0", "--threads", i == 4 ? "1" : "2", i == 2 || i == 3 ? "--deterministic"
+                        : NULL, NULL};
+        expect_status(run(argv, NULL, errf, 0), 0, errf);
+        assert_int_equal(ckpt_meta_int(ckpts[i], "step"), 5);
+    }
+    assert_same_checkpoint(ckpts[0], ckpts[1]);
+    assert_same_metrics(mets[0], mets[1]);
+    assert_same_checkpoint(ckpts[2], ckpts[3]);
+    assert_same_metrics(mets[2], mets[3]);
+    assert_same_checkpoint(ckpts[2], ckpts[4]);
+    assert_same_metrics(mets[2], mets[4]);
+    for (int i = 0; i < 5; i++)
+        free(dirs[i]), free(ckpts[i]), free(mets[i]);
+    free(errf);
 }
 
 static void test_guards(void **st)
@@ -622,6 +729,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_kill_resume),
+        cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_guards),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
