@@ -297,17 +297,20 @@ static int close_checkpoints(const char *a, const char *ref, double tol, const c
     return bad;
 }
 
-/* Resuming on another number of ranks at the same global batch (32):
- * a one-process run (batch 32) stopped after 3 steps and resumed by 2
- * ranks x 16 with --global-bn, and a 2-rank run stopped after 3 steps and
- * resumed by one process, each for 3 more steps, against one process
- * that ran the 6 steps without stopping. A resume keeps parameters,
- * buffers and optimizer state (rank 0 reads them and broadcasts them),
- * so the checkpoints after step 6 agree within the equivalence test's
- * 1e-4 of each tensor's largest magnitude (measured 3.6e-6 ... per the
- * printout); a resume that dropped the optimizer state, on rank 0 or on
- * the others, moves them by far more. */
-#define RESUME_TOL 1e-4
+/* Resuming on another number of ranks at the same global batch (32),
+ * against a run that did not stop: a one-process run (batch 32) stopped
+ * after 3 steps and resumed by 2 ranks x 16 with --global-bn, against one
+ * process that ran 5 steps; a 2-rank run stopped after 3 steps and
+ * resumed by one process, against 2 ranks that ran 5 steps. (Against one
+ * process the latter differs by 8e-3: Adam's first steps turn the ranks'
+ * rounding, 1e-5, into different updates of near-zero gradients; that is
+ * the trajectory, which test_train and test_equivalence bound.) A resume
+ * keeps parameters, buffers and optimizer state (rank 0 reads them and
+ * broadcasts them), so the checkpoints after step 5 agree within
+ * RESUME_TOL of each tensor's largest magnitude; a resume that dropped
+ * the optimizer state, on rank 0 or only on the others, moves them by
+ * far more. */
+#define RESUME_TOL 1e-5   /* measured 9.6e-7 both ways (AMD EPYC Zen 5) */
 #define RESUME_STEPS_BEFORE "3"
 #define RESUME_STEPS_AFTER "5"
 static void test_resume_equivalence(void **state)

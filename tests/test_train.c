@@ -17,10 +17,11 @@
  *   the same checkpoint, tensor for tensor and bit for bit, as an
  *   uninterrupted run, and with the same metrics rows (step, epoch, loss,
  *   lr). So must a run stopped by SIGTERM. SC_TEST_SEED fixes the random
- *   kill points (printed). The lock: while a run is alive (held by
- *   SIGSTOP), a second train on its directory, fresh or --resume, is
- *   refused naming the directory and the lock; after SIGKILL its lock
- *   file stays and --resume goes on, to the same checkpoint and metrics.
+ *   kill points (printed).
+ * test_lock: while a run is alive (held by SIGSTOP), a second train on
+ *   its directory, fresh or --resume, is refused naming the directory and
+ *   the lock; after SIGKILL its lock file stays and --resume goes on, to
+ *   the uninterrupted run's checkpoint and metrics.
  * test_deterministic: two runs at --threads 2 give the same checkpoint
  *   and metrics bit for bit; so do two at --deterministic --threads 2,
  *   equal to a run at --threads 1.
@@ -31,7 +32,8 @@
  *   unwritable --out, a missing --data, --resume without a checkpoint, a
  *   fresh run over an existing one and bad options are clear errors;
  *   check-data accepts good data and rejects a truncated file naming it.
- * SC_KEEP_TMP keeps the temporary directory. */
+ * SC_KEEP_TMP keeps the temporary directory; SC_TEST_FILTER (a cmocka
+ * pattern) selects tests. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -410,17 +412,31 @@ static int interrupt_at(char *const argv[], const char *out, const char *errf, i
     return finish(pid);
 }
 
+/* The runs of test_kill_resume and test_lock: 4 epochs of 10 steps. */
+#define TRAIN_ARGS(dir) binary, "train", "--data", fm_small, "--out", dir, "--epochs", "4", "--threads", "1", \
+                        "--knn-every", "0", "--log-every", "1000"
+
+/* The uninterrupted run they compare with (made once). */
+static char *uninterrupted(void)
+{
+    char *a = xprintf("%s/uninterrupted", tmpdir), *ca = xprintf("%s/checkpoint.safetensors", a);
+    if (access(ca, R_OK)) {
+        char *errf = xprintf("%s/uninterrupted.err", tmpdir);
+        char *argv_a[] = {TRAIN_ARGS(a), NULL};
+        expect_status(run(argv_a, NULL, errf, 0), 0, errf);
+        free(errf);
+    }
+    free(ca);
+    return a;
+}
+
 static void test_kill_resume(void **st)
 {
     (void)st;
     enum { SPE = 10, EPOCHS = 4, TOTAL = SPE * EPOCHS };
-    char *a = xprintf("%s/uninterrupted", tmpdir), *b = xprintf("%s/killed", tmpdir),
+    char *a = uninterrupted(), *b = xprintf("%s/killed", tmpdir),
          *c = xprintf("%s/interrupted", tmpdir);
     char *errf = xprintf("%s/resume.err", tmpdir);
-#define TRAIN_ARGS(dir) binary, "train", "--data", fm_small, "--out", dir, "--epochs", "4", "--threads", "1", \
-                        "--knn-every", "0", "--log-every", "1000"
-    char *argv_a[] = {TRAIN_ARGS(a), NULL};
-    expect_status(run(argv_a, NULL, errf, 0), 0, errf);
     char *ca = xprintf("%s/checkpoint.safetensors", a);
     assert_int_equal(ckpt_meta_int(ca, "step"), TOTAL);
 
@@ -477,10 +493,18 @@ static void test_kill_resume(void **st)
     assert_same_metrics(ma, md);
     free(d), free(cd), free(md);
 
-    /* The run directory's lock: a second train on a directory whose run
-     * is alive (stopped with SIGSTOP, so that it cannot finish first) is
-     * refused, naming the directory; once that run is killed, the lock it
-     * left behind does not block --resume. */
+    free(a), free(b), free(c), free(errf), free(ca), free(cb), free(cc), free(ma), free(mb), free(mc);
+}
+
+/* The run directory's lock: a second train on a directory whose run is
+ * alive (stopped with SIGSTOP, so that it cannot finish first) is
+ * refused, naming the directory; once that run is killed, the lock it
+ * left behind does not block --resume. */
+static void test_lock(void **st)
+{
+    (void)st;
+    char *a = uninterrupted(), *ca = xprintf("%s/checkpoint.safetensors", a), *ma = xprintf("%s/metrics.csv", a);
+    char *errf = xprintf("%s/lock-first.err", tmpdir), *errr = xprintf("%s/lock-resume.err", tmpdir);
     char *l = xprintf("%s/locked", tmpdir), *ml = xprintf("%s/metrics.csv", l),
          *cl = xprintf("%s/checkpoint.safetensors", l), *errl = xprintf("%s/lock.err", tmpdir);
     char *argv_l[] = {TRAIN_ARGS(l), NULL};
@@ -500,23 +524,23 @@ static void test_kill_resume(void **st)
     assert_int_equal(kill(pid, SIGSTOP), 0);
     int second = run(argv_l, NULL, errl, 0);
     char *argv_l2[] = {TRAIN_ARGS(l), "--resume", NULL};
-    int third = run(argv_l2, NULL, errf, 0);
+    int third = run(argv_l2, NULL, errr, 0);
     kill(pid, SIGKILL);
     assert_int_equal(finish(pid), 128 + SIGKILL);
     expect_status(second, 1, errl);
     assert_file_contains(errl, l);
     assert_file_contains(errl, "another training run is using this run directory");
-    expect_status(third, 1, errf);
-    assert_file_contains(errf, "another training run is using this run directory");
+    expect_status(third, 1, errr);
+    assert_file_contains(errr, "another training run is using this run directory");
     assert_true(files_named_in(l, "lock") > 0);   /* left by the killed run */
-    expect_status(run(argv_l2, NULL, errf, 0), 0, errf);
-    assert_file_contains(errf, "resuming from ");
+    expect_status(run(argv_l2, NULL, errr, 0), 0, errr);
+    assert_file_contains(errr, "resuming from ");
     assert_same_checkpoint(ca, cl);
     assert_same_metrics(ma, ml);
     free(l), free(ml), free(cl), free(errl);
-#undef TRAIN_ARGS
-    free(a), free(b), free(c), free(errf), free(ca), free(cb), free(cc), free(ma), free(mb), free(mc);
+    free(a), free(ca), free(ma), free(errf), free(errr);
 }
+#undef TRAIN_ARGS
 
 /* Training gives the same bits from run to run at the same thread count:
  * the pool splits every kernel statically and sums partials in a fixed
@@ -729,8 +753,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_kill_resume),
+        cmocka_unit_test(test_lock),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_guards),
     };
+    if (getenv("SC_TEST_FILTER"))   /* a cmocka pattern, e.g. "test_lock" */
+        cmocka_set_test_filter(getenv("SC_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
