@@ -30,7 +30,8 @@
  *   written (the file size limit stands in for a full disk) stops with
  *   status 1 and leaves the old one byte for byte, no temporary file; an
  *   unwritable --out, a missing --data, --resume without a checkpoint, a
- *   fresh run over an existing one and bad options are clear errors;
+ *   fresh run over an existing one, a resume with another seed, split or
+ *   dataset and bad options are clear errors;
  *   check-data accepts good data and rejects a truncated file naming it.
  * SC_KEEP_TMP keeps the temporary directory; SC_TEST_FILTER (a cmocka
  * pattern) selects tests. */
@@ -627,6 +628,18 @@ static void test_guards(void **st)
     /* A fresh run over an existing one. */
     expect_status(run(argv1, NULL, errf, 0), 1, errf);
     assert_file_contains(errf, "already holds a checkpoint; continue it with --resume");
+
+    /* A resumed run keeps its seed, split and data. */
+    char *argv_seed[] = {binary, "train", "--data", fm_small, "--out", run_dir, "--resume", "--seed", "7", NULL};
+    expect_status(run(argv_seed, NULL, errf, 0), 2, errf);
+    assert_file_contains(errf, "differs from the run's seed");
+    char *argv_split[] = {binary, "train", "--data", fm_small, "--out", run_dir, "--resume", "--split", "train",
+                          NULL};
+    expect_status(run(argv_split, NULL, errf, 0), 2, errf);
+    assert_file_contains(errf, "a resumed run keeps its split");
+    char *argv_data[] = {binary, "train", "--data", fm_big, "--out", run_dir, "--resume", "--knn-every", "0", NULL};
+    expect_status(run(argv_data, NULL, errf, 0), 1, errf);
+    assert_file_contains(errf, "resume on the same data");
 
     /* An --out under a regular file. */
     char *file = xprintf("%s/a-file", tmpdir), *bad_out = xprintf("%s/a-file/run", tmpdir);
