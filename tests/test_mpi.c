@@ -22,7 +22,10 @@
  *   one rank (global batch 16 instead of 32): it continues at the
  *   checkpoint's image position (step 6 of the new batch), and metrics.csv
  *   holds steps 1 .. 7 once each, in order.
- * test_resume_equivalence: see there.
+ * test_resume_equivalence: one process stopped after 3 steps and resumed
+ *   by 2 ranks with --global-bn, and 2 ranks resumed by one process, at
+ *   the same global batch: parameters, buffers and optimizer state 2
+ *   steps later within 1e-5 of a run that did not stop.
  * SC_KEEP_TMP keeps the temporary directory; SC_TEST_FILTER (a cmocka
  * pattern) selects tests. */
 #include <errno.h>
@@ -290,7 +293,7 @@ static int close_checkpoints(const char *a, const char *ref, double tol, const c
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const char *x = sc_st_meta(&fa, keys[k]), *y = sc_st_meta(&fr, keys[k]);
         if (!x || !y || strcmp(x, y))
-            fail_msg("%s: %s is %s, %s in the one-process run", what, keys[k], x ? x : "missing", y ? y : "missing");
+            fail_msg("%s: %s is %s, %s in the reference run", what, keys[k], x ? x : "missing", y ? y : "missing");
     }
     sc_st_free(&fa);
     sc_st_free(&fr);
@@ -303,8 +306,10 @@ static int close_checkpoints(const char *a, const char *ref, double tol, const c
  * process that ran 5 steps; a 2-rank run stopped after 3 steps and
  * resumed by one process, against 2 ranks that ran 5 steps. (Against one
  * process the latter differs by 8e-3: Adam's first steps turn the ranks'
- * rounding, 1e-5, into different updates of near-zero gradients; that is
- * the trajectory, which test_train and test_equivalence bound.) A resume
+ * rounding, 1e-5, into different updates of near-zero gradients, and a
+ * chain 1 -> 2 -> 1 compared with one process differs by 2e-4 two steps
+ * after the second change; that is the trajectory, which test_train and
+ * test_equivalence bound, not the resume.) A resume
  * keeps parameters, buffers and optimizer state (rank 0 reads them and
  * broadcasts them), so the checkpoints after step 5 agree within
  * RESUME_TOL of each tensor's largest magnitude; a resume that dropped
