@@ -60,6 +60,7 @@
 #include <cmocka.h>
 
 #include "spec_files.h"
+#include "test_skip.h"
 
 #include "build.h"
 #include "interp.h"
@@ -921,8 +922,7 @@ static void test_asm_avx512(void **state)
 {
     (void)state;
     if (!host_has_avx512()) {
-        print_message("the host CPU has no AVX-512; nothing to check\n");
-        skip();
+        test_skip("the host CPU has no AVX-512; nothing to check\n");
     }
     char *spec = spec_path("models/resnet-small.xml"), *s = xprintf("%s/small.s", tmpdir),
          *log = xprintf("%s/asm.log", tmpdir);
@@ -1170,5 +1170,5 @@ int main(void)
     free(names);
     free(tests);
     teardown();
-    return failed ? 1 : 0;
+    return test_exit(failed);
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "spec_files.h"
+#include "test_skip.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -266,7 +267,7 @@ static void test_torchvision_layouts(void **state)
     (void)state;
     const char *py = getenv("SC_PYTHON");
     if (!py || access(py, X_OK) != 0)
-        skip();
+        test_skip("no Python (SC_PYTHON): torchvision's layouts are not compared\n");
     static const char *const models[] = {"resnet18-stl10", "resnet18-stl10-paper",
                                          "resnet50-stl10", "resnet18-cifar",
                                          "resnet-small"};
@@ -809,8 +810,7 @@ static void test_bad_with_compiler(void **state)
     (void)state;
     const char *bin = getenv("SIMCLRC");
     if (!bin) {
-        print_message("SIMCLRC is not set (run through ctest); skipped\n");
-        skip();
+        test_skip("SIMCLRC is not set (run through ctest); skipped\n");
     }
     /* First, that it compiles a good model at all. */
     char *model = path_join(source_dir(), "models/resnet-small.xml");
@@ -1009,5 +1009,5 @@ int main(void)
         cmocka_unit_test(test_big_line_numbers),
         cmocka_unit_test(test_mutations),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

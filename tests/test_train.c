@@ -16,15 +16,25 @@
  *   random step (a checkpoint from mid-epoch) and resumed, must end with
  *   the same checkpoint, tensor for tensor and bit for bit, as an
  *   uninterrupted run, and with the same metrics rows (step, epoch, loss,
- *   lr). SC_TEST_SEED fixes the random kill points (printed).
+ *   lr). So must a run stopped by SIGTERM. SC_TEST_SEED fixes the random
+ *   kill points (printed).
+ * test_lock: while a run is alive (held by SIGSTOP), a second train on
+ *   its directory, fresh or --resume, is refused naming the directory and
+ *   the lock; after SIGKILL its lock file stays and --resume goes on, to
+ *   the uninterrupted run's checkpoint and metrics.
+ * test_deterministic: two runs at --threads 2 give the same checkpoint
+ *   and metrics bit for bit; so do two at --deterministic --threads 2,
+ *   equal to a run at --threads 1.
  * test_guards: a NaN loss (--lr 1e30) stops with status 1 naming the step
  *   and leaves the checkpoint byte for byte; a checkpoint that cannot be
  *   written (the file size limit stands in for a full disk) stops with
  *   status 1 and leaves the old one byte for byte, no temporary file; an
  *   unwritable --out, a missing --data, --resume without a checkpoint, a
- *   fresh run over an existing one and bad options are clear errors;
+ *   fresh run over an existing one, a resume with another seed, split or
+ *   dataset and bad options are clear errors;
  *   check-data accepts good data and rejects a truncated file naming it.
- * SC_KEEP_TMP keeps the temporary directory. */
+ * SC_KEEP_TMP keeps the temporary directory; SC_TEST_FILTER (a cmocka
+ * pattern) selects tests. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -291,6 +301,18 @@ static void assert_same_metrics(const char *a, const char *b)
     }
 }
 
+/* Files in dir whose name contains part. */
+static int files_named_in(const char *dir, const char *part)
+{
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp));)
+        n += strstr(e->d_name, part) != NULL;
+    closedir(dp);
+    return n;
+}
+
 static int tmp_files_in(const char *dir)
 {
     DIR *dp = opendir(dir);
@@ -391,17 +413,31 @@ static int interrupt_at(char *const argv[], const char *out, const char *errf, i
     return finish(pid);
 }
 
+/* The runs of test_kill_resume and test_lock: 4 epochs of 10 steps. */
+#define TRAIN_ARGS(dir) binary, "train", "--data", fm_small, "--out", dir, "--epochs", "4", "--threads", "1", \
+                        "--knn-every", "0", "--log-every", "1000"
+
+/* The uninterrupted run they compare with (made once). */
+static char *uninterrupted(void)
+{
+    char *a = xprintf("%s/uninterrupted", tmpdir), *ca = xprintf("%s/checkpoint.safetensors", a);
+    if (access(ca, R_OK)) {
+        char *errf = xprintf("%s/uninterrupted.err", tmpdir);
+        char *argv_a[] = {TRAIN_ARGS(a), NULL};
+        expect_status(run(argv_a, NULL, errf, 0), 0, errf);
+        free(errf);
+    }
+    free(ca);
+    return a;
+}
+
 static void test_kill_resume(void **st)
 {
     (void)st;
     enum { SPE = 10, EPOCHS = 4, TOTAL = SPE * EPOCHS };
-    char *a = xprintf("%s/uninterrupted", tmpdir), *b = xprintf("%s/killed", tmpdir),
+    char *a = uninterrupted(), *b = xprintf("%s/killed", tmpdir),
          *c = xprintf("%s/interrupted", tmpdir);
     char *errf = xprintf("%s/resume.err", tmpdir);
-#define TRAIN_ARGS(dir) binary, "train", "--data", fm_small, "--out", dir, "--epochs", "4", "--threads", "1", \
-                        "--knn-every", "0", "--log-every", "1000"
-    char *argv_a[] = {TRAIN_ARGS(a), NULL};
-    expect_status(run(argv_a, NULL, errf, 0), 0, errf);
     char *ca = xprintf("%s/checkpoint.safetensors", a);
     assert_int_equal(ckpt_meta_int(ca, "step"), TOTAL);
 
@@ -440,8 +476,104 @@ static void test_kill_resume(void **st)
         assert_file_contains(errf, "skipping ");
     assert_same_checkpoint(ca, cc);
     assert_same_metrics(ma, mc);
-#undef TRAIN_ARGS
+
+    /* SIGTERM (what a batch system sends): the same as SIGINT. */
+    char *d = xprintf("%s/terminated", tmpdir);
+    int term_row = SPE + 2 + rand() % (TOTAL - SPE - 4);
+    char *argv_d[] = {TRAIN_ARGS(d), NULL};
+    assert_int_equal(interrupt_at(argv_d, d, errf, term_row, SIGTERM), 0);
+    assert_file_contains(errf, "terminated at step ");
+    char *cd = xprintf("%s/checkpoint.safetensors", d), *md = xprintf("%s/metrics.csv", d);
+    at = ckpt_meta_int(cd, "step");
+    print_message("SIGTERM after row %d: checkpoint at step %lld\n", term_row, at);
+    assert_true(at >= term_row && at < TOTAL);
+    assert_int_equal(count_lines(md) - 1, at);
+    char *argv_d2[] = {TRAIN_ARGS(d), "--resume", NULL};
+    expect_status(run(argv_d2, NULL, errf, 0), 0, errf);
+    assert_same_checkpoint(ca, cd);
+    assert_same_metrics(ma, md);
+    free(d), free(cd), free(md);
+
     free(a), free(b), free(c), free(errf), free(ca), free(cb), free(cc), free(ma), free(mb), free(mc);
+}
+
+/* The run directory's lock: a second train on a directory whose run is
+ * alive (stopped with SIGSTOP, so that it cannot finish first) is
+ * refused, naming the directory; once that run is killed, the lock it
+ * left behind does not block --resume. */
+static void test_lock(void **st)
+{
+    (void)st;
+    char *a = uninterrupted(), *ca = xprintf("%s/checkpoint.safetensors", a), *ma = xprintf("%s/metrics.csv", a);
+    char *errf = xprintf("%s/lock-first.err", tmpdir), *errr = xprintf("%s/lock-resume.err", tmpdir);
+    char *l = xprintf("%s/locked", tmpdir), *ml = xprintf("%s/metrics.csv", l),
+         *cl = xprintf("%s/checkpoint.safetensors", l), *errl = xprintf("%s/lock.err", tmpdir);
+    char *argv_l[] = {TRAIN_ARGS(l), NULL};
+    pid_t pid = start(argv_l, NULL, errf, 0);
+    assert_true(pid > 0);
+    double t0 = now_seconds();
+    while (count_lines(ml) - 1 < 2) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("the first run ended before its second step");
+        if (now_seconds() - t0 > 300) {
+            kill(pid, SIGKILL);
+            fail_msg("the first run did not reach step 2 in 300 s");
+        }
+        usleep(2000);
+    }
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int second = run(argv_l, NULL, errl, 0);
+    char *argv_l2[] = {TRAIN_ARGS(l), "--resume", NULL};
+    int third = run(argv_l2, NULL, errr, 0);
+    kill(pid, SIGKILL);
+    assert_int_equal(finish(pid), 128 + SIGKILL);
+    expect_status(second, 1, errl);
+    assert_file_contains(errl, l);
+    assert_file_contains(errl, "another training run is using this run directory");
+    expect_status(third, 1, errr);
+    assert_file_contains(errr, "another training run is using this run directory");
+    assert_true(files_named_in(l, "lock") > 0);   /* left by the killed run */
+    expect_status(run(argv_l2, NULL, errr, 0), 0, errr);
+    assert_file_contains(errr, "resuming from ");
+    assert_same_checkpoint(ca, cl);
+    assert_same_metrics(ma, ml);
+    free(l), free(ml), free(cl), free(errl);
+    free(a), free(ca), free(ma), free(errf), free(errr);
+}
+#undef TRAIN_ARGS
+
+/* Training gives the same bits from run to run at the same thread count:
+ * the pool splits every kernel statically and sums partials in a fixed
+ * order (the main job runs at --threads 2 on this machine), and in the
+ * deterministic mode (--deterministic: kernels and OpenBLAS on one
+ * thread, the input pipeline on --threads workers) the result is that of
+ * --threads 1. Five steps of the 320-image slice each. */
+static void test_deterministic(void **st)
+{
+    (void)st;
+    static const char *const names[] = {"threads2-a", "threads2-b", "det-a", "det-b", "threads1"};
+    char *dirs[5], *ckpts[5], *mets[5];
+    char *errf = xprintf("%s/det.err", tmpdir);
+    for (int i = 0; i < 5; i++) {
+        dirs[i] = xprintf("%s/%s", tmpdir, names[i]);
+        ckpts[i] = xprintf("%s/checkpoint.safetensors", dirs[i]);
+        mets[i] = xprintf("%s/metrics.csv", dirs[i]);
+        char *argv[] = {binary, "train", "--data", fm_small, "--out", dirs[i], "--epochs", "1", "--max-steps", "5",
+                        "--knn-every", "0", "--threads", i == 4 ? "1" : "2", i == 2 || i == 3 ? "--deterministic"
+                        : NULL, NULL};
+        expect_status(run(argv, NULL, errf, 0), 0, errf);
+        assert_int_equal(ckpt_meta_int(ckpts[i], "step"), 5);
+    }
+    assert_same_checkpoint(ckpts[0], ckpts[1]);
+    assert_same_metrics(mets[0], mets[1]);
+    assert_same_checkpoint(ckpts[2], ckpts[3]);
+    assert_same_metrics(mets[2], mets[3]);
+    assert_same_checkpoint(ckpts[2], ckpts[4]);
+    assert_same_metrics(mets[2], mets[4]);
+    for (int i = 0; i < 5; i++)
+        free(dirs[i]), free(ckpts[i]), free(mets[i]);
+    free(errf);
 }
 
 static void test_guards(void **st)
@@ -496,6 +628,18 @@ static void test_guards(void **st)
     /* A fresh run over an existing one. */
     expect_status(run(argv1, NULL, errf, 0), 1, errf);
     assert_file_contains(errf, "already holds a checkpoint; continue it with --resume");
+
+    /* A resumed run keeps its seed, split and data. */
+    char *argv_seed[] = {binary, "train", "--data", fm_small, "--out", run_dir, "--resume", "--seed", "7", NULL};
+    expect_status(run(argv_seed, NULL, errf, 0), 2, errf);
+    assert_file_contains(errf, "differs from the run's seed");
+    char *argv_split[] = {binary, "train", "--data", fm_small, "--out", run_dir, "--resume", "--split", "train",
+                          NULL};
+    expect_status(run(argv_split, NULL, errf, 0), 2, errf);
+    assert_file_contains(errf, "a resumed run keeps its split");
+    char *argv_data[] = {binary, "train", "--data", fm_big, "--out", run_dir, "--resume", "--knn-every", "0", NULL};
+    expect_status(run(argv_data, NULL, errf, 0), 1, errf);
+    assert_file_contains(errf, "resume on the same data");
 
     /* An --out under a regular file. */
     char *file = xprintf("%s/a-file", tmpdir), *bad_out = xprintf("%s/a-file/run", tmpdir);
@@ -622,7 +766,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_kill_resume),
+        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_guards),
     };
+    if (getenv("SC_TEST_FILTER"))   /* a cmocka pattern, e.g. "test_lock" */
+        cmocka_set_test_filter(getenv("SC_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
