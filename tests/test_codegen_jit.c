@@ -23,17 +23,13 @@
 #include <cmocka.h>
 #include <llvm-c/Support.h>
 
-#include "autodiff.h"
-#include "build.h"
 #include "codegen.h"
 #include "convplan.h"
-#include "spec_files.h"
-#include "derive.h"
-#include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
-#include "schedule.h"
+#include "pipeline.h"
+#include "spec_files.h"
 #include "sc_parallel.h"
 #include "sc_rng.h"
 
@@ -208,37 +204,20 @@ static void check_file(const char *path, int batch, int full)
     const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     sc_model m;
     assert_int_equal(sc_model_load(path, &m), 0);
-    sc_graph g, enc, ft;
-    sc_graph_init(&g);
-    sc_graph_init(&enc);
-    sc_graph_init(&ft);
-    assert_int_equal(sc_build_graph(&m, batch, &g), 0);
-    assert_int_equal(sc_autodiff(&g), 0);
-    assert_int_equal(sc_graph_encoder(&g, 2 * g.batch, &enc), 0);
-    assert_int_equal(sc_graph_classifier(&g, 2 * g.batch, 10, &ft), 0);
-    assert_int_equal(sc_autodiff(&ft), 0);
-    /* As the driver does: fuse each graph once all are derived. */
-    sc_fuse(&g);
-    sc_fuse(&enc);
-    sc_fuse(&ft);
-    /* Planned and run on two threads, so the split loops and the
-     * per-thread partial sums are checked too; scheduled, and planned with
-     * tensors in place, as the driver does. */
-    sc_memplan smp, emp, fmp;
-    sc_memplan_opts po = {.threads = THREADS, .conv = conv_policy};
-    assert_int_equal(sc_schedule_nodes(&g, g.loss, &po), 0);
-    assert_int_equal(sc_schedule_nodes(&enc, enc.features, &po), 0);
-    assert_int_equal(sc_schedule_nodes(&ft, ft.loss, &po), 0);
-    assert_int_equal(sc_memplan_build(&g, g.loss, &po, &smp), 0);
-    assert_int_equal(sc_memplan_build(&enc, enc.features, &po, &emp), 0);
-    assert_int_equal(sc_memplan_build(&ft, ft.loss, &po, &fmp), 0);
+    /* The driver's passes; planned and run on two threads, so the split
+     * loops and the per-thread partial sums are checked too. */
+    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_MEMPLAN,
+                         .plan = {.threads = THREADS, .conv = conv_policy}};
+    sc_compiled cp;
+    assert_int_equal(sc_passes_run(&m, &po, &cp), 0);
+    const sc_memplan *smp = &cp.smp, *fmp = &cp.fmp;
 
     char err[1024];
     sc_codegen_options o = {.opt_level = 2, .double_precision = 1};
     sc_codegen *cg = sc_codegen_new(&o, err, sizeof err);
     if (!cg)
         fail_msg("%s", err);
-    sc_planned ps = {&g, &smp}, pe = {&enc, &emp}, pf = {&ft, &fmp};
+    sc_planned ps = {&cp.g, smp}, pe = {&cp.enc, &cp.emp}, pf = {&cp.ft, fmp};
     if (sc_codegen_module(cg, &m, &ps, &pe, &pf, err, sizeof err) || sc_codegen_optimize(cg, err, sizeof err))
         fail_msg("%s: %s", model, err);
     step_fn step = (step_fn)sc_codegen_jit(cg, "sc_step", err, sizeof err);
@@ -248,20 +227,15 @@ static void check_file(const char *path, int batch, int full)
         fail_msg("%s: %s", model, err);
 
     /* The fine-tuning layout extends the SimCLR one, so its sizes serve all. */
-    assert_true(fmp.params_floats >= smp.params_floats);
-    check_training(model, "simclr", &g, &smp, step, fmp.params_floats, smp.buffers_floats, 3);
+    assert_true(fmp->params_floats >= smp->params_floats);
+    check_training(model, "simclr", &cp.g, smp, step, fmp->params_floats, smp->buffers_floats, 3);
     if (full) {
-        check_encoder(model, &enc, &emp, encode, fmp.params_floats, smp.buffers_floats);
-        check_training(model, "finetune", &ft, &fmp, finetune, fmp.params_floats, smp.buffers_floats, 4);
+        check_encoder(model, &cp.enc, &cp.emp, encode, fmp->params_floats, smp->buffers_floats);
+        check_training(model, "finetune", &cp.ft, fmp, finetune, fmp->params_floats, smp->buffers_floats, 4);
     }
 
     sc_codegen_free(cg);
-    sc_memplan_free(&smp);
-    sc_memplan_free(&emp);
-    sc_memplan_free(&fmp);
-    sc_graph_free(&ft);
-    sc_graph_free(&enc);
-    sc_graph_free(&g);
+    sc_compiled_free(&cp);
     sc_model_free(&m);
 }
 

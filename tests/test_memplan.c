@@ -32,13 +32,10 @@
 
 #include <cmocka.h>
 
-#include "autodiff.h"
-#include "build.h"
-#include "derive.h"
-#include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
+#include "pipeline.h"
 #include "schedule.h"
 #include "sc_rng.h"
 #include "spec_files.h"
@@ -55,15 +52,13 @@ static void load(const char *path, int batch, graphs *s)
 {
     sc_model m;
     assert_int_equal(sc_model_load(path, &m), 0);
-    for (int i = 0; i < 3; i++)
-        sc_graph_init(&s->g[i]);
-    assert_int_equal(sc_build_graph(&m, batch, &s->g[0]), 0);
-    assert_int_equal(sc_autodiff(&s->g[0]), 0);
-    assert_int_equal(sc_graph_encoder(&s->g[0], 2 * s->g[0].batch, &s->g[1]), 0);
-    assert_int_equal(sc_graph_classifier(&s->g[0], 2 * s->g[0].batch, 10, &s->g[2]), 0);
-    assert_int_equal(sc_autodiff(&s->g[2]), 0);
-    for (int i = 0; i < 3; i++)
-        sc_fuse(&s->g[i]);
+    sc_passes_opts o = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_FUSE};
+    sc_compiled c;
+    assert_int_equal(sc_passes_run(&m, &o, &c), 0);
+    /* The graphs move to s (unplanned, so c holds nothing else). */
+    s->g[0] = c.g;
+    s->g[1] = c.enc;
+    s->g[2] = c.ft;
     sc_model_free(&m);
 }
 
