@@ -432,7 +432,7 @@ static int cmd_dump_step(int argc, char **argv)
 static void bench_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s bench-step [--steps K] [--threads T] [--profile]\n"
+            "usage: %s bench-step [--steps K] [--threads T] [--profile [--profile-csv FILE]]\n"
             "\n"
             "Times K training steps (forward, loss, backward; no optimizer update) on\n"
             "synthetic input after one warm-up step, and prints views per second\n"
@@ -446,6 +446,9 @@ static void bench_usage(FILE *f)
             "  --profile     time every kernel of the timed steps and print them sorted\n"
             "                by time, then a summary per op (two clock reads per\n"
             "                kernel; the step time includes them)\n"
+            "  --profile-csv FILE  with --profile: also write the per-kernel counters\n"
+            "                as CSV (index,node,op,impl,calls,total_ms,flops; '-' is\n"
+            "                standard output)\n"
             "  --global-bn   under mpirun (simclrc --mpi): batchnorm statistics over all\n"
             "                ranks; the time spent communicating is printed too\n"
             "  -h, --help    show this help\n",
@@ -461,19 +464,39 @@ static double peak_rss_mb(void)
     return (double)u.ru_maxrss * 1024.0 / 1e6;
 }
 
+/* bench-step --profile-csv FILE ("-": standard output). */
+static int write_profile_csv(const char *path, const sc_model_desc *d)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+    if (!f) {
+        error("%s: cannot write: %s", path, strerror(errno));
+        return EXIT_INPUT;
+    }
+    int bad = sc_prof_write_csv(f, d->step_nodes, d->nstep_nodes);
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    if (bad) {
+        error("%s: writing failed", path);
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
 static int cmd_bench_step(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_THREADS, OPT_PROFILE, OPT_GLOBAL_BN };
+    enum { OPT_STEPS = 256, OPT_THREADS, OPT_PROFILE, OPT_PROFILE_CSV, OPT_GLOBAL_BN };
     static const struct option longopts[] = {
         {"steps", required_argument, 0, OPT_STEPS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"profile", no_argument, 0, OPT_PROFILE},
+        {"profile-csv", required_argument, 0, OPT_PROFILE_CSV},
         {"global-bn", no_argument, 0, OPT_GLOBAL_BN},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     uint64_t steps = 10, threads = 0;
     int profile = 0, global_bn = 0, c;
+    const char *csv = NULL;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_STEPS:
@@ -489,6 +512,7 @@ static int cmd_bench_step(int argc, char **argv)
             }
             break;
         case OPT_PROFILE: profile = 1; break;
+        case OPT_PROFILE_CSV: csv = optarg; break;
         case OPT_GLOBAL_BN: global_bn = 1; break;
         case 'h': bench_usage(stdout); return 0;
         default: return bad_option("bench-step ", argv, c);
@@ -496,6 +520,10 @@ static int cmd_bench_step(int argc, char **argv)
     }
     if (optind < argc) {
         error("bench-step takes no arguments, got '%s'", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (csv && !profile) {
+        error("--profile-csv needs --profile");
         return EXIT_USAGE;
     }
     sc_state s;
@@ -546,6 +574,8 @@ static int cmd_bench_step(int argc, char **argv)
             rc = EXIT_INTERNAL;
         } else {
             sc_prof_print(stdout, d->step_nodes, d->nstep_nodes, (int64_t)steps, total);
+            if (csv)
+                rc = write_profile_csv(csv, d);
         }
         sc_prof_free();
     }
