@@ -1,4 +1,4 @@
-/* LLVM code generation (codegen.c): lowers a planned training graph and
+/* LLVM code generation (cg_*.c, codegen_abi.c): lowers a planned training graph and
  * encoder graph to one LLVM module defining the ABI of include/sc_abi.h,
  * optimises it with the new pass manager and emits IR, assembly or an
  * object file for the host CPU (or --target-cpu). */

@@ -76,7 +76,7 @@ static int result_of(const sc_graph *g)
 /* ---- the plan's invariants ---- */
 
 /* Inputs of op whose storage out[0] may take: each is read only at the
- * index being written, before the write (see the kernels in codegen.c). */
+ * index being written, before the write (see the kernels in cg_*.c). */
 static int may_share(sc_opkind op, int slot)
 {
     switch (op) {
