@@ -25,7 +25,7 @@
 #define INDEX_SLOTS (1 << 18) /* power of two, > 2 x MAX_TENSORS */
 
 typedef struct {
-    const sc_model *m;
+    const sc_spec *m;
     sc_graph *g;
     int n;      /* views per step, 2 x batch */
     sc_role role; /* of the parameters and buffers being built: the list's */
@@ -478,7 +478,7 @@ static int build_list(builder *b, const sc_layer_list *list, const char *base, i
 
 static int build(builder *b, int batch)
 {
-    const sc_model *m = b->m;
+    const sc_spec *m = b->m;
     sc_graph *g = b->g;
     int B = batch > 0 ? batch : m->train.batch;
     if (B < 2 || B > (1 << 20))
@@ -527,7 +527,7 @@ static int build(builder *b, int batch)
     return 0;
 }
 
-int sc_build_graph(const sc_model *m, int batch, sc_graph *g)
+int sc_build_graph(const sc_spec *m, int batch, sc_graph *g)
 {
     builder b = {m, g, 0, SC_ROLE_NONE, calloc(INDEX_SLOTS, sizeof(int))};
     if (!b.index)

@@ -282,7 +282,7 @@ static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp,
     free(np);
 }
 
-int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_planned *step, const sc_planned *enc,
+int sc_codegen_module(sc_codegen *c, const sc_spec *m, const sc_planned *step, const sc_planned *enc,
                       const sc_planned *ft, char *err, size_t errlen)
 {
     static const int step_map[SC_REG_COUNT] = {0, 1, 2, 3, 4, 5};

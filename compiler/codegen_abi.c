@@ -62,7 +62,7 @@ static LLVMValueRef param_table(sc_codegen *c, const sc_graph *g, const sc_mempl
     return private_table(c, arr, name);
 }
 
-static LLVMValueRef aug_table(sc_codegen *c, const sc_model *m)
+static LLVMValueRef aug_table(sc_codegen *c, const sc_spec *m)
 {
     LLVMTypeRef d3 = LLVMArrayType2(c->f64, 3);
     LLVMTypeRef f[] = {c->i32, c->i32, c->i32, c->i32, c->f64, c->f64, c->f64, c->f64, c->f64, c->f64,
@@ -114,7 +114,7 @@ static LLVMValueRef node_table(sc_codegen *c, const sc_graph *g)
     return private_table(c, arr, "sc.nodes");
 }
 
-void sc_cg_define_description(sc_codegen *c, const sc_model *m, const sc_planned *sp, const sc_planned *ep,
+void sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
                                const sc_planned *fp)
 {
     const sc_graph *step = sp->g, *enc = ep->g, *ft = fp->g;

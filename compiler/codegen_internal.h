@@ -95,7 +95,7 @@ void sc_cg_lower_ntxent(sc_codegen *c, int i);
 void sc_cg_lower_softmax_xent(sc_codegen *c, int i);
 
 /* The sc_model descriptor and its tables (codegen_abi.c). */
-void sc_cg_define_description(sc_codegen *c, const sc_model *m, const sc_planned *sp, const sc_planned *ep,
+void sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
                               const sc_planned *fp);
 
 #endif

@@ -108,7 +108,7 @@ static int print_memplan(sc_compiled *c, const sc_graph *g, const sc_memplan *mp
 
 /* --emit=exe|obj|asm|llvm|memplan: derive the encoder graph, plan memory,
  * generate code. */
-static int compile(const sc_model *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu,
+static int compile(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu,
                    int opt_level)
 {
     char err[2048];
@@ -173,7 +173,7 @@ done:
  * does not change a convolution's time), timed, then the real compile with
  * the per-node picks. */
 typedef struct {
-    const sc_model *m;
+    const sc_spec *m;
     sc_compiled *cp;
     const char *target_cpu;
     int opt_level;
@@ -191,7 +191,7 @@ static int build_trial(void *p, const char *exe, int conv)
     return rc;
 }
 
-static int compile_tuned(const sc_model *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu, int opt_level)
+static int compile_tuned(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu, int opt_level)
 {
     char err[1024], def[160];
     snprintf(def, sizeof def, "./%s", m->name);
@@ -352,7 +352,7 @@ int main(int argc, char **argv)
     int codegen = !strcmp(emit, "exe") || !strcmp(emit, "obj") || !strcmp(emit, "asm") ||
                   !strcmp(emit, "llvm") || !strcmp(emit, "memplan");
 
-    sc_model m;
+    sc_spec m;
     if (sc_model_load(argv[optind], &m)) {
         sc_model_free(&m);
         return EXIT_INPUT;

@@ -38,7 +38,7 @@ static int result_of(const sc_graph *g)
     return g->loss >= 0 ? g->loss : g->features;
 }
 
-int sc_passes_run(const sc_model *m, const sc_passes_opts *o, sc_compiled *c)
+int sc_passes_run(const sc_spec *m, const sc_passes_opts *o, sc_compiled *c)
 {
     memset(c, 0, sizeof *c);
     sc_graph_init(&c->g);

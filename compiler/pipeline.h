@@ -52,7 +52,7 @@ typedef struct {
 /* Runs the passes up to o->last on spec m into c (always freed with
  * sc_compiled_free). Returns 0, 1 for bad input, 3 for an internal error
  * (the compiler's exit statuses), with the message on stderr. */
-int sc_passes_run(const sc_model *m, const sc_passes_opts *o, sc_compiled *c);
+int sc_passes_run(const sc_spec *m, const sc_passes_opts *o, sc_compiled *c);
 /* The memplan pass alone: plans the three graphs with o (replacing any
  * earlier plan). Returns 0, or 3 when out of memory (message on stderr). */
 int sc_passes_plan(sc_compiled *c, const sc_memplan_opts *o);

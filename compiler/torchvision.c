@@ -40,7 +40,7 @@ static int stage0_of_layers(const sc_layer_list *enc)
     return pool ? 4 : 3;
 }
 
-int sc_torchvision_stage0(const sc_model *m, const sc_graph *g)
+int sc_torchvision_stage0(const sc_spec *m, const sc_graph *g)
 {
     int s0 = stage0_of_layers(&m->encoder);
     char key[2 * SC_NAME_MAX];

@@ -19,7 +19,7 @@
 
 /* The index of the first stage in m's encoder when it is torchvision-style
  * and every encoder parameter of g has a key, else -1. */
-int sc_torchvision_stage0(const sc_model *m, const sc_graph *g);
+int sc_torchvision_stage0(const sc_spec *m, const sc_graph *g);
 /* The key of encoder tensor `name` (canonical) when the stages start at
  * layer s0: 0, or -1 when it has none (or it does not fit in len). */
 int sc_torchvision_key(const char *name, int s0, char *out, size_t len);

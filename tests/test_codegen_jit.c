@@ -202,7 +202,7 @@ static int conv_policy = SC_CONV_SHIFT_POLICY;
 static void check_file(const char *path, int batch, int full)
 {
     const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     /* The driver's passes; planned and run on two threads, so the split
      * loops and the per-thread partial sums are checked too. */

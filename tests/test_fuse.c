@@ -53,7 +53,7 @@ static void graphs_free(graphs *s)
     sc_compiled_free(s);
 }
 
-static void load(const sc_model *m, int batch, graphs *s)
+static void load(const sc_spec *m, int batch, graphs *s)
 {
     sc_passes_opts o = {.batch = batch, .classes = 10, .last = SC_PASS_FINETUNE};
     assert_int_equal(sc_passes_run(m, &o, s), 0);
@@ -222,7 +222,7 @@ static void test_resnet_small_counts(void **state)
 {
     (void)state;
     char *path = source_path("models/resnet-small.xml");
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs s;
     load(&m, 2, &s);
@@ -366,7 +366,7 @@ static void test_features_stay(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, xml, strlen(xml)), (ssize_t)strlen(xml));
     close(fd);
-    sc_model m;
+    sc_spec m;
     int rc = sc_model_load(path, &m);
     unlink(path);
     assert_int_equal(rc, 0);
@@ -498,7 +498,7 @@ static void arena_not_larger(const char *what, const sc_graph *u, const sc_graph
 static void check_model(const char *path, int batch)
 {
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs u, f;
     load(&m, batch, &u);
@@ -533,7 +533,7 @@ static void test_memory_shipped_batch(void **state)
 {
     (void)state;
     char *path = source_path("models/resnet-small.xml");
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs u, f;
     load(&m, 0, &u);

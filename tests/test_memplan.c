@@ -50,7 +50,7 @@ static const char *const gname[3] = {"simclr", "encoder", "finetune"};
 
 static void load(const char *path, int batch, graphs *s)
 {
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     sc_passes_opts o = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_FUSE};
     sc_compiled c;
