@@ -291,7 +291,8 @@ int sc_codegen_module(sc_codegen *c, const sc_spec *m, const sc_planned *step, c
     define_entry(c, enc->g, enc->mp, "sc_encode", "encode.", 5, enc_map);
     define_entry(c, ft->g, ft->mp, "sc_finetune_step", "finetune.", 6, step_map);
 
-    sc_cg_define_description(c, m, step, enc, ft);
+    if (sc_cg_define_description(c, m, step, enc, ft, err, errlen))
+        return -1;
 
     char *msg = NULL;
     if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {

@@ -1,11 +1,13 @@
 /* The model description sc_model (include/sc_abi.h) as LLVM constants:
- * the parameter, augmentation and node tables and the descriptor. */
+ * the parameter, augmentation and node tables and the descriptor, each
+ * row built field by field through abi_layout.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi_layout.h"
 #include "cg_builder.h"
-#include "sc_abi_version.h"
+#include "torchvision.h"
 
 /* ---- the model description (sc_model) ---- */
 
@@ -32,45 +34,53 @@ static LLVMValueRef private_table(sc_codegen *c, LLVMValueRef arr, const char *n
 
 static LLVMValueRef i32v(sc_codegen *c, int64_t v) { return LLVMConstInt(c->i32, (unsigned long long)v, 1); }
 
-static LLVMTypeRef param_info_type(sc_codegen *c)
+/* An array constant of n rows of type t (n may be 0). */
+static LLVMValueRef rows_table(sc_codegen *c, LLVMTypeRef t, LLVMValueRef *rows, int n, const char *name)
 {
-    LLVMTypeRef f[] = {c->ptr, c->i32, LLVMArrayType2(c->i32, 4), c->i64, c->i64, c->i32, c->i32, c->i32, c->i32};
-    return LLVMStructTypeInContext(c->ctx, f, 9, 0);
-}
-
-static LLVMValueRef param_table(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const int *list, int n,
-                                const char *name)
-{
-    LLVMTypeRef pt = param_info_type(c);
-    LLVMValueRef *rows = calloc((size_t)n + 1, sizeof *rows);
-    if (!rows)
-        return LLVMConstNull(c->ptr);
-    for (int i = 0; i < n; i++) {
-        const sc_tensor *t = &g->t[list[i]];
-        char gname[64];
-        snprintf(gname, sizeof gname, "%s.name.%d", name, i);
-        LLVMValueRef dims[4];
-        for (int d = 0; d < 4; d++)
-            dims[d] = i32v(c, d < t->ndim ? t->shape[d] : 0);
-        LLVMValueRef f[] = {cstr(c, t->name, gname), i32v(c, t->ndim), LLVMConstArray2(c->i32, dims, 4),
-                            ci(c, t->numel), ci(c, mp->offset[list[i]]), i32v(c, t->init),
-                            i32v(c, t->fan_in), i32v(c, t->no_decay), i32v(c, 0)};
-        rows[i] = LLVMConstNamedStruct(pt, f, 9);
-    }
-    LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)n);
+    LLVMValueRef arr = LLVMConstArray2(t, rows, (uint64_t)n);
     free(rows);
     return private_table(c, arr, name);
 }
 
+/* The parameter (or buffer) table of list; s0 is the encoder's first
+ * stage when its tensors have torchvision keys (torchvision.h), else -1. */
+static LLVMValueRef param_table(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const int *list, int n,
+                                int s0, const char *name)
+{
+    LLVMValueRef *rows = calloc((size_t)n + 1, sizeof *rows);
+    if (!rows)
+        oom();
+    for (int i = 0; i < n; i++) {
+        const sc_tensor *t = &g->t[list[i]];
+        char gname[64], key[2 * SC_NAME_MAX];
+        sc_param_info_llvm v = {0};
+        snprintf(gname, sizeof gname, "%s.name.%d", name, i);
+        v.name = cstr(c, t->name, gname);
+        if (t->role == SC_ROLE_ENCODER && !sc_torchvision_key(t->name, s0, key, sizeof key)) {
+            snprintf(gname, sizeof gname, "%s.export.%d", name, i);
+            v.export_name = cstr(c, key, gname);
+        }
+        LLVMValueRef dims[4];
+        for (int d = 0; d < 4; d++)
+            dims[d] = i32v(c, d < t->ndim ? t->shape[d] : 0);
+        v.ndim = i32v(c, t->ndim);
+        v.shape = LLVMConstArray2(c->i32, dims, 4);
+        v.role = i32v(c, t->role);
+        v.numel = ci(c, t->numel);
+        v.offset = ci(c, mp->offset[list[i]]);
+        v.init = i32v(c, t->init);
+        v.fan_in = i32v(c, t->fan_in);
+        v.no_decay = i32v(c, t->no_decay);
+        rows[i] = sc_llvm_const_sc_param_info(c->ctx, &v);
+    }
+    return rows_table(c, sc_llvm_type_sc_param_info(c->ctx), rows, n, name);
+}
+
 static LLVMValueRef aug_table(sc_codegen *c, const sc_spec *m)
 {
-    LLVMTypeRef d3 = LLVMArrayType2(c->f64, 3);
-    LLVMTypeRef f[] = {c->i32, c->i32, c->i32, c->i32, c->f64, c->f64, c->f64, c->f64, c->f64, c->f64,
-                       c->f64, c->f64, c->f64, c->f64, c->f64, d3, d3};
-    LLVMTypeRef at = LLVMStructTypeInContext(c->ctx, f, 17, 0);
     LLVMValueRef *rows = calloc((size_t)m->naugs + 1, sizeof *rows);
     if (!rows)
-        return LLVMConstNull(c->ptr);
+        oom();
     for (int i = 0; i < m->naugs; i++) {
         const sc_aug *a = &m->augs[i];
         LLVMValueRef mean[3], sd[3];
@@ -78,45 +88,51 @@ static LLVMValueRef aug_table(sc_codegen *c, const sc_spec *m)
             mean[k] = cd(c, a->mean[k]);
             sd[k] = cd(c, a->std[k]);
         }
-        LLVMValueRef v[] = {i32v(c, a->kind), i32v(c, a->size), i32v(c, a->kernel), i32v(c, 0),
-                            cd(c, a->p), cd(c, a->scale_min), cd(c, a->scale_max), cd(c, a->ratio_min),
-                            cd(c, a->ratio_max), cd(c, a->brightness), cd(c, a->contrast), cd(c, a->saturation),
-                            cd(c, a->hue), cd(c, a->sigma_min), cd(c, a->sigma_max),
-                            LLVMConstArray2(c->f64, mean, 3), LLVMConstArray2(c->f64, sd, 3)};
-        rows[i] = LLVMConstNamedStruct(at, v, 17);
+        sc_aug_info_llvm v = {
+            .kind = i32v(c, a->kind), .size = i32v(c, a->size), .kernel = i32v(c, a->kernel),
+            .p = cd(c, a->p), .scale_min = cd(c, a->scale_min), .scale_max = cd(c, a->scale_max),
+            .ratio_min = cd(c, a->ratio_min), .ratio_max = cd(c, a->ratio_max),
+            .brightness = cd(c, a->brightness), .contrast = cd(c, a->contrast),
+            .saturation = cd(c, a->saturation), .hue = cd(c, a->hue), .sigma_min = cd(c, a->sigma_min),
+            .sigma_max = cd(c, a->sigma_max), .mean = LLVMConstArray2(c->f64, mean, 3),
+            .std = LLVMConstArray2(c->f64, sd, 3),
+        };
+        rows[i] = sc_llvm_const_sc_aug_info(c->ctx, &v);
     }
-    LLVMValueRef arr = LLVMConstArray2(at, rows, (uint64_t)m->naugs);
-    free(rows);
-    return private_table(c, arr, "sc.augs");
+    return rows_table(c, sc_llvm_type_sc_aug_info(c->ctx), rows, m->naugs, "sc.augs");
 }
 
 /* sc_step's nodes in call order, with the kernel chosen for each. */
 static LLVMValueRef node_table(sc_codegen *c, const sc_graph *g)
 {
-    LLVMTypeRef f[] = {c->ptr, c->ptr, c->ptr, c->f64, c->i64};
-    LLVMTypeRef nt = LLVMStructTypeInContext(c->ctx, f, 5, 0);
     LLVMValueRef *rows = calloc((size_t)g->nn + 1, sizeof *rows);
     if (!rows)
         oom();
     for (int i = 0; i < g->nn; i++) {
         const kern *k = &c->kern[c->step_kern[i]];
         char gname[64];
+        sc_node_info_llvm v = {0};
         snprintf(gname, sizeof gname, "sc.node.%d", i);
-        LLVMValueRef label = cstr(c, g->n[i].label, gname);
+        v.name = cstr(c, g->n[i].label, gname);
         snprintf(gname, sizeof gname, "sc.node.%d.op", i);
-        LLVMValueRef op = cstr(c, sc_op_name(g->n[i].op), gname);
+        v.op = cstr(c, sc_op_name(g->n[i].op), gname);
         snprintf(gname, sizeof gname, "sc.node.%d.impl", i);
-        LLVMValueRef v[] = {label, op, cstr(c, k->impl, gname), cd(c, sc_node_flops(g, i)), ci(c, k->extent)};
-        rows[i] = LLVMConstNamedStruct(nt, v, 5);
+        v.impl = cstr(c, k->impl, gname);
+        v.flops = cd(c, sc_node_flops(g, i));
+        v.parallel = ci(c, k->extent);
+        rows[i] = sc_llvm_const_sc_node_info(c->ctx, &v);
     }
-    LLVMValueRef arr = LLVMConstArray2(nt, rows, (uint64_t)g->nn);
-    free(rows);
-    return private_table(c, arr, "sc.nodes");
+    return rows_table(c, sc_llvm_type_sc_node_info(c->ctx), rows, g->nn, "sc.nodes");
 }
 
-void sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
-                               const sc_planned *fp)
+int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
+                             const sc_planned *fp, char *err, size_t errlen)
 {
+    char why[256];
+    if (sc_abi_check_layout(c->ctx, LLVMGetModuleDataLayout(c->mod), why, sizeof why)) {
+        snprintf(err, errlen, "internal error: the target's layout of the ABI differs from the runtime's: %s", why);
+        return -1;
+    }
     const sc_graph *step = sp->g, *enc = ep->g, *ft = fp->g;
     const sc_memplan *smp = sp->mp, *emp = ep->mp, *fmp = fp->mp;
     double flops = 0;
@@ -125,35 +141,55 @@ void sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned 
     const sc_tensor *feat = &enc->t[enc->features];
     const sc_tensor *z = &step->t[step->n[step->t[step->loss].producer].in[0]];
     const sc_train *tr = &m->train;
+    int s0 = sc_torchvision_stage0(m, step);
 
-    LLVMTypeRef tf[] = {c->i32, c->i32, c->f64, c->i32, c->i32, c->f64, c->f64, c->i32, c->i32, c->i64};
-    LLVMTypeRef tt = LLVMStructTypeInContext(c->ctx, tf, 10, 0);
-    LLVMValueRef tv[] = {i32v(c, tr->epochs), i32v(c, tr->optimizer), cd(c, tr->lr), i32v(c, tr->lr_scaling_linear),
-                         i32v(c, tr->warmup_epochs), cd(c, tr->momentum), cd(c, tr->weight_decay),
-                         i32v(c, tr->schedule), i32v(c, 0), LLVMConstInt(c->i64, tr->seed, 0)};
-
-    LLVMTypeRef df[] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32,
-                        c->i32, c->i32, c->i64, c->i64, c->i64, c->i64, c->f64, c->f64, c->ptr, c->ptr,
-                        c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, tt,
-                        c->i32, c->i32, c->i32, c->i32, c->i64, c->i64, c->ptr,
-                        c->i32, c->i32, c->ptr, c->i32, c->i32};
-    LLVMTypeRef dt = LLVMStructTypeInContext(c->ctx, df, 39, 0);
-    LLVMValueRef dv[] = {
-        i32v(c, SC_ABI_VERSION), i32v(c, step->batch), i32v(c, m->in_c), i32v(c, m->in_h), i32v(c, m->in_w),
-        i32v(c, feat->numel / feat->shape[0]), i32v(c, z->shape[1]), i32v(c, feat->shape[0]), i32v(c, step->nparams),
-        i32v(c, step->nbuffers), i32v(c, m->naugs), i32v(c, 0), ci(c, smp->params_floats),
-        ci(c, smp->buffers_floats), ci(c, smp->arena_floats), ci(c, emp->arena_floats), cd(c, flops),
-        cd(c, m->temperature), cstr(c, m->name, "sc.name"), cstr(c, SC_VERSION, "sc.version"),
-        cstr(c, c->cpu, "sc.cpu"), cstr(c, c->features, "sc.features"), cstr(c, m->text ? m->text : "", "sc.spec"),
-        param_table(c, step, smp, step->params, step->nparams, "sc.params"),
-        param_table(c, step, smp, step->buffers, step->nbuffers, "sc.buffers"), aug_table(c, m),
-        LLVMConstNamedStruct(tt, tv, 10),
-        i32v(c, ft->t[ft->input].shape[0]), i32v(c, ft->t[ft->n[ft->t[ft->loss].producer].in[0]].shape[1]),
-        i32v(c, ft->nparams), i32v(c, 0), ci(c, fmp->params_floats), ci(c, fmp->arena_floats),
-        param_table(c, ft, fmp, ft->params, ft->nparams, "sc.ft_params"),
-        i32v(c, smp->opts.threads), i32v(c, step->nn), node_table(c, step), i32v(c, c->mpi), i32v(c, 0)};
-    LLVMValueRef init = LLVMConstNamedStruct(dt, dv, 39);
-    LLVMValueRef gv = LLVMAddGlobal(c->mod, dt, "sc_model");
+    sc_train_defaults_llvm t = {
+        .epochs = i32v(c, tr->epochs), .optimizer = i32v(c, tr->optimizer), .lr = cd(c, tr->lr),
+        .lr_scaling_linear = i32v(c, tr->lr_scaling_linear), .warmup_epochs = i32v(c, tr->warmup_epochs),
+        .momentum = cd(c, tr->momentum), .weight_decay = cd(c, tr->weight_decay),
+        .schedule = i32v(c, tr->schedule), .seed = LLVMConstInt(c->i64, tr->seed, 0),
+    };
+    sc_model_desc_llvm d = {
+        .abi_version = i32v(c, SC_ABI_VERSION),
+        .batch = i32v(c, step->batch),
+        .in_c = i32v(c, m->in_c),
+        .in_h = i32v(c, m->in_h),
+        .in_w = i32v(c, m->in_w),
+        .feature_dim = i32v(c, feat->numel / feat->shape[0]),
+        .proj_dim = i32v(c, z->shape[1]),
+        .encode_batch = i32v(c, feat->shape[0]),
+        .nparams = i32v(c, step->nparams),
+        .nbuffers = i32v(c, step->nbuffers),
+        .naugs = i32v(c, m->naugs),
+        .params_floats = ci(c, smp->params_floats),
+        .buffers_floats = ci(c, smp->buffers_floats),
+        .arena_floats = ci(c, smp->arena_floats),
+        .encode_arena_floats = ci(c, emp->arena_floats),
+        .flops_per_step = cd(c, flops),
+        .temperature = cd(c, m->temperature),
+        .name = cstr(c, m->name, "sc.name"),
+        .compiler_version = cstr(c, SC_VERSION, "sc.version"),
+        .target_cpu = cstr(c, c->cpu, "sc.cpu"),
+        .target_features = cstr(c, c->features, "sc.features"),
+        .spec = cstr(c, m->text ? m->text : "", "sc.spec"),
+        .params = param_table(c, step, smp, step->params, step->nparams, s0, "sc.params"),
+        .buffers = param_table(c, step, smp, step->buffers, step->nbuffers, s0, "sc.buffers"),
+        .augs = aug_table(c, m),
+        .train = sc_llvm_const_sc_train_defaults(c->ctx, &t),
+        .finetune_batch = i32v(c, ft->t[ft->input].shape[0]),
+        .nclasses = i32v(c, ft->t[ft->n[ft->t[ft->loss].producer].in[0]].shape[1]),
+        .nft_params = i32v(c, ft->nparams),
+        .ft_params_floats = ci(c, fmp->params_floats),
+        .ft_arena_floats = ci(c, fmp->arena_floats),
+        .ft_params = param_table(c, ft, fmp, ft->params, ft->nparams, s0, "sc.ft_params"),
+        .max_threads = i32v(c, smp->opts.threads),
+        .nstep_nodes = i32v(c, step->nn),
+        .step_nodes = node_table(c, step),
+        .mpi = i32v(c, c->mpi),
+    };
+    LLVMValueRef init = sc_llvm_const_sc_model_desc(c->ctx, &d);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, sc_llvm_type_sc_model_desc(c->ctx), "sc_model");
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
+    return 0;
 }

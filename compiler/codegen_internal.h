@@ -94,8 +94,9 @@ void sc_cg_lower_l2norm(sc_codegen *c, int i);
 void sc_cg_lower_ntxent(sc_codegen *c, int i);
 void sc_cg_lower_softmax_xent(sc_codegen *c, int i);
 
-/* The sc_model descriptor and its tables (codegen_abi.c). */
-void sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
-                              const sc_planned *fp);
+/* The sc_model descriptor and its tables (codegen_abi.c); -1 with a
+ * message when the target lays the ABI structs out unlike this host's C. */
+int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *sp, const sc_planned *ep,
+                             const sc_planned *fp, char *err, size_t errlen);
 
 #endif

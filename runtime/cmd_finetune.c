@@ -470,9 +470,8 @@ int sc_cmd_finetune(int argc, char **argv)
         goto done;
     }
 
-    /* Optimised tensors: the encoder's and the classifier's. The step
-     * leaves the projection head's gradients untouched, which is how they
-     * are told apart: NaN before the first step stays NaN. */
+    /* Optimised tensors: the encoder's and the classifier's (the step
+     * leaves the projection head's gradients untouched). */
     const int64_t img = (int64_t)d->in_c * d->in_h * d->in_w;
     const int64_t pf = sc_params_alloc_floats(d);
     input = sc_floats_alloc((int64_t)B * img + B);
@@ -526,9 +525,6 @@ int sc_cmd_finetune(int argc, char **argv)
                 sc_augment_apply(&spec, pix, SC_STL10_HEIGHT, SC_STL10_WIDTH, input + i * img, &r, ws);
                 input[(int64_t)B * img + i] = (float)ytr[idx];
             }
-            if (!opt)
-                for (int64_t j = 0; j < pf; j++)
-                    s.grads[j] = NAN;
             sc_finetune_step(s.params, s.grads, s.buffers, s.arena, input, s.loss);
             if (!isfinite(s.loss[0])) {
                 sc_cli_error("the loss is not finite at step %lld (epoch %" PRIu64 "): lower --lr",
@@ -539,7 +535,7 @@ int sc_cmd_finetune(int argc, char **argv)
             if (!opt) {
                 int n = 0;
                 for (int i = 0; i < d->nft_params; i++)
-                    if (!isnan(s.grads[d->ft_params[i].offset]))
+                    if (d->ft_params[i].role != SC_ROLE_HEAD)
                         table[n++] = d->ft_params[i];
                 sc_optim_config oc = {0};
                 oc.kind = o.optimizer;

@@ -29,17 +29,14 @@
 #include "memplan.h"
 #include "model.h"
 #include "pipeline.h"
-#include "spec_files.h"
 #include "sc_parallel.h"
+#include "sc_profile.h"
 #include "sc_rng.h"
+#include "spec_files.h"
+#include "torchvision.h"
 
 #define TOL 1e-8
 #define THREADS 2
-
-/* sc_profile.h's hooks (its header brings the runtime's sc_model, which
- * clashes with the compiler's type of that name) */
-extern int32_t sc_prof_on;
-void sc_prof_node(int32_t i);
 
 typedef void (*step_fn)(const double *, double *, double *, double *, const double *, double *);
 typedef void (*encode_fn)(const double *, const double *, double *, const double *, double *);
@@ -199,6 +196,47 @@ static void check_encoder(const char *model, const sc_graph *g, const sc_memplan
  * the two. */
 static int conv_policy = SC_CONV_SHIFT_POLICY;
 
+/* The JIT's sc_model, read through the C declaration of sc_abi.h: each
+ * table row is its tensor (name, shape, place, role, torchvision key). */
+static void check_table(const char *model, const sc_graph *g, const sc_memplan *mp, const sc_param_info *rows,
+                        const int *list, int n, int s0)
+{
+    for (int i = 0; i < n; i++) {
+        const sc_tensor *t = &g->t[list[i]];
+        const sc_param_info *r = &rows[i];
+        char key[2 * SC_NAME_MAX];
+        if (strcmp(r->name, t->name) || r->ndim != t->ndim || r->numel != t->numel ||
+            r->offset != mp->offset[list[i]] || r->role != (int32_t)t->role || r->no_decay != t->no_decay)
+            fail_msg("%s: table row %d (%s) is not tensor %s", model, i, r->name, t->name);
+        for (int d = 0; d < t->ndim; d++)
+            assert_int_equal(r->shape[d], t->shape[d]);
+        int has = t->role == SC_ROLE_ENCODER && !sc_torchvision_key(t->name, s0, key, sizeof key);
+        if (has ? !r->export_name || strcmp(r->export_name, key) : r->export_name != NULL)
+            fail_msg("%s: %s has export name %s", model, t->name, r->export_name ? r->export_name : "NULL");
+    }
+}
+
+static void check_description(const char *model, const sc_spec *m, const sc_compiled *cp, const sc_model_desc *d)
+{
+    int s0 = sc_torchvision_stage0(m, &cp->g);
+    assert_int_equal(d->abi_version, SC_ABI_VERSION);
+    assert_int_equal(d->nparams, cp->g.nparams);
+    assert_int_equal(d->nbuffers, cp->g.nbuffers);
+    assert_int_equal(d->nft_params, cp->ft.nparams);
+    assert_int_equal(d->nstep_nodes, cp->g.nn);
+    assert_int_equal(d->params_floats, cp->smp.params_floats);
+    assert_int_equal(d->ft_params_floats, cp->fmp.params_floats);
+    assert_int_equal(d->train.epochs, m->train.epochs);
+    assert_int_equal(d->train.seed, m->train.seed);
+    assert_int_equal(d->naugs, m->naugs);
+    for (int i = 0; i < m->naugs; i++)
+        assert_true(d->augs[i].kind == (int32_t)m->augs[i].kind && d->augs[i].std[2] == m->augs[i].std[2]);
+    assert_string_equal(d->step_nodes[cp->g.nn - 1].op, sc_op_name(cp->g.n[cp->g.nn - 1].op));
+    check_table(model, &cp->g, &cp->smp, d->params, cp->g.params, cp->g.nparams, s0);
+    check_table(model, &cp->g, &cp->smp, d->buffers, cp->g.buffers, cp->g.nbuffers, s0);
+    check_table(model, &cp->ft, &cp->fmp, d->ft_params, cp->ft.params, cp->ft.nparams, s0);
+}
+
 static void check_file(const char *path, int batch, int full)
 {
     const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -223,8 +261,10 @@ static void check_file(const char *path, int batch, int full)
     step_fn step = (step_fn)sc_codegen_jit(cg, "sc_step", err, sizeof err);
     encode_fn encode = (encode_fn)sc_codegen_jit(cg, "sc_encode", err, sizeof err);
     step_fn finetune = (step_fn)sc_codegen_jit(cg, "sc_finetune_step", err, sizeof err);
-    if (!step || !encode || !finetune)
+    const sc_model_desc *desc = sc_codegen_jit(cg, "sc_model", err, sizeof err);
+    if (!step || !encode || !finetune || !desc)
         fail_msg("%s: %s", model, err);
+    check_description(model, &m, &cp, desc);
 
     /* The fine-tuning layout extends the SimCLR one, so its sizes serve all. */
     assert_true(fmp->params_floats >= smp->params_floats);
