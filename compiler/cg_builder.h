@@ -194,18 +194,16 @@ static inline LLVMValueRef tensor(sc_codegen *c, int t)
 
 /* A node's workspace: the running thread's own part where the memory
  * plan gave one per thread. */
-static inline int64_t ws_stride(sc_codegen *c, int node, int64_t *used)
+static inline int64_t ws_stride(sc_codegen *c, int node)
 {
     int per_thread;
-    int64_t w = sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
-    if (used)
-        *used = w;
+    sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
     return per_thread ? c->mp->ws_floats[node] / c->mp->opts.threads : 0;
 }
 
 static inline LLVMValueRef workspace(sc_codegen *c, int node)
 {
-    int64_t stride = ws_stride(c, node, NULL);
+    int64_t stride = ws_stride(c, node);
     return stride ? gep(c, c->arg_ws, imul(c, c->arg_tid, ci(c, stride))) : c->arg_ws;
 }
 
