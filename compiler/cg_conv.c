@@ -1,5 +1,7 @@
 /* Lowering of convolutions: im2col+gemm, gemm-1x1 and shift+gemm
  * (convplan.h), forward, data gradient and weight gradient. */
+#include <stdio.h>
+
 #include "cg_builder.h"
 #include "convplan.h"
 
@@ -87,7 +89,6 @@ typedef struct {
 static conv_ws plan_conv(sc_codegen *c, int i, const sc_conv_plan *k)
 {
     conv_ws p;
-    snprintf(c->impl, sizeof c->impl, "%s", k->name);
     p.col = workspace(c, i);
     p.t = gep(c, p.col, ci(c, k->at_b));
     return p;
@@ -137,7 +138,6 @@ static shift_plan plan_shift(sc_codegen *c, int i, const sc_conv_plan *k)
     p.xp = workspace(c, i);
     p.t = gep(c, p.xp, ci(c, k->at_b));
     p.wt = gep(c, p.t, ci(c, k->at_taps - k->at_b));
-    snprintf(c->impl, sizeof c->impl, "%s", k->name);
     return p;
 }
 
@@ -223,14 +223,14 @@ static void shift_gemms(sc_codegen *c, const shift_plan *p)
 }
 
 /* Forward (flip 0) or data gradient (flip 1) by shifted GEMMs. */
-static void lower_conv_shift(sc_codegen *c, int i, const sc_conv_plan *plan, int flip)
+static void lower_conv_shift(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, int flip)
 {
     const sc_node *n = &c->g->n[i];
     shift_plan p = plan_shift(c, i, plan);
     LLVMValueRef SRC = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DST = tensor(c, n->out[0]);
     shift_weights(c, &p.s, W, p.wt, flip);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, p.s.n / p.s.nb);
+    LLVMValueRef chunk = par_loop(c, res, &Ln, p.s.n / p.s.nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, p.s.nb));
     shift_pad(c, &p.s, SRC, img0, p.xp);
     shift_gemms(c, &p);
@@ -254,15 +254,15 @@ static void lower_conv_shift(sc_codegen *c, int i, const sc_conv_plan *plan, int
 
 /* Weight gradient by shifted GEMMs: dW[tap] += dy_grid . xp_shifted^T per
  * chunk into per-tap sums, then rearranged into target's [O][C][k][k]. */
-static void shift_bwd_weight(sc_codegen *c, int i, const sc_conv_plan *plan, LLVMValueRef DY, LLVMValueRef X,
-                             LLVMValueRef target)
+static void shift_bwd_weight(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, LLVMValueRef DY,
+                             LLVMValueRef X, LLVMValueRef target)
 {
     shift_plan p = plan_shift(c, i, plan);
     const sc_shift_geom *s = &p.s; /* src x: cs = C; dst dy: cd = O */
     LLVMValueRef dyg = p.t, acc = p.wt;
     int64_t kk = s->k * s->k;
     loop Ln, Lt;
-    LLVMValueRef chunk = par_loop(c, &Ln, s->n / s->nb);
+    LLVMValueRef chunk = par_loop(c, res, &Ln, s->n / s->nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, s->nb));
     shift_pad(c, s, X, img0, p.xp);
     zero(c, dyg, s->cd * s->stride); /* off-grid positions contribute nothing */
@@ -290,18 +290,19 @@ static void shift_bwd_weight(sc_codegen *c, int i, const sc_conv_plan *plan, LLV
     if_end(c, &Bany);
 }
 
-void sc_cg_lower_conv(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
 {
     sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
     if (k.algo == SC_CONV_SHIFT) {
-        lower_conv_shift(c, i, &k, 0);
-        return;
+        lower_conv_shift(c, i, &res, &k, 0);
+        return res;
     }
     const sc_node *n = &c->g->n[i];
     conv_ws p = plan_conv(c, i, &k);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, k.chunks);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
     LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
     if (k.algo == SC_CONV_GEMM1X1) {
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
@@ -331,20 +332,22 @@ void sc_cg_lower_conv(sc_codegen *c, int i)
         loop_end(c, &Lj);
     }
     loop_end(c, &Ln);
+    return res;
 }
 
-void sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
 {
     sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
     if (k.algo == SC_CONV_SHIFT) {
-        lower_conv_shift(c, i, &k, 1);
-        return;
+        lower_conv_shift(c, i, &res, &k, 1);
+        return res;
     }
     const sc_node *n = &c->g->n[i];
     conv_ws p = plan_conv(c, i, &k);
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, k.chunks);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
     LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
     int64_t chw = k.g.c * k.g.h * k.g.w;
     if (k.algo != SC_CONV_GEMM1X1) /* col2im accumulates into the chunk's images */
@@ -363,9 +366,10 @@ void sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
         chunk_columns(c, &k, p.col, DX, img0, 1);
     }
     loop_end(c, &Ln);
+    return res;
 }
 
-void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dw = &c->g->t[n->out[0]];
@@ -373,14 +377,15 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
     sc_conv_plan k = node_plan(c, i);
     int64_t stride = ws_stride(c, i), part_at = k.at_partial;
-    c->nphases = threads > 1 ? 2 : 1;
+    sc_lowered res = lowered(k.name);
+    res.nphases = threads > 1 ? 2 : 1;
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
         enum { BLOCK = 4096 };
-        snprintf(c->impl, sizeof c->impl, "sum of partials");
+        snprintf(res.impl, sizeof res.impl, "sum of partials");
         LLVMValueRef T = runtime_threads(c);
         loop Lb, Lt, Lk;
-        LLVMValueRef blk = par_loop(c, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
+        LLVMValueRef blk = par_loop(c, &res, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
         LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
         LLVMValueRef k1 = imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, dw->numel));
         LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
@@ -390,7 +395,7 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         loop_end(c, &Lk);
         loop_end(c, &Lt);
         loop_end(c, &Lb);
-        return;
+        return res;
     }
     conv_ws p = plan_conv(c, i, &k);
     /* Thread 0 sums its chunks into dW, the others into their partials. */
@@ -405,11 +410,11 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     }
     DW = target;
     if (k.algo == SC_CONV_SHIFT) {
-        shift_bwd_weight(c, i, &k, DY, X, DW);
-        return;
+        shift_bwd_weight(c, i, &res, &k, DY, X, DW);
+        return res;
     }
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, k.chunks);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
     LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
     /* The slice's first chunk overwrites, the others accumulate. */
     LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
@@ -427,4 +432,5 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         sgemm(c, 0, 1, k.o, k.ckk, k.cols, p.t, k.cols, p.col, k.cols, beta, DW, k.ckk);
     }
     loop_end(c, &Ln);
+    return res;
 }
