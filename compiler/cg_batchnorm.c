@@ -93,8 +93,9 @@ static LLVMValueRef inv_std(sc_codegen *c, LLVMValueRef var_f64, double eps)
  * in cache. Data-parallel builds split that into three phases with the
  * sums reduced over the ranks in between (sc_comm_bn_allreduce), the
  * counts scaled by the ranks covered (sc_comm_bn_ranks). */
-void sc_cg_lower_batchnorm(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]];
     int64_t N, C, HW;
@@ -108,20 +109,20 @@ void sc_cg_lower_batchnorm(sc_codegen *c, int i)
     b.acc1 = var(c, c->f64, cd(c, 0));
     LLVMValueRef m = cd(c, (double)(N * HW));
     if (c->mpi) {
-        c->nphases = 3;
+        res.nphases = 3;
         m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
     }
     LLVMValueRef S = c->arg_ws; /* MPI: [C] sums, [C] squared deviations */
     loop Lc;
-    LLVMValueRef ch = par_loop(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
     if (!c->mpi || c->phase == 0) {
         set(c, b.acc1, cd(c, 0));
         for_channel(c, N, C, HW, ch, bn_sum, &b);
         if (c->mpi) {
             LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, ch));
-            c->hook = 1, c->hook_off = 0, c->hook_n = C;
+            res.hook = 1, res.hook_off = 0, res.hook_n = C;
             loop_end(c, &Lc);
-            return;
+            return res;
         }
         b.mean = fdiv(c, get(c, b.acc1, c->f64), m);
     } else
@@ -131,9 +132,9 @@ void sc_cg_lower_batchnorm(sc_codegen *c, int i)
         for_channel(c, N, C, HW, ch, bn_sqdev, &b);
         if (c->mpi) {
             LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, iadd(c, ch, ci(c, C))));
-            c->hook = 1, c->hook_off = C, c->hook_n = C;
+            res.hook = 1, res.hook_off = C, res.hook_n = C;
             loop_end(c, &Lc);
-            return;
+            return res;
         }
     }
     LLVMValueRef v = c->mpi ? fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, C))), ""), m)
@@ -145,10 +146,12 @@ void sc_cg_lower_batchnorm(sc_codegen *c, int i)
     b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, b.mean, scale)));
     for_channel(c, N, C, HW, ch, bn_apply, &b);
     loop_end(c, &Lc);
+    return res;
 }
 
-void sc_cg_lower_batchnorm_eval(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_batchnorm_eval(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]];
     int64_t N, C, HW;
@@ -159,18 +162,20 @@ void sc_cg_lower_batchnorm_eval(sc_codegen *c, int i)
     LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
     LLVMValueRef RM = tensor(c, n->in[3]), RV = tensor(c, n->in[4]);
     loop Lc;
-    LLVMValueRef ch = par_loop(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
     LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, fext(c, ld(c, RV, ch)), n->eps));
     b.k1 = ftrunc(c, scale);
     b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, fext(c, ld(c, RM, ch)), scale)));
     for_channel(c, N, C, HW, ch, bn_apply, &b);
     loop_end(c, &Lc);
+    return res;
 }
 
 /* dgamma and dbeta are this rank's sums (the ranks' gradients are
  * averaged later); dx uses the sums over all ranks with global batchnorm. */
-void sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     bnctx b = {0};
     b.relu = n->op == SC_OP_BATCHNORM_RELU_BWD;
@@ -188,11 +193,11 @@ void sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
     b.acc2 = var(c, c->f64, cd(c, 0));
     LLVMValueRef m = cd(c, (double)(N * HW)), S = c->arg_ws;
     if (c->mpi) {
-        c->nphases = 2;
+        res.nphases = 2;
         m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
     }
     loop Lc;
-    LLVMValueRef ch = par_loop(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
     LLVMValueRef mean32 = ld(c, MEAN, ch);
     LLVMValueRef istd = inv_std(c, fext(c, ld(c, VAR, ch)), n->eps);
     LLVMValueRef sdy, sdyx;
@@ -208,9 +213,9 @@ void sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
         if (c->mpi) {
             LLVMBuildStore(c->b, sdy, gep64(c, S, ch));
             LLVMBuildStore(c->b, sdyx, gep64(c, S, iadd(c, ch, ci(c, C))));
-            c->hook = 1, c->hook_off = 0, c->hook_n = 2 * C;
+            res.hook = 1, res.hook_off = 0, res.hook_n = 2 * C;
             loop_end(c, &Lc);
-            return;
+            return res;
         }
     } else {
         sdy = LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), "");
@@ -222,10 +227,12 @@ void sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
     b.mean = mean32;
     for_channel(c, N, C, HW, ch, bn_bwd_apply, &b);
     loop_end(c, &Lc);
+    return res;
 }
 
-void sc_cg_lower_bn_running(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_bn_running(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     const sc_graph *g = c->g;
     const sc_tensor *mean = &g->t[n->in[0]];
@@ -244,10 +251,12 @@ void sc_cg_lower_bn_running(sc_codegen *c, int i)
     st(c, RM, k, fadd(c, fmul(c, keep, ld(c, RM, k)), fmul(c, mom, ld(c, M, k))));
     st(c, RV, k, fadd(c, fmul(c, keep, ld(c, RV, k)), fmul(c, mom, fmul(c, ld(c, V, k), unbias))));
     loop_end(c, &L);
+    return res;
 }
 
-void sc_cg_lower_bias_bwd(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_bias_bwd(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     const sc_tensor *dy = &c->g->t[n->in[0]];
     int64_t N, C, HW;
@@ -257,9 +266,10 @@ void sc_cg_lower_bias_bwd(sc_codegen *c, int i)
     LLVMValueRef DB = tensor(c, n->out[0]);
     b.acc1 = var(c, c->f64, cd(c, 0));
     loop Lc;
-    LLVMValueRef ch = par_loop(c, &Lc, C);
+    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
     set(c, b.acc1, cd(c, 0));
     for_channel(c, N, C, HW, ch, bias_sum, &b);
     st(c, DB, ch, ftrunc(c, get(c, b.acc1, c->f64)));
     loop_end(c, &Lc);
+    return res;
 }

@@ -5,6 +5,7 @@
 #ifndef SC_CG_BUILDER_H
 #define SC_CG_BUILDER_H
 
+#include <stdio.h>
 #include <string.h>
 
 #include "codegen_internal.h"
@@ -177,6 +178,14 @@ static inline LLVMValueRef imax(sc_codegen *c, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
 }
 
+/* What a kernel that does not say otherwise is: one phase, one thread. */
+static inline sc_lowered lowered(const char *impl)
+{
+    sc_lowered r = {.nphases = 1, .extent = 1};
+    snprintf(r.impl, sizeof r.impl, "%s", impl);
+    return r;
+}
+
 /* ---- tensors ---- */
 
 /* Inside a kernel, tensors are its pointer arguments. */
@@ -194,26 +203,24 @@ static inline LLVMValueRef tensor(sc_codegen *c, int t)
 
 /* A node's workspace: the running thread's own part where the memory
  * plan gave one per thread. */
-static inline int64_t ws_stride(sc_codegen *c, int node, int64_t *used)
+static inline int64_t ws_stride(sc_codegen *c, int node)
 {
     int per_thread;
-    int64_t w = sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
-    if (used)
-        *used = w;
+    sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
     return per_thread ? c->mp->ws_floats[node] / c->mp->opts.threads : 0;
 }
 
 static inline LLVMValueRef workspace(sc_codegen *c, int node)
 {
-    int64_t stride = ws_stride(c, node, NULL);
+    int64_t stride = ws_stride(c, node);
     return stride ? gep(c, c->arg_ws, imul(c, c->arg_tid, ci(c, stride))) : c->arg_ws;
 }
 
 /* The kernel's outermost loop over n work items, split over threads: it
  * runs over the slice [lo, hi) the kernel was called with. */
-static inline LLVMValueRef par_loop(sc_codegen *c, loop *L, int64_t n)
+static inline LLVMValueRef par_loop(sc_codegen *c, sc_lowered *r, loop *L, int64_t n)
 {
-    c->par_n = n;
+    r->extent = n;
     return loop_range(c, L, c->arg_lo, c->arg_hi);
 }
 

@@ -7,13 +7,9 @@
 
 /* ---- convolution pieces ---- */
 
-typedef struct {
-    int64_t c, h, w, k, s, p, oh, ow;
-} geom;
-
 /* The range of output columns ow whose input column ow*s - p + kw lies in
  * [0, w): [lo, hi), computed in generated code from kw. */
-static void valid_cols(sc_codegen *c, const geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
+static void valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
 {
     /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
      * p - kw + s - 1 >= 0 is not guaranteed, so clamp the numerators first. */
@@ -29,7 +25,7 @@ static void valid_cols(sc_codegen *c, const geom *g, LLVMValueRef kw, LLVMValueR
 /* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh][ow*s - p + kw]
  * (0 outside), for one image, col's rows ldc apart; or the reverse,
  * accumulating col into x (col2im), when reverse is set. */
-static void im2col(sc_codegen *c, const geom *g, LLVMValueRef x, LLVMValueRef col, int64_t ldc, int reverse)
+static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMValueRef col, int64_t ldc, int reverse)
 {
     loop Lc, Lkh, Lkw, Loh, Low;
     LLVMValueRef ch = loop_begin(c, &Lc, g->c);
@@ -74,58 +70,41 @@ static void im2col(sc_codegen *c, const geom *g, LLVMValueRef x, LLVMValueRef co
     loop_end(c, &Lc);
 }
 
-static geom conv_geom(const sc_tensor *x, const sc_tensor *y, const sc_node *n)
+/* Node i's plan (convplan.h): the algorithm, chunks, workspace parts and
+ * kernel name, as the memory plan sized them. */
+static sc_conv_plan node_plan(sc_codegen *c, int i)
 {
-    geom g = {x->shape[1], x->shape[2], x->shape[3], n->kernel, n->stride, n->pad, y->shape[2], y->shape[3]};
-    return g;
+    const sc_memplan_opts *o = &c->mp->opts;
+    return sc_conv_plan_node(c->g, i, o->threads, o->conv, o->tuning);
 }
 
-static int direct(const geom *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
-
-/* Convolutions run over chunks of nb images (sc_conv_chunk): im2col puts
- * the chunk's columns side by side, [C*K*K, nb*OH*OW], so that one GEMM
- * covers the chunk even where OH*OW is small (late ResNet stages). GEMM
- * results in that layout are scattered back to NCHW. */
+/* Convolutions run over chunks of nb images: im2col puts the chunk's
+ * columns side by side, [C*K*K, nb*OH*OW], so that one GEMM covers the
+ * chunk even where OH*OW is small (late ResNet stages). GEMM results in
+ * that layout are scattered back to NCHW. */
 typedef struct {
-    geom g;
-    int64_t n, o, ckk, ohw, nb, cols;
-    int direct;            /* one image, 1x1 stride 1: no copies at all */
     LLVMValueRef col, t;   /* workspace: columns, then [O, cols] */
-} conv_plan;
+} conv_ws;
 
-static conv_plan plan_conv(sc_codegen *c, int i, const sc_tensor *x, const sc_tensor *y, int64_t o)
+static conv_ws plan_conv(sc_codegen *c, int i, const sc_conv_plan *k)
 {
-    conv_plan p;
-    p.g = conv_geom(x, y, &c->g->n[i]);
-    p.n = x->shape[0];
-    p.o = o;
-    p.ckk = p.g.c * p.g.k * p.g.k;
-    p.ohw = p.g.oh * p.g.ow;
-    p.nb = sc_conv_chunk(x->shape[0], p.ohw, c->mp->opts.threads);
-    p.cols = p.nb * p.ohw;
-    p.direct = direct(&p.g) && p.nb == 1;
-    if (p.direct)
-        snprintf(c->impl, sizeof c->impl, "gemm-1x1");
-    else if (p.nb == 1)
-        snprintf(c->impl, sizeof c->impl, "im2col+gemm");
-    else
-        snprintf(c->impl, sizeof c->impl, "im2col+gemm x%lld", (long long)p.nb);
+    conv_ws p;
     p.col = workspace(c, i);
-    p.t = gep(c, p.col, ci(c, p.ckk * p.cols));
+    p.t = gep(c, p.col, ci(c, k->at_b));
     return p;
 }
 
 /* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
-static void gather_chunk(sc_codegen *c, const conv_plan *p, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+static void gather_chunk(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
                          int to_nchw)
 {
     loop Lj, Lo, Lq;
-    LLVMValueRef j = loop_begin(c, &Lj, p->nb);
-    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, p->o * p->ohw)));
-    LLVMValueRef o = loop_begin(c, &Lo, p->o);
-    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, p->ohw)));
-    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, p->cols)), imul(c, j, ci(c, p->ohw))));
-    LLVMValueRef q = loop_begin(c, &Lq, p->ohw);
+    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, k->o * k->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, k->o);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, k->ohw)));
+    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, k->cols)), imul(c, j, ci(c, k->ohw))));
+    LLVMValueRef q = loop_begin(c, &Lq, k->ohw);
     if (to_nchw)
         st(c, a, q, ld(c, b, q));
     else
@@ -135,13 +114,13 @@ static void gather_chunk(sc_codegen *c, const conv_plan *p, LLVMValueRef nchw, L
     loop_end(c, &Lj);
 }
 
-/* im2col of every image of the chunk into p->col. */
-static void chunk_columns(sc_codegen *c, const conv_plan *p, LLVMValueRef X, LLVMValueRef img0, int reverse)
+/* im2col of every image of the chunk into col. */
+static void chunk_columns(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef col, LLVMValueRef X, LLVMValueRef img0, int reverse)
 {
     loop Lj;
-    LLVMValueRef j = loop_begin(c, &Lj, p->nb);
-    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, p->g.c * p->g.h * p->g.w)));
-    im2col(c, &p->g, xn, gep(c, p->col, imul(c, j, ci(c, p->ohw))), p->cols, reverse);
+    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, k->g.c * k->g.h * k->g.w)));
+    im2col(c, &k->g, xn, gep(c, col, imul(c, j, ci(c, k->ohw))), k->cols, reverse);
     loop_end(c, &Lj);
 }
 
@@ -152,14 +131,13 @@ typedef struct {
     LLVMValueRef xp, t, wt;  /* workspace: padded source, GEMM output, per-tap weights */
 } shift_plan;
 
-static shift_plan plan_shift(sc_codegen *c, int i)
+static shift_plan plan_shift(sc_codegen *c, int i, const sc_conv_plan *k)
 {
     shift_plan p;
-    p.s = sc_conv_shift_geom(c->g, i, c->mp->opts.threads);
+    p.s = k->shift;
     p.xp = workspace(c, i);
-    p.t = gep(c, p.xp, ci(c, p.s.cs * p.s.stride));
-    p.wt = gep(c, p.t, ci(c, p.s.cd * p.s.stride));
-    snprintf(c->impl, sizeof c->impl, "shift+gemm x%lld", (long long)p.s.nb);
+    p.t = gep(c, p.xp, ci(c, k->at_b));
+    p.wt = gep(c, p.t, ci(c, k->at_taps - k->at_b));
     return p;
 }
 
@@ -245,14 +223,14 @@ static void shift_gemms(sc_codegen *c, const shift_plan *p)
 }
 
 /* Forward (flip 0) or data gradient (flip 1) by shifted GEMMs. */
-static void lower_conv_shift(sc_codegen *c, int i, int flip)
+static void lower_conv_shift(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, int flip)
 {
     const sc_node *n = &c->g->n[i];
-    shift_plan p = plan_shift(c, i);
+    shift_plan p = plan_shift(c, i, plan);
     LLVMValueRef SRC = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DST = tensor(c, n->out[0]);
     shift_weights(c, &p.s, W, p.wt, flip);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, p.s.n / p.s.nb);
+    LLVMValueRef chunk = par_loop(c, res, &Ln, p.s.n / p.s.nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, p.s.nb));
     shift_pad(c, &p.s, SRC, img0, p.xp);
     shift_gemms(c, &p);
@@ -276,14 +254,15 @@ static void lower_conv_shift(sc_codegen *c, int i, int flip)
 
 /* Weight gradient by shifted GEMMs: dW[tap] += dy_grid . xp_shifted^T per
  * chunk into per-tap sums, then rearranged into target's [O][C][k][k]. */
-static void shift_bwd_weight(sc_codegen *c, int i, LLVMValueRef DY, LLVMValueRef X, LLVMValueRef target)
+static void shift_bwd_weight(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, LLVMValueRef DY,
+                             LLVMValueRef X, LLVMValueRef target)
 {
-    shift_plan p = plan_shift(c, i);
+    shift_plan p = plan_shift(c, i, plan);
     const sc_shift_geom *s = &p.s; /* src x: cs = C; dst dy: cd = O */
     LLVMValueRef dyg = p.t, acc = p.wt;
     int64_t kk = s->k * s->k;
     loop Ln, Lt;
-    LLVMValueRef chunk = par_loop(c, &Ln, s->n / s->nb);
+    LLVMValueRef chunk = par_loop(c, res, &Ln, s->n / s->nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, s->nb));
     shift_pad(c, s, X, img0, p.xp);
     zero(c, dyg, s->cd * s->stride); /* off-grid positions contribute nothing */
@@ -311,101 +290,102 @@ static void shift_bwd_weight(sc_codegen *c, int i, LLVMValueRef DY, LLVMValueRef
     if_end(c, &Bany);
 }
 
-static int conv_shift(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
 {
-    return sc_conv_choose(c->g, i, &c->mp->opts) == SC_CONV_SHIFT;
-}
-
-void sc_cg_lower_conv(sc_codegen *c, int i)
-{
-    if (conv_shift(c, i)) {
-        lower_conv_shift(c, i, 0);
-        return;
+    sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
+    if (k.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &k, 0);
+        return res;
     }
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *x = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
-    conv_plan p = plan_conv(c, i, x, y, w->shape[0]);
+    conv_ws p = plan_conv(c, i, &k);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
-    if (p.direct) {
-        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
-        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, p.o * p.ohw)));
-        sgemm(c, 0, 0, p.o, p.ohw, p.g.c, W, p.g.c, xn, p.ohw, cf(c, 0), yn, p.ohw);
-    } else if (p.nb == 1) {
-        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, p.o * p.ohw)));
-        chunk_columns(c, &p, X, img0, 0);
-        sgemm(c, 0, 0, p.o, p.ohw, p.ckk, W, p.ckk, p.col, p.ohw, cf(c, 0), yn, p.ohw);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
+        sgemm(c, 0, 0, k.o, k.ohw, k.g.c, W, k.g.c, xn, k.ohw, cf(c, 0), yn, k.ohw);
+    } else if (k.nb == 1) {
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 0, k.o, k.ohw, k.ckk, W, k.ckk, p.col, k.ohw, cf(c, 0), yn, k.ohw);
     } else {
-        chunk_columns(c, &p, X, img0, 0);
-        sgemm(c, 0, 0, p.o, p.cols, p.ckk, W, p.ckk, p.col, p.cols, cf(c, 0), p.t, p.cols);
-        gather_chunk(c, &p, Y, img0, p.t, 1);
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 0, k.o, k.cols, k.ckk, W, k.ckk, p.col, k.cols, cf(c, 0), p.t, k.cols);
+        gather_chunk(c, &k, Y, img0, p.t, 1);
     }
     if (n->nin > 2) {
         LLVMValueRef B = tensor(c, n->in[2]);
         loop Lj, Lo, Lp;
-        LLVMValueRef j = loop_begin(c, &Lj, p.nb);
-        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, p.o * p.ohw)));
-        LLVMValueRef oc = loop_begin(c, &Lo, p.o);
+        LLVMValueRef j = loop_begin(c, &Lj, k.nb);
+        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, k.o * k.ohw)));
+        LLVMValueRef oc = loop_begin(c, &Lo, k.o);
         LLVMValueRef bv = ld(c, B, oc);
-        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, p.ohw)));
-        LLVMValueRef q = loop_begin(c, &Lp, p.ohw);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, k.ohw)));
+        LLVMValueRef q = loop_begin(c, &Lp, k.ohw);
         st(c, row, q, fadd(c, ld(c, row, q), bv));
         loop_end(c, &Lp);
         loop_end(c, &Lo);
         loop_end(c, &Lj);
     }
     loop_end(c, &Ln);
+    return res;
 }
 
-void sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
 {
-    if (conv_shift(c, i)) {
-        lower_conv_shift(c, i, 1);
-        return;
+    sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
+    if (k.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &k, 1);
+        return res;
     }
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *dy = &c->g->t[n->in[0]], *w = &c->g->t[n->in[1]], *dx = &c->g->t[n->out[0]];
-    conv_plan p = plan_conv(c, i, dx, dy, w->shape[0]);
+    conv_ws p = plan_conv(c, i, &k);
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
-    int64_t chw = p.g.c * p.g.h * p.g.w;
-    if (!p.direct) /* col2im accumulates into the chunk's images */
-        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), p.nb * chw);
-    if (p.direct) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
-        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
-        sgemm(c, 1, 0, p.g.c, p.ohw, p.o, W, p.g.c, dyn, p.ohw, cf(c, 0), dxn, p.ohw);
-    } else if (p.nb == 1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
-        sgemm(c, 1, 0, p.ckk, p.ohw, p.o, W, p.ckk, dyn, p.ohw, cf(c, 0), p.col, p.ohw);
-        chunk_columns(c, &p, DX, img0, 1);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    int64_t chw = k.g.c * k.g.h * k.g.w;
+    if (k.algo != SC_CONV_GEMM1X1) /* col2im accumulates into the chunk's images */
+        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), k.nb * chw);
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        sgemm(c, 1, 0, k.g.c, k.ohw, k.o, W, k.g.c, dyn, k.ohw, cf(c, 0), dxn, k.ohw);
+    } else if (k.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        sgemm(c, 1, 0, k.ckk, k.ohw, k.o, W, k.ckk, dyn, k.ohw, cf(c, 0), p.col, k.ohw);
+        chunk_columns(c, &k, p.col, DX, img0, 1);
     } else {
-        gather_chunk(c, &p, DY, img0, p.t, 0);
-        sgemm(c, 1, 0, p.ckk, p.cols, p.o, W, p.ckk, p.t, p.cols, cf(c, 0), p.col, p.cols);
-        chunk_columns(c, &p, DX, img0, 1);
+        gather_chunk(c, &k, DY, img0, p.t, 0);
+        sgemm(c, 1, 0, k.ckk, k.cols, k.o, W, k.ckk, p.t, k.cols, cf(c, 0), p.col, k.cols);
+        chunk_columns(c, &k, p.col, DX, img0, 1);
     }
     loop_end(c, &Ln);
+    return res;
 }
 
-void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *dy = &c->g->t[n->in[0]], *x = &c->g->t[n->in[1]], *dw = &c->g->t[n->out[0]];
+    const sc_tensor *dw = &c->g->t[n->out[0]];
     int threads = c->mp->opts.threads;
     LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
-    int64_t used, stride = ws_stride(c, i, &used), part_at = used - dw->numel;
-    c->nphases = threads > 1 ? 2 : 1;
+    sc_conv_plan k = node_plan(c, i);
+    int64_t stride = ws_stride(c, i), part_at = k.at_partial;
+    sc_lowered res = lowered(k.name);
+    res.nphases = threads > 1 ? 2 : 1;
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
         enum { BLOCK = 4096 };
-        snprintf(c->impl, sizeof c->impl, "sum of partials");
+        snprintf(res.impl, sizeof res.impl, "sum of partials");
         LLVMValueRef T = runtime_threads(c);
         loop Lb, Lt, Lk;
-        LLVMValueRef blk = par_loop(c, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
+        LLVMValueRef blk = par_loop(c, &res, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
         LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
         LLVMValueRef k1 = imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, dw->numel));
         LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
@@ -415,9 +395,9 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         loop_end(c, &Lk);
         loop_end(c, &Lt);
         loop_end(c, &Lb);
-        return;
+        return res;
     }
-    conv_plan p = plan_conv(c, i, x, dy, dw->shape[0]);
+    conv_ws p = plan_conv(c, i, &k);
     /* Thread 0 sums its chunks into dW, the others into their partials. */
     LLVMValueRef target = DW;
     if (threads > 1) {
@@ -429,27 +409,28 @@ void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         if_end(c, &Be);
     }
     DW = target;
-    if (conv_shift(c, i)) {
-        shift_bwd_weight(c, i, DY, X, DW);
-        return;
+    if (k.algo == SC_CONV_SHIFT) {
+        shift_bwd_weight(c, i, &res, &k, DY, X, DW);
+        return res;
     }
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &Ln, p.n / p.nb);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, p.nb));
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
     /* The slice's first chunk overwrites, the others accumulate. */
     LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
-    if (p.direct) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
-        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, p.g.c * p.g.h * p.g.w)));
-        sgemm(c, 0, 1, p.o, p.g.c, p.ohw, dyn, p.ohw, xn, p.ohw, beta, DW, p.g.c);
-    } else if (p.nb == 1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, p.o * p.ohw)));
-        chunk_columns(c, &p, X, img0, 0);
-        sgemm(c, 0, 1, p.o, p.ckk, p.ohw, dyn, p.ohw, p.col, p.ohw, beta, DW, p.ckk);
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        sgemm(c, 0, 1, k.o, k.g.c, k.ohw, dyn, k.ohw, xn, k.ohw, beta, DW, k.g.c);
+    } else if (k.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 1, k.o, k.ckk, k.ohw, dyn, k.ohw, p.col, k.ohw, beta, DW, k.ckk);
     } else {
-        gather_chunk(c, &p, DY, img0, p.t, 0);
-        chunk_columns(c, &p, X, img0, 0);
-        sgemm(c, 0, 1, p.o, p.ckk, p.cols, p.t, p.cols, p.col, p.cols, beta, DW, p.ckk);
+        gather_chunk(c, &k, DY, img0, p.t, 0);
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 1, k.o, k.ckk, k.cols, p.t, k.cols, p.col, k.cols, beta, DW, k.ckk);
     }
     loop_end(c, &Ln);
+    return res;
 }

@@ -4,15 +4,16 @@
 
 /* ---- elementwise ---- */
 
-void sc_cg_lower_elementwise(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_elementwise(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     const sc_tensor *x = &c->g->t[n->in[0]];
     LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
     LLVMValueRef B = n->nin > 1 ? tensor(c, n->in[1]) : NULL;
     enum { BLOCK = 16384 };
     loop Lb, L;
-    LLVMValueRef blk = par_loop(c, &Lb, (x->numel + BLOCK - 1) / BLOCK);
+    LLVMValueRef blk = par_loop(c, &res, &Lb, (x->numel + BLOCK - 1) / BLOCK);
     LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
     LLVMValueRef k = loop_range(c, &L, k0, imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, x->numel)));
     LLVMValueRef a = ld(c, A, k), v;
@@ -39,4 +40,5 @@ void sc_cg_lower_elementwise(sc_codegen *c, int i)
     st(c, Y, k, v);
     loop_end(c, &L);
     loop_end(c, &Lb);
+    return res;
 }

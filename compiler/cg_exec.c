@@ -18,42 +18,43 @@
 
 /* ---- kernels and entry points ---- */
 
-static void lower_node(sc_codegen *c, int i)
+static sc_lowered lower_node(sc_codegen *c, int i)
 {
     switch (c->g->n[i].op) {
-    case SC_OP_CONV2D: sc_cg_lower_conv(c, i); break;
-    case SC_OP_CONV2D_BWD_DATA: sc_cg_lower_conv_bwd_data(c, i); break;
-    case SC_OP_CONV2D_BWD_WEIGHT: sc_cg_lower_conv_bwd_weight(c, i); break;
-    case SC_OP_BIAS_BWD: sc_cg_lower_bias_bwd(c, i); break;
+    case SC_OP_CONV2D: return sc_cg_lower_conv(c, i);
+    case SC_OP_CONV2D_BWD_DATA: return sc_cg_lower_conv_bwd_data(c, i);
+    case SC_OP_CONV2D_BWD_WEIGHT: return sc_cg_lower_conv_bwd_weight(c, i);
+    case SC_OP_BIAS_BWD: return sc_cg_lower_bias_bwd(c, i);
     case SC_OP_BATCHNORM:
-    case SC_OP_BATCHNORM_RELU: sc_cg_lower_batchnorm(c, i); break;
-    case SC_OP_BATCHNORM_EVAL: sc_cg_lower_batchnorm_eval(c, i); break;
+    case SC_OP_BATCHNORM_RELU: return sc_cg_lower_batchnorm(c, i);
+    case SC_OP_BATCHNORM_EVAL: return sc_cg_lower_batchnorm_eval(c, i);
     case SC_OP_BATCHNORM_BWD:
-    case SC_OP_BATCHNORM_RELU_BWD: sc_cg_lower_batchnorm_bwd(c, i); break;
-    case SC_OP_BN_RUNNING: sc_cg_lower_bn_running(c, i); break;
+    case SC_OP_BATCHNORM_RELU_BWD: return sc_cg_lower_batchnorm_bwd(c, i);
+    case SC_OP_BN_RUNNING: return sc_cg_lower_bn_running(c, i);
     case SC_OP_RELU:
     case SC_OP_RELU_BWD:
     case SC_OP_ADD:
     case SC_OP_ADD_RELU:
     case SC_OP_ADD_RELU_BWD:
-    case SC_OP_RESHAPE: sc_cg_lower_elementwise(c, i); break;
+    case SC_OP_RESHAPE: return sc_cg_lower_elementwise(c, i);
     case SC_OP_MAXPOOL:
     case SC_OP_MAXPOOL_BWD:
     case SC_OP_AVGPOOL:
-    case SC_OP_AVGPOOL_BWD: sc_cg_lower_pool(c, i); break;
+    case SC_OP_AVGPOOL_BWD: return sc_cg_lower_pool(c, i);
     case SC_OP_GLOBAL_AVGPOOL:
-    case SC_OP_GLOBAL_AVGPOOL_BWD: sc_cg_lower_global_avgpool(c, i); break;
+    case SC_OP_GLOBAL_AVGPOOL_BWD: return sc_cg_lower_global_avgpool(c, i);
     case SC_OP_LINEAR:
     case SC_OP_LINEAR_BWD_DATA:
-    case SC_OP_LINEAR_BWD_WEIGHT: sc_cg_lower_linear(c, i); break;
+    case SC_OP_LINEAR_BWD_WEIGHT: return sc_cg_lower_linear(c, i);
     case SC_OP_L2NORM:
-    case SC_OP_L2NORM_BWD: sc_cg_lower_l2norm(c, i); break;
+    case SC_OP_L2NORM_BWD: return sc_cg_lower_l2norm(c, i);
     case SC_OP_NTXENT:
-    case SC_OP_NTXENT_BWD: sc_cg_lower_ntxent(c, i); break;
+    case SC_OP_NTXENT_BWD: return sc_cg_lower_ntxent(c, i);
     case SC_OP_SOFTMAX_XENT:
-    case SC_OP_SOFTMAX_XENT_BWD: sc_cg_lower_softmax_xent(c, i); break;
+    case SC_OP_SOFTMAX_XENT_BWD: return sc_cg_lower_softmax_xent(c, i);
     case SC_OP_COUNT: break;
     }
+    return lowered("loop");
 }
 
 
@@ -139,11 +140,6 @@ static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *
     c->fn = fn;
     c->node = i;
     c->phase = phase;
-    c->nphases = 1;
-    c->par_n = 1;
-    c->hook = 0;
-    snprintf(c->impl, sizeof c->impl, "%s", n->op == SC_OP_LINEAR || n->op == SC_OP_LINEAR_BWD_DATA ||
-                                                     n->op == SC_OP_LINEAR_BWD_WEIGHT ? "gemm" : "loop");
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
@@ -157,16 +153,16 @@ static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *
     c->arg_lo = LLVMGetParam(fn, (unsigned)nptr);
     c->arg_hi = LLVMGetParam(fn, (unsigned)nptr + 1);
     c->arg_tid = LLVMGetParam(fn, (unsigned)nptr + 2);
-    lower_node(c, i);
+    sc_lowered r = lower_node(c, i);
     LLVMBuildRetVoid(c->b);
-    *nphases = c->nphases;
+    *nphases = r.nphases;
 
     kern *kk = realloc(c->kern, (size_t)(c->nk + 1) * sizeof *kk);
     if (!kk)
         oom();
     c->kern = kk;
     kern *k = &c->kern[c->nk];
-    *k = (kern){strdup(key), fn, NULL, ft, c->par_n, c->nphases, c->hook, c->hook_off, c->hook_n, strdup(c->impl)};
+    *k = (kern){strdup(key), fn, NULL, ft, r.extent, r.nphases, r.hook, r.hook_off, r.hook_n, strdup(r.impl)};
     if (!k->key || !k->impl)
         oom();
     if (k->extent > 1 && c->mp->opts.threads > 1)

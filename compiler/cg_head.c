@@ -6,8 +6,9 @@
 
 /* ---- linear ---- */
 
-void sc_cg_lower_linear(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_linear(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("gemm");
     const sc_node *n = &c->g->n[i];
     const sc_graph *g = c->g;
     LLVMValueRef A = tensor(c, n->in[0]), B = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
@@ -34,12 +35,14 @@ void sc_cg_lower_linear(sc_codegen *c, int i)
         int64_t N = g->t[n->in[0]].shape[0], out = dw->shape[0], in = dw->shape[1];
         sgemm(c, 1, 0, out, in, N, A, out, B, in, cf(c, 0), Y, in);
     }
+    return res;
 }
 
 /* ---- L2 normalisation ---- */
 
-void sc_cg_lower_l2norm(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_l2norm(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     int bwd = n->op == SC_OP_L2NORM_BWD;
     const sc_tensor *x = &c->g->t[bwd ? n->in[1] : n->in[0]];
@@ -77,6 +80,7 @@ void sc_cg_lower_l2norm(sc_codegen *c, int i)
         st(c, Y, idx, ftrunc(c, fmul(c, fext(c, ld(c, X, idx)), inv)));
     loop_end(c, &Lk2);
     loop_end(c, &Lr);
+    return res;
 }
 
 /* ---- NT-Xent ---- */
@@ -84,8 +88,9 @@ void sc_cg_lower_l2norm(sc_codegen *c, int i)
 /* S = Z Z^T into the workspace; then per row i the log-sum-exp over j != i
  * of S_ij / t. Forward: loss = mean_i (lse_i - S_i,pos(i) / t). Backward:
  * G_ij = (softmax_ij - [j = pos(i)]) / (2N t), and dZ = (G + G^T) Z. */
-void sc_cg_lower_ntxent(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_ntxent(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     int bwd = n->op == SC_OP_NTXENT_BWD;
     const sc_tensor *z = &c->g->t[n->in[0]];
@@ -93,7 +98,7 @@ void sc_cg_lower_ntxent(sc_codegen *c, int i)
     double inv_t = 1.0 / n->temperature;
     LLVMValueRef Z = tensor(c, n->in[0]), OUT = tensor(c, n->out[0]), S = workspace(c, i);
     if (c->mpi) { /* over all ranks' projections: the communicator's */
-        snprintf(c->impl, sizeof c->impl, "all-gather");
+        snprintf(res.impl, sizeof res.impl, "all-gather");
         if (bwd) {
             LLVMValueRef a[3] = {OUT, ci(c, rows), ci(c, d)};
             call(c, c->ntxb_t, c->ntxb_fn, a, 3);
@@ -101,7 +106,7 @@ void sc_cg_lower_ntxent(sc_codegen *c, int i)
             LLVMValueRef a[5] = {Z, ci(c, rows), ci(c, d), cd(c, n->temperature), OUT};
             call(c, c->ntx_t, c->ntx_fn, a, 5);
         }
-        return;
+        return res;
     }
     sgemm(c, 0, 1, rows, rows, d, Z, d, Z, d, cf(c, 0), S, rows);
     LLVMValueRef mx = var(c, c->f64, cd(c, 0)), sum = var(c, c->f64, cd(c, 0)), loss = var(c, c->f64, cd(c, 0));
@@ -140,7 +145,7 @@ void sc_cg_lower_ntxent(sc_codegen *c, int i)
     loop_end(c, &Lr);
     if (!bwd) {
         st(c, OUT, ci(c, 0), ftrunc(c, fdiv(c, get(c, loss, c->f64), cd(c, (double)rows))));
-        return;
+        return res;
     }
     /* Symmetrise in place: H = G + G^T. */
     loop La, Lb;
@@ -153,12 +158,14 @@ void sc_cg_lower_ntxent(sc_codegen *c, int i)
     loop_end(c, &Lb);
     loop_end(c, &La);
     sgemm(c, 0, 0, rows, d, rows, S, rows, Z, d, cf(c, 0), OUT, d);
+    return res;
 }
 
 /* ---- softmax cross-entropy (supervised fine-tuning) ---- */
 
-void sc_cg_lower_softmax_xent(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_softmax_xent(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     int bwd = n->op == SC_OP_SOFTMAX_XENT_BWD;
     const sc_tensor *lg = &c->g->t[n->in[0]];
@@ -194,4 +201,5 @@ void sc_cg_lower_softmax_xent(sc_codegen *c, int i)
     loop_end(c, &Lr);
     if (!bwd)
         st(c, OUT, ci(c, 0), ftrunc(c, fdiv(c, get(c, loss, c->f64), cd(c, (double)rows))));
+    return res;
 }

@@ -52,8 +52,9 @@ static void win_spread(sc_codegen *c, LLVMValueRef xi, void *p)
     st(c, q->DX, xi, fadd(c, ld(c, q->DX, xi), q->g));
 }
 
-void sc_cg_lower_pool(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_pool(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     int bwd = n->op == SC_OP_MAXPOOL_BWD || n->op == SC_OP_AVGPOOL_BWD;
     int max = n->op == SC_OP_MAXPOOL || n->op == SC_OP_MAXPOOL_BWD;
@@ -68,7 +69,7 @@ void sc_cg_lower_pool(sc_codegen *c, int i)
     q.best = var(c, c->elt, cf(c, 0));
     q.arg = var(c, c->i64, ci(c, 0));
     loop Lp, Loh, Low;
-    LLVMValueRef plane = par_loop(c, &Lp, (int64_t)x->shape[0] * x->shape[1]);
+    LLVMValueRef plane = par_loop(c, &res, &Lp, (int64_t)x->shape[0] * x->shape[1]);
     LLVMValueRef xoff = imul(c, plane, ci(c, H * W));
     LLVMValueRef yoff = imul(c, plane, ci(c, OH * OW));
     if (bwd) /* windows overlap only within a plane */
@@ -118,10 +119,12 @@ void sc_cg_lower_pool(sc_codegen *c, int i)
     loop_end(c, &Low);
     loop_end(c, &Loh);
     loop_end(c, &Lp);
+    return res;
 }
 
-void sc_cg_lower_global_avgpool(sc_codegen *c, int i)
+sc_lowered sc_cg_lower_global_avgpool(sc_codegen *c, int i)
 {
+    sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     int bwd = n->op == SC_OP_GLOBAL_AVGPOOL_BWD;
     const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
@@ -129,7 +132,7 @@ void sc_cg_lower_global_avgpool(sc_codegen *c, int i)
     LLVMValueRef A = tensor(c, n->in[0]), Y = tensor(c, n->out[0]);
     LLVMValueRef acc = var(c, c->f64, cd(c, 0));
     loop Lp, Lk;
-    LLVMValueRef p = par_loop(c, &Lp, planes);
+    LLVMValueRef p = par_loop(c, &res, &Lp, planes);
     LLVMValueRef off = imul(c, p, ci(c, hw));
     if (!bwd)
         set(c, acc, cd(c, 0));
@@ -143,4 +146,5 @@ void sc_cg_lower_global_avgpool(sc_codegen *c, int i)
     if (!bwd)
         st(c, Y, p, ftrunc(c, fdiv(c, get(c, acc, c->f64), cd(c, (double)hw))));
     loop_end(c, &Lp);
+    return res;
 }

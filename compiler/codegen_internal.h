@@ -47,15 +47,7 @@ struct sc_codegen {
     LLVMBasicBlockRef entry;
     int node;
     LLVMValueRef arg_in[SC_MAX_IN], arg_out[SC_MAX_OUT], arg_ws, arg_lo, arg_hi, arg_tid;
-    /* what lowering tells kernel_for: a node may lower to several phases
-     * (kernels called one after the other), each with its parallel extent
-     * (1: runs on one thread) and possibly a call into the communicator
-     * after it */
-    int phase, nphases;
-    int64_t par_n;
-    int hook;                 /* 1: sc_comm_bn_allreduce(ws + hook_off doubles, hook_n) */
-    int64_t hook_off, hook_n;
-    char impl[64];
+    int phase;                /* which of the node's phases */
     const sc_graph *g;
     const sc_memplan *mp;
     /* kernels generated so far, by signature: nodes that differ only in
@@ -75,24 +67,36 @@ static inline void oom(void)
     exit(3);
 }
 
+/* What lowering a phase of a node decided: a node may lower to several
+ * phases (kernels called one after the other), each with its parallel
+ * extent and possibly a call into the communicator after it. */
+typedef struct {
+    int nphases;              /* of the node (the same for every phase) */
+    int64_t extent;           /* 1: runs on one thread */
+    int hook;                 /* 1: sc_comm_bn_allreduce(ws + hook_off doubles, hook_n) */
+    int64_t hook_off, hook_n;
+    char impl[40];            /* the kernel's name: "loop", "gemm", "im2col+gemm x4", ... */
+} sc_lowered;
+
 /* Lowering (cg_conv.c, cg_batchnorm.c, cg_elementwise.c, cg_pool.c,
  * cg_head.c): the body of node i's kernel for phase c->phase, at the
- * builder's position in c->fn, from its arguments in c. */
-void sc_cg_lower_conv(sc_codegen *c, int i);
-void sc_cg_lower_conv_bwd_data(sc_codegen *c, int i);
-void sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i);
-void sc_cg_lower_batchnorm(sc_codegen *c, int i);
-void sc_cg_lower_batchnorm_eval(sc_codegen *c, int i);
-void sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i);
-void sc_cg_lower_bn_running(sc_codegen *c, int i);
-void sc_cg_lower_bias_bwd(sc_codegen *c, int i);
-void sc_cg_lower_elementwise(sc_codegen *c, int i);
-void sc_cg_lower_pool(sc_codegen *c, int i);
-void sc_cg_lower_global_avgpool(sc_codegen *c, int i);
-void sc_cg_lower_linear(sc_codegen *c, int i);
-void sc_cg_lower_l2norm(sc_codegen *c, int i);
-void sc_cg_lower_ntxent(sc_codegen *c, int i);
-void sc_cg_lower_softmax_xent(sc_codegen *c, int i);
+ * builder's position in c->fn, from its arguments in c; returns what it
+ * decided. */
+sc_lowered sc_cg_lower_conv(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_batchnorm_eval(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_bn_running(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_bias_bwd(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_elementwise(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_pool(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_global_avgpool(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_linear(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_l2norm(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_ntxent(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_softmax_xent(sc_codegen *c, int i);
 
 /* The sc_model descriptor and its tables (codegen_abi.c); -1 with a
  * message when the target lays the ABI structs out unlike this host's C. */
