@@ -48,20 +48,23 @@ static void usage(FILE *f)
             p);
 }
 
+/* Tensor k of the parameters followed by the buffers (k < nparams +
+ * nbuffers); *buffer says which. */
+static const sc_param_info *tensor_at(const sc_model_desc *d, int k, int *buffer)
+{
+    *buffer = k >= d->nparams;
+    return *buffer ? &d->buffers[k - d->nparams] : &d->params[k];
+}
+
 /* Whether every encoder tensor (parameter or buffer) has a torchvision key. */
 static int torchvision_names(const sc_model_desc *d)
 {
-    int any = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        const sc_param_info *t = pass ? d->buffers : d->params;
-        int n = pass ? d->nbuffers : d->nparams;
-        for (int i = 0; i < n; i++) {
-            if (t[i].role != SC_ROLE_ENCODER)
-                continue;
-            if (!t[i].export_name)
-                return 0;
-            any = 1;
-        }
+    int any = 0, buffer;
+    for (int k = 0; k < d->nparams + d->nbuffers; k++) {
+        const sc_param_info *t = tensor_at(d, k, &buffer);
+        if (t->role == SC_ROLE_ENCODER && !t->export_name)
+            return 0;
+        any |= t->role == SC_ROLE_ENCODER;
     }
     return any;
 }
@@ -142,16 +145,13 @@ int sc_cmd_export(int argc, char **argv)
         rc = SC_EXIT_INTERNAL;
         goto done;
     }
-    int ntensors = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        const sc_param_info *t = pass ? d->buffers : d->params;
-        int n = pass ? d->nbuffers : d->nparams;
-        for (int i = 0; i < n; i++) {
-            if (t[i].role != SC_ROLE_ENCODER)
-                continue;
-            add(w, &t[i], tv ? t[i].export_name : t[i].name, pass ? s.buffers : s.params);
-            ntensors++;
-        }
+    int ntensors = 0, buffer;
+    for (int k = 0; k < d->nparams + d->nbuffers; k++) {
+        const sc_param_info *t = tensor_at(d, k, &buffer);
+        if (t->role != SC_ROLE_ENCODER)
+            continue;
+        add(w, t, tv ? t->export_name : t->name, buffer ? s.buffers : s.params);
+        ntensors++;
     }
     char num[32];
     snprintf(num, sizeof num, "%d", d->feature_dim);
