@@ -25,9 +25,10 @@
 #define INDEX_SLOTS (1 << 18) /* power of two, > 2 x MAX_TENSORS */
 
 typedef struct {
-    const sc_model *m;
+    const sc_spec *m;
     sc_graph *g;
     int n;      /* views per step, 2 x batch */
+    sc_role role; /* of the parameters and buffers being built: the list's */
     int *index; /* open-addressing hash of tensor names: tensor index + 1, 0 free */
 } builder;
 
@@ -103,6 +104,8 @@ static int tensor(builder *b, const char *prefix, const char *suffix,
     }
     int t = sc_graph_tensor(b->g, name, kind, ndim, s, line);
     *slot = t + 1;
+    if (kind == SC_T_PARAM || kind == SC_T_BUFFER)
+        b->g->t[t].role = b->role;
     return t;
 }
 
@@ -475,7 +478,7 @@ static int build_list(builder *b, const sc_layer_list *list, const char *base, i
 
 static int build(builder *b, int batch)
 {
-    const sc_model *m = b->m;
+    const sc_spec *m = b->m;
     sc_graph *g = b->g;
     int B = batch > 0 ? batch : m->train.batch;
     if (B < 2 || B > (1 << 20))
@@ -493,8 +496,10 @@ static int build(builder *b, int batch)
     if (x < 0)
         return -1;
     g->input = x;
+    b->role = SC_ROLE_ENCODER;
     x = build_list(b, &m->encoder, "encoder", x);
     g->features = x;
+    b->role = SC_ROLE_HEAD;
     if (x >= 0)
         x = build_list(b, &m->head, "head", x);
     if (x < 0)
@@ -522,9 +527,9 @@ static int build(builder *b, int batch)
     return 0;
 }
 
-int sc_build_graph(const sc_model *m, int batch, sc_graph *g)
+int sc_build_graph(const sc_spec *m, int batch, sc_graph *g)
 {
-    builder b = {m, g, 0, calloc(INDEX_SLOTS, sizeof(int))};
+    builder b = {m, g, 0, SC_ROLE_NONE, calloc(INDEX_SLOTS, sizeof(int))};
     if (!b.index)
         return fail(&b, 0, "out of memory");
     /* Names the caller's graph may already hold. */

@@ -12,6 +12,6 @@
  * Canonical parameter order and names as documented in ir.h. On a semantic
  * error prints "simclrc: FILE:LINE: error: MESSAGE" (via diag.h) and
  * returns -1. */
-int sc_build_graph(const sc_model *m, int batch, sc_graph *g);
+int sc_build_graph(const sc_spec *m, int batch, sc_graph *g);
 
 #endif

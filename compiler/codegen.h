@@ -1,4 +1,4 @@
-/* LLVM code generation (codegen.c): lowers a planned training graph and
+/* LLVM code generation (cg_*.c, codegen_abi.c): lowers a planned training graph and
  * encoder graph to one LLVM module defining the ABI of include/sc_abi.h,
  * optimises it with the new pass manager and emits IR, assembly or an
  * object file for the host CPU (or --target-cpu). */
@@ -35,7 +35,7 @@ typedef struct {
 /* Lowers the model: the SimCLR step (forward + backward), the eval-mode
  * encoder and the fine-tuning step (forward + backward). Returns 0 or -1
  * (message in err). */
-int sc_codegen_module(sc_codegen *c, const sc_model *m, const sc_planned *step,
+int sc_codegen_module(sc_codegen *c, const sc_spec *m, const sc_planned *step,
                       const sc_planned *enc, const sc_planned *ft, char *err, size_t errlen);
 
 /* Runs the optimisation pipeline (default<O2> etc.). */

@@ -1,12 +1,22 @@
 #include "convplan.h"
 
+#include <stdio.h>
 #include <string.h>
 
-#include "memplan.h"
+int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads)
+{
+    int64_t want = (512 + ohw - 1) / ohw, best = 1;
+    if (threads > 1 && want > n / threads)
+        want = n / threads > 0 ? n / threads : 1;
+    for (int64_t d = 1; d <= n && d <= want; d++)
+        if (n % d == 0)
+            best = d;
+    return best;
+}
 
-/* src is the tensor the GEMMs read (x, or dy for the data gradient), dst
- * the one they write; pad the padding of src. */
-static void roles(const sc_graph *g, int i, const sc_tensor **src, const sc_tensor **dst, int64_t *pad)
+/* src is the tensor the shifted GEMMs read (x, or dy for the data
+ * gradient), dst the one they write; pad the padding of src. */
+static void shift_roles(const sc_graph *g, int i, const sc_tensor **src, const sc_tensor **dst, int64_t *pad)
 {
     const sc_node *n = &g->n[i];
     switch (n->op) {
@@ -22,11 +32,11 @@ static void roles(const sc_graph *g, int i, const sc_tensor **src, const sc_tens
     }
 }
 
-sc_shift_geom sc_conv_shift_geom(const sc_graph *g, int i, int threads)
+static sc_shift_geom shift_geom(const sc_graph *g, int i, int threads)
 {
     const sc_tensor *src, *dst;
     sc_shift_geom s;
-    roles(g, i, &src, &dst, &s.p);
+    shift_roles(g, i, &src, &dst, &s.p);
     s.n = src->shape[0];
     s.cs = src->shape[1], s.h = src->shape[2], s.w = src->shape[3];
     s.cd = dst->shape[1], s.oh = dst->shape[2], s.ow = dst->shape[3];
@@ -39,33 +49,77 @@ sc_shift_geom sc_conv_shift_geom(const sc_graph *g, int i, int threads)
     return s;
 }
 
-sc_conv_algo sc_conv_choose(const sc_graph *g, int i, const sc_memplan_opts *o)
+/* Shift+gemm for a convolution that is not 1x1: the tuning table's pick,
+ * else the policy. Shifting needs unit stride and, for the data
+ * gradient's flipped padding, pad <= kernel - 1. */
+static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
 {
     const sc_node *n = &g->n[i];
-    int conv = o->conv, threads = o->threads;
-    if (n->kernel == 1 && n->stride == 1 && n->pad == 0)
-        return SC_CONV_GEMM1X1;
-    /* Shifting needs unit stride and, for the data gradient's flipped
-     * padding, pad <= kernel - 1. */
     int legal = n->stride == 1 && n->kernel > 1 && n->pad >= 0 && n->pad <= n->kernel - 1;
     if (!legal)
-        return SC_CONV_IM2COL;
-    for (int k = 0; o->tuning && k < o->tuning->n; k++) {
-        const sc_conv_pick *p = &o->tuning->v[k];
+        return 0;
+    for (int k = 0; tuning && k < tuning->n; k++) {
+        const sc_conv_pick *p = &tuning->v[k];
         if (p->op == n->op && !strcmp(p->label, n->label))
-            return p->algo == SC_CONV_SHIFT ? SC_CONV_SHIFT : SC_CONV_IM2COL;
+            return p->algo == SC_CONV_SHIFT;
     }
-    if (conv == SC_CONV_IM2COL_POLICY)
-        return SC_CONV_IM2COL;
-    if (conv == SC_CONV_FORCE_SHIFT)
-        return SC_CONV_SHIFT;
-    sc_shift_geom s = sc_conv_shift_geom(g, i, threads);
-    return (double)s.plane <= SC_SHIFT_WASTE * (double)(s.oh * s.ow) ? SC_CONV_SHIFT : SC_CONV_IM2COL;
+    if (policy == SC_CONV_IM2COL_POLICY)
+        return 0;
+    if (policy == SC_CONV_FORCE_SHIFT)
+        return 1;
+    sc_shift_geom s = shift_geom(g, i, threads);
+    return (double)s.plane <= SC_SHIFT_WASTE * (double)(s.oh * s.ow);
 }
 
-int64_t sc_conv_shift_workspace(const sc_graph *g, int i, int threads)
+sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
 {
-    sc_shift_geom s = sc_conv_shift_geom(g, i, threads);
-    int64_t taps = s.k * s.k * s.cs * s.cd;
-    return s.cs * s.stride + s.cd * s.stride + taps;
+    const sc_node *n = &g->n[i];
+    /* x is the forward convolution's input, y its output */
+    const sc_tensor *x, *y;
+    if (n->op == SC_OP_CONV2D)
+        x = &g->t[n->in[0]], y = &g->t[n->out[0]];
+    else if (n->op == SC_OP_CONV2D_BWD_DATA)
+        x = &g->t[n->out[0]], y = &g->t[n->in[0]];
+    else
+        x = &g->t[n->in[1]], y = &g->t[n->in[0]];
+    sc_conv_plan p;
+    memset(&p, 0, sizeof p);
+    p.g = (sc_conv_geom){x->shape[1], x->shape[2], x->shape[3], n->kernel, n->stride, n->pad, y->shape[2], y->shape[3]};
+    p.n = x->shape[0];
+    p.o = y->shape[1];
+    p.ckk = p.g.c * p.g.k * p.g.k;
+    p.ohw = p.g.oh * p.g.ow;
+    /* With threads, the weight gradient sums per-thread partials. */
+    int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
+    int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0;
+    if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
+        sc_shift_geom s = shift_geom(g, i, threads);
+        p.algo = SC_CONV_SHIFT;
+        p.shift = s;
+        p.nb = s.nb;
+        p.at_b = s.cs * s.stride;
+        p.at_taps = p.at_b + s.cd * s.stride;
+        p.at_partial = p.at_taps + s.k * s.k * s.cs * s.cd;
+        snprintf(p.name, sizeof p.name, "shift+gemm x%lld", (long long)p.nb);
+    } else {
+        /* A chunk's im2col matrix [C*K*K, nb*OH*OW] and, for nb > 1, the
+         * GEMM result [O, nb*OH*OW]; a 1x1 convolution of one image at a
+         * time needs neither. */
+        p.nb = sc_conv_chunk(p.n, p.ohw, threads);
+        p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
+        if (p.algo == SC_CONV_IM2COL) {
+            p.at_b = p.ckk * p.nb * p.ohw;
+            p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? p.o * p.nb * p.ohw : 0);
+        }
+        if (p.algo == SC_CONV_GEMM1X1)
+            snprintf(p.name, sizeof p.name, "gemm-1x1");
+        else if (p.nb == 1)
+            snprintf(p.name, sizeof p.name, "im2col+gemm");
+        else
+            snprintf(p.name, sizeof p.name, "im2col+gemm x%lld", (long long)p.nb);
+    }
+    p.cols = p.nb * p.ohw;
+    p.chunks = p.n / p.nb;
+    p.workspace = p.at_partial + partial;
+    return p;
 }

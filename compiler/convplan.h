@@ -1,10 +1,12 @@
-/* How each convolution node is computed (convplan.c): the choice of
- * algorithm and its geometry, shared by the memory plan (workspace sizes)
- * and the code generator.
+/* How each convolution node is computed (convplan.c): the one place that
+ * decides a convolution's algorithm, its chunking, its workspace and the
+ * kernel's name. The memory plan (workspace sizes) and the code generator
+ * (cg_conv.c) both read the plan of sc_conv_plan_node.
  *
  *   gemm-1x1     a 1x1, stride-1, unpadded convolution of one image per
  *                GEMM: the input already is the GEMM operand.
- *   im2col+gemm  im2col of a chunk of images, one GEMM per chunk.
+ *   im2col+gemm  im2col of a chunk of images, one GEMM per chunk (also a
+ *                1x1 convolution whose chunks hold several images).
  *   shift+gemm   stride-1 convolutions as k*k GEMMs over a zero-padded
  *                copy of the input: tap (kh, kw) multiplies the padded
  *                planes shifted by kh*Wp + kw, with output positions on the
@@ -49,6 +51,12 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT };
 
 #define SC_SHIFT_WASTE 1.4
 
+/* The geometry of the forward convolution a node belongs to: input x of c
+ * channels, h x w; kernel k, stride s, padding p; output oh x ow. */
+typedef struct {
+    int64_t c, h, w, k, s, p, oh, ow;
+} sc_conv_geom;
+
 /* The shifted-GEMM geometry of one node: the GEMMs read src (cs channels,
  * h x w, padded by p on each side to hp x wp) and write cd channels of
  * oh x ow. nb images per chunk, stacked along the padded planes. */
@@ -59,16 +67,32 @@ typedef struct {
     int64_t npos;    /* GEMM columns: up to the chunk's last output */
 } sc_shift_geom;
 
-/* The algorithm of conv node i (CONV2D, CONV2D_BWD_DATA or
- * CONV2D_BWD_WEIGHT) under the plan's options: the tuning table's pick,
- * else the conv policy. */
-struct sc_memplan_opts;
-sc_conv_algo sc_conv_choose(const sc_graph *g, int i, const struct sc_memplan_opts *o);
-/* The shifted geometry of node i (only for SC_CONV_SHIFT). */
-sc_shift_geom sc_conv_shift_geom(const sc_graph *g, int i, int threads);
-/* Workspace floats per thread of a shift+gemm node: the padded input, the
- * GEMM output (or, for the weight gradient, the gradient on the padded
- * grid) and the per-tap weights (or per-tap weight gradients). */
-int64_t sc_conv_shift_workspace(const sc_graph *g, int i, int threads);
+/* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
+ * kernel runs over chunks of nb images: chunks is its parallel extent.
+ * Its workspace, per thread, holds in order: part a (im2col columns
+ * [ckk, cols], or the padded source), part b (the chunk's GEMM result
+ * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
+ * GEMMs' output grid), the per-tap weights (shift+gemm) and, for a weight
+ * gradient split over threads, the thread's partial dW. */
+typedef struct {
+    sc_conv_algo algo;
+    sc_conv_geom g;
+    int64_t n, nb, chunks;
+    int64_t o;                /* output channels of the forward conv */
+    int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
+    sc_shift_geom shift;      /* SC_CONV_SHIFT only */
+    int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
+    int64_t workspace;        /* floats per thread */
+    char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", ... */
+} sc_conv_plan;
+
+/* The plan of node i with `threads` workspaces, under the conv policy
+ * (SC_CONV_IM2COL_POLICY..) and the tuning table's picks (or NULL). */
+sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning);
+
+/* Images per chunk of a convolution over n images of ohw output pixels:
+ * enough that one GEMM has a few hundred columns, a divisor of n, and at
+ * least `threads` chunks where n allows. */
+int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads);
 
 #endif

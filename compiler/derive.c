@@ -17,6 +17,7 @@ static int copy_tensor(const sc_graph *train, int t, int views, sc_graph *out)
     d->init = s->init;
     d->fan_in = s->fan_in;
     d->no_decay = s->no_decay;
+    d->role = s->role;
     return k;
 }
 
@@ -115,10 +116,12 @@ int sc_graph_classifier(const sc_graph *train, int images, int nclasses, sc_grap
     int w = sc_graph_tensor(out, "classifier.weight", SC_T_PARAM, 2, ws, 0);
     out->t[w].init = SC_INIT_KAIMING_UNIFORM;
     out->t[w].fan_in = dim;
+    out->t[w].role = SC_ROLE_CLASSIFIER;
     int b = sc_graph_tensor(out, "classifier.bias", SC_T_PARAM, 1, bs, 0);
     out->t[b].init = SC_INIT_FAN_IN_UNIFORM;
     out->t[b].fan_in = dim;
     out->t[b].no_decay = 1;
+    out->t[b].role = SC_ROLE_CLASSIFIER;
     int ls[2] = {images, nclasses};
     int logits = sc_graph_tensor(out, "classifier", SC_T_ACT, 2, ls, 0);
     int in[3] = {x, w, b};

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "sc_init.h"
+#include "sc_role.h"
 
 #define SC_MAX_DIMS 4
 #define SC_MAX_IN 6
@@ -48,6 +49,7 @@ typedef struct {
     sc_init_kind init;
     int fan_in;
     int no_decay;        /* biases and batchnorm parameters: no weight decay, no LARS */
+    sc_role role;        /* which part of the model made it; SC_ROLE_NONE for the rest */
     int grad;            /* PARAM: index of its gradient tensor, else -1 */
 } sc_tensor;
 

@@ -7,30 +7,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autodiff.h"
-#include "build.h"
 #include "codegen.h"
 #include "convplan.h"
-#include "tune.h"
 #include "diag.h"
-#include "derive.h"
-#include "fuse.h"
+#include "ir.h"
 #include "link.h"
 #include "locate.h"
 #include "memplan.h"
-#include "ir.h"
 #include "model.h"
-#include "schedule.h"
+#include "pipeline.h"
 #include "stepdump.h"
+#include "tune.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
-
-/* The passes, in order: build the SimCLR graph, differentiate it, derive
- * the eval-mode encoder and the fine-tuning graph (differentiated too),
- * fuse all three (derivation expects unfused batchnorms), then order each
- * one's nodes for a smaller arena (schedule.h). */
-static const char *const passes[] = {"build", "autodiff", "encoder", "finetune", "fuse", "schedule"};
-#define NPASSES (int)(sizeof passes / sizeof passes[0])
 
 static void usage(FILE *f)
 {
@@ -106,61 +95,46 @@ static int dir_writable(const char *path)
 static sc_memplan_opts plan_opts = {.threads = 1};
 
 /* --emit=memplan */
-static int print_memplan(const sc_graph *g, const char *out)
+static int print_memplan(sc_compiled *c, const sc_graph *g, const sc_memplan *mp, const char *out)
 {
-    sc_memplan mp;
-    int result = g->loss >= 0 ? g->loss : g->features;
-    if (sc_memplan_build(g, result, &plan_opts, &mp)) {
-        fprintf(stderr, "simclrc: error: out of memory planning memory\n");
-        return EXIT_INTERNAL;
-    }
-    int rc = 0;
+    int rc = sc_passes_plan(c, &plan_opts);
+    if (rc)
+        return rc;
     FILE *f = out ? fopen(out, "w") : stdout;
     if (!f) {
         fprintf(stderr, "simclrc: error: cannot write %s: %s\n", out, strerror(errno));
-        rc = EXIT_INPUT;
-    } else {
-        sc_memplan_print(g, &mp, f);
-        int bad = fflush(f) != 0 || ferror(f);
-        if (f != stdout)
-            bad |= fclose(f) != 0;
-        if (bad) {
-            fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
-            rc = EXIT_INPUT;
-        }
+        return EXIT_INPUT;
     }
-    sc_memplan_free(&mp);
+    sc_memplan_print(g, mp, f);
+    int bad = fflush(f) != 0 || ferror(f);
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    if (bad) {
+        fprintf(stderr, "simclrc: error: writing %s failed\n", out ? out : "standard output");
+        rc = EXIT_INPUT;
+    }
     return rc;
-}
-
-static int dumps(const char *dump_after, const char *pass)
-{
-    return dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, pass));
 }
 
 /* --emit=exe|obj|asm|llvm|memplan: derive the encoder graph, plan memory,
  * generate code. */
-static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, const sc_graph *ft,
-                   const char *emit, const char *out, const char *target_cpu, int opt_level)
+static int compile(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu,
+                   int opt_level)
 {
     char err[2048];
     int rc = EXIT_INTERNAL;
-    sc_memplan smp = {0}, emp = {0}, fmp = {0};
     sc_codegen *cg = NULL;
     char *obj = NULL;
 
-    if (sc_memplan_build(g, g->loss, &plan_opts, &smp) || sc_memplan_build(enc, enc->features, &plan_opts, &emp) ||
-        sc_memplan_build(ft, ft->loss, &plan_opts, &fmp)) {
-        fprintf(stderr, "simclrc: error: out of memory planning memory\n");
+    if (sc_passes_plan(cp, &plan_opts))
         goto done;
-    }
     sc_codegen_options o = {.target_cpu = target_cpu, .opt_level = opt_level, .mpi = plan_opts.mpi};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
         rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
-    sc_planned ps = {g, &smp}, pe = {enc, &emp}, pf = {ft, &fmp};
+    sc_planned ps = {&cp->g, &cp->smp}, pe = {&cp->enc, &cp->emp}, pf = {&cp->ft, &cp->fmp};
     if (sc_codegen_module(cg, m, &ps, &pe, &pf, err, sizeof err) ||
         sc_codegen_optimize(cg, err, sizeof err)) {
         fprintf(stderr, "simclrc: %s\n", err);
@@ -202,9 +176,6 @@ static int compile(const sc_model *m, const sc_graph *g, const sc_graph *enc, co
 done:
     free(obj);
     sc_codegen_free(cg);
-    sc_memplan_free(&smp);
-    sc_memplan_free(&emp);
-    sc_memplan_free(&fmp);
     return rc;
 }
 
@@ -212,8 +183,8 @@ done:
  * does not change a convolution's time), timed, then the real compile with
  * the per-node picks. */
 typedef struct {
-    const sc_model *m;
-    const sc_graph *g, *enc, *ft;
+    const sc_spec *m;
+    sc_compiled *cp;
     const char *target_cpu;
     int opt_level;
 } tune_ctx;
@@ -225,13 +196,12 @@ static int build_trial(void *p, const char *exe, int conv)
     plan_opts.conv = conv;
     plan_opts.mpi = 0;
     plan_opts.tuning = NULL;
-    int rc = compile(t->m, t->g, t->enc, t->ft, "exe", exe, t->target_cpu, t->opt_level);
+    int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
     plan_opts = saved;
     return rc;
 }
 
-static int compile_tuned(const sc_model *m, const sc_graph *g, const sc_graph *enc, const sc_graph *ft,
-                         const char *emit, const char *out, const char *target_cpu, int opt_level)
+static int compile_tuned(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu, int opt_level)
 {
     char err[1024], def[160];
     snprintf(def, sizeof def, "./%s", m->name);
@@ -240,7 +210,7 @@ static int compile_tuned(const sc_model *m, const sc_graph *g, const sc_graph *e
         fprintf(stderr, "simclrc: error: cannot write %s: %s\n", base, strerror(errno));
         return EXIT_INPUT;
     }
-    tune_ctx t = {m, g, enc, ft, target_cpu, opt_level};
+    tune_ctx t = {m, cp, target_cpu, opt_level};
     sc_conv_tuning tuning;
     if (sc_tune_convs(build_trial, &t, base, &tuning, err, sizeof err)) {
         fprintf(stderr, "simclrc: error: %s\n", err);
@@ -248,7 +218,7 @@ static int compile_tuned(const sc_model *m, const sc_graph *g, const sc_graph *e
     }
     sc_tune_print(&tuning, stderr);
     plan_opts.tuning = &tuning;
-    int rc = compile(m, g, enc, ft, emit, out, target_cpu, opt_level);
+    int rc = compile(m, cp, emit, out, target_cpu, opt_level);
     plan_opts.tuning = NULL;
     sc_tune_free(&tuning);
     return rc;
@@ -387,8 +357,8 @@ int main(int argc, char **argv)
     }
     if (dump_after && strcmp(dump_after, "all")) {
         int ok = 0;
-        for (int i = 0; i < NPASSES; i++)
-            ok |= !strcmp(dump_after, passes[i]);
+        for (int i = 0; i <= SC_PASS_SCHEDULE; i++)
+            ok |= !strcmp(dump_after, sc_pass_name((sc_pass)i));
         if (!ok) {
             fprintf(stderr, "simclrc: error: unknown pass '%s' for --dump-after (build, autodiff, encoder, finetune, fuse, schedule, all)\n", dump_after);
             return EXIT_USAGE;
@@ -410,90 +380,27 @@ int main(int argc, char **argv)
                     "(simclrc --list-models lists them)");
         return EXIT_INPUT;
     }
-    sc_model m;
+    sc_spec m;
     if (sc_model_load(model_path, &m)) {
         sc_model_free(&m);
         return EXIT_INPUT;
     }
-    sc_graph g, enc, ft;
-    sc_graph_init(&g);
-    sc_graph_init(&enc);
-    sc_graph_init(&ft);
-    int rc = 0;
-    if (sc_build_graph(&m, (int)batch, &g)) {
-        rc = EXIT_INPUT;
+    sc_passes_opts po = {.batch = (int)batch, .classes = (int)classes, .fuse = fuse, .last = SC_PASS_SCHEDULE,
+                         .plan = plan_opts, .dump_after = dump_after};
+    sc_compiled cp;
+    int rc = sc_passes_run(&m, &po, &cp);
+    if (rc)
         goto done;
-    }
-    if (dumps(dump_after, "build")) {
-        fprintf(stderr, "# after pass build\n");
-        sc_graph_print(&g, stderr);
-    }
-    if (sc_autodiff(&g)) {
-        fprintf(stderr, "simclrc: internal error: the graph has no loss to differentiate\n");
-        rc = EXIT_INTERNAL;
-        goto done;
-    }
-    if (dumps(dump_after, "autodiff")) {
-        fprintf(stderr, "# after pass autodiff\n");
-        sc_graph_print(&g, stderr);
-    }
-    if (sc_graph_encoder(&g, 2 * g.batch, &enc)) {
-        fprintf(stderr, "simclrc: internal error: cannot derive the encoder graph\n");
-        rc = EXIT_INTERNAL;
-        goto done;
-    }
-    if (dumps(dump_after, "encoder")) {
-        fprintf(stderr, "# after pass encoder\n");
-        sc_graph_print(&enc, stderr);
-    }
-    /* Fine-tuning steps take 2B images, the views of a SimCLR step: the same
-     * shapes, so the encoder's forward kernels are shared. */
-    if (sc_graph_classifier(&g, 2 * g.batch, (int)classes, &ft) || sc_autodiff(&ft)) {
-        fprintf(stderr, "simclrc: internal error: cannot derive the fine-tuning graph\n");
-        rc = EXIT_INTERNAL;
-        goto done;
-    }
-    if (dumps(dump_after, "finetune")) {
-        fprintf(stderr, "# after pass finetune\n");
-        sc_graph_print(&ft, stderr);
-    }
-    if (fuse) {
-        sc_fuse(&g);
-        sc_fuse(&enc);
-        sc_fuse(&ft);
-    }
-    if (dumps(dump_after, "fuse")) {
-        const sc_graph *fg[3] = {&g, &enc, &ft};
-        static const char *const fname[3] = {"simclr", "encoder", "finetune"};
-        for (int i = 0; i < 3; i++) {
-            fprintf(stderr, "# after pass fuse (%s graph%s)\n", fname[i], fuse ? "" : ", disabled by --no-fuse");
-            sc_graph_print(fg[i], stderr);
-        }
-    }
-    {
-        sc_graph *sg[3] = {&g, &enc, &ft};
-        static const char *const sname[3] = {"simclr", "encoder", "finetune"};
-        for (int i = 0; i < 3; i++) {
-            if (sc_schedule_nodes(sg[i], sg[i]->loss >= 0 ? sg[i]->loss : sg[i]->features, &plan_opts)) {
-                fprintf(stderr, "simclrc: error: out of memory scheduling the %s graph\n", sname[i]);
-                rc = EXIT_INTERNAL;
-                goto done;
-            }
-            if (dumps(dump_after, "schedule")) {
-                fprintf(stderr, "# after pass schedule (%s graph)\n", sname[i]);
-                sc_graph_print(sg[i], stderr);
-            }
-        }
-    }
-    const sc_graph *shown = !strcmp(which, "encoder") ? &enc : !strcmp(which, "finetune") ? &ft : &g;
+    int w = !strcmp(which, "encoder") ? 1 : !strcmp(which, "finetune") ? 2 : 0;
+    const sc_graph *shown = w == 1 ? &cp.enc : w == 2 ? &cp.ft : &cp.g;
 
     if (codegen && strcmp(emit, "memplan")) {
-        rc = tune ? compile_tuned(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level)
-                  : compile(&m, &g, &enc, &ft, emit, out, target_cpu, opt_level);
+        rc = tune ? compile_tuned(&m, &cp, emit, out, target_cpu, opt_level)
+                  : compile(&m, &cp, emit, out, target_cpu, opt_level);
     } else if (!strcmp(emit, "memplan")) {
-        rc = print_memplan(shown, out);
+        rc = print_memplan(&cp, shown, w == 1 ? &cp.emp : w == 2 ? &cp.fmp : &cp.smp, out);
     } else if (!strcmp(emit, "step-dump")) {
-        if (shown == &enc) {
+        if (shown == &cp.enc) {
             fprintf(stderr, "simclrc: error: --emit=step-dump needs a training graph (--graph=simclr or finetune)\n");
             rc = EXIT_USAGE;
         } else if (sc_stepdump_write(shown, seed, out))
@@ -518,9 +425,7 @@ int main(int argc, char **argv)
         }
     }
 done:
-    sc_graph_free(&ft);
-    sc_graph_free(&enc);
-    sc_graph_free(&g);
+    sc_compiled_free(&cp);
     sc_model_free(&m);
     return rc;
 }

@@ -16,17 +16,6 @@
 
 static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
-int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads)
-{
-    int64_t want = (512 + ohw - 1) / ohw, best = 1;
-    if (threads > 1 && want > n / threads)
-        want = n / threads > 0 ? n / threads : 1;
-    for (int64_t d = 1; d <= n && d <= want; d++)
-        if (n % d == 0)
-            best = d;
-    return best;
-}
-
 int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, int *per_thread)
 {
     const sc_node *n = &g->n[i];
@@ -34,34 +23,9 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
     switch (n->op) {
     case SC_OP_CONV2D:
     case SC_OP_CONV2D_BWD_DATA:
-    case SC_OP_CONV2D_BWD_WEIGHT: {
-        /* A chunk's im2col matrix [C*K*K, nb*OH*OW] and, for nb > 1, the
-         * GEMM result [O, nb*OH*OW] before it is scattered to NCHW; a 1x1,
-         * stride-1, unpadded conv of one image at a time needs neither. */
-        const sc_tensor *x, *y;
-        if (n->op == SC_OP_CONV2D) {
-            x = &g->t[n->in[0]];
-            y = &g->t[n->out[0]];
-        } else if (n->op == SC_OP_CONV2D_BWD_DATA) {
-            x = &g->t[n->out[0]];
-            y = &g->t[n->in[0]];
-        } else {
-            x = &g->t[n->in[1]];
-            y = &g->t[n->in[0]];
-        }
-        int64_t ohw = (int64_t)y->shape[2] * y->shape[3];
-        int64_t nb = sc_conv_chunk(x->shape[0], ohw, o->threads);
-        int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0;
-        /* With threads, the weight gradient sums per-thread partials. */
-        int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && o->threads > 1 ? g->t[n->out[0]].numel : 0;
+    case SC_OP_CONV2D_BWD_WEIGHT:
         *per_thread = 1;
-        if (sc_conv_choose(g, i, o) == SC_CONV_SHIFT)
-            return sc_conv_shift_workspace(g, i, o->threads) + partial;
-        if (one_by_one && nb == 1)
-            return partial;
-        int64_t cols = nb * ohw, oc = y->shape[1];
-        return (int64_t)x->shape[1] * n->kernel * n->kernel * cols + (nb > 1 ? oc * cols : 0) + partial;
-    }
+        return sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning).workspace;
     case SC_OP_BATCHNORM:
     case SC_OP_BATCHNORM_RELU:
     case SC_OP_BATCHNORM_BWD:

@@ -59,10 +59,6 @@ typedef struct {
     sc_memplan_opts opts;
 } sc_memplan;
 
-/* Images per chunk of a convolution over n images of ohw output pixels:
- * enough that one GEMM has a few hundred columns, a divisor of n, and at
- * least `threads` chunks where n allows. */
-int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads);
 /* The workspace a node needs, in floats: per thread (*per_thread set) or
  * for the whole node. */
 int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, int *per_thread);

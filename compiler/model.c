@@ -1,5 +1,5 @@
 /* The XML front end: reads a model file, validates it against the embedded
- * schema (models/simclr.xsd), fills an sc_model with every default applied,
+ * schema (models/simclr.xsd), fills an sc_spec with every default applied,
  * and runs the semantic checks that need no shapes.
  *
  * Every error goes through diag.h as "FILE:LINE: error: MESSAGE"; libxml2's
@@ -66,7 +66,7 @@ static void free_list(sc_layer_list *l)
     l->n = 0;
 }
 
-void sc_model_free(sc_model *m)
+void sc_model_free(sc_spec *m)
 {
     if (!m)
         return;
@@ -281,7 +281,7 @@ static void xml_error(void *data, xmlErrorPtr e)
 
 typedef struct {
     const char *path;
-    sc_model *m;
+    sc_spec *m;
     const line_table *lines;
 } loader;
 
@@ -635,7 +635,7 @@ static void check_names(loader *L, const sc_layer_list *list, name_set *s)
 static void parse_aug(loader *L, const xmlNode *n, sc_aug *a)
 {
     const char *el = (const char *)n->name;
-    sc_model *m = L->m;
+    sc_spec *m = L->m;
     a->line = line_of(L, n);
     if (!strcmp(el, "random-resized-crop")) {
         a->kind = SC_AUG_RANDOM_RESIZED_CROP;
@@ -761,7 +761,7 @@ static void parse_train(loader *L, const xmlNode *n, sc_train *t)
 
 static void parse_model(loader *L, const xmlNode *root)
 {
-    sc_model *m = L->m;
+    sc_spec *m = L->m;
     m->line = line_of(L, root);
     if (!is_elem(root, "simclr")) {
         err(L, root, "the root element must be <simclr>, not <%s>", (const char *)root->name);
@@ -862,7 +862,7 @@ static int doctype_line(const char *text)
     return line;
 }
 
-int sc_model_load(const char *path, sc_model *m)
+int sc_model_load(const char *path, sc_spec *m)
 {
     memset(m, 0, sizeof *m);
     int errors0 = sc_error_count();

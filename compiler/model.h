@@ -95,13 +95,13 @@ typedef struct {
     sc_aug *augs;
     int naugs;
     sc_train train;
-} sc_model;
+} sc_spec;
 
 /* Reads, schema-validates and checks PATH. On error prints
  * "simclrc: FILE:LINE: error: MESSAGE" lines to stderr and returns -1;
  * the model is then empty and safe to free. */
-int sc_model_load(const char *path, sc_model *m);
-void sc_model_free(sc_model *m);
+int sc_model_load(const char *path, sc_spec *m);
+void sc_model_free(sc_spec *m);
 
 const char *sc_layer_kind_name(sc_layer_kind k);
 

@@ -24,65 +24,112 @@ static int op_by_name(const char *name, sc_opkind *op)
     return -1;
 }
 
-/* Runs `exe bench-step --steps 2 --profile` and keeps the convolution
- * rows of its per-kernel table: "rank node op impl... calls total ms/call
- * GFLOP/s share%". */
-static int profile(const char *exe, row **rows, int *nrows, char *err, size_t errlen)
+/* Splits one CSV line (RFC 4180 quoting, no line breaks inside fields)
+ * into at most max fields, in place; the count. */
+static int csv_split(char *line, char **f, int max)
 {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' bench-step --steps 2 --profile 2>&1", exe);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        snprintf(err, errlen, "--tune: cannot run %s: %s", exe, strerror(errno));
+    int n = 0;
+    char *r = line, *w = line;
+    line[strcspn(line, "\r\n")] = 0;
+    for (;;) {
+        if (n == max)
+            return n;
+        f[n++] = w;
+        if (*r == '"') {
+            for (r++; *r && !(*r == '"' && r[1] != '"'); r++)
+                *w++ = *r == '"' ? *++r : *r;
+            if (*r)
+                r++;
+        }
+        while (*r && *r != ',')
+            *w++ = *r++;
+        if (!*r) {
+            *w = 0;
+            return n;
+        }
+        *w++ = 0;
+        r++;
+    }
+}
+
+/* The column of `name` in a header, or -1. */
+static int column(char **head, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(head[i], name))
+            return i;
+    return -1;
+}
+
+/* Reads the convolution rows of a profile CSV (sc_profile.h:
+ * index,node,op,impl,calls,total_ms,flops). */
+static int read_profile(FILE *in, row **rows, int *nrows, char *err, size_t errlen)
+{
+    enum { MAXF = 16 };
+    char head[1024], line[1024], *h[MAXF], *f[MAXF];
+    if (!fgets(head, sizeof head, in)) {
+        snprintf(err, errlen, "the profile table is empty");
         return -1;
     }
-    char line[1024];
-    int n = 0, cap = 0, in_table = 0;
+    int nh = csv_split(head, h, MAXF);
+    int cn = column(h, nh, "node"), co = column(h, nh, "op"), ci = column(h, nh, "impl"),
+        cm = column(h, nh, "total_ms");
+    if (cn < 0 || co < 0 || ci < 0 || cm < 0) {
+        snprintf(err, errlen, "the profile table lacks a node, op, impl or total_ms column");
+        return -1;
+    }
+    int n = 0, cap = 0;
     row *v = NULL;
-    while (fgets(line, sizeof line, p)) {
-        if (strstr(line, " rank ") == line || !strncmp(line, " rank", 5)) {
-            in_table = 1;
-            continue;
-        }
-        if (!in_table)
-            continue;
-        char *tok[16];
-        int nt = 0;
-        for (char *s = strtok(line, " \t\n"); s && nt < 16; s = strtok(NULL, " \t\n"))
-            tok[nt++] = s;
-        if (nt < 9) { /* the end of the table */
-            in_table = 0;
-            continue;
-        }
+    while (fgets(line, sizeof line, in)) {
+        int nf = csv_split(line, f, MAXF);
         sc_opkind op;
-        if (strncmp(tok[2], "conv2d", 6) || op_by_name(tok[2], &op))
+        if (nf < nh || strncmp(f[co], "conv2d", 6) || op_by_name(f[co], &op))
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             row *nv = realloc(v, (size_t)cap * sizeof *nv);
             if (!nv) {
                 free(v);
-                pclose(p);
                 snprintf(err, errlen, "out of memory");
                 return -1;
             }
             v = nv;
         }
         row *r = &v[n++];
-        snprintf(r->node, sizeof r->node, "%s", tok[1]);
+        snprintf(r->node, sizeof r->node, "%s", f[cn]);
         r->op = op;
-        snprintf(r->impl, sizeof r->impl, "%s", tok[3]);
-        r->ms = strtod(tok[nt - 4], NULL);
-    }
-    int status = pclose(p);
-    if (status != 0 || n == 0) {
-        free(v);
-        snprintf(err, errlen, "--tune: '%s bench-step --profile' failed or printed no convolutions", exe);
-        return -1;
+        snprintf(r->impl, sizeof r->impl, "%s", f[ci]);
+        r->ms = strtod(f[cm], NULL);
     }
     *rows = v;
     *nrows = n;
     return 0;
+}
+
+/* Runs `exe bench-step --steps 2 --profile --profile-csv FILE` and keeps
+ * the convolution rows of the table. */
+static int profile(const char *exe, row **rows, int *nrows, char *err, size_t errlen)
+{
+    char cmd[8400], csv[4200];
+    if (snprintf(csv, sizeof csv, "%s.csv", exe) >= (int)sizeof csv ||
+        snprintf(cmd, sizeof cmd, "'%s' bench-step --steps 2 --profile --profile-csv '%s' >/dev/null 2>&1", exe,
+                 csv) >= (int)sizeof cmd) {
+        snprintf(err, errlen, "--tune: the path %s is too long", exe);
+        return -1;
+    }
+    int status = system(cmd);
+    FILE *in = status == 0 ? fopen(csv, "r") : NULL;
+    int rc = in ? read_profile(in, rows, nrows, err, errlen) : -1;
+    if (in)
+        fclose(in);
+    unlink(csv);
+    if (!in || (rc == 0 && *nrows == 0)) {
+        if (rc == 0)
+            free(*rows);
+        snprintf(err, errlen, "--tune: '%s bench-step --profile' failed or printed no convolutions", exe);
+        return -1;
+    }
+    return rc;
 }
 
 int sc_tune_convs(sc_tune_build_fn build, void *ctx, const char *out, sc_conv_tuning *t, char *err, size_t errlen)

@@ -21,104 +21,79 @@
 #ifndef SC_ABI_H
 #define SC_ABI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "sc_abi_fields.h"
 #include "sc_abi_version.h"
+#include "sc_role.h"
 
-typedef struct {
-    const char *name;       /* canonical name, e.g. "encoder.0.weight" */
-    int32_t ndim;
-    int32_t shape[4];
-    int64_t numel;
-    int64_t offset;         /* in floats, into params (or buffers) */
-    int32_t init;           /* sc_init_kind */
-    int32_t fan_in;
-    int32_t no_decay;       /* bias or batchnorm parameter: no weight decay, no LARS */
-    int32_t pad_;
-} sc_param_info;
+/* The structs, declared from their field lists (sc_abi_fields.h). */
+#define SC_ABI_C_FIELD(kind, ctype, name) ctype name;
+#define SC_ABI_C_ARRAY(kind, ctype, name, n) ctype name[n];
+#define SC_ABI_C_STRUCT(stype, name) stype name;
+#define SC_ABI_C_STRUCT_OF(list) list(SC_ABI_C_FIELD, SC_ABI_C_ARRAY, SC_ABI_C_STRUCT)
 
-/* Training defaults from <train> (cli flags override them at run time). */
-typedef struct {
-    int32_t epochs;
-    int32_t optimizer;      /* 0 sgd, 1 adam, 2 adamw, 3 lars */
-    double lr;
-    int32_t lr_scaling_linear;
-    int32_t warmup_epochs;
-    double momentum;
-    double weight_decay;
-    int32_t schedule;       /* 0 constant, 1 cosine */
-    int32_t pad_;
-    uint64_t seed;
-} sc_train_defaults;
+/* One parameter or buffer.
+ *   name         canonical name, e.g. "encoder.0.weight"
+ *   export_name  the key `export` writes it under ("conv1.weight", "layer1.0.bn1.running_mean")
+ *                when the encoder is torchvision-style and the tensor is the encoder's; else NULL
+ *   role         sc_role: SC_ROLE_ENCODER, SC_ROLE_HEAD or SC_ROLE_CLASSIFIER
+ *   offset       in floats, into params (or buffers)
+ *   init         sc_init_kind; no_decay: a bias or batchnorm parameter (no weight decay, no LARS) */
+typedef struct { SC_ABI_C_STRUCT_OF(SC_PARAM_INFO_FIELDS) } sc_param_info;
 
-/* One augmentation of <augment>, in document order. */
-typedef struct {
-    int32_t kind;           /* 0 crop, 1 flip, 2 jitter, 3 grayscale, 4 blur, 5 normalize */
-    int32_t size;           /* crop output size */
-    int32_t kernel;         /* blur kernel */
-    int32_t pad_;
-    double p;
-    double scale_min, scale_max, ratio_min, ratio_max;
-    double brightness, contrast, saturation, hue;
-    double sigma_min, sigma_max;
-    double mean[3], std[3];
-} sc_aug_info;
+/* Training defaults from <train> (cli flags override them at run time):
+ * optimizer 0 sgd, 1 adam, 2 adamw, 3 lars; schedule 0 constant, 1 cosine. */
+typedef struct { SC_ABI_C_STRUCT_OF(SC_TRAIN_DEFAULTS_FIELDS) } sc_train_defaults;
+
+/* One augmentation of <augment>, in document order: kind 0 crop, 1 flip,
+ * 2 jitter, 3 grayscale, 4 blur, 5 normalize; size is the crop's output
+ * size, kernel the blur's. */
+typedef struct { SC_ABI_C_STRUCT_OF(SC_AUG_INFO_FIELDS) } sc_aug_info;
 
 /* One node (kernel call) of sc_step, in call order: for `bench-step
- * --profile` and `info`. */
-typedef struct {
-    const char *name;       /* the node's label, e.g. "encoder.4.0.conv1" */
-    const char *op;         /* "conv2d", "batchnorm_bwd"; fused: "batchnorm+relu" */
-    const char *impl;       /* the kernel chosen: "im2col+gemm", "gemm-1x1", "loop", ... */
-    double flops;
-    int64_t parallel;       /* work items split over threads (1: runs on one thread) */
-} sc_node_info;
+ * --profile` and `info`. name is the node's label ("encoder.4.0.conv1"),
+ * op "conv2d", "batchnorm_bwd", fused "batchnorm+relu"; impl the kernel
+ * chosen ("im2col+gemm", "gemm-1x1", "loop", ...); parallel the work items
+ * split over threads (1: runs on one thread). */
+typedef struct { SC_ABI_C_STRUCT_OF(SC_NODE_INFO_FIELDS) } sc_node_info;
 
-typedef struct {
-    int32_t abi_version;
-    int32_t batch;          /* images per step; the step sees 2 * batch views */
-    int32_t in_c, in_h, in_w;
-    int32_t feature_dim;    /* encoder output width */
-    int32_t proj_dim;       /* projection head output width */
-    int32_t encode_batch;   /* images per sc_encode call */
-    int32_t nparams, nbuffers;
-    int32_t naugs;
-    int32_t pad_;
-    int64_t params_floats, buffers_floats;
-    int64_t arena_floats;   /* for sc_step */
-    int64_t encode_arena_floats;
-    double flops_per_step;
-    double temperature;
-    const char *name;
-    const char *compiler_version;
-    const char *target_cpu;
-    const char *target_features;
-    const char *spec;       /* the model file's text */
-    const sc_param_info *params;
-    const sc_param_info *buffers;
-    const sc_aug_info *augs;
-    sc_train_defaults train;
-    /* Supervised fine-tuning (sc_finetune_step): the encoder in training
-     * mode, a linear classifier "classifier.weight" [nclasses, feature_dim]
-     * and "classifier.bias", softmax cross-entropy. Its parameter table is
-     * params followed by the two classifier tensors, at the same offsets,
-     * so the params buffer must hold ft_params_floats floats. */
-    int32_t finetune_batch;   /* images per sc_finetune_step */
-    int32_t nclasses;
-    int32_t nft_params;
-    int32_t pad2_;
-    int64_t ft_params_floats;
-    int64_t ft_arena_floats;
-    const sc_param_info *ft_params;
-    /* Threads: the generated kernels split their outer loops over the
-     * runtime's thread pool (sc_parallel.h); per-thread workspaces are
-     * planned for up to max_threads threads. */
-    int32_t max_threads;
-    int32_t nstep_nodes;
-    const sc_node_info *step_nodes;
-    int32_t mpi;            /* built with simclrc --mpi: calls sc_comm.h */
-    int32_t pad3_;
-} sc_model_desc;
+/* The model:
+ *   batch           images per step; the step sees 2 * batch views
+ *   feature_dim     encoder output width; proj_dim the projection head's
+ *   encode_batch    images per sc_encode call
+ *   arena_floats    for sc_step; encode_arena_floats for sc_encode
+ *   spec            the model file's text
+ * Supervised fine-tuning (sc_finetune_step): the encoder in training mode,
+ * a linear classifier "classifier.weight" [nclasses, feature_dim] and
+ * "classifier.bias", softmax cross-entropy, finetune_batch images per
+ * step. Its parameter table ft_params is params followed by the two
+ * classifier tensors, at the same offsets, so the params buffer must hold
+ * ft_params_floats floats.
+ * Threads: the generated kernels split their outer loops over the
+ * runtime's thread pool (sc_parallel.h); per-thread workspaces are planned
+ * for up to max_threads threads. mpi: built with simclrc --mpi (calls
+ * sc_comm.h). */
+typedef struct { SC_ABI_C_STRUCT_OF(SC_MODEL_DESC_FIELDS) } sc_model_desc;
+
+/* No implicit padding: each struct is the sum of its fields' sizes, so its
+ * layout is the same for any C compiler and for LLVM's (checked there
+ * against the target's data layout, compiler/abi_layout.c). */
+#define SC_ABI_SIZE_FIELD(kind, ctype, name) +sizeof(ctype)
+#define SC_ABI_SIZE_ARRAY(kind, ctype, name, n) +(n) * sizeof(ctype)
+#define SC_ABI_SIZE_STRUCT(stype, name) +sizeof(stype)
+#define SC_ABI_SIZE_OF(list) (0 list(SC_ABI_SIZE_FIELD, SC_ABI_SIZE_ARRAY, SC_ABI_SIZE_STRUCT))
+_Static_assert(sizeof(sc_param_info) == SC_ABI_SIZE_OF(SC_PARAM_INFO_FIELDS), "sc_param_info has padding");
+_Static_assert(sizeof(sc_train_defaults) == SC_ABI_SIZE_OF(SC_TRAIN_DEFAULTS_FIELDS), "sc_train_defaults has padding");
+_Static_assert(sizeof(sc_aug_info) == SC_ABI_SIZE_OF(SC_AUG_INFO_FIELDS), "sc_aug_info has padding");
+_Static_assert(sizeof(sc_node_info) == SC_ABI_SIZE_OF(SC_NODE_INFO_FIELDS), "sc_node_info has padding");
+_Static_assert(sizeof(sc_model_desc) == SC_ABI_SIZE_OF(SC_MODEL_DESC_FIELDS), "sc_model_desc has padding");
+#if UINTPTR_MAX == UINT64_MAX
+/* ABI 3 on 64-bit targets: a change of these means a new SC_ABI_VERSION. */
+_Static_assert(sizeof(sc_param_info) == 72 && offsetof(sc_param_info, numel) == 40, "sc_param_info (ABI 3)");
+_Static_assert(sizeof(sc_model_desc) == 280 && offsetof(sc_model_desc, train) == 160, "sc_model_desc (ABI 3)");
+#endif
 
 extern const sc_model_desc sc_model;
 

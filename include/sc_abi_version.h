@@ -1,6 +1,7 @@
-/* The version of the generated-code ABI (sc_abi.h). Separate so that the
- * compiler, whose own model type is also called sc_model, can use it. */
+/* The version of the generated-code ABI (sc_abi.h, sc_abi_fields.h): bumped
+ * whenever a struct's fields change. 3: sc_param_info carries role and
+ * export_name. */
 #ifndef SC_ABI_VERSION_H
 #define SC_ABI_VERSION_H
-#define SC_ABI_VERSION 2
+#define SC_ABI_VERSION 3
 #endif

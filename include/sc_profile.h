@@ -39,4 +39,12 @@ int64_t sc_prof_stray(void);
  * the shares. */
 void sc_prof_print(FILE *f, const sc_node_info *nodes, int32_t n, int64_t steps, double seconds);
 
+/* The same counters as a machine-readable table (bench-step --profile-csv,
+ * read by simclrc --tune): a header line
+ *   index,node,op,impl,calls,total_ms,flops
+ * then one line per node that ran, in call order; flops of all its calls.
+ * Fields holding a comma, a quote or a line break are quoted, quotes
+ * doubled (RFC 4180). Returns 0, or -1 when writing failed. */
+int sc_prof_write_csv(FILE *f, const sc_node_info *nodes, int32_t n);
+
 #endif

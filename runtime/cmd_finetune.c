@@ -378,29 +378,15 @@ static void load_batch(finetune *f, uint64_t epoch, int64_t k)
     }
 }
 
-/* Optimised tensors: the encoder's and the classifier's. The step
- * leaves the projection head's gradients untouched, which is how they
- * are told apart: NaN before the first step stays NaN. Takes the first
- * step and fills f->table with the tensors it trains; returns their
- * count. */
-static int mark_trained(finetune *f)
+/* The optimizer over the tensors fine-tuning trains: the encoder's and
+ * the classifier's (the ABI's roles; the projection head is not used). */
+static int new_optimizer(finetune *f)
 {
     const sc_model_desc *d = f->d;
-    sc_state *s = &f->s;
-    const int64_t pf = sc_params_alloc_floats(d);
-    for (int64_t j = 0; j < pf; j++)
-        s->grads[j] = NAN;
-    sc_finetune_step(s->params, s->grads, s->buffers, s->arena, f->input, s->loss);
     int n = 0;
     for (int i = 0; i < d->nft_params; i++)
-        if (!isnan(s->grads[d->ft_params[i].offset]))
+        if (d->ft_params[i].role != SC_ROLE_HEAD)
             f->table[n++] = d->ft_params[i];
-    return n;
-}
-
-/* The optimizer over the n tensors of f->table. */
-static int new_optimizer(finetune *f, int n)
-{
     char err[1024];
     sc_optim_config oc = {0};
     oc.kind = f->o.optimizer;
@@ -421,19 +407,15 @@ static int new_optimizer(finetune *f, int n)
 static int train_step(finetune *f, int64_t step, uint64_t epoch, double *loss_sum)
 {
     sc_state *s = &f->s;
-    int n = 0;
-    if (!f->opt)
-        n = mark_trained(f);
-    else
-        sc_finetune_step(s->params, s->grads, s->buffers, s->arena, f->input, s->loss);
+    int rc;
+    if (!f->opt && (rc = new_optimizer(f)))
+        return rc;
+    sc_finetune_step(s->params, s->grads, s->buffers, s->arena, f->input, s->loss);
     if (!isfinite(s->loss[0])) {
         sc_cli_error("the loss is not finite at step %lld (epoch %" PRIu64 "): lower --lr", (long long)step,
                      epoch + 1);
         return SC_EXIT_INPUT;
     }
-    int rc;
-    if (!f->opt && (rc = new_optimizer(f, n)))
-        return rc;
     *loss_sum += s->loss[0];
     sc_optim_step(f->opt, s->params, s->grads, sc_lr_at(&f->sched, step));
     return 0;

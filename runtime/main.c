@@ -343,7 +343,7 @@ static int cmd_dump_step(int argc, char **argv)
 static void bench_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s bench-step [--steps K] [--threads T] [--profile]\n"
+            "usage: %s bench-step [--steps K] [--threads T] [--profile [--profile-csv FILE]]\n"
             "\n"
             "Times K training steps (forward, loss, backward; no optimizer update) on\n"
             "synthetic input after one warm-up step, and prints views per second\n"
@@ -357,6 +357,9 @@ static void bench_usage(FILE *f)
             "  --profile     time every kernel of the timed steps and print them sorted\n"
             "                by time, then a summary per op (two clock reads per\n"
             "                kernel; the step time includes them)\n"
+            "  --profile-csv FILE  with --profile: also write the per-kernel counters\n"
+            "                as CSV (index,node,op,impl,calls,total_ms,flops; '-' is\n"
+            "                standard output)\n"
             "  --global-bn   under mpirun (simclrc --mpi): batchnorm statistics over all\n"
             "                ranks; the time spent communicating is printed too\n"
             "  -h, --help    show this help\n",
@@ -372,20 +375,42 @@ static double peak_rss_mb(void)
     return (double)u.ru_maxrss * 1024.0 / 1e6;
 }
 
+/* bench-step --profile-csv FILE ("-": standard output). */
+static int write_profile_csv(const char *path, const sc_model_desc *d)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+    if (!f) {
+        sc_cli_error("%s: cannot write: %s", path, strerror(errno));
+        return SC_EXIT_INPUT;
+    }
+    int bad = sc_prof_write_csv(f, d->step_nodes, d->nstep_nodes);
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    if (bad) {
+        sc_cli_error("%s: writing failed", path);
+        return SC_EXIT_INPUT;
+    }
+    return 0;
+}
+
 static int cmd_bench_step(int argc, char **argv)
 {
     uint64_t steps = 10, threads = 0;
     int profile = 0, global_bn = 0;
+    const char *csv = NULL;
     const sc_opt opts[] = {
         {"steps", .kind = SC_OPT_U64, .dest = &steps, .min = 1, .max = 1000000},
         {"threads", .kind = SC_OPT_U64, .dest = &threads, .min = 1, .max = 1024},
         {"profile", .kind = SC_OPT_FLAG, .dest = &profile},
+        {"profile-csv", .kind = SC_OPT_STR, .dest = &csv, .nonempty = 1},
         {"global-bn", .kind = SC_OPT_FLAG, .dest = &global_bn},
     };
     const sc_cmdline cl = {"bench-step", opts, SC_NOPTS(opts), bench_usage, NULL, 0};
     int rc;
     if (sc_cli_parse(&cl, argc, argv, &rc))
         return rc;
+    if (csv && !profile)
+        return sc_cli_usage_error("bench-step", "--profile-csv needs --profile");
     sc_state s;
     if ((rc = sc_cli_state(&s)))
         return rc;
@@ -433,6 +458,8 @@ static int cmd_bench_step(int argc, char **argv)
             rc = SC_EXIT_INTERNAL;
         } else {
             sc_prof_print(stdout, d->step_nodes, d->nstep_nodes, (int64_t)steps, total);
+            if (csv)
+                rc = write_profile_csv(csv, d);
         }
         sc_prof_free();
     }

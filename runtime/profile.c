@@ -226,3 +226,42 @@ void sc_prof_print(FILE *f, const sc_node_info *nodes, int32_t n, int64_t steps,
     free(r);
     free(g);
 }
+
+/* ---- the machine-readable table ---- */
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int sc_prof_write_csv(FILE *f, const sc_node_info *nodes, int32_t n)
+{
+    if (n > ncount)
+        n = ncount;
+    if (!nodes || n < 0)
+        n = 0;
+    fputs("index,node,op,impl,calls,total_ms,flops\n", f);
+    for (int32_t i = 0; i < n; i++) {
+        if (!calls[i])
+            continue;
+        fprintf(f, "%d,", (int)i);
+        csv_field(f, str(nodes[i].name));
+        fputc(',', f);
+        csv_field(f, str(nodes[i].op));
+        fputc(',', f);
+        csv_field(f, str(nodes[i].impl));
+        fprintf(f, ",%lld,%.6f,%.17g\n", (long long)calls[i], 1e-6 * (double)nanos[i],
+                nodes[i].flops * (double)calls[i]);
+    }
+    return fflush(f) || ferror(f) ? -1 : 0;
+}

@@ -60,7 +60,7 @@ static const char *tiny_bottleneck =
     "  <train batch=\"2\" epochs=\"1\" optimizer=\"adam\" lr=\"0.001\"/>\n"
     "</simclr>\n";
 
-static int load_graph(const char *xml, sc_model *m, sc_graph *g)
+static int load_graph(const char *xml, sc_spec *m, sc_graph *g)
 {
     char path[] = "/tmp/sc_autodiff_XXXXXX";
     int fd = mkstemp(path);
@@ -87,7 +87,7 @@ static double forward_loss(sc_interp *it)
  * against central differences. */
 static void check_graph(const char *xml, double tol)
 {
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     assert_int_equal(load_graph(xml, &m, &g), 0);
     sc_interp it;
@@ -162,7 +162,7 @@ static void test_tiny_bottleneck(void **state)
 static void test_residual_gradients_summed(void **state)
 {
     (void)state;
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     assert_int_equal(load_graph(tiny_resnet, &m, &g), 0);
     int sums = 0;

@@ -44,36 +44,36 @@ static char tmpdir[2048];
 
 #define NP 5
 static const sc_param_info params_tab[NP] = {
-    {"encoder.0.weight", 4, {4, 3, 3, 3}, 108, 0, 0, 27, 0, 0},
-    {"encoder.1.weight", 1, {4, 0, 0, 0}, 4, 112, 0, 0, 1, 0}, /* a gap before it */
-    {"encoder.1.bias", 1, {4, 0, 0, 0}, 4, 116, 0, 0, 1, 0},
-    {"head.0.weight", 2, {2, 4, 0, 0}, 8, 120, 0, 4, 0, 0},
-    {"head.0.bias", 1, {2, 0, 0, 0}, 2, 128, 0, 0, 1, 0},
+    {"encoder.0.weight", NULL, 4, {4, 3, 3, 3}, SC_ROLE_ENCODER, 108, 0, 0, 27, 0, 0},
+    {"encoder.1.weight", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 112, 0, 0, 1, 0}, /* a gap before it */
+    {"encoder.1.bias", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 116, 0, 0, 1, 0},
+    {"head.0.weight", NULL, 2, {2, 4, 0, 0}, SC_ROLE_HEAD, 8, 120, 0, 4, 0, 0},
+    {"head.0.bias", NULL, 1, {2, 0, 0, 0}, SC_ROLE_HEAD, 2, 128, 0, 0, 1, 0},
 };
 #define PFLOATS 130
 static const sc_param_info buffers_tab[2] = {
-    {"encoder.1.running_mean", 1, {4, 0, 0, 0}, 4, 0, 0, 0, 0, 0},
-    {"encoder.1.running_var", 1, {4, 0, 0, 0}, 4, 4, 0, 0, 0, 0},
+    {"encoder.1.running_mean", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 0, 0, 0, 0, 0},
+    {"encoder.1.running_var", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 4, 0, 0, 0, 0},
 };
 #define BFLOATS 8
 /* Fine-tuning: the table above plus a classifier. */
 static const sc_param_info ft_tab[NP + 2] = {
-    {"encoder.0.weight", 4, {4, 3, 3, 3}, 108, 0, 0, 27, 0, 0},
-    {"encoder.1.weight", 1, {4, 0, 0, 0}, 4, 112, 0, 0, 1, 0},
-    {"encoder.1.bias", 1, {4, 0, 0, 0}, 4, 116, 0, 0, 1, 0},
-    {"head.0.weight", 2, {2, 4, 0, 0}, 8, 120, 0, 4, 0, 0},
-    {"head.0.bias", 1, {2, 0, 0, 0}, 2, 128, 0, 0, 1, 0},
-    {"classifier.weight", 2, {10, 4, 0, 0}, 40, 130, 0, 4, 0, 0},
-    {"classifier.bias", 1, {10, 0, 0, 0}, 10, 170, 0, 0, 1, 0},
+    {"encoder.0.weight", NULL, 4, {4, 3, 3, 3}, SC_ROLE_ENCODER, 108, 0, 0, 27, 0, 0},
+    {"encoder.1.weight", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 112, 0, 0, 1, 0},
+    {"encoder.1.bias", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 116, 0, 0, 1, 0},
+    {"head.0.weight", NULL, 2, {2, 4, 0, 0}, SC_ROLE_HEAD, 8, 120, 0, 4, 0, 0},
+    {"head.0.bias", NULL, 1, {2, 0, 0, 0}, SC_ROLE_HEAD, 2, 128, 0, 0, 1, 0},
+    {"classifier.weight", NULL, 2, {10, 4, 0, 0}, SC_ROLE_CLASSIFIER, 40, 130, 0, 4, 0, 0},
+    {"classifier.bias", NULL, 1, {10, 0, 0, 0}, SC_ROLE_CLASSIFIER, 10, 170, 0, 0, 1, 0},
 };
 #define FTFLOATS 180
 /* Same names, one shape differs. */
 static const sc_param_info wide_tab[NP] = {
-    {"encoder.0.weight", 4, {4, 3, 3, 3}, 108, 0, 0, 27, 0, 0},
-    {"encoder.1.weight", 1, {4, 0, 0, 0}, 4, 112, 0, 0, 1, 0},
-    {"encoder.1.bias", 1, {4, 0, 0, 0}, 4, 116, 0, 0, 1, 0},
-    {"head.0.weight", 2, {4, 2, 0, 0}, 8, 120, 0, 2, 0, 0},
-    {"head.0.bias", 1, {2, 0, 0, 0}, 2, 128, 0, 0, 1, 0},
+    {"encoder.0.weight", NULL, 4, {4, 3, 3, 3}, SC_ROLE_ENCODER, 108, 0, 0, 27, 0, 0},
+    {"encoder.1.weight", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 112, 0, 0, 1, 0},
+    {"encoder.1.bias", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 116, 0, 0, 1, 0},
+    {"head.0.weight", NULL, 2, {4, 2, 0, 0}, SC_ROLE_HEAD, 8, 120, 0, 2, 0, 0},
+    {"head.0.bias", NULL, 1, {2, 0, 0, 0}, SC_ROLE_HEAD, 2, 128, 0, 0, 1, 0},
 };
 
 static sc_model_desc model(const char *name, const sc_param_info *tab)
@@ -331,8 +331,8 @@ static void test_other_model(void **st)
 
     /* A buffer the model has and the file lacks. */
     const sc_param_info more_buffers[2] = {
-        {"encoder.1.running_mean", 1, {4, 0, 0, 0}, 4, 0, 0, 0, 0, 0},
-        {"encoder.9.running_var", 1, {4, 0, 0, 0}, 4, 4, 0, 0, 0, 0},
+        {"encoder.1.running_mean", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 0, 0, 0, 0, 0},
+        {"encoder.9.running_var", NULL, 1, {4, 0, 0, 0}, SC_ROLE_ENCODER, 4, 4, 0, 0, 0, 0},
     };
     sc_model_desc nb = model("tiny", params_tab);
     nb.buffers = more_buffers;

@@ -23,27 +23,20 @@
 #include <cmocka.h>
 #include <llvm-c/Support.h>
 
-#include "autodiff.h"
-#include "build.h"
 #include "codegen.h"
 #include "convplan.h"
-#include "spec_files.h"
-#include "derive.h"
-#include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
-#include "schedule.h"
+#include "pipeline.h"
 #include "sc_parallel.h"
+#include "sc_profile.h"
 #include "sc_rng.h"
+#include "spec_files.h"
+#include "torchvision.h"
 
 #define TOL 1e-8
 #define THREADS 2
-
-/* sc_profile.h's hooks (its header brings the runtime's sc_model, which
- * clashes with the compiler's type of that name) */
-extern int32_t sc_prof_on;
-void sc_prof_node(int32_t i);
 
 typedef void (*step_fn)(const double *, double *, double *, double *, const double *, double *);
 typedef void (*encode_fn)(const double *, const double *, double *, const double *, double *);
@@ -203,65 +196,86 @@ static void check_encoder(const char *model, const sc_graph *g, const sc_memplan
  * the two. */
 static int conv_policy = SC_CONV_SHIFT_POLICY;
 
+/* The JIT's sc_model, read through the C declaration of sc_abi.h: each
+ * table row is its tensor (name, shape, place, role, torchvision key). */
+static void check_table(const char *model, const sc_graph *g, const sc_memplan *mp, const sc_param_info *rows,
+                        const int *list, int n, int s0)
+{
+    for (int i = 0; i < n; i++) {
+        const sc_tensor *t = &g->t[list[i]];
+        const sc_param_info *r = &rows[i];
+        char key[2 * SC_NAME_MAX];
+        if (strcmp(r->name, t->name) || r->ndim != t->ndim || r->numel != t->numel ||
+            r->offset != mp->offset[list[i]] || r->role != (int32_t)t->role || r->no_decay != t->no_decay)
+            fail_msg("%s: table row %d (%s) is not tensor %s", model, i, r->name, t->name);
+        for (int d = 0; d < t->ndim; d++)
+            assert_int_equal(r->shape[d], t->shape[d]);
+        int has = t->role == SC_ROLE_ENCODER && !sc_torchvision_key(t->name, s0, key, sizeof key);
+        if (has ? !r->export_name || strcmp(r->export_name, key) : r->export_name != NULL)
+            fail_msg("%s: %s has export name %s", model, t->name, r->export_name ? r->export_name : "NULL");
+    }
+}
+
+static void check_description(const char *model, const sc_spec *m, const sc_compiled *cp, const sc_model_desc *d)
+{
+    int s0 = sc_torchvision_stage0(m, &cp->g);
+    assert_int_equal(d->abi_version, SC_ABI_VERSION);
+    assert_int_equal(d->nparams, cp->g.nparams);
+    assert_int_equal(d->nbuffers, cp->g.nbuffers);
+    assert_int_equal(d->nft_params, cp->ft.nparams);
+    assert_int_equal(d->nstep_nodes, cp->g.nn);
+    assert_int_equal(d->params_floats, cp->smp.params_floats);
+    assert_int_equal(d->ft_params_floats, cp->fmp.params_floats);
+    assert_int_equal(d->train.epochs, m->train.epochs);
+    assert_int_equal(d->train.seed, m->train.seed);
+    assert_int_equal(d->naugs, m->naugs);
+    for (int i = 0; i < m->naugs; i++)
+        assert_true(d->augs[i].kind == (int32_t)m->augs[i].kind && d->augs[i].std[2] == m->augs[i].std[2]);
+    assert_string_equal(d->step_nodes[cp->g.nn - 1].op, sc_op_name(cp->g.n[cp->g.nn - 1].op));
+    check_table(model, &cp->g, &cp->smp, d->params, cp->g.params, cp->g.nparams, s0);
+    check_table(model, &cp->g, &cp->smp, d->buffers, cp->g.buffers, cp->g.nbuffers, s0);
+    check_table(model, &cp->ft, &cp->fmp, d->ft_params, cp->ft.params, cp->ft.nparams, s0);
+}
+
 static void check_file(const char *path, int batch, int full)
 {
     const char *model = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
-    sc_graph g, enc, ft;
-    sc_graph_init(&g);
-    sc_graph_init(&enc);
-    sc_graph_init(&ft);
-    assert_int_equal(sc_build_graph(&m, batch, &g), 0);
-    assert_int_equal(sc_autodiff(&g), 0);
-    assert_int_equal(sc_graph_encoder(&g, 2 * g.batch, &enc), 0);
-    assert_int_equal(sc_graph_classifier(&g, 2 * g.batch, 10, &ft), 0);
-    assert_int_equal(sc_autodiff(&ft), 0);
-    /* As the driver does: fuse each graph once all are derived. */
-    sc_fuse(&g);
-    sc_fuse(&enc);
-    sc_fuse(&ft);
-    /* Planned and run on two threads, so the split loops and the
-     * per-thread partial sums are checked too; scheduled, and planned with
-     * tensors in place, as the driver does. */
-    sc_memplan smp, emp, fmp;
-    sc_memplan_opts po = {.threads = THREADS, .conv = conv_policy};
-    assert_int_equal(sc_schedule_nodes(&g, g.loss, &po), 0);
-    assert_int_equal(sc_schedule_nodes(&enc, enc.features, &po), 0);
-    assert_int_equal(sc_schedule_nodes(&ft, ft.loss, &po), 0);
-    assert_int_equal(sc_memplan_build(&g, g.loss, &po, &smp), 0);
-    assert_int_equal(sc_memplan_build(&enc, enc.features, &po, &emp), 0);
-    assert_int_equal(sc_memplan_build(&ft, ft.loss, &po, &fmp), 0);
+    /* The driver's passes; planned and run on two threads, so the split
+     * loops and the per-thread partial sums are checked too. */
+    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_MEMPLAN,
+                         .plan = {.threads = THREADS, .conv = conv_policy}};
+    sc_compiled cp;
+    assert_int_equal(sc_passes_run(&m, &po, &cp), 0);
+    const sc_memplan *smp = &cp.smp, *fmp = &cp.fmp;
 
     char err[1024];
     sc_codegen_options o = {.opt_level = 2, .double_precision = 1};
     sc_codegen *cg = sc_codegen_new(&o, err, sizeof err);
     if (!cg)
         fail_msg("%s", err);
-    sc_planned ps = {&g, &smp}, pe = {&enc, &emp}, pf = {&ft, &fmp};
+    sc_planned ps = {&cp.g, smp}, pe = {&cp.enc, &cp.emp}, pf = {&cp.ft, fmp};
     if (sc_codegen_module(cg, &m, &ps, &pe, &pf, err, sizeof err) || sc_codegen_optimize(cg, err, sizeof err))
         fail_msg("%s: %s", model, err);
     step_fn step = (step_fn)sc_codegen_jit(cg, "sc_step", err, sizeof err);
     encode_fn encode = (encode_fn)sc_codegen_jit(cg, "sc_encode", err, sizeof err);
     step_fn finetune = (step_fn)sc_codegen_jit(cg, "sc_finetune_step", err, sizeof err);
-    if (!step || !encode || !finetune)
+    const sc_model_desc *desc = sc_codegen_jit(cg, "sc_model", err, sizeof err);
+    if (!step || !encode || !finetune || !desc)
         fail_msg("%s: %s", model, err);
+    check_description(model, &m, &cp, desc);
 
     /* The fine-tuning layout extends the SimCLR one, so its sizes serve all. */
-    assert_true(fmp.params_floats >= smp.params_floats);
-    check_training(model, "simclr", &g, &smp, step, fmp.params_floats, smp.buffers_floats, 3);
+    assert_true(fmp->params_floats >= smp->params_floats);
+    check_training(model, "simclr", &cp.g, smp, step, fmp->params_floats, smp->buffers_floats, 3);
     if (full) {
-        check_encoder(model, &enc, &emp, encode, fmp.params_floats, smp.buffers_floats);
-        check_training(model, "finetune", &ft, &fmp, finetune, fmp.params_floats, smp.buffers_floats, 4);
+        check_encoder(model, &cp.enc, &cp.emp, encode, fmp->params_floats, smp->buffers_floats);
+        check_training(model, "finetune", &cp.ft, fmp, finetune, fmp->params_floats, smp->buffers_floats, 4);
     }
 
     sc_codegen_free(cg);
-    sc_memplan_free(&smp);
-    sc_memplan_free(&emp);
-    sc_memplan_free(&fmp);
-    sc_graph_free(&ft);
-    sc_graph_free(&enc);
-    sc_graph_free(&g);
+    sc_compiled_free(&cp);
     sc_model_free(&m);
 }
 

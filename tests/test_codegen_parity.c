@@ -460,7 +460,7 @@ static int same_meta(const job *j, const sc_st_file *a, const sc_st_file *b, con
 /* ---- float32 decisions (see the top of the file) ---- */
 
 typedef struct {
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     sc_interp it;
     int have_model, have_interp;

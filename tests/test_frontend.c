@@ -1,4 +1,4 @@
-/* The front end: XML -> sc_model -> forward graph.
+/* The front end: XML -> sc_spec -> forward graph.
  *
  * (a) Every shipped model loads and builds; parameter and buffer names,
  *     shapes and order are compared with torchvision's state_dicts (printed
@@ -94,7 +94,7 @@ static void free_list(char **v) { sc_spec_list_free(v); }
 
 /* Runs load + build in process with stderr captured into *err (malloc'd).
  * Returns 0 on success, 1 when the load failed, 2 when the build did. */
-static int load_and_build(const char *path, int batch, sc_model *m, sc_graph *g, char **err)
+static int load_and_build(const char *path, int batch, sc_spec *m, sc_graph *g, char **err)
 {
     char tmpl[] = "/tmp/sc_frontend_errXXXXXX";
     int fd = mkstemp(tmpl);
@@ -156,7 +156,7 @@ static const sc_node *producer(const sc_graph *g, const char *name)
 /* ------------------------------------------ (a) shipped models build */
 
 /* Invariants every built graph must satisfy. */
-static void check_graph(const sc_model *m, const sc_graph *g)
+static void check_graph(const sc_spec *m, const sc_graph *g)
 {
     assert_int_equal(g->nfwd, g->nn);
     assert_true(g->nparams > 0);
@@ -216,7 +216,7 @@ static void test_shipped_models_build(void **state)
     char **models = list_xml(dir, &n);
     assert_true(n >= 5);
     for (int i = 0; i < n; i++) {
-        sc_model m;
+        sc_spec m;
         sc_graph g;
         sc_graph_init(&g);
         char *err;
@@ -312,7 +312,7 @@ static void test_torchvision_layouts(void **state)
         char file[512];
         snprintf(file, sizeof file, "%s/%s.xml", xml, models[i]);
         free(xml);
-        sc_model m;
+        sc_spec m;
         sc_graph g;
         sc_graph_init(&g);
         char *err;
@@ -350,7 +350,7 @@ static void test_torchvision_layouts(void **state)
     free(script);
 }
 
-static void load_shipped(const char *name, int batch, sc_model *m, sc_graph *g)
+static void load_shipped(const char *name, int batch, sc_spec *m, sc_graph *g)
 {
     char *dir = path_join(source_dir(), "models");
     char file[512];
@@ -367,7 +367,7 @@ static void load_shipped(const char *name, int batch, sc_model *m, sc_graph *g)
 static void test_resnet18_stl10(void **state)
 {
     (void)state;
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     load_shipped("resnet18-stl10", 0, &m, &g);
 
@@ -513,7 +513,7 @@ static void test_resnet18_stl10(void **state)
 static void test_other_models(void **state)
 {
     (void)state;
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     load_shipped("resnet18-stl10-paper", 0, &m, &g);
     assert_int_equal(m.train.optimizer, SC_OPT_LARS);
@@ -602,7 +602,7 @@ static void test_custom_layers(void **state)
     close(fd);
     /* The stage in the head is on a 2-D input: first check that error. */
     write_file(path, custom_model);
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     sc_graph_init(&g);
     char *err;
@@ -752,7 +752,7 @@ static void test_bad_in_process(void **state)
     for (int i = 0; i < n; i++) {
         expectation x;
         parse_expectation(files[i], &x);
-        sc_model m;
+        sc_spec m;
         sc_graph g;
         sc_graph_init(&g);
         char *err;
@@ -847,7 +847,7 @@ static void test_bad_with_compiler(void **state)
 
 static void expect_failure(const char *path, const char *substr)
 {
-    sc_model m;
+    sc_spec m;
     sc_graph g;
     sc_graph_init(&g);
     char *err;
@@ -911,7 +911,7 @@ static void test_big_line_numbers(void **state)
         write_file(path, big);
         /* The expectation comment is no longer first; move the line. */
         x.line += pad;
-        sc_model m;
+        sc_spec m;
         sc_graph g;
         sc_graph_init(&g);
         char *err;
@@ -969,7 +969,7 @@ static void test_mutations(void **state)
         assert_non_null(f);
         fwrite(mut, 1, n, f);
         fclose(f);
-        sc_model m;
+        sc_spec m;
         sc_graph g;
         sc_graph_init(&g);
         char *err;

@@ -32,13 +32,11 @@
 
 #include "test_util.h"
 
-#include "autodiff.h"
-#include "build.h"
-#include "derive.h"
 #include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
+#include "pipeline.h"
 #include "sc_rng.h"
 #include "spec_files.h"
 
@@ -46,28 +44,19 @@
 
 /* ---- graphs ---------------------------------------------------------------- */
 
-/* The three graphs the driver compiles, derived the way it derives them. */
-typedef struct {
-    sc_graph g, enc, ft;
-} graphs;
+/* The three graphs the driver compiles, derived the way it derives them
+ * (not yet fused). */
+typedef sc_compiled graphs;
 
 static void graphs_free(graphs *s)
 {
-    sc_graph_free(&s->g);
-    sc_graph_free(&s->enc);
-    sc_graph_free(&s->ft);
+    sc_compiled_free(s);
 }
 
-static void load(const sc_model *m, int batch, graphs *s)
+static void load(const sc_spec *m, int batch, graphs *s)
 {
-    sc_graph_init(&s->g);
-    sc_graph_init(&s->enc);
-    sc_graph_init(&s->ft);
-    assert_int_equal(sc_build_graph(m, batch, &s->g), 0);
-    assert_int_equal(sc_autodiff(&s->g), 0);
-    assert_int_equal(sc_graph_encoder(&s->g, 2 * s->g.batch, &s->enc), 0);
-    assert_int_equal(sc_graph_classifier(&s->g, 2 * s->g.batch, 10, &s->ft), 0);
-    assert_int_equal(sc_autodiff(&s->ft), 0);
+    sc_passes_opts o = {.batch = batch, .classes = 10, .last = SC_PASS_FINETUNE};
+    assert_int_equal(sc_passes_run(m, &o, s), 0);
 }
 
 static int count_op(const sc_graph *g, sc_opkind op)
@@ -233,7 +222,7 @@ static void test_resnet_small_counts(void **state)
 {
     (void)state;
     char *path = source_path("models/resnet-small.xml");
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs s;
     load(&m, 2, &s);
@@ -377,7 +366,7 @@ static void test_features_stay(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, xml, strlen(xml)), (ssize_t)strlen(xml));
     close(fd);
-    sc_model m;
+    sc_spec m;
     int rc = sc_model_load(path, &m);
     unlink(path);
     assert_int_equal(rc, 0);
@@ -509,7 +498,7 @@ static void arena_not_larger(const char *what, const sc_graph *u, const sc_graph
 static void check_model(const char *path, int batch)
 {
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs u, f;
     load(&m, batch, &u);
@@ -544,7 +533,7 @@ static void test_memory_shipped_batch(void **state)
 {
     (void)state;
     char *path = source_path("models/resnet-small.xml");
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
     graphs u, f;
     load(&m, 0, &u);

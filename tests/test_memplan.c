@@ -32,13 +32,10 @@
 
 #include <cmocka.h>
 
-#include "autodiff.h"
-#include "build.h"
-#include "derive.h"
-#include "fuse.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
+#include "pipeline.h"
 #include "schedule.h"
 #include "sc_rng.h"
 #include "spec_files.h"
@@ -53,17 +50,15 @@ static const char *const gname[3] = {"simclr", "encoder", "finetune"};
 
 static void load(const char *path, int batch, graphs *s)
 {
-    sc_model m;
+    sc_spec m;
     assert_int_equal(sc_model_load(path, &m), 0);
-    for (int i = 0; i < 3; i++)
-        sc_graph_init(&s->g[i]);
-    assert_int_equal(sc_build_graph(&m, batch, &s->g[0]), 0);
-    assert_int_equal(sc_autodiff(&s->g[0]), 0);
-    assert_int_equal(sc_graph_encoder(&s->g[0], 2 * s->g[0].batch, &s->g[1]), 0);
-    assert_int_equal(sc_graph_classifier(&s->g[0], 2 * s->g[0].batch, 10, &s->g[2]), 0);
-    assert_int_equal(sc_autodiff(&s->g[2]), 0);
-    for (int i = 0; i < 3; i++)
-        sc_fuse(&s->g[i]);
+    sc_passes_opts o = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_FUSE};
+    sc_compiled c;
+    assert_int_equal(sc_passes_run(&m, &o, &c), 0);
+    /* The graphs move to s (unplanned, so c holds nothing else). */
+    s->g[0] = c.g;
+    s->g[1] = c.enc;
+    s->g[2] = c.ft;
     sc_model_free(&m);
 }
 
@@ -81,7 +76,7 @@ static int result_of(const sc_graph *g)
 /* ---- the plan's invariants ---- */
 
 /* Inputs of op whose storage out[0] may take: each is read only at the
- * index being written, before the write (see the kernels in codegen.c). */
+ * index being written, before the write (see the kernels in cg_*.c). */
 static int may_share(sc_opkind op, int slot)
 {
     switch (op) {

@@ -225,6 +225,39 @@ static void test_print(void **state)
     free(out);
 }
 
+/* The CSV table: a header, the nodes that ran in call order, names with
+ * commas and quotes quoted, times and FLOPs of all calls. */
+static void test_csv(void **state)
+{
+    (void)state;
+    static const sc_node_info nodes[3] = {
+        {"a,b", "conv2d", "im2col+gemm", 4e9, 2},
+        {"never", "relu", "loop", 0, 1},
+        {"say \"x\"", "conv2d_bwd_data", "shift+gemm x2", 1e9, 2},
+    };
+    for (int step = 0; step < 3; step++) {
+        sc_prof_node(2);
+        sleep_ms(1);
+        sc_prof_node(0);
+        sleep_ms(1);
+        sc_prof_node(-1);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(sc_prof_write_csv(f, nodes, 3), 0);
+    fclose(f);
+    char want[512];
+    snprintf(want, sizeof want,
+             "index,node,op,impl,calls,total_ms,flops\n"
+             "0,\"a,b\",conv2d,im2col+gemm,3,%.6f,%.17g\n"
+             "2,\"say \"\"x\"\"\",conv2d_bwd_data,shift+gemm x2,3,%.6f,%.17g\n",
+             1e3 * sc_prof_seconds(0), 3 * 4e9, 1e3 * sc_prof_seconds(2), 3 * 1e9);
+    assert_string_equal(text, want);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uninitialised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

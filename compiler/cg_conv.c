@@ -1,0 +1,436 @@
+/* Lowering of convolutions: im2col+gemm, gemm-1x1 and shift+gemm
+ * (convplan.h), forward, data gradient and weight gradient. */
+#include <stdio.h>
+
+#include "cg_builder.h"
+#include "convplan.h"
+
+/* ---- convolution pieces ---- */
+
+/* The range of output columns ow whose input column ow*s - p + kw lies in
+ * [0, w): [lo, hi), computed in generated code from kw. */
+static void valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+    /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
+     * p - kw + s - 1 >= 0 is not guaranteed, so clamp the numerators first. */
+    LLVMValueRef num_lo = imax(c, isub(c, ci(c, g->p), kw), ci(c, 0));
+    *lo = LLVMBuildSDiv(c->b, iadd(c, num_lo, ci(c, g->s - 1)), ci(c, g->s), "");
+    LLVMValueRef num_hi = isub(c, ci(c, g->w - 1 + g->p), kw);
+    LLVMValueRef h = iadd(c, LLVMBuildSDiv(c->b, imax(c, num_hi, ci(c, -1)), ci(c, g->s), ""), ci(c, 1));
+    /* num_hi = -1 means no valid column: sdiv(-1, s) = 0 gives 1, fix up. */
+    h = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, num_hi, ci(c, 0), ""), ci(c, 0), h, "");
+    *hi = imax(c, imin(c, h, ci(c, g->ow)), *lo);
+}
+
+/* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh][ow*s - p + kw]
+ * (0 outside), for one image, col's rows ldc apart; or the reverse,
+ * accumulating col into x (col2im), when reverse is set. */
+static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMValueRef col, int64_t ldc, int reverse)
+{
+    loop Lc, Lkh, Lkw, Loh, Low;
+    LLVMValueRef ch = loop_begin(c, &Lc, g->c);
+    LLVMValueRef kh = loop_begin(c, &Lkh, g->k);
+    LLVMValueRef kw = loop_begin(c, &Lkw, g->k);
+    LLVMValueRef row = mad(c, mad(c, ch, g->k, kh), g->k, kw);
+    LLVMValueRef colrow = gep(c, col, imul(c, row, ci(c, ldc)));
+    LLVMValueRef xch = gep(c, x, imul(c, ch, ci(c, g->h * g->w)));
+    LLVMValueRef lo, hi;
+    valid_cols(c, g, kw, &lo, &hi);
+    LLVMValueRef oh = loop_begin(c, &Loh, g->oh);
+    LLVMValueRef ih = isub(c, mad(c, oh, g->s, kh), ci(c, g->p));
+    LLVMValueRef rowok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                      LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, g->h), ""), "");
+    LLVMValueRef crow = gep(c, colrow, imul(c, oh, ci(c, g->ow)));
+    /* Columns outside [lo, hi) and rows outside the image are padding. */
+    LLVMValueRef lo2 = LLVMBuildSelect(c->b, rowok, lo, ci(c, g->ow), "");
+    LLVMValueRef hi2 = LLVMBuildSelect(c->b, rowok, hi, ci(c, g->ow), "");
+    LLVMValueRef xrow = gep(c, xch, isub(c, imul(c, ih, ci(c, g->w)), ci(c, g->p - 0)));
+    /* x index of column ow: ih*w + ow*s - p + kw */
+    LLVMValueRef xbase = gep(c, xrow, kw);
+    if (!reverse) {
+        loop Lz1, Lz2;
+        LLVMValueRef z1 = loop_range(c, &Lz1, ci(c, 0), lo2);
+        st(c, crow, z1, cf(c, 0));
+        loop_end(c, &Lz1);
+        LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
+        st(c, crow, o, ld(c, xbase, imul(c, o, ci(c, g->s))));
+        loop_end(c, &Low);
+        LLVMValueRef z2 = loop_range(c, &Lz2, hi2, ci(c, g->ow));
+        st(c, crow, z2, cf(c, 0));
+        loop_end(c, &Lz2);
+    } else {
+        LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
+        LLVMValueRef xi = imul(c, o, ci(c, g->s));
+        st(c, xbase, xi, fadd(c, ld(c, xbase, xi), ld(c, crow, o)));
+        loop_end(c, &Low);
+    }
+    loop_end(c, &Loh);
+    loop_end(c, &Lkw);
+    loop_end(c, &Lkh);
+    loop_end(c, &Lc);
+}
+
+/* Node i's plan (convplan.h): the algorithm, chunks, workspace parts and
+ * kernel name, as the memory plan sized them. */
+static sc_conv_plan node_plan(sc_codegen *c, int i)
+{
+    const sc_memplan_opts *o = &c->mp->opts;
+    return sc_conv_plan_node(c->g, i, o->threads, o->conv, o->tuning);
+}
+
+/* Convolutions run over chunks of nb images: im2col puts the chunk's
+ * columns side by side, [C*K*K, nb*OH*OW], so that one GEMM covers the
+ * chunk even where OH*OW is small (late ResNet stages). GEMM results in
+ * that layout are scattered back to NCHW. */
+typedef struct {
+    LLVMValueRef col, t;   /* workspace: columns, then [O, cols] */
+} conv_ws;
+
+static conv_ws plan_conv(sc_codegen *c, int i, const sc_conv_plan *k)
+{
+    conv_ws p;
+    p.col = workspace(c, i);
+    p.t = gep(c, p.col, ci(c, k->at_b));
+    return p;
+}
+
+/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
+static void gather_chunk(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+                         int to_nchw)
+{
+    loop Lj, Lo, Lq;
+    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, k->o * k->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, k->o);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, k->ohw)));
+    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, k->cols)), imul(c, j, ci(c, k->ohw))));
+    LLVMValueRef q = loop_begin(c, &Lq, k->ohw);
+    if (to_nchw)
+        st(c, a, q, ld(c, b, q));
+    else
+        st(c, b, q, ld(c, a, q));
+    loop_end(c, &Lq);
+    loop_end(c, &Lo);
+    loop_end(c, &Lj);
+}
+
+/* im2col of every image of the chunk into col. */
+static void chunk_columns(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef col, LLVMValueRef X, LLVMValueRef img0, int reverse)
+{
+    loop Lj;
+    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, k->g.c * k->g.h * k->g.w)));
+    im2col(c, &k->g, xn, gep(c, col, imul(c, j, ci(c, k->ohw))), k->cols, reverse);
+    loop_end(c, &Lj);
+}
+
+/* ---- shift+gemm (convplan.h) ---- */
+
+typedef struct {
+    sc_shift_geom s;
+    LLVMValueRef xp, t, wt;  /* workspace: padded source, GEMM output, per-tap weights */
+} shift_plan;
+
+static shift_plan plan_shift(sc_codegen *c, int i, const sc_conv_plan *k)
+{
+    shift_plan p;
+    p.s = k->shift;
+    p.xp = workspace(c, i);
+    p.t = gep(c, p.xp, ci(c, k->at_b));
+    p.wt = gep(c, p.t, ci(c, k->at_taps - k->at_b));
+    return p;
+}
+
+/* dst[ch][j*plane + (h+p)*wp + p + w] = src_(img0+j)[ch][h][w], zero
+ * around: the chunk's images padded, side by side in each channel row. */
+static void shift_pad(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef src, LLVMValueRef img0, LLVMValueRef dst)
+{
+    zero(c, dst, s->cs * s->stride);
+    loop Lj, Lc, Lh, Lw;
+    LLVMValueRef j = loop_begin(c, &Lj, s->nb);
+    LLVMValueRef img = gep(c, src, imul(c, iadd(c, img0, j), ci(c, s->cs * s->h * s->w)));
+    LLVMValueRef ch = loop_begin(c, &Lc, s->cs);
+    LLVMValueRef from = gep(c, img, imul(c, ch, ci(c, s->h * s->w)));
+    LLVMValueRef to = gep(c, dst, iadd(c, imul(c, ch, ci(c, s->stride)), mad(c, j, s->plane, ci(c, s->p * s->wp + s->p))));
+    LLVMValueRef h = loop_begin(c, &Lh, s->h);
+    LLVMValueRef frow = gep(c, from, imul(c, h, ci(c, s->w)));
+    LLVMValueRef trow = gep(c, to, imul(c, h, ci(c, s->wp)));
+    LLVMValueRef w = loop_begin(c, &Lw, s->w);
+    st(c, trow, w, ld(c, frow, w));
+    loop_end(c, &Lw);
+    loop_end(c, &Lh);
+    loop_end(c, &Lc);
+    loop_end(c, &Lj);
+}
+
+/* Between NCHW (nchw, images img0..) and the padded grid (grid: cd rows of
+ * s->stride, position j*plane + oh*wp + ow). */
+static void shift_grid(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef grid,
+                       int to_nchw)
+{
+    loop Lj, Lo, Lh, Lw;
+    LLVMValueRef j = loop_begin(c, &Lj, s->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, s->cd * s->oh * s->ow)));
+    LLVMValueRef o = loop_begin(c, &Lo, s->cd);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, s->oh * s->ow)));
+    LLVMValueRef b = gep(c, grid, iadd(c, imul(c, o, ci(c, s->stride)), imul(c, j, ci(c, s->plane))));
+    LLVMValueRef h = loop_begin(c, &Lh, s->oh);
+    LLVMValueRef arow = gep(c, a, imul(c, h, ci(c, s->ow)));
+    LLVMValueRef brow = gep(c, b, imul(c, h, ci(c, s->wp)));
+    LLVMValueRef w = loop_begin(c, &Lw, s->ow);
+    if (to_nchw)
+        st(c, arow, w, ld(c, brow, w));
+    else
+        st(c, brow, w, ld(c, arow, w));
+    loop_end(c, &Lw);
+    loop_end(c, &Lh);
+    loop_end(c, &Lo);
+    loop_end(c, &Lj);
+}
+
+/* wt[tap][d][e] = W[o][ci][kh][kw] for the GEMM's tap = kh*k + kw: the
+ * forward pass takes (d, e) = (o, ci); the data gradient, a convolution
+ * of dy, takes (d, e) = (ci, o) with the taps flipped. */
+static void shift_weights(sc_codegen *c, const sc_shift_geom *s, LLVMValueRef W, LLVMValueRef wt, int flip)
+{
+    int64_t kk = s->k * s->k, O = flip ? s->cs : s->cd, C = flip ? s->cd : s->cs;
+    loop Lo, Lc, Lt;
+    LLVMValueRef o = loop_begin(c, &Lo, O);
+    LLVMValueRef ch = loop_begin(c, &Lc, C);
+    LLVMValueRef wrow = gep(c, W, imul(c, mad(c, o, C, ch), ci(c, kk)));
+    LLVMValueRef tap = loop_begin(c, &Lt, kk);
+    LLVMValueRef dst = flip ? iadd(c, imul(c, isub(c, ci(c, kk - 1), tap), ci(c, C * O)), mad(c, ch, O, o))
+                            : iadd(c, imul(c, tap, ci(c, O * C)), mad(c, o, C, ch));
+    st(c, wt, dst, ld(c, wrow, tap));
+    loop_end(c, &Lt);
+    loop_end(c, &Lc);
+    loop_end(c, &Lo);
+}
+
+/* out[d][q] = sum over taps of wt[tap] . xp[.][q + kh*wp + kw]: the
+ * convolution on the padded grid. */
+static void shift_gemms(sc_codegen *c, const shift_plan *p)
+{
+    const sc_shift_geom *s = &p->s;
+    loop Lt;
+    LLVMValueRef tap = loop_begin(c, &Lt, s->k * s->k);
+    LLVMValueRef kh = LLVMBuildSDiv(c->b, tap, ci(c, s->k), ""), kw = LLVMBuildSRem(c->b, tap, ci(c, s->k), "");
+    LLVMValueRef b = gep(c, p->xp, mad(c, kh, s->wp, kw));
+    LLVMValueRef a = gep(c, p->wt, imul(c, tap, ci(c, s->cd * s->cs)));
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, tap, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    sgemm(c, 0, 0, s->cd, s->npos, s->cs, a, s->cs, b, s->stride, beta, p->t, s->stride);
+    loop_end(c, &Lt);
+}
+
+/* Forward (flip 0) or data gradient (flip 1) by shifted GEMMs. */
+static void lower_conv_shift(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, int flip)
+{
+    const sc_node *n = &c->g->n[i];
+    shift_plan p = plan_shift(c, i, plan);
+    LLVMValueRef SRC = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DST = tensor(c, n->out[0]);
+    shift_weights(c, &p.s, W, p.wt, flip);
+    loop Ln;
+    LLVMValueRef chunk = par_loop(c, res, &Ln, p.s.n / p.s.nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, p.s.nb));
+    shift_pad(c, &p.s, SRC, img0, p.xp);
+    shift_gemms(c, &p);
+    shift_grid(c, &p.s, DST, img0, p.t, 1);
+    if (!flip && n->nin > 2) {
+        LLVMValueRef B = tensor(c, n->in[2]);
+        loop Lj, Lo, Lq;
+        LLVMValueRef j = loop_begin(c, &Lj, p.s.nb);
+        LLVMValueRef yn = gep(c, DST, imul(c, iadd(c, img0, j), ci(c, p.s.cd * p.s.oh * p.s.ow)));
+        LLVMValueRef oc = loop_begin(c, &Lo, p.s.cd);
+        LLVMValueRef bv = ld(c, B, oc);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, p.s.oh * p.s.ow)));
+        LLVMValueRef q = loop_begin(c, &Lq, p.s.oh * p.s.ow);
+        st(c, row, q, fadd(c, ld(c, row, q), bv));
+        loop_end(c, &Lq);
+        loop_end(c, &Lo);
+        loop_end(c, &Lj);
+    }
+    loop_end(c, &Ln);
+}
+
+/* Weight gradient by shifted GEMMs: dW[tap] += dy_grid . xp_shifted^T per
+ * chunk into per-tap sums, then rearranged into target's [O][C][k][k]. */
+static void shift_bwd_weight(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *plan, LLVMValueRef DY,
+                             LLVMValueRef X, LLVMValueRef target)
+{
+    shift_plan p = plan_shift(c, i, plan);
+    const sc_shift_geom *s = &p.s; /* src x: cs = C; dst dy: cd = O */
+    LLVMValueRef dyg = p.t, acc = p.wt;
+    int64_t kk = s->k * s->k;
+    loop Ln, Lt;
+    LLVMValueRef chunk = par_loop(c, res, &Ln, s->n / s->nb);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, s->nb));
+    shift_pad(c, s, X, img0, p.xp);
+    zero(c, dyg, s->cd * s->stride); /* off-grid positions contribute nothing */
+    shift_grid(c, s, DY, img0, dyg, 0);
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
+    LLVMValueRef tap = loop_begin(c, &Lt, kk);
+    LLVMValueRef kh = LLVMBuildSDiv(c->b, tap, ci(c, s->k), ""), kw = LLVMBuildSRem(c->b, tap, ci(c, s->k), "");
+    LLVMValueRef b = gep(c, p.xp, mad(c, kh, s->wp, kw));
+    sgemm(c, 0, 1, s->cd, s->cs, s->npos, dyg, s->stride, b, s->stride, beta, gep(c, acc, imul(c, tap, ci(c, s->cd * s->cs))),
+          s->cs);
+    loop_end(c, &Lt);
+    loop_end(c, &Ln);
+    branch Bany;
+    if_begin(c, &Bany, LLVMBuildICmp(c->b, LLVMIntSLT, c->arg_lo, c->arg_hi, ""));
+    loop Lo, Lc, Lk;
+    LLVMValueRef o = loop_begin(c, &Lo, s->cd);
+    LLVMValueRef ch = loop_begin(c, &Lc, s->cs);
+    LLVMValueRef trow = gep(c, target, imul(c, mad(c, o, s->cs, ch), ci(c, kk)));
+    LLVMValueRef src = mad(c, o, s->cs, ch);
+    LLVMValueRef k = loop_begin(c, &Lk, kk);
+    st(c, trow, k, ld(c, acc, iadd(c, imul(c, k, ci(c, s->cd * s->cs)), src)));
+    loop_end(c, &Lk);
+    loop_end(c, &Lc);
+    loop_end(c, &Lo);
+    if_end(c, &Bany);
+}
+
+sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
+{
+    sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
+    if (k.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &k, 0);
+        return res;
+    }
+    const sc_node *n = &c->g->n[i];
+    conv_ws p = plan_conv(c, i, &k);
+    LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
+    loop Ln;
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
+        sgemm(c, 0, 0, k.o, k.ohw, k.g.c, W, k.g.c, xn, k.ohw, cf(c, 0), yn, k.ohw);
+    } else if (k.nb == 1) {
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 0, k.o, k.ohw, k.ckk, W, k.ckk, p.col, k.ohw, cf(c, 0), yn, k.ohw);
+    } else {
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 0, k.o, k.cols, k.ckk, W, k.ckk, p.col, k.cols, cf(c, 0), p.t, k.cols);
+        gather_chunk(c, &k, Y, img0, p.t, 1);
+    }
+    if (n->nin > 2) {
+        LLVMValueRef B = tensor(c, n->in[2]);
+        loop Lj, Lo, Lp;
+        LLVMValueRef j = loop_begin(c, &Lj, k.nb);
+        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, k.o * k.ohw)));
+        LLVMValueRef oc = loop_begin(c, &Lo, k.o);
+        LLVMValueRef bv = ld(c, B, oc);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, k.ohw)));
+        LLVMValueRef q = loop_begin(c, &Lp, k.ohw);
+        st(c, row, q, fadd(c, ld(c, row, q), bv));
+        loop_end(c, &Lp);
+        loop_end(c, &Lo);
+        loop_end(c, &Lj);
+    }
+    loop_end(c, &Ln);
+    return res;
+}
+
+sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
+{
+    sc_conv_plan k = node_plan(c, i);
+    sc_lowered res = lowered(k.name);
+    if (k.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &k, 1);
+        return res;
+    }
+    const sc_node *n = &c->g->n[i];
+    conv_ws p = plan_conv(c, i, &k);
+    LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
+    loop Ln;
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    int64_t chw = k.g.c * k.g.h * k.g.w;
+    if (k.algo != SC_CONV_GEMM1X1) /* col2im accumulates into the chunk's images */
+        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), k.nb * chw);
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        sgemm(c, 1, 0, k.g.c, k.ohw, k.o, W, k.g.c, dyn, k.ohw, cf(c, 0), dxn, k.ohw);
+    } else if (k.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        sgemm(c, 1, 0, k.ckk, k.ohw, k.o, W, k.ckk, dyn, k.ohw, cf(c, 0), p.col, k.ohw);
+        chunk_columns(c, &k, p.col, DX, img0, 1);
+    } else {
+        gather_chunk(c, &k, DY, img0, p.t, 0);
+        sgemm(c, 1, 0, k.ckk, k.cols, k.o, W, k.ckk, p.t, k.cols, cf(c, 0), p.col, k.cols);
+        chunk_columns(c, &k, p.col, DX, img0, 1);
+    }
+    loop_end(c, &Ln);
+    return res;
+}
+
+sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_tensor *dw = &c->g->t[n->out[0]];
+    int threads = c->mp->opts.threads;
+    LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
+    sc_conv_plan k = node_plan(c, i);
+    int64_t stride = ws_stride(c, i), part_at = k.at_partial;
+    sc_lowered res = lowered(k.name);
+    res.nphases = threads > 1 ? 2 : 1;
+    if (c->phase == 1) {
+        /* dW += the other threads' partial sums, in blocks over threads */
+        enum { BLOCK = 4096 };
+        snprintf(res.impl, sizeof res.impl, "sum of partials");
+        LLVMValueRef T = runtime_threads(c);
+        loop Lb, Lt, Lk;
+        LLVMValueRef blk = par_loop(c, &res, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
+        LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
+        LLVMValueRef k1 = imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, dw->numel));
+        LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
+        LLVMValueRef part = gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), ci(c, part_at)));
+        LLVMValueRef k = loop_range(c, &Lk, k0, k1);
+        st(c, DW, k, fadd(c, ld(c, DW, k), ld(c, part, k)));
+        loop_end(c, &Lk);
+        loop_end(c, &Lt);
+        loop_end(c, &Lb);
+        return res;
+    }
+    conv_ws p = plan_conv(c, i, &k);
+    /* Thread 0 sums its chunks into dW, the others into their partials. */
+    LLVMValueRef target = DW;
+    if (threads > 1) {
+        LLVMValueRef part = gep(c, workspace(c, i), ci(c, part_at));
+        target = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_tid, ci(c, 0), ""), DW, part, "");
+        branch Be;
+        if_begin(c, &Be, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_lo, c->arg_hi, ""));
+        zero(c, target, dw->numel);
+        if_end(c, &Be);
+    }
+    DW = target;
+    if (k.algo == SC_CONV_SHIFT) {
+        shift_bwd_weight(c, i, &res, &k, DY, X, DW);
+        return res;
+    }
+    loop Ln;
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    /* The slice's first chunk overwrites, the others accumulate. */
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
+    if (k.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
+        sgemm(c, 0, 1, k.o, k.g.c, k.ohw, dyn, k.ohw, xn, k.ohw, beta, DW, k.g.c);
+    } else if (k.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 1, k.o, k.ckk, k.ohw, dyn, k.ohw, p.col, k.ohw, beta, DW, k.ckk);
+    } else {
+        gather_chunk(c, &k, DY, img0, p.t, 0);
+        chunk_columns(c, &k, p.col, X, img0, 0);
+        sgemm(c, 0, 1, k.o, k.ckk, k.cols, p.t, k.cols, p.col, k.cols, beta, DW, k.ckk);
+    }
+    loop_end(c, &Ln);
+    return res;
+}
