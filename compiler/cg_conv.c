@@ -81,30 +81,30 @@ static sc_conv_plan node_plan(sc_codegen *c, int i)
 /* Convolutions run over chunks of nb images: im2col puts the chunk's
  * columns side by side, [C*K*K, nb*OH*OW], so that one GEMM covers the
  * chunk even where OH*OW is small (late ResNet stages). GEMM results in
- * that layout are scattered back to NCHW. */
+ * that layout are scattered back to NCHW. The workspace's parts: */
 typedef struct {
-    LLVMValueRef col, t;   /* workspace: columns, then [O, cols] */
+    LLVMValueRef col, t;   /* columns, then [O, cols] */
 } conv_ws;
 
-static conv_ws plan_conv(sc_codegen *c, int i, const sc_conv_plan *k)
+static conv_ws conv_workspace(sc_codegen *c, int i, const sc_conv_plan *cp)
 {
     conv_ws p;
     p.col = workspace(c, i);
-    p.t = gep(c, p.col, ci(c, k->at_b));
+    p.t = gep(c, p.col, ci(c, cp->at_b));
     return p;
 }
 
 /* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
-static void gather_chunk(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
                          int to_nchw)
 {
     loop Lj, Lo, Lq;
-    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
-    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, k->o * k->ohw)));
-    LLVMValueRef o = loop_begin(c, &Lo, k->o);
-    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, k->ohw)));
-    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, k->cols)), imul(c, j, ci(c, k->ohw))));
-    LLVMValueRef q = loop_begin(c, &Lq, k->ohw);
+    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
+    LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, cp->o * cp->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, cp->o);
+    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, cp->ohw)));
+    LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, cp->cols)), imul(c, j, ci(c, cp->ohw))));
+    LLVMValueRef q = loop_begin(c, &Lq, cp->ohw);
     if (to_nchw)
         st(c, a, q, ld(c, b, q));
     else
@@ -115,12 +115,12 @@ static void gather_chunk(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef nchw
 }
 
 /* im2col of every image of the chunk into col. */
-static void chunk_columns(sc_codegen *c, const sc_conv_plan *k, LLVMValueRef col, LLVMValueRef X, LLVMValueRef img0, int reverse)
+static void chunk_columns(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef col, LLVMValueRef X, LLVMValueRef img0, int reverse)
 {
     loop Lj;
-    LLVMValueRef j = loop_begin(c, &Lj, k->nb);
-    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, k->g.c * k->g.h * k->g.w)));
-    im2col(c, &k->g, xn, gep(c, col, imul(c, j, ci(c, k->ohw))), k->cols, reverse);
+    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, cp->g.c * cp->g.h * cp->g.w)));
+    im2col(c, &cp->g, xn, gep(c, col, imul(c, j, ci(c, cp->ohw))), cp->cols, reverse);
     loop_end(c, &Lj);
 }
 
@@ -131,13 +131,13 @@ typedef struct {
     LLVMValueRef xp, t, wt;  /* workspace: padded source, GEMM output, per-tap weights */
 } shift_plan;
 
-static shift_plan plan_shift(sc_codegen *c, int i, const sc_conv_plan *k)
+static shift_plan plan_shift(sc_codegen *c, int i, const sc_conv_plan *cp)
 {
     shift_plan p;
-    p.s = k->shift;
+    p.s = cp->shift;
     p.xp = workspace(c, i);
-    p.t = gep(c, p.xp, ci(c, k->at_b));
-    p.wt = gep(c, p.t, ci(c, k->at_taps - k->at_b));
+    p.t = gep(c, p.xp, ci(c, cp->at_b));
+    p.wt = gep(c, p.t, ci(c, cp->at_taps - cp->at_b));
     return p;
 }
 
@@ -292,40 +292,40 @@ static void shift_bwd_weight(sc_codegen *c, int i, sc_lowered *res, const sc_con
 
 sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
 {
-    sc_conv_plan k = node_plan(c, i);
-    sc_lowered res = lowered(k.name);
-    if (k.algo == SC_CONV_SHIFT) {
-        lower_conv_shift(c, i, &res, &k, 0);
+    sc_conv_plan cp = node_plan(c, i);
+    sc_lowered res = lowered(cp.name);
+    if (cp.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &cp, 0);
         return res;
     }
     const sc_node *n = &c->g->n[i];
-    conv_ws p = plan_conv(c, i, &k);
+    conv_ws p = conv_workspace(c, i, &cp);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
-    if (k.algo == SC_CONV_GEMM1X1) {
-        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
-        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
-        sgemm(c, 0, 0, k.o, k.ohw, k.g.c, W, k.g.c, xn, k.ohw, cf(c, 0), yn, k.ohw);
-    } else if (k.nb == 1) {
-        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, k.o * k.ohw)));
-        chunk_columns(c, &k, p.col, X, img0, 0);
-        sgemm(c, 0, 0, k.o, k.ohw, k.ckk, W, k.ckk, p.col, k.ohw, cf(c, 0), yn, k.ohw);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, cp.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp.nb));
+    if (cp.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        sgemm(c, 0, 0, cp.o, cp.ohw, cp.g.c, W, cp.g.c, xn, cp.ohw, cf(c, 0), yn, cp.ohw);
+    } else if (cp.nb == 1) {
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        chunk_columns(c, &cp, p.col, X, img0, 0);
+        sgemm(c, 0, 0, cp.o, cp.ohw, cp.ckk, W, cp.ckk, p.col, cp.ohw, cf(c, 0), yn, cp.ohw);
     } else {
-        chunk_columns(c, &k, p.col, X, img0, 0);
-        sgemm(c, 0, 0, k.o, k.cols, k.ckk, W, k.ckk, p.col, k.cols, cf(c, 0), p.t, k.cols);
-        gather_chunk(c, &k, Y, img0, p.t, 1);
+        chunk_columns(c, &cp, p.col, X, img0, 0);
+        sgemm(c, 0, 0, cp.o, cp.cols, cp.ckk, W, cp.ckk, p.col, cp.cols, cf(c, 0), p.t, cp.cols);
+        gather_chunk(c, &cp, Y, img0, p.t, 1);
     }
     if (n->nin > 2) {
         LLVMValueRef B = tensor(c, n->in[2]);
         loop Lj, Lo, Lp;
-        LLVMValueRef j = loop_begin(c, &Lj, k.nb);
-        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, k.o * k.ohw)));
-        LLVMValueRef oc = loop_begin(c, &Lo, k.o);
+        LLVMValueRef j = loop_begin(c, &Lj, cp.nb);
+        LLVMValueRef yn = gep(c, Y, imul(c, iadd(c, img0, j), ci(c, cp.o * cp.ohw)));
+        LLVMValueRef oc = loop_begin(c, &Lo, cp.o);
         LLVMValueRef bv = ld(c, B, oc);
-        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, k.ohw)));
-        LLVMValueRef q = loop_begin(c, &Lp, k.ohw);
+        LLVMValueRef row = gep(c, yn, imul(c, oc, ci(c, cp.ohw)));
+        LLVMValueRef q = loop_begin(c, &Lp, cp.ohw);
         st(c, row, q, fadd(c, ld(c, row, q), bv));
         loop_end(c, &Lp);
         loop_end(c, &Lo);
@@ -337,33 +337,33 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
 
 sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
 {
-    sc_conv_plan k = node_plan(c, i);
-    sc_lowered res = lowered(k.name);
-    if (k.algo == SC_CONV_SHIFT) {
-        lower_conv_shift(c, i, &res, &k, 1);
+    sc_conv_plan cp = node_plan(c, i);
+    sc_lowered res = lowered(cp.name);
+    if (cp.algo == SC_CONV_SHIFT) {
+        lower_conv_shift(c, i, &res, &cp, 1);
         return res;
     }
     const sc_node *n = &c->g->n[i];
-    conv_ws p = plan_conv(c, i, &k);
+    conv_ws p = conv_workspace(c, i, &cp);
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
-    int64_t chw = k.g.c * k.g.h * k.g.w;
-    if (k.algo != SC_CONV_GEMM1X1) /* col2im accumulates into the chunk's images */
-        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), k.nb * chw);
-    if (k.algo == SC_CONV_GEMM1X1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
-        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
-        sgemm(c, 1, 0, k.g.c, k.ohw, k.o, W, k.g.c, dyn, k.ohw, cf(c, 0), dxn, k.ohw);
-    } else if (k.nb == 1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
-        sgemm(c, 1, 0, k.ckk, k.ohw, k.o, W, k.ckk, dyn, k.ohw, cf(c, 0), p.col, k.ohw);
-        chunk_columns(c, &k, p.col, DX, img0, 1);
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, cp.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp.nb));
+    int64_t chw = cp.g.c * cp.g.h * cp.g.w;
+    if (cp.algo != SC_CONV_GEMM1X1) /* col2im accumulates into the chunk's images */
+        zero(c, gep(c, DX, imul(c, img0, ci(c, chw))), cp.nb * chw);
+    if (cp.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        LLVMValueRef dxn = gep(c, DX, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
+        sgemm(c, 1, 0, cp.g.c, cp.ohw, cp.o, W, cp.g.c, dyn, cp.ohw, cf(c, 0), dxn, cp.ohw);
+    } else if (cp.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        sgemm(c, 1, 0, cp.ckk, cp.ohw, cp.o, W, cp.ckk, dyn, cp.ohw, cf(c, 0), p.col, cp.ohw);
+        chunk_columns(c, &cp, p.col, DX, img0, 1);
     } else {
-        gather_chunk(c, &k, DY, img0, p.t, 0);
-        sgemm(c, 1, 0, k.ckk, k.cols, k.o, W, k.ckk, p.t, k.cols, cf(c, 0), p.col, k.cols);
-        chunk_columns(c, &k, p.col, DX, img0, 1);
+        gather_chunk(c, &cp, DY, img0, p.t, 0);
+        sgemm(c, 1, 0, cp.ckk, cp.cols, cp.o, W, cp.ckk, p.t, cp.cols, cf(c, 0), p.col, cp.cols);
+        chunk_columns(c, &cp, p.col, DX, img0, 1);
     }
     loop_end(c, &Ln);
     return res;
@@ -375,9 +375,9 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     const sc_tensor *dw = &c->g->t[n->out[0]];
     int threads = c->mp->opts.threads;
     LLVMValueRef DY = tensor(c, n->in[0]), X = tensor(c, n->in[1]), DW = tensor(c, n->out[0]);
-    sc_conv_plan k = node_plan(c, i);
-    int64_t stride = ws_stride(c, i), part_at = k.at_partial;
-    sc_lowered res = lowered(k.name);
+    sc_conv_plan cp = node_plan(c, i);
+    int64_t stride = ws_stride(c, i), part_at = cp.at_partial;
+    sc_lowered res = lowered(cp.name);
     res.nphases = threads > 1 ? 2 : 1;
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
@@ -397,7 +397,7 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         loop_end(c, &Lb);
         return res;
     }
-    conv_ws p = plan_conv(c, i, &k);
+    conv_ws p = conv_workspace(c, i, &cp);
     /* Thread 0 sums its chunks into dW, the others into their partials. */
     LLVMValueRef target = DW;
     if (threads > 1) {
@@ -409,27 +409,27 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         if_end(c, &Be);
     }
     DW = target;
-    if (k.algo == SC_CONV_SHIFT) {
-        shift_bwd_weight(c, i, &res, &k, DY, X, DW);
+    if (cp.algo == SC_CONV_SHIFT) {
+        shift_bwd_weight(c, i, &res, &cp, DY, X, DW);
         return res;
     }
     loop Ln;
-    LLVMValueRef chunk = par_loop(c, &res, &Ln, k.chunks);
-    LLVMValueRef img0 = imul(c, chunk, ci(c, k.nb));
+    LLVMValueRef chunk = par_loop(c, &res, &Ln, cp.chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp.nb));
     /* The slice's first chunk overwrites, the others accumulate. */
     LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, c->arg_lo, ""), cf(c, 0), cf(c, 1), "");
-    if (k.algo == SC_CONV_GEMM1X1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
-        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, k.g.c * k.g.h * k.g.w)));
-        sgemm(c, 0, 1, k.o, k.g.c, k.ohw, dyn, k.ohw, xn, k.ohw, beta, DW, k.g.c);
-    } else if (k.nb == 1) {
-        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, k.o * k.ohw)));
-        chunk_columns(c, &k, p.col, X, img0, 0);
-        sgemm(c, 0, 1, k.o, k.ckk, k.ohw, dyn, k.ohw, p.col, k.ohw, beta, DW, k.ckk);
+    if (cp.algo == SC_CONV_GEMM1X1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
+        sgemm(c, 0, 1, cp.o, cp.g.c, cp.ohw, dyn, cp.ohw, xn, cp.ohw, beta, DW, cp.g.c);
+    } else if (cp.nb == 1) {
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        chunk_columns(c, &cp, p.col, X, img0, 0);
+        sgemm(c, 0, 1, cp.o, cp.ckk, cp.ohw, dyn, cp.ohw, p.col, cp.ohw, beta, DW, cp.ckk);
     } else {
-        gather_chunk(c, &k, DY, img0, p.t, 0);
-        chunk_columns(c, &k, p.col, X, img0, 0);
-        sgemm(c, 0, 1, k.o, k.ckk, k.cols, p.t, k.cols, p.col, k.cols, beta, DW, k.ckk);
+        gather_chunk(c, &cp, DY, img0, p.t, 0);
+        chunk_columns(c, &cp, p.col, X, img0, 0);
+        sgemm(c, 0, 1, cp.o, cp.ckk, cp.cols, p.t, cp.cols, p.col, cp.cols, beta, DW, cp.ckk);
     }
     loop_end(c, &Ln);
     return res;
