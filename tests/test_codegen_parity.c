@@ -19,8 +19,13 @@
  * A gradient is therefore excused from GRAD_TOL only where PyTorch in
  * float32, on the same parameters and input, misses float64 PyTorch by
  * more than GRAD_TOL on that tensor (measured in the same run, printed);
- * an excused gradient must still be finite and within EXCUSED_TOL. Each
- * model's line says how many gradients were compared and how many excused.
+ * an excused gradient must still be finite and within EXCUSED_TOL of
+ * float64 -- or, where PyTorch float32 is itself further off, within
+ * GRAD_TOL of PyTorch float32: the same float32 decisions (named.xml at
+ * seed 2005: both float32 steps take a near-tie the other way from
+ * float64, PyTorch float32 2.8e-2 off on blk_conv.weight, the compiled
+ * step 1.3e-6 from PyTorch float32). Each model's line says how many
+ * gradients were compared and how many excused.
  *
  * Scale floor: a gradient that is mathematically zero (a bias right before
  * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
@@ -31,7 +36,8 @@
  * ResNet-50 at batch 2 is compared forward only (loss, running
  * statistics): its 36-sample batchnorms over 50 layers leave float32
  * activations far enough from double that PyTorch float32 itself misses the
- * float64 gradients by RESNET50_F32 (printed by every run), far beyond
+ * float64 gradients by 0.26 (encoder.7.0.downsample.0.weight; printed by
+ * every run), far beyond
  * EXCUSED_TOL. (test_codegen_jit compares the same generated code in
  * double precision, where nothing is in doubt, for every gradient of every
  * model.)
@@ -60,8 +66,11 @@
 
 /* Relative to max(max|reference|, scale floor); the worst error measured
  * (AMD EPYC Zen 5, default run) beside each. */
-#define GRAD_TOL 1e-4      /* loss, gradients: worst enforced GRAD_WORST */
-#define STATS_TOL 1e-4     /* running statistics: worst STATS_WORST */
+#define GRAD_TOL 1e-4      /* loss, gradients: worst enforced 1.7e-5 (head-batchnorm's
+                              head.3.bias, against the floor), else 1.1e-5
+                              (resnet18-stl10's encoder.6.0.bn2.bias); ResNet-50's
+                              loss 1.2e-5 */
+#define STATS_TOL 1e-4     /* running statistics: worst 1.9e-5 (ResNet-50), else 1.1e-6 */
 #define EXCUSED_TOL 1e-2   /* where PyTorch float32 misses float64 by > GRAD_TOL */
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
@@ -637,18 +646,34 @@ static void test_grads(void **state)
             check_close(&vi, &c, &in, name, GRAD_TOL);
             check_close(&vt, &c, &r, name, GRAD_TOL);
         } else {
+            /* Within EXCUSED_TOL of float64, or, where float32 PyTorch
+             * itself is further off, the same float32 decisions: within
+             * GRAD_TOL of float32 PyTorch. Never NaN. */
             nexcused++;
-            double e = fmax(check_close(&ex, &c, &in, name, EXCUSED_TOL), check_close(&ex, &c, &r, name, EXCUSED_TOL));
-            print_message("%-26s excused %s: PyTorch float32 misses float64 by %.3g, compiled %.3g\n", j->label,
-                          name + 5, own, e);
+            checker probe = ex;
+            double e = fmax(check_close(&probe, &c, &in, name, INFINITY), check_close(&probe, &c, &r, name, INFINITY));
+            checker same = {j->label, "float32 PyTorch step", floor_t, 0, "", 0};
+            double e32 = check_close(&same, &c, &r32, name, INFINITY);
+            if (!(e <= EXCUSED_TOL) && !(e32 <= GRAD_TOL)) {
+                check_close(&ex, &c, &r, name, EXCUSED_TOL);
+                check_close(&ex, &c, &r32, name, GRAD_TOL);
+            }
+            if (e > ex.worst || !ex.worst_name[0]) {
+                ex.worst = e;
+                snprintf(ex.worst_name, sizeof ex.worst_name, "%s", name);
+            }
+            print_message("%-26s excused %s: PyTorch float32 misses float64 by %.3g, compiled by %.3g "
+                          "(%.3g from PyTorch float32)\n",
+                          j->label, name + 5, own, e, e32);
         }
     }
-    if (j->grads)
-        print_message("%-26s %d gradients compared, %d excused; worst against the interpreter %s: %.3g, "
-                      "against PyTorch %s: %.3g%s%s%s\n",
-                      j->label, ngrads, nexcused, vi.worst_name, vi.worst, vt.worst_name, vt.worst,
-                      nexcused ? ", worst excused " : "", nexcused ? ex.worst_name : "", nexcused ? "" : "");
-    else
+    if (j->grads) {
+        print_message("%-26s %d gradients compared, %d excused; worst enforced against the interpreter %s: "
+                      "%.3g, against PyTorch %s: %.3g\n",
+                      j->label, ngrads, nexcused, vi.worst_name, vi.worst, vt.worst_name, vt.worst);
+        if (nexcused)
+            print_message("%-26s worst excused %s: %.3g from float64\n", j->label, ex.worst_name, ex.worst);
+    } else
         print_message("%-26s forward only: loss off by %.3g\n", j->label, vt.worst);
     print_message("%-26s PyTorch float32 against float64: worst gradient %s: %.3g\n", j->label, t32.worst_name,
                   t32.worst);
