@@ -5,12 +5,27 @@
  * For every spec in tests/specs (at its own batch) and every shipped model
  * in models/ (at batch 2, the interpreter being slow), the test compiles a
  * training binary (`simclrc --emit=exe`), runs `BINARY dump-step`, and runs
- * `simclrc --emit=step-dump` with the same seed and batch. Parameters and
- * input must be bit-identical (same initialisation, same RNG); the loss and
- * the gradients must agree within 1e-4 of each tensor's largest magnitude.
- * Then tests/torch_step.py recomputes the step in PyTorch (float64) from
- * the compiled dump: loss, gradients and the batchnorm running statistics
- * after the step must agree within 1e-3.
+ * `simclrc --emit=step-dump` with the same seed and batch ("step" tests).
+ * Parameters and input must be bit-identical (same initialisation, same
+ * RNG), the loss within GRAD_TOL. Then tests/torch_step.py recomputes the
+ * step from the compiled dump in PyTorch, in float64 and in float32
+ * ("grads" tests): every gradient of the compiled (float32) step must be
+ * within GRAD_TOL of each tensor's largest magnitude, against the
+ * interpreter (double) and against float64 PyTorch; the batchnorm running
+ * statistics after the step within STATS_TOL of float64 PyTorch.
+ *
+ * Float32 itself: a ReLU input or a max-pool gap within float rounding of
+ * a tie can go the other way in float32, which reroutes gradient upstream.
+ * A gradient is therefore excused from GRAD_TOL only where PyTorch in
+ * float32, on the same parameters and input, misses float64 PyTorch by
+ * more than GRAD_TOL on that tensor (measured in the same run, printed);
+ * an excused gradient must still be finite and within EXCUSED_TOL of
+ * float64 -- or, where PyTorch float32 is itself further off, within
+ * GRAD_TOL of PyTorch float32: the same float32 decisions (named.xml at
+ * seed 2005: both float32 steps take a near-tie the other way from
+ * float64, PyTorch float32 2.8e-2 off on blk_conv.weight, the compiled
+ * step 1.3e-6 from PyTorch float32). Each model's line says how many
+ * gradients were compared and how many excused.
  *
  * Scale floor: a gradient that is mathematically zero (a bias right before
  * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
@@ -18,28 +33,14 @@
  * own largest magnitude means nothing. A tensor's scale is therefore at
  * least 1e-3 of the largest gradient in the reference dump.
  *
- * Float32 decisions: a ReLU whose input lies within float rounding of zero
- * can switch sides between float32 and double, which reroutes the gradient
- * of that element to every parameter before it (errors of 1e-3 .. 1e-1);
- * a max-pool window whose two largest values are that close can pick
- * another winner. That is float32, not the code: PyTorch in float32 jumps
- * the same way at other seeds. So the test first runs the forward pass in
- * the interpreter (double) and finds every ReLU input and max-pool gap
- * within TAU x the tensor's RMS of a tie; TAU is 1e-4, as float32
- * activations in ResNet-18's last stage are up to 2e-5 x RMS off (PyTorch
- * float32 against float64; 3e-6 in the specs). Small models try seeds and
- * take the one with the fewest parameters upstream of such decisions; the
- * gradients of those parameters are left out (printed, with their error,
- * for information). In ResNet-18 at batch 2 (2 million ReLU inputs) the
- * last stage always holds such decisions, so only the head's gradients
- * are compared. ResNet-50 at batch 2 is compared forward only: its
- * 36-sample batchnorms over 50 layers leave float32 activations 1e-4 off
- * the double ones, and even PyTorch float32 misses the double gradients by
- * 0.2 and more at every seed tried. The forward pass of every model is
- * checked in full: loss against the interpreter, running statistics of
- * every batchnorm against PyTorch. (test_codegen_jit compares the same
- * generated code in double precision, where no decision is in doubt, for
- * every gradient of every model.)
+ * ResNet-50 at batch 2 is compared forward only (loss, running
+ * statistics): its 36-sample batchnorms over 50 layers leave float32
+ * activations far enough from double that PyTorch float32 itself misses the
+ * float64 gradients by 0.26 (encoder.7.0.downsample.0.weight; printed by
+ * every run), far beyond
+ * EXCUSED_TOL. (test_codegen_jit compares the same generated code in
+ * double precision, where nothing is in doubt, for every gradient of every
+ * model.)
  *
  * SC_PARITY_SEED shifts every seed; SC_KEEP_TMP keeps the files. */
 #include <dirent.h>
@@ -62,35 +63,30 @@
 #include "spec_files.h"
 #include "test_skip.h"
 
-#include "build.h"
-#include "interp.h"
-#include "ir.h"
-#include "model.h"
-#include "sc_rng.h"
 #include "sc_safetensors.h"
 
-#define INTERP_TOL 1e-4
-#define TORCH_TOL 1e-3
+/* Relative to max(max|reference|, scale floor); the worst error measured
+ * (AMD EPYC Zen 5, default run) beside each. */
+#define GRAD_TOL 1e-4      /* loss, gradients: worst enforced 1.7e-5 (head-batchnorm's
+                              head.3.bias, against the floor), else 1.1e-5
+                              (resnet18-stl10's encoder.6.0.bn2.bias); ResNet-50's
+                              loss 1.2e-5 */
+#define STATS_TOL 1e-4     /* running statistics: worst 1.9e-5 (ResNet-50), else 1.1e-6 */
+#define EXCUSED_TOL 1e-2   /* where PyTorch float32 misses float64 by > GRAD_TOL */
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
 #define SHIPPED_SEED 1
-#define TAU 1e-4
-#define SEED_TRIES 32
-#define SMALL_RELU_ELEMS 1000000   /* below: search seeds (forward passes are cheap) */
 
-/* Models whose gradients float32 cannot reproduce at 1e-4 (see above). */
+/* Models whose gradients float32 cannot reproduce (see above). */
 static const char *const forward_only[] = {"resnet50-stl10.xml"};
 
 typedef struct {
     char *spec, *label;
-    char *bin, *cdump, *idump, *ref, *log;
+    char *bin, *cdump, *idump, *ref, *ref32, *log;
     int batch;           /* 0: the spec's own */
     unsigned seed;
     int grads;           /* compare gradients */
-    int dumped;          /* the compiled dump exists */
-    char **skip;         /* gradients left out (float32 decisions), "grad/NAME" */
-    int nskip;
-    long ambiguous;      /* decisions within TAU at the chosen seed */
+    int dumped;          /* both dumps exist */
     const char *cflag;   /* an extra compiler option, or NULL */
 } job;
 
@@ -213,6 +209,7 @@ static int add_job(const char *spec, int batch, unsigned seed, const char *cflag
     j->cdump = xprintf("%s/%d.compiled.st", tmpdir, k);
     j->idump = xprintf("%s/%d.interp.st", tmpdir, k);
     j->ref = xprintf("%s/%d.torch.st", tmpdir, k);
+    j->ref32 = xprintf("%s/%d.torch32.st", tmpdir, k);
     j->log = xprintf("%s/%d.log", tmpdir, k);
     j->batch = batch;
     j->seed = seed;
@@ -220,7 +217,7 @@ static int add_job(const char *spec, int batch, unsigned seed, const char *cflag
     for (size_t i = 0; i < sizeof forward_only / sizeof *forward_only; i++)
         if (!strcmp(base, forward_only[i]))
             j->grads = 0;
-    return j->spec && j->label && j->bin && j->cdump && j->idump && j->ref && j->log ? 0 : -1;
+    return j->spec && j->label && j->bin && j->cdump && j->idump && j->ref && j->ref32 && j->log ? 0 : -1;
 }
 
 static int setup_jobs(void)
@@ -324,10 +321,8 @@ static void teardown(void)
         free(j->cdump);
         free(j->idump);
         free(j->ref);
+        free(j->ref32);
         free(j->log);
-        for (int k = 0; k < j->nskip; k++)
-            free(j->skip[k]);
-        free(j->skip);
     }
     free(jobs);
     free(tmpdir);
@@ -372,26 +367,28 @@ static double grad_scale(const sc_st_file *f)
 
 typedef struct {
     const char *label, *what;   /* for messages */
-    double tol, floor;
+    double floor;               /* scale floor */
     double worst;
     char worst_name[320];
     int bad;
 } checker;
 
-/* Compares tensor name of a against ref; counts a failure in c. */
-static void check_close(checker *c, const sc_st_file *a, const sc_st_file *ref, const char *name)
+/* Compares tensor name of a against ref: max|a - ref| over
+ * max(max|ref|, floor), infinite when anything is not finite; counts a
+ * failure in c above tol. Returns the relative error. */
+static double check_close(checker *c, const sc_st_file *a, const sc_st_file *ref, const char *name, double tol)
 {
     const sc_st_tensor *x = sc_st_get(a, name), *y = sc_st_get(ref, name);
     if (!x || !y) {
-        print_error("%s: %s is missing from the %s\n", c->label, name, x ? c->what : "compiled dump");
+        print_error("%s: %s is missing from the %s\n", c->label, name, x ? c->what : "compared dump");
         c->bad++;
-        return;
+        return INFINITY;
     }
     if (!same_shape(x, y) || strcmp(x->dtype, "F32")) {
-        print_error("%s: %s has a different shape or dtype in the compiled dump and the %s\n",
+        print_error("%s: %s has a different shape or dtype in the compared dump and the %s\n",
                     c->label, name, c->what);
         c->bad++;
-        return;
+        return INFINITY;
     }
     size_t n = y->nbytes / sizeof(float);
     double md = 0, mr = 0;
@@ -414,13 +411,14 @@ static void check_close(checker *c, const sc_st_file *a, const sc_st_file *ref, 
         c->worst = rel;
         snprintf(c->worst_name, sizeof c->worst_name, "%s (max|diff| %.3g, max|ref| %.3g)", name, md, mr);
     }
-    if (!(rel <= c->tol)) {
-        print_error("%s: %s differs from the %s: max|diff| %.6g at flat index %zu (compiled %.9g, "
+    if (!(rel <= tol)) {
+        print_error("%s: %s differs from the %s: max|diff| %.6g at flat index %zu (compared %.9g, "
                     "reference %.9g), max|ref| %.6g, relative %.3g > %g\n",
                     c->label, name, c->what, md, worst_i, n ? (double)at(x, worst_i) : 0.0,
-                    n ? (double)at(y, worst_i) : 0.0, mr, rel, c->tol);
+                    n ? (double)at(y, worst_i) : 0.0, mr, rel, tol);
         c->bad++;
     }
+    return rel;
 }
 
 static int check_identical(const job *j, const sc_st_file *a, const sc_st_file *ref, const char *name)
@@ -457,222 +455,16 @@ static int same_meta(const job *j, const sc_st_file *a, const sc_st_file *b, con
     return 0;
 }
 
-/* ---- float32 decisions (see the top of the file) ---- */
+/* ---- the step: compiled and interpreted ---- */
 
-typedef struct {
-    sc_spec m;
-    sc_graph g;
-    sc_interp it;
-    int have_model, have_interp;
-    int *pord;           /* tensor -> parameter ordinal, or -1 */
-    unsigned char *anc;  /* [tensor][param]: the parameter is upstream of the tensor */
-    unsigned char *out;  /* [param]: some ambiguous decision is downstream of it */
-    long relu_elems;
-} screen;
-
-static void screen_free(screen *sc)
-{
-    if (sc->have_interp)
-        sc_interp_free(&sc->it);
-    if (sc->have_model) {
-        sc_graph_free(&sc->g);
-        sc_model_free(&sc->m);
-    }
-    free(sc->pord);
-    free(sc->anc);
-    free(sc->out);
-}
-
-/* Loads the model, builds its forward graph and the upstream-parameter
- * relation. Returns 0 or -1. */
-static int screen_init(screen *sc, const job *j)
-{
-    memset(sc, 0, sizeof *sc);
-    sc_graph_init(&sc->g);
-    if (sc_model_load(j->spec, &sc->m)) {
-        sc_model_free(&sc->m);
-        sc_graph_free(&sc->g);
-        return -1;
-    }
-    sc->have_model = 1;
-    sc_graph *g = &sc->g;
-    if (sc_build_graph(&sc->m, j->batch, g))
-        return -1;
-    size_t np = (size_t)g->nparams;
-    sc->pord = malloc(sizeof *sc->pord * (size_t)g->nt);
-    sc->anc = calloc((size_t)g->nt * (np ? np : 1), 1);
-    sc->out = calloc(np ? np : 1, 1);
-    if (!sc->pord || !sc->anc || !sc->out)
-        return -1;
-    for (int t = 0; t < g->nt; t++)
-        sc->pord[t] = -1;
-    for (int k = 0; k < g->nparams; k++) {
-        sc->pord[g->params[k]] = k;
-        sc->anc[(size_t)g->params[k] * np + (size_t)k] = 1;
-    }
-    for (int i = 0; i < g->nfwd; i++) {
-        const sc_node *n = &g->n[i];
-        for (int o = 0; o < n->nout; o++)
-            for (int a = 0; a < n->nin; a++)
-                for (size_t k = 0; k < np; k++)
-                    sc->anc[(size_t)n->out[o] * np + k] |= sc->anc[(size_t)n->in[a] * np + k];
-        if (n->op == SC_OP_RELU)
-            sc->relu_elems += g->t[n->in[0]].numel;
-    }
-    if (sc_interp_init(&sc->it, g))
-        return -1;
-    sc->have_interp = 1;
-    return 0;
-}
-
-static double rms(const double *x, long n)
-{
-    double ss = 0;
-    for (long i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    return n ? sqrt(ss / (double)n) : 0;
-}
-
-/* Max-pool windows whose two largest values differ by less than thr (but
- * are not equal: exact ties, zeros after a ReLU, are the same in float). */
-static long maxpool_close(const sc_node *n, const sc_tensor *x, const sc_tensor *y, const double *v,
-                          double thr)
-{
-    int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3];
-    long cnt = 0;
-    for (long p = 0; p < (long)x->shape[0] * x->shape[1]; p++) {
-        const double *xp = v + p * H * W;
-        for (int oi = 0; oi < OH; oi++)
-            for (int oj = 0; oj < OW; oj++) {
-                double t1 = -INFINITY, t2 = -INFINITY;
-                for (int ki = 0; ki < n->kernel; ki++)
-                    for (int kj = 0; kj < n->kernel; kj++) {
-                        int r = oi * n->stride - n->pad + ki, c = oj * n->stride - n->pad + kj;
-                        if (r < 0 || r >= H || c < 0 || c >= W)
-                            continue;
-                        double e = xp[r * W + c];
-                        if (e > t1) {
-                            t2 = t1;
-                            t1 = e;
-                        } else if (e > t2) {
-                            t2 = e;
-                        }
-                    }
-                if (t2 > -INFINITY && t1 > t2 && t1 - t2 < thr)
-                    cnt++;
-            }
-    }
-    return cnt;
-}
-
-/* Runs the forward pass for seed and marks in sc->out the parameters
- * upstream of a decision within TAU of a tie. Returns the number of such
- * decisions. */
-static long screen_seed(screen *sc, unsigned seed)
-{
-    sc_graph *g = &sc->g;
-    size_t np = (size_t)g->nparams;
-    sc_interp_init_params(&sc->it, seed);
-    sc_rng r;
-    sc_rng_seed(&r, seed, SC_STREAM_INPUT);
-    for (long i = 0; i < g->t[g->input].numel; i++)
-        sc->it.buf[g->input][i] = (float)sc_rng_normal(&r);
-    sc_interp_run(&sc->it, 0, g->nfwd);
-    memset(sc->out, 0, np ? np : 1);
-    long total = 0;
-    for (int i = 0; i < g->nfwd; i++) {
-        const sc_node *n = &g->n[i];
-        if (n->op != SC_OP_RELU && n->op != SC_OP_MAXPOOL)
-            continue;
-        const sc_tensor *x = &g->t[n->in[0]];
-        const double *v = sc->it.buf[n->in[0]];
-        double thr = TAU * rms(v, x->numel);
-        long cnt = 0;
-        if (n->op == SC_OP_RELU) {
-            for (long e = 0; e < x->numel; e++)
-                cnt += v[e] != 0 && fabs(v[e]) < thr;
-        } else {
-            cnt = maxpool_close(n, x, &g->t[n->out[0]], v, thr);
-        }
-        if (cnt) {
-            if (getenv("SC_PARITY_DEBUG"))
-                fprintf(stderr, "seed %u: %s %s (%s): %ld decisions within %g\n", seed, sc_op_name(n->op),
-                        n->label, x->name, cnt, thr);
-            total += cnt;
-            for (size_t k = 0; k < np; k++)
-                sc->out[k] |= sc->anc[(size_t)n->in[0] * np + k];
-        }
-    }
-    return total;
-}
-
-static int count_marked(const screen *sc)
-{
-    int c = 0;
-    for (int k = 0; k < sc->g.nparams; k++)
-        c += sc->out[k];
-    return c;
-}
-
-/* Records the marked parameters' gradients as left out of job j. */
-static int record_skips(job *j, const screen *sc)
-{
-    int n = count_marked(sc);
-    j->skip = calloc((size_t)(n ? n : 1), sizeof *j->skip);
-    if (!j->skip)
-        return -1;
-    for (int k = 0; k < sc->g.nparams; k++)
-        if (sc->out[k] && !(j->skip[j->nskip++] = xprintf("grad/%s", sc->g.t[sc->g.params[k]].name)))
-            return -1;
-    return 0;
-}
-
-static int skipped(const job *j, const char *name)
-{
-    for (int k = 0; k < j->nskip; k++)
-        if (!strcmp(j->skip[k], name))
-            return 1;
-    return 0;
-}
-
-/* ---- parity with the interpreter ---- */
-
-static void test_interp_parity(void **state)
+static void test_step(void **state)
 {
     job *j = *state;
-    /* Forward-only jobs compare no gradients: nothing to screen. */
-    screen sc;
-    int screening = j->grads;
-    if (screening && screen_init(&sc, j)) {
-        screen_free(&sc);
-        fail_msg("%s: the test cannot build the model's graph", j->label);
-    }
-    if (screening && sc.relu_elems < SMALL_RELU_ELEMS) {
-        unsigned best = j->seed;
-        int best_n = INT32_MAX;
-        long best_amb = 0;
-        for (unsigned t = 0; t < SEED_TRIES && best_n; t++) {
-            long amb = screen_seed(&sc, j->seed + t);
-            int n = count_marked(&sc);
-            if (n < best_n) {
-                best = j->seed + t;
-                best_n = n;
-                best_amb = amb;
-            }
-        }
-        j->seed = best;
-        j->ambiguous = screen_seed(&sc, best);
-        assert_int_equal(j->ambiguous, best_amb);
-        assert_int_equal(record_skips(j, &sc), 0);
-        screen_free(&sc);
-        screening = 0;
-    }
     char seed[32], batch[32];
     snprintf(seed, sizeof seed, "--seed=%u", j->seed);
     snprintf(batch, sizeof batch, "--batch=%d", j->batch);
 
-    /* The interpreter runs beside the compiler: two cores, two programs;
-     * a big model's screening runs meanwhile in this process. */
+    /* The interpreter runs beside the compiler: two cores, two programs. */
     char *iargv[9];
     int a = 0;
     iargv[a++] = (char *)simclrc;
@@ -698,14 +490,7 @@ static void test_interp_parity(void **state)
         cargv[a++] = (char *)j->cflag;
     cargv[a++] = j->spec;
     cargv[a] = NULL;
-    pid_t compile = start(cargv, j->log);
-    if (screening) {
-        j->ambiguous = screen_seed(&sc, j->seed);
-        int rs = record_skips(j, &sc);
-        screen_free(&sc);
-        assert_int_equal(rs, 0);
-    }
-    int crc = finish(compile);
+    int crc = run(cargv, j->log);
     int drc = -1;
     if (crc == 0) {
         char *dargv[] = {j->bin, "dump-step", j->cdump, seed, NULL};
@@ -713,7 +498,7 @@ static void test_interp_parity(void **state)
     }
     int irc = finish(interp);
     unlink(j->bin);
-    j->dumped = drc == 0;
+    j->dumped = drc == 0 && irc == 0;
     if (crc || drc || irc) {
         show_log(j->log);
         fail_msg("%s: %s failed (exit status %d)", j->label,
@@ -740,52 +525,30 @@ static void test_interp_parity(void **state)
             bad++;
         }
     }
-    checker ck = {j->label, "interpreter's dump", INTERP_TOL, FLOOR_REL * grad_scale(&r), 0, "", 0};
+    checker ck = {j->label, "interpreter's dump", 0, 0, "", 0};
     int nparams = 0;
     bad += check_identical(j, &c, &r, "input");
-    check_close(&ck, &c, &r, "loss");
+    check_close(&ck, &c, &r, "loss", GRAD_TOL);
     for (int i = 0; i < r.n; i++) {
         const char *name = r.t[i].name;
-        if (!strcmp(name, "input") || !strcmp(name, "loss"))
-            continue;
-        if (!strncmp(name, "grad/", 5)) {
-            if (j->grads && !skipped(j, name))
-                check_close(&ck, &c, &r, name);
-        } else {
+        if (strcmp(name, "input") && strcmp(name, "loss") && strncmp(name, "grad/", 5)) {
             bad += check_identical(j, &c, &r, name);
             nparams++;
         }
     }
-    print_message("%-26s batch %-3s seed %-5u %3d params%s, worst %s: %.3g\n", j->label,
-                  j->batch ? batch + 8 : "own", j->seed, nparams,
-                  j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
-    if (j->nskip) {
-        /* What was compared is the shorter list for a deep model. */
-        print_message("%-26s %ld ReLU/max-pool decisions within float32 rounding of a tie; "
-                      "%d of %d gradients left out, compared:", j->label, j->ambiguous, j->nskip, nparams);
-        for (int i = 0; i < r.n; i++)
-            if (!strncmp(r.t[i].name, "grad/", 5) && !skipped(j, r.t[i].name))
-                print_message(" %s", r.t[i].name + 5);
-        print_message("\n");
-        /* For information only: how far the left-out ones are. */
-        checker info = {j->label, "interpreter's dump", INFINITY, ck.floor, 0, "", 0};
-        for (int k = 0; k < j->nskip; k++)
-            check_close(&info, &c, &r, j->skip[k]);
-        print_message("%-26s left out, for information: worst %s: %.3g\n", j->label, info.worst_name,
-                      info.worst);
-    }
+    print_message("%-26s batch %-3s seed %-5u %3d params bit-identical, loss off by %.3g\n", j->label,
+                  j->batch ? batch + 8 : "own", j->seed, nparams, ck.worst);
     sc_st_free(&c);
     sc_st_free(&r);
-    unlink(j->idump);
     if (bad || ck.bad)
         fail_msg("%s: the compiled step does not match the interpreter (%d tensors differ)", j->label,
                  bad + ck.bad);
 }
 
-/* ---- parity with PyTorch ---- */
+/* ---- gradients and running statistics ---- */
 
 /* Runs torch_step.py once over every compiled dump (torch's import costs
- * seconds). */
+ * seconds): float64, and float32 beside it. */
 static void run_torch(void)
 {
     torch_ran = 1;
@@ -795,10 +558,12 @@ static void run_torch(void)
     FILE *f = list ? fopen(list, "w") : NULL;
     if (!f || !log || !script) {
         torch_status = -1;
+        if (f)
+            fclose(f);
     } else {
         for (int i = 0; i < njobs; i++)
             if (jobs[i].dumped)
-                fprintf(f, "%s\t%s\t%s\n", jobs[i].spec, jobs[i].cdump, jobs[i].ref);
+                fprintf(f, "%s\t%s\t%s\t%s\n", jobs[i].spec, jobs[i].cdump, jobs[i].ref, jobs[i].ref32);
         if (fclose(f)) {
             torch_status = -1;
         } else {
@@ -813,47 +578,115 @@ static void run_torch(void)
     free(script);
 }
 
-static void test_torch_parity(void **state)
+static void unlink_dumps(const job *j)
+{
+    if (getenv("SC_KEEP_TMP"))
+        return;
+    unlink(j->cdump);
+    unlink(j->idump);
+    unlink(j->ref);
+    unlink(j->ref32);
+}
+
+/* Every gradient of the compiled step against the interpreter and float64
+ * PyTorch, at GRAD_TOL unless float32 PyTorch itself misses float64 by
+ * more than that on the tensor (then at EXCUSED_TOL); running statistics
+ * against float64 PyTorch. */
+static void test_grads(void **state)
 {
     job *j = *state;
     if (!j->dumped)
-        fail_msg("%s: no compiled dump (see the interpreter parity test)", j->label);
+        fail_msg("%s: no compiled dump (see the step test)", j->label);
     if (!torch_ran)
         run_torch();
-    sc_st_file c, r;
+    sc_st_file c, in, r, r32;
     char err[512];
-    if (sc_st_read(j->ref, &r, err, sizeof err))
-        fail_msg("%s: no PyTorch reference (torch_step.py exit status %d): %s", j->label, torch_status, err);
-    if (sc_st_read(j->cdump, &c, err, sizeof err)) {
-        sc_st_free(&r);
+    const char *failed = NULL;
+    if (sc_st_read(j->cdump, &c, err, sizeof err))
         fail_msg("%s: %s", j->label, err);
+    if (sc_st_read(j->idump, &in, err, sizeof err)) {
+        failed = "the interpreter's dump";
+    } else if (sc_st_read(j->ref, &r, err, sizeof err)) {
+        sc_st_free(&in);
+        failed = "float64 PyTorch";
+    } else if (sc_st_read(j->ref32, &r32, err, sizeof err)) {
+        sc_st_free(&in);
+        sc_st_free(&r);
+        failed = "float32 PyTorch";
     }
-    checker ck = {j->label, "PyTorch reference", TORCH_TOL, FLOOR_REL * grad_scale(&r), 0, "", 0};
-    check_close(&ck, &c, &r, "loss");
-    int nrunning = 0;
+    if (failed) {
+        sc_st_free(&c);
+        unlink_dumps(j);
+        fail_msg("%s: no reference from %s (torch_step.py exit status %d): %s", j->label, failed,
+                 torch_status, err);
+    }
+    double floor_t = FLOOR_REL * grad_scale(&r);
+    checker vi = {j->label, "interpreter's dump", FLOOR_REL * grad_scale(&in), 0, "", 0};
+    checker vt = {j->label, "float64 PyTorch reference", floor_t, 0, "", 0};
+    checker ex = {j->label, "float64 PyTorch reference (excused)", floor_t, 0, "", 0};
+    checker t32 = {j->label, "float32 PyTorch", floor_t, 0, "", 0};
+    checker st = {j->label, "float64 PyTorch reference", 0, 0, "", 0};
+    check_close(&vt, &c, &r, "loss", GRAD_TOL);
+    int nrunning = 0, ngrads = 0, nexcused = 0;
     for (int i = 0; i < r.n; i++) {
         const char *name = r.t[i].name;
         if (!strncmp(name, "running/", 8)) {
             /* Running statistics have their own scale; no floor. */
-            double fl = ck.floor;
-            ck.floor = 0;
-            check_close(&ck, &c, &r, name);
-            ck.floor = fl;
+            check_close(&st, &c, &r, name, STATS_TOL);
             nrunning++;
-        } else if (!strncmp(name, "grad/", 5) && j->grads && !skipped(j, name)) {
-            check_close(&ck, &c, &r, name);
+            continue;
+        }
+        if (strncmp(name, "grad/", 5))
+            continue;
+        /* PyTorch float32's own miss, measured here, for every model. */
+        double own = check_close(&t32, &r32, &r, name, INFINITY);
+        if (!j->grads)
+            continue;
+        ngrads++;
+        if (own <= GRAD_TOL) {
+            check_close(&vi, &c, &in, name, GRAD_TOL);
+            check_close(&vt, &c, &r, name, GRAD_TOL);
+        } else {
+            /* Within EXCUSED_TOL of float64, or, where float32 PyTorch
+             * itself is further off, the same float32 decisions: within
+             * GRAD_TOL of float32 PyTorch. Never NaN. */
+            nexcused++;
+            checker probe = ex;
+            double e = fmax(check_close(&probe, &c, &in, name, INFINITY), check_close(&probe, &c, &r, name, INFINITY));
+            checker same = {j->label, "float32 PyTorch step", floor_t, 0, "", 0};
+            double e32 = check_close(&same, &c, &r32, name, INFINITY);
+            if (!(e <= EXCUSED_TOL) && !(e32 <= GRAD_TOL)) {
+                check_close(&ex, &c, &r, name, EXCUSED_TOL);
+                check_close(&ex, &c, &r32, name, GRAD_TOL);
+            }
+            if (e > ex.worst || !ex.worst_name[0]) {
+                ex.worst = e;
+                snprintf(ex.worst_name, sizeof ex.worst_name, "%s", name);
+            }
+            print_message("%-26s excused %s: PyTorch float32 misses float64 by %.3g, compiled by %.3g "
+                          "(%.3g from PyTorch float32)\n",
+                          j->label, name + 5, own, e, e32);
         }
     }
-    print_message("%-26s %d running statistics%s, worst %s: %.3g\n", j->label, nrunning,
-                  j->grads ? "" : " (forward only)", ck.worst_name, ck.worst);
+    if (j->grads) {
+        print_message("%-26s %d gradients compared, %d excused; worst enforced against the interpreter %s: "
+                      "%.3g, against PyTorch %s: %.3g\n",
+                      j->label, ngrads, nexcused, vi.worst_name, vi.worst, vt.worst_name, vt.worst);
+        if (nexcused)
+            print_message("%-26s worst excused %s: %.3g from float64\n", j->label, ex.worst_name, ex.worst);
+    } else
+        print_message("%-26s forward only: loss off by %.3g\n", j->label, vt.worst);
+    print_message("%-26s PyTorch float32 against float64: worst gradient %s: %.3g\n", j->label, t32.worst_name,
+                  t32.worst);
+    print_message("%-26s %d running statistics, worst %s: %.3g\n", j->label, nrunning, st.worst_name, st.worst);
     sc_st_free(&c);
+    sc_st_free(&in);
     sc_st_free(&r);
-    if (!getenv("SC_KEEP_TMP")) {
-        unlink(j->cdump);
-        unlink(j->ref);
-    }
-    if (ck.bad)
-        fail_msg("%s: the compiled step does not match PyTorch (%d tensors differ)", j->label, ck.bad);
+    sc_st_free(&r32);
+    unlink_dumps(j);
+    int bad = vi.bad + vt.bad + ex.bad + st.bad;
+    if (bad)
+        fail_msg("%s: the compiled step does not match its references (%d tensors differ)", j->label, bad);
 }
 
 /* ---- the compiler's command line ---- */
@@ -1152,9 +985,9 @@ int main(void)
     }
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < njobs; i++) {
-            names[k] = xprintf("%s %s", pass ? "torch" : "interp", jobs[i].label);
+            names[k] = xprintf("%s %s", pass ? "grads" : "step", jobs[i].label);
             tests[k].name = names[k] ? names[k] : jobs[i].label;
-            tests[k].test_func = pass ? test_torch_parity : test_interp_parity;
+            tests[k].test_func = pass ? test_grads : test_step;
             tests[k++].initial_state = &jobs[i];
         }
     }

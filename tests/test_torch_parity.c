@@ -11,7 +11,7 @@
  *
  * PyTorch runs in float64 (--double): the interpreter is double inside, so
  * any difference beyond the float rounding of the dump is semantic. A
- * tensor passes when max|a - b| <= 1e-4 * max|ref|; the floor on max|ref|
+ * tensor passes when max|a - b| <= REL_TOL * max|ref|; the floor on max|ref|
  * covers gradients that are mathematically zero (a bias right before a
  * batchnorm), which both sides compute as rounding noise. */
 #include <dirent.h>
@@ -30,7 +30,12 @@
 
 #include "sc_safetensors.h"
 
-#define REL_TOL 1e-4
+/* Measured (AMD EPYC Zen 5): every loss and gradient of every spec and of
+ * resnet-small identical after rounding to float (both sides round nearly
+ * the same double), except head-batchnorm's head.3.bias, mathematically
+ * zero, at 5.3e-8 (5.3e-16 against the floor). A few float ulps (6e-8
+ * each) of room: */
+#define REL_TOL 5e-7
 #define SCALE_FLOOR 1e-8
 
 typedef struct {

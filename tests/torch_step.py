@@ -2,7 +2,7 @@
 """PyTorch reference for simclrc step dumps.
 
     torch_step.py MODEL.xml DUMP.safetensors OUT.safetensors [--double]
-    torch_step.py --batch-file LIST [--double]
+    torch_step.py --batch-file LIST [--double]    (lines: MODEL DUMP OUT [OUT_F32])
     torch_step.py --make-dump MODEL.xml OUT.safetensors [--seed S] [--batch B]
 
 The first form reads a model description (docs: model-format.md) and a step
@@ -18,7 +18,9 @@ names derived here from the XML: that cross-checks the compiler's naming.
 
 --batch-file LIST runs several (MODEL DUMP OUT) jobs, one per line
 (tab-separated, or whitespace-separated when there is no tab), paying
-torch's import once. --double computes in float64, to tell precision
+torch's import once; a fourth field OUT_F32 also writes the step computed
+in float32 there, so that a test can measure PyTorch float32's own error
+against the float64 OUT. --double computes in float64, to tell precision
 effects from semantic ones. --make-dump writes a dump in simclrc's format
 from PyTorch's own seeded default initialisation and a random input, for
 testing this script and the C comparison without the compiler.
@@ -550,8 +552,8 @@ def main(argv):
         jobs = []
         for l in lines:
             job = l.split("\t") if "\t" in l else l.split()
-            if len(job) != 3:
-                raise SpecError("%s: expected MODEL DUMP OUT, got %r" % (args[1], l))
+            if len(job) not in (3, 4):
+                raise SpecError("%s: expected MODEL DUMP OUT [OUT_F32], got %r" % (args[1], l))
             jobs.append(job)
     elif args[:1] == ["--make-dump"] and len(args) == 3:
         jobs = None
@@ -566,9 +568,12 @@ def main(argv):
         make_dump(torch, args[1], args[2], seed, batch)
         return 0
     status = 0
-    for m, d, o in jobs:
+    for job in jobs:
+        m, d, o = job[:3]
         try:
             reference(torch, m, d, o, double)
+            if len(job) == 4:
+                reference(torch, m, d, job[3], False)
         except SpecError as e:
             sys.stderr.write("%s: error: %s\n" % (PROG, e))
             status = 1
