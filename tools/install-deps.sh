@@ -14,6 +14,7 @@ pkgs=(
   python3-torch python3-torchvision  # reference results in tests (/usr/bin/python3)
   dataset-fashion-mnist     # the embedded default dataset
   gnuplot-nox               # the ablation's learning-curve plot (examples/ablation.sh)
+  clang-19 libclang-rt-19-dev  # libFuzzer for the fuzz targets (tools/fuzz.sh)
 )
 
 missing=()
