@@ -1603,7 +1603,9 @@ static void prof_mark(sc_codegen *c, LLVMValueRef fn, int i)
     LLVMPositionBuilderAtEnd(c->b, next);
 }
 
-/* Graphs of more nodes than this get their entry point in parts. */
+/* Graphs of more nodes than ENTRY_SPLIT_NODES (the shipped models have
+ * at most 367) get their entry point in parts of ENTRY_PART_NODES. */
+#define ENTRY_SPLIT_NODES 1024
 #define ENTRY_PART_NODES 256
 
 /* Opens fn's entry block; base gets each region's pointer (map: fn's
@@ -1705,7 +1707,7 @@ static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp,
     LLVMValueRef fn = LLVMAddFunction(c->mod, name, fty);
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
     LLVMValueRef base[SC_REG_COUNT];
-    if (g->nn <= ENTRY_PART_NODES) {
+    if (g->nn <= ENTRY_SPLIT_NODES) {
         begin_part(c, fn, map, base);
         emit_nodes(c, fn, base, 0, g->nn, ks, np, step);
     } else {

@@ -123,12 +123,6 @@ void sc_memplan_free(sc_memplan *mp)
     memset(mp, 0, sizeof *mp);
 }
 
-/* A placed item's extent in the arena and its lifetime. */
-typedef struct {
-    int64_t offset, end;
-    int first, last;
-} placed;
-
 /* First fit, in the order given: each item goes to the lowest offset, 0
  * or the end of a placed item whose lifetime overlaps its own, where it
  * overlaps none of them. Placed items are kept sorted by offset, so one
@@ -137,24 +131,28 @@ typedef struct {
  * at or after it leaves a gap (no later one starts lower). Every offset
  * skipped is covered by an item or too close below one, so the result is
  * the lowest fit, as with trying each candidate against each item, in
- * O(n) per item instead of O(n^2). */
+ * O(n) per item instead of O(n^2). Lifetimes sit apart from extents so
+ * that the walk, mostly skipping, reads little memory. */
 static int first_fit(item *items, int n, sc_memplan *mp)
 {
-    placed *pl = malloc(((size_t)n + 1) * sizeof *pl);
-    if (!pl)
+    int (*life)[2] = malloc(((size_t)n + 1) * sizeof *life);
+    int64_t (*ext)[2] = malloc(((size_t)n + 1) * sizeof *ext);
+    if (!life || !ext) {
+        free(life);
+        free(ext);
         return -1;
+    }
     int np = 0;
     for (int i = 0; i < n; i++) {
         item *it = &items[i];
         int64_t cand = 0;
         for (int k = 0; k < np; k++) {
-            const placed *p = &pl[k];
-            if (p->last < it->first || p->first > it->last)
+            if (life[k][1] < it->first || life[k][0] > it->last)
                 continue;
-            if (p->offset >= cand + it->size)
+            if (ext[k][0] >= cand + it->size)
                 break;
-            if (p->end > cand)
-                cand = p->end;
+            if (ext[k][1] > cand)
+                cand = ext[k][1];
         }
         it->offset = cand;
         if (cand + it->size > mp->arena_floats)
@@ -167,16 +165,21 @@ static int first_fit(item *items, int n, sc_memplan *mp)
         int lo = 0, hi = np;
         while (lo < hi) {
             int mid = lo + (hi - lo) / 2;
-            if (pl[mid].offset <= cand)
+            if (ext[mid][0] <= cand)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        memmove(&pl[lo + 1], &pl[lo], (size_t)(np - lo) * sizeof *pl);
-        pl[lo] = (placed){cand, cand + it->size, it->first, it->last};
+        memmove(&life[lo + 1], &life[lo], (size_t)(np - lo) * sizeof *life);
+        memmove(&ext[lo + 1], &ext[lo], (size_t)(np - lo) * sizeof *ext);
+        life[lo][0] = it->first;
+        life[lo][1] = it->last;
+        ext[lo][0] = cand;
+        ext[lo][1] = cand + it->size;
         np++;
     }
-    free(pl);
+    free(life);
+    free(ext);
     return 0;
 }
 
