@@ -209,7 +209,7 @@ static size_t dtype_size(const char *d)
 }
 
 /* One tensor entry: {"dtype":..., "shape":[...], "data_offsets":[a,b]} */
-static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[2])
+static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[2], const char **why)
 {
     int have = 0;
     if (expect(c, '{'))
@@ -269,19 +269,27 @@ static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[
             return -1;
         break;
     }
-    if (have != 7)
+    if (have != 7) {
+        *why = "needs dtype, shape and data_offsets";
         return -1;
+    }
     size_t es = dtype_size(t->dtype);
-    if (!es)
+    if (!es) {
+        *why = "unknown dtype";
         return -1;
+    }
     /* Every product is checked: a shape's element count times the dtype's
      * size must equal the span of its data offsets. */
     size_t n = es;
     for (int i = 0; i < t->ndim; i++)
-        if (__builtin_mul_overflow(n, (size_t)t->shape[i], &n))
+        if (__builtin_mul_overflow(n, (size_t)t->shape[i], &n)) {
+            *why = "its shape's size overflows";
             return -1;
-    if (off[1] < off[0] || (uint64_t)(off[1] - off[0]) != n)
+        }
+    if (off[1] < off[0] || (uint64_t)(off[1] - off[0]) != n) {
+        *why = "its data_offsets do not span its shape's bytes";
         return -1;
+    }
     t->nbytes = n;
     /* Well-formed but beyond the end: the file was cut short. */
     if ((uint64_t)off[1] > datalen)
@@ -404,6 +412,7 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
     cursor c = {(const char *)f->bytes + 8, (const char *)f->bytes + 8 + hlen};
     int ok = expect(&c, '{') == 0;
     int64_t cut = -1; /* end offset of a tensor past the end of the data */
+    const char *why = NULL, *bad = NULL; /* a tensor's entry that is well-formed JSON but wrong */
     skip_ws(&c);
     if (ok && c.p < c.end && *c.p == '}')
         c.p++;
@@ -431,7 +440,9 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
                 t->name = k;
                 f->n++;
                 int64_t off[2];
-                int prc = parse_tensor(&c, t, datalen, off);
+                int prc = parse_tensor(&c, t, datalen, off, &why);
+                if (why)
+                    bad = t->name;
                 ok = prc == 0;
                 if (ok)
                     t->data = data + off[0];
@@ -453,12 +464,15 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
         return -1;
     }
     if (!ok) {
-        sc_st_free(f);
+        /* The message first: bad is a name that sc_st_free frees. */
         if (cut >= 0)
             sc_errf(err, errlen, "%s: truncated: a tensor ends at data byte %lld, the file holds %zu "
                    "data bytes", path, (long long)cut, datalen);
+        else if (why)
+            sc_errf(err, errlen, "%s: malformed safetensors header: tensor %s: %s", path, bad, why);
         else
             sc_errf(err, errlen, "%s: malformed safetensors header", path);
+        sc_st_free(f);
         return -1;
     }
     return 0;
