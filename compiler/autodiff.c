@@ -12,7 +12,62 @@ typedef struct {
     sc_graph *g;
     int *grad;          /* per forward tensor: its gradient tensor, or -1 */
     char *needs;        /* per forward tensor: a parameter flows into it */
+    int *index;         /* hash of tensor names: tensor + 1, 0 for empty */
+    size_t cap, used;   /* slots (a power of two), filled slots */
+    int oom;
 } ad;
+
+static size_t name_hash(const char *s)
+{
+    size_t h = 1469598103934665603u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The slot of name: the tensor's that is named so now, else an empty one.
+ * Entries are checked against the tensors' current names. */
+static int *name_slot(ad *a, const char *name)
+{
+    size_t i = name_hash(name) & (a->cap - 1);
+    while (a->index[i] && strcmp(a->g->t[a->index[i] - 1].name, name))
+        i = (i + 1) & (a->cap - 1);
+    return &a->index[i];
+}
+
+static int find(ad *a, const char *name)
+{
+    return *name_slot(a, name) - 1;
+}
+
+/* Indexes tensor t under its current name; the table stays at most half
+ * full, so lookups stay O(1). */
+static void index_tensor(ad *a, int t)
+{
+    if (2 * (a->used + 1) > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 1024;
+        int *old = a->index;
+        size_t ocap = a->cap;
+        a->index = calloc(cap, sizeof *a->index);
+        if (!a->index) {
+            a->index = old;
+            a->oom = 1;
+            return;
+        }
+        a->cap = cap;
+        a->used = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i]) {
+                *name_slot(a, a->g->t[old[i] - 1].name) = old[i];
+                a->used++;
+            }
+        free(old);
+    }
+    int *slot = name_slot(a, a->g->t[t].name);
+    if (!*slot)
+        a->used++;
+    *slot = t + 1;
+}
 
 /* A new gradient tensor shaped like forward tensor t. */
 static int grad_tensor(ad *a, int t, const char *suffix)
@@ -21,11 +76,14 @@ static int grad_tensor(ad *a, int t, const char *suffix)
     char name[SC_NAME_MAX + 32];
     snprintf(name, sizeof name, "grad/%s%s", ft->name, suffix);
     /* Several contributions to one tensor's gradient: keep names unique. */
-    for (int k = 2; sc_graph_find(a->g, name) >= 0; k++)
+    for (int k = 2; find(a, name) >= 0; k++)
         snprintf(name, sizeof name, "grad/%s%s.%d", ft->name, suffix, k);
     int shape[SC_MAX_DIMS];
     memcpy(shape, ft->shape, sizeof shape);
-    return sc_graph_tensor(a->g, name, SC_T_GRAD, ft->ndim, shape, ft->line);
+    int gt = sc_graph_tensor(a->g, name, SC_T_GRAD, ft->ndim, shape, ft->line);
+    if (gt >= 0)
+        index_tensor(a, gt);
+    return gt;
 }
 
 /* Adds gradient contribution gt to forward tensor t. */
@@ -140,7 +198,7 @@ int sc_autodiff(sc_graph *g)
     if (g->loss < 0)
         return -1;
     g->nfwd = g->nn;
-    ad a = {g, NULL, NULL};
+    ad a = {g, NULL, NULL, NULL, 0, 0, 0};
     a.grad = malloc((size_t)g->nt * sizeof *a.grad);
     a.needs = calloc((size_t)g->nt, 1);
     if (!a.grad || !a.needs) {
@@ -151,6 +209,7 @@ int sc_autodiff(sc_graph *g)
     for (int i = 0; i < g->nt; i++) {
         a.grad[i] = -1;
         a.needs[i] = g->t[i].kind == SC_T_PARAM;
+        index_tensor(&a, i);
     }
     for (int i = 0; i < g->nfwd; i++) {
         const sc_node *n = &g->n[i];
@@ -176,12 +235,17 @@ int sc_autodiff(sc_graph *g)
             continue;
         char name[SC_NAME_MAX + 8];
         snprintf(name, sizeof name, "grad/%s", pt->name);
-        int old = sc_graph_find(g, name);
-        if (old >= 0 && old != gt)
+        int old = find(&a, name);
+        if (old >= 0 && old != gt) {
             sc_tensor_rename(&g->t[old], "grad/%s.part", pt->name);
+            index_tensor(&a, old);
+        }
         sc_tensor_rename(&g->t[gt], "%s", name);
+        index_tensor(&a, gt);
     }
+    int oom = a.oom;
     free(a.grad);
     free(a.needs);
-    return 0;
+    free(a.index);
+    return oom ? -1 : 0;
 }

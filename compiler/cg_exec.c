@@ -184,51 +184,29 @@ static void prof_mark(sc_codegen *c, LLVMValueRef fn, int i)
     LLVMPositionBuilderAtEnd(c->b, next);
 }
 
-/* An entry point: sc_step(params, grads, buffers, arena, input, loss) or
- * sc_encode(params, buffers, arena, input, features); map gives, for each
- * region, the entry's parameter number (-1: none). It runs every phase of
- * every node: split over the thread pool (sc_parallel_for) or called
- * directly. The training step also marks nodes for the profiler and, in
- * data-parallel builds, hands finished gradients to the communicator. */
-static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *name,
-                         const char *prefix, int nparams, const int *map)
-{
-    int step = !strcmp(name, "sc_step");
-    c->g = g;
-    c->mp = mp;
-    int (*ks)[3] = calloc((size_t)g->nn + 1, sizeof *ks);
-    int *np = calloc((size_t)g->nn + 1, sizeof *np);
-    if (!ks || !np)
-        oom();
-    for (int i = 0; i < g->nn; i++) {
-        ks[i][0] = kernel_for(c, i, 0, prefix, &np[i]);
-        for (int p = 1; p < np[i]; p++) {
-            int dummy;
-            ks[i][p] = kernel_for(c, i, p, prefix, &dummy);
-        }
-    }
-    if (step) {
-        free(c->step_kern);
-        c->step_kern = malloc(((size_t)g->nn + 1) * sizeof *c->step_kern);
-        if (!c->step_kern)
-            oom();
-        for (int i = 0; i < g->nn; i++)
-            c->step_kern[i] = ks[i][0];
-    }
+/* Graphs of more nodes than ENTRY_SPLIT_NODES (the shipped models have
+ * at most 367) get their entry point in parts of ENTRY_PART_NODES. */
+#define ENTRY_SPLIT_NODES 1024
+#define ENTRY_PART_NODES 256
 
-    LLVMTypeRef pargs[SC_REG_COUNT];
-    for (int k = 0; k < SC_REG_COUNT; k++)
-        pargs[k] = c->ptr;
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pargs, (unsigned)nparams, 0));
-    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
-    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
-    LLVMPositionBuilderAtEnd(c->b, bb);
-    LLVMValueRef ctxarr = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, SC_MAX_IN + SC_MAX_OUT + 1), "ctx");
-    LLVMValueRef base[SC_REG_COUNT];
+/* Opens fn's entry block; base gets each region's pointer (map: fn's
+ * parameter number per region, -1 for none). */
+static void begin_part(sc_codegen *c, LLVMValueRef fn, const int *map, LLVMValueRef *base)
+{
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     for (int r = 0; r < SC_REG_COUNT; r++)
         base[r] = map[r] < 0 ? LLVMConstNull(c->ptr) : LLVMGetParam(fn, (unsigned)map[r]);
+}
+
+/* The calls of nodes [lo, hi) of c->g into fn, at the builder. */
+static void emit_nodes(sc_codegen *c, LLVMValueRef fn, const LLVMValueRef *base, int lo, int hi, int (*ks)[3],
+                       const int *np, int step)
+{
+    const sc_graph *g = c->g;
+    const sc_memplan *mp = c->mp;
+    LLVMValueRef ctxarr = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, SC_MAX_IN + SC_MAX_OUT + 1), "ctx");
     int hooks = step && c->mpi;
-    for (int i = 0; i < g->nn; i++) {
+    for (int i = lo; i < hi; i++) {
         const sc_node *n = &g->n[i];
         if (step)
             prof_mark(c, fn, i);
@@ -269,7 +247,92 @@ static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp,
             call(c, c->ready_t, c->ready_fn, ra, 3);
         }
     }
-    if (hooks)
+}
+
+/* An entry point: sc_step(params, grads, buffers, arena, input, loss) or
+ * sc_encode(params, buffers, arena, input, features); map gives, for each
+ * region, the entry's parameter number (-1: none). It runs every phase of
+ * every node: split over the thread pool (sc_parallel_for) or called
+ * directly. The training step also marks nodes for the profiler and, in
+ * data-parallel builds, hands finished gradients to the communicator. */
+static void define_entry(sc_codegen *c, const sc_graph *g, const sc_memplan *mp, const char *name,
+                         const char *prefix, int nparams, const int *map)
+{
+    int step = !strcmp(name, "sc_step");
+    c->g = g;
+    c->mp = mp;
+    int (*ks)[3] = calloc((size_t)g->nn + 1, sizeof *ks);
+    int *np = calloc((size_t)g->nn + 1, sizeof *np);
+    if (!ks || !np)
+        oom();
+    for (int i = 0; i < g->nn; i++) {
+        ks[i][0] = kernel_for(c, i, 0, prefix, &np[i]);
+        for (int p = 1; p < np[i]; p++) {
+            int dummy;
+            ks[i][p] = kernel_for(c, i, p, prefix, &dummy);
+        }
+    }
+    if (step) {
+        free(c->step_kern);
+        c->step_kern = malloc(((size_t)g->nn + 1) * sizeof *c->step_kern);
+        if (!c->step_kern)
+            oom();
+        for (int i = 0; i < g->nn; i++)
+            c->step_kern[i] = ks[i][0];
+    }
+
+    LLVMTypeRef pargs[SC_REG_COUNT];
+    for (int k = 0; k < SC_REG_COUNT; k++)
+        pargs[k] = c->ptr;
+    LLVMTypeRef fty = LLVMFunctionType(c->vd, pargs, (unsigned)nparams, 0);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, fty);
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    LLVMValueRef base[SC_REG_COUNT];
+    if (g->nn <= ENTRY_SPLIT_NODES) {
+        begin_part(c, fn, map, base);
+        emit_nodes(c, fn, base, 0, g->nn, ks, np, step);
+    } else {
+        /* Big graphs: parts of ENTRY_PART_NODES nodes, each its own
+         * function that is never inlined, since LLVM's optimisation of one
+         * function of tens of thousands of blocks grows faster than
+         * linearly (ten minutes for 20,000 nodes). */
+        int nparts = (g->nn + ENTRY_PART_NODES - 1) / ENTRY_PART_NODES;
+        /* Nor the kernels: inlined, each call site's copy is optimised
+         * again (most of the time for thousands of nodes). */
+        for (int i = 0; i < g->nn; i++)
+            for (int p = 0; p < np[i]; p++) {
+                const kern *kn = &c->kern[ks[i][p]];
+                if (!kn->task) /* tasks are called through the pool, never inlined */
+                    add_attr(c, kn->fn, LLVMAttributeFunctionIndex, "noinline", 0);
+            }
+        LLVMValueRef *parts = malloc((size_t)nparts * sizeof *parts);
+        if (!parts)
+            oom();
+        for (int p = 0; p < nparts; p++) {
+            char pname[96];
+            snprintf(pname, sizeof pname, "%s.part%d", name, p);
+            parts[p] = LLVMAddFunction(c->mod, pname, fty);
+            LLVMSetLinkage(parts[p], LLVMInternalLinkage);
+            add_attr(c, parts[p], LLVMAttributeFunctionIndex, "nounwind", 0);
+            add_attr(c, parts[p], LLVMAttributeFunctionIndex, "noinline", 0);
+            /* A part is a list of calls: nothing to optimise, and not
+             * optimising it keeps compile time linear. */
+            add_attr(c, parts[p], LLVMAttributeFunctionIndex, "optnone", 0);
+            LLVMValueRef pbase[SC_REG_COUNT];
+            begin_part(c, parts[p], map, pbase);
+            int lo = p * ENTRY_PART_NODES, hi = lo + ENTRY_PART_NODES < g->nn ? lo + ENTRY_PART_NODES : g->nn;
+            emit_nodes(c, parts[p], pbase, lo, hi, ks, np, step);
+            LLVMBuildRetVoid(c->b);
+        }
+        begin_part(c, fn, map, base);
+        LLVMValueRef args[SC_REG_COUNT];
+        for (int k = 0; k < nparams; k++)
+            args[k] = LLVMGetParam(fn, (unsigned)k);
+        for (int p = 0; p < nparts; p++)
+            call(c, fty, parts[p], args, (unsigned)nparams);
+        free(parts);
+    }
+    if (step && c->mpi)
         call(c, c->end_t, c->end_fn, &base[SC_REG_GRADS], 1);
     if (step)
         prof_mark(c, fn, -1);

@@ -24,6 +24,7 @@
  * batchnorm_bwd goes to batchnorm+relu_bwd, and the sum stays an add. */
 #include "fuse.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -44,33 +45,26 @@ static const sc_fuse_rule rules[] = {
     {SC_OP_ADD, SC_OP_RELU_BWD, SC_OP_ADD_RELU_BWD, 0, 0, 0},
 };
 
-/* The one node reading tensor t, or -1 if none or several; *slot is where. */
-static int sole_use(const sc_graph *g, int t, int *slot)
-{
-    int user = -1;
-    for (int i = 0; i < g->nn; i++)
-        for (int k = 0; k < g->n[i].nin; k++)
-            if (g->n[i].in[k] == t) {
-                if (user >= 0)
-                    return -1;
-                user = i;
-                *slot = k;
-            }
-    return user;
-}
+/* The pass's bookkeeping, so that each rule application is O(1): fused
+ * nodes and tensors are marked dead and the graph is compacted once at
+ * the end, which gives the same graph as deleting them one at a time. */
+typedef struct {
+    int *uses;       /* per tensor: reads by live nodes (a node reading it twice counts 2) */
+    int *user, *slot;/* per tensor read once: the reader and the input slot */
+    char *result;    /* per tensor: a result of the graph, never fused away */
+    char *dead_n, *dead_t;
+    int nfwd;        /* the forward nodes' count before any fusion */
+} fusion;
 
-static int is_result(const sc_graph *g, int t)
+static void mark_results(const sc_graph *g, fusion *f)
 {
-    if (g->t[t].kind != SC_T_ACT && g->t[t].kind != SC_T_GRAD)
-        return 1;
-    if (t == g->loss || t == g->features || t == g->input || t == g->labels)
-        return 1;
+    for (int t = 0; t < g->nt; t++)
+        f->result[t] = (g->t[t].kind != SC_T_ACT && g->t[t].kind != SC_T_GRAD) || t == g->loss ||
+                       t == g->features || t == g->input || t == g->labels;
     for (int p = 0; p < g->nparams; p++)
-        if (g->t[g->params[p]].grad == t)
-            return 1;
-    return 0;
+        if (g->t[g->params[p]].grad >= 0)
+            f->result[g->t[g->params[p]].grad] = 1;
 }
-
 static int same_shape(const sc_tensor *a, const sc_tensor *b)
 {
     if (a->ndim != b->ndim)
@@ -81,63 +75,65 @@ static int same_shape(const sc_tensor *a, const sc_tensor *b)
     return 1;
 }
 
-/* Deletes node i; later nodes move down one place. */
-static void remove_node(sc_graph *g, int i)
+/* Removes the dead nodes and tensors, keeping the others' order, and
+ * renumbers every index that refers to them. */
+static void compact(sc_graph *g, const fusion *f, int *newn, int *newt)
 {
-    memmove(&g->n[i], &g->n[i + 1], (size_t)(g->nn - i - 1) * sizeof *g->n);
-    g->nn--;
-    if (i < g->nfwd)
-        g->nfwd--;
-    for (int k = 0; k < g->nt; k++)
-        if (g->t[k].producer > i)
-            g->t[k].producer--;
-}
-
-/* Index of tensor k once tensor t is gone. */
-static int shift(int k, int t)
-{
-    return k > t ? k - 1 : k;
-}
-
-/* Deletes tensor t, which nothing refers to any more; every tensor index
- * in the graph is renumbered. */
-static void remove_tensor(sc_graph *g, int t)
-{
-    memmove(&g->t[t], &g->t[t + 1], (size_t)(g->nt - t - 1) * sizeof *g->t);
-    g->nt--;
+    int nn = 0, nt = 0, nfwd = 0;
     for (int i = 0; i < g->nn; i++) {
-        sc_node *n = &g->n[i];
-        for (int k = 0; k < n->nin; k++)
-            n->in[k] = shift(n->in[k], t);
-        for (int k = 0; k < n->nout; k++)
-            n->out[k] = shift(n->out[k], t);
+        newn[i] = f->dead_n[i] ? -1 : nn++;
+        nfwd += !f->dead_n[i] && i < g->nfwd;
     }
-    for (int k = 0; k < g->nt; k++)
-        if (g->t[k].grad >= 0)
-            g->t[k].grad = shift(g->t[k].grad, t);
+    for (int t = 0; t < g->nt; t++)
+        newt[t] = f->dead_t[t] ? -1 : nt++;
+    for (int i = 0; i < g->nn; i++) {
+        if (f->dead_n[i])
+            continue;
+        sc_node *n = &g->n[newn[i]];
+        *n = g->n[i];
+        for (int k = 0; k < n->nin; k++)
+            n->in[k] = newt[n->in[k]];
+        for (int k = 0; k < n->nout; k++)
+            n->out[k] = newt[n->out[k]];
+    }
+    for (int t = 0; t < g->nt; t++) {
+        if (f->dead_t[t])
+            continue;
+        sc_tensor *x = &g->t[newt[t]];
+        *x = g->t[t];
+        if (x->producer >= 0)
+            x->producer = newn[x->producer];
+        if (x->grad >= 0)
+            x->grad = newt[x->grad];
+    }
     for (int k = 0; k < g->nparams; k++)
-        g->params[k] = shift(g->params[k], t);
+        g->params[k] = newt[g->params[k]];
     for (int k = 0; k < g->nbuffers; k++)
-        g->buffers[k] = shift(g->buffers[k], t);
+        g->buffers[k] = newt[g->buffers[k]];
     int *roots[] = {&g->input, &g->loss, &g->features, &g->labels};
     for (int k = 0; k < 4; k++)
         if (*roots[k] >= 0)
-            *roots[k] = shift(*roots[k], t);
+            *roots[k] = newt[*roots[k]];
+    g->nn = nn;
+    g->nt = nt;
+    g->nfwd = nfwd;
 }
 
 /* Applies rule r with node p as the producer, if every condition holds.
  * Returns 1 if it fused. */
-static int try_rule(sc_graph *g, const sc_fuse_rule *r, int p)
+static int try_rule(sc_graph *g, fusion *f, const sc_fuse_rule *r, int p)
 {
     const sc_node *P = &g->n[p];
     if (P->op != r->producer || r->out >= P->nout)
         return 0;
-    int t = P->out[r->out], slot = -1;
-    int c = sole_use(g, t, &slot);
-    if (c < 0 || slot != r->slot || g->n[c].op != r->consumer || is_result(g, t))
+    int t = P->out[r->out];
+    if (f->uses[t] != 1)
+        return 0;
+    int c = f->user[t], slot = f->slot[t];
+    if (slot != r->slot || g->n[c].op != r->consumer || f->result[t])
         return 0;
     const sc_node *C = &g->n[c];
-    if ((p < g->nfwd) != (c < g->nfwd) || C->nout < 1 || !same_shape(&g->t[t], &g->t[C->out[0]]))
+    if ((p < f->nfwd) != (c < f->nfwd) || C->nout < 1 || !same_shape(&g->t[t], &g->t[C->out[0]]))
         return 0;
     if (P->nin + C->nin - 1 > SC_MAX_IN || C->nout + P->nout - 1 > SC_MAX_OUT)
         return 0;
@@ -145,35 +141,67 @@ static int try_rule(sc_graph *g, const sc_fuse_rule *r, int p)
         if (k != slot && g->t[C->in[k]].producer >= p)
             return 0;
 
-    sc_node f = r->attrs_of_consumer ? *C : *P;
-    f.op = r->fused;
-    f.nin = 0;
-    f.nout = 0;
+    sc_node F = r->attrs_of_consumer ? *C : *P;
+    F.op = r->fused;
+    F.nin = 0;
+    F.nout = 0;
     for (int k = 0; k < P->nin; k++)
-        f.in[f.nin++] = P->in[k];
+        F.in[F.nin++] = P->in[k];
     for (int k = 0; k < C->nin; k++)
         if (k != slot)
-            f.in[f.nin++] = C->in[k];
+            F.in[F.nin++] = C->in[k];
     for (int k = 0; k < C->nout; k++)
-        f.out[f.nout++] = C->out[k];
+        F.out[F.nout++] = C->out[k];
     for (int k = 0; k < P->nout; k++)
         if (k != r->out)
-            f.out[f.nout++] = P->out[k];
+            F.out[F.nout++] = P->out[k];
 
-    g->n[p] = f;
-    for (int k = 0; k < f.nout; k++)
-        g->t[f.out[k]].producer = p;
+    g->n[p] = F;
+    for (int k = 0; k < F.nout; k++)
+        g->t[F.out[k]].producer = p;
+    /* F's inputs keep their counts of reads; those read once now are read by F. */
+    for (int k = 0; k < F.nin; k++)
+        if (f->uses[F.in[k]] == 1) {
+            f->user[F.in[k]] = p;
+            f->slot[F.in[k]] = k;
+        }
     g->t[t].producer = -1;
-    remove_node(g, c);
-    remove_tensor(g, t);
+    f->uses[t] = 0;
+    f->dead_n[c] = 1;
+    f->dead_t[t] = 1;
     return 1;
 }
 
 int sc_fuse(sc_graph *g)
 {
+    size_t nt = (size_t)g->nt + 1, nn = (size_t)g->nn + 1;
+    fusion f = {calloc(nt, sizeof(int)), malloc(nt * sizeof(int)), malloc(nt * sizeof(int)), calloc(nt, 1),
+                calloc(nn, 1), calloc(nt, 1), g->nfwd};
+    int *newn = malloc(nn * sizeof(int)), *newt = malloc(nt * sizeof(int));
     int fused = 0;
-    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+    if (f.uses && f.user && f.slot && f.result && f.dead_n && f.dead_t && newn && newt) {
         for (int i = 0; i < g->nn; i++)
-            fused += try_rule(g, &rules[r], i);
+            for (int k = 0; k < g->n[i].nin; k++) {
+                int t = g->n[i].in[k];
+                f.uses[t]++;
+                f.user[t] = i;
+                f.slot[t] = k;
+            }
+        mark_results(g, &f);
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+            for (int i = 0; i < g->nn; i++)
+                if (!f.dead_n[i])
+                    fused += try_rule(g, &f, &rules[r], i);
+        if (fused)
+            compact(g, &f, newn, newt);
+    }
+    free(f.uses);
+    free(f.user);
+    free(f.slot);
+    free(f.result);
+    free(f.dead_n);
+    free(f.dead_t);
+    free(newn);
+    free(newt);
     return fused;
 }

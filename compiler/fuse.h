@@ -14,8 +14,9 @@
 /* Rewrites g in place: each fusion replaces two nodes by one and removes
  * the tensor between them; nodes and tensors are compacted and every index
  * (node operands, producers, parameter gradients, params, buffers, input,
- * loss, features, labels, nfwd) is kept valid. Allocates nothing, so it
- * cannot fail. Returns the number of fusions. */
+ * loss, features, labels, nfwd) is kept valid. Linear in the graph's
+ * size. Returns the number of fusions; out of memory, it fuses nothing
+ * (fusion never changes results, so the graph stays correct). */
 int sc_fuse(sc_graph *g);
 
 #endif

@@ -16,6 +16,7 @@
 #include "memplan.h"
 #include "model.h"
 #include "pipeline.h"
+#include "sizelimit.h"
 #include "stepdump.h"
 #include "tune.h"
 
@@ -49,6 +50,9 @@ static void usage(FILE *f)
             "                      times the step twice, im2col and shift; slower to compile)\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
             "                      machine's CPUs); workspaces are planned per thread\n"
+            "  --max-arena-bytes=N refuse a model whose parameters or training arena need more than N\n"
+            "                      bytes each (K, M, G, T suffixes; default 64G)\n"
+            "  --no-size-limit     no such limit\n"
             "  --list-models       list the shipped models, one name per line\n"
             "  -h, --help          show this help\n"
             "  --version           show the version\n"
@@ -93,6 +97,8 @@ static int dir_writable(const char *path)
 
 /* How memory is planned for the generated code (--threads, --mpi). */
 static sc_memplan_opts plan_opts = {.threads = 1};
+/* --max-arena-bytes (0: --no-size-limit) */
+static int64_t max_bytes = SC_DEFAULT_MAX_BYTES;
 
 /* --emit=memplan */
 static int print_memplan(sc_compiled *c, const sc_graph *g, const sc_memplan *mp, const char *out)
@@ -128,6 +134,10 @@ static int compile(const sc_spec *m, sc_compiled *cp, const char *emit, const ch
 
     if (sc_passes_plan(cp, &plan_opts))
         goto done;
+    if (max_bytes && sc_size_check_plan(&cp->g, &cp->smp, max_bytes, m->path)) {
+        rc = EXIT_INPUT;
+        goto done;
+    }
     sc_codegen_options o = {.target_cpu = target_cpu, .opt_level = opt_level, .mpi = plan_opts.mpi};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
@@ -229,7 +239,7 @@ int main(int argc, char **argv)
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE, OPT_LIST_MODELS };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -241,6 +251,8 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, OPT_THREADS},
         {"conv", required_argument, 0, OPT_CONV},
         {"tune", no_argument, 0, OPT_TUNE},
+        {"max-arena-bytes", required_argument, 0, OPT_MAX_BYTES},
+        {"no-size-limit", no_argument, 0, OPT_NO_LIMIT},
         {"no-fuse", no_argument, 0, OPT_NO_FUSE},
         {"mpi", no_argument, 0, OPT_MPI},
         {"list-models", no_argument, 0, OPT_LIST_MODELS},
@@ -288,6 +300,14 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_TUNE: tune = 1; break;
+        case OPT_MAX_BYTES:
+            if (sc_parse_bytes(optarg, &max_bytes) || max_bytes < 1) {
+                fprintf(stderr, "simclrc: error: --max-arena-bytes needs a byte count such as 68719476736 or "
+                        "64G (K, M, G, T: powers of 1024), not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_NO_LIMIT: max_bytes = 0; break;
         case OPT_CONV:
             if (!strcmp(optarg, "im2col"))
                 plan_opts.conv = SC_CONV_IM2COL_POLICY;
@@ -393,6 +413,16 @@ int main(int argc, char **argv)
         goto done;
     int w = !strcmp(which, "encoder") ? 1 : !strcmp(which, "finetune") ? 2 : 0;
     const sc_graph *shown = w == 1 ? &cp.enc : w == 2 ? &cp.ft : &cp.g;
+    /* exe, obj, asm and llvm check in compile(), with the plan they make. */
+    if (max_bytes && (!strcmp(emit, "memplan") || !strcmp(emit, "step-dump"))) {
+        int lim = sc_size_check(&cp.g, &plan_opts, max_bytes, m.path);
+        if (lim) {
+            if (lim == -2)
+                fprintf(stderr, "simclrc: error: out of memory planning memory\n");
+            rc = lim == -2 ? EXIT_INTERNAL : EXIT_INPUT;
+            goto done;
+        }
+    }
 
     if (codegen && strcmp(emit, "memplan")) {
         rc = tune ? compile_tuned(&m, &cp, emit, out, target_cpu, opt_level)

@@ -87,6 +87,85 @@ void sc_memplan_free(sc_memplan *mp)
     memset(mp, 0, sizeof *mp);
 }
 
+/* First fit, in the order given: each item goes to the lowest offset, 0
+ * or the end of a placed item whose lifetime overlaps its own, where it
+ * overlaps none of them. Placed items are kept sorted by offset, so one
+ * walk finds it: a candidate moves past every lifetime-overlapping item
+ * that starts before the candidate's end, and the first one that starts
+ * at or after it leaves a gap (no later one starts lower). Every offset
+ * skipped is covered by an item or too close below one, so the result is
+ * the lowest fit, as with trying each candidate against each item, in
+ * O(n) per item instead of O(n^2). Lifetimes sit apart from extents so
+ * that the walk, mostly skipping, reads little memory. */
+static int first_fit(item *items, int n, sc_memplan *mp)
+{
+    int (*life)[2] = malloc(((size_t)n + 1) * sizeof *life);
+    int64_t (*ext)[2] = malloc(((size_t)n + 1) * sizeof *ext);
+    if (!life || !ext) {
+        free(life);
+        free(ext);
+        return -1;
+    }
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        item *it = &items[i];
+        int64_t cand = 0;
+        for (int k = 0; k < np; k++) {
+            if (life[k][1] < it->first || life[k][0] > it->last)
+                continue;
+            if (ext[k][0] >= cand + it->size)
+                break;
+            if (ext[k][1] > cand)
+                cand = ext[k][1];
+        }
+        it->offset = cand;
+        if (cand + it->size > mp->arena_floats)
+            mp->arena_floats = cand + it->size;
+        if (it->tensor >= 0)
+            mp->offset[it->tensor] = cand;
+        else
+            mp->ws_offset[-1 - it->tensor] = cand;
+        /* Insert after the items at lower or equal offsets. */
+        int lo = 0, hi = np;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (ext[mid][0] <= cand)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        memmove(&life[lo + 1], &life[lo], (size_t)(np - lo) * sizeof *life);
+        memmove(&ext[lo + 1], &ext[lo], (size_t)(np - lo) * sizeof *ext);
+        life[lo][0] = it->first;
+        life[lo][1] = it->last;
+        ext[lo][0] = cand;
+        ext[lo][1] = cand + it->size;
+        np++;
+    }
+    free(life);
+    free(ext);
+    return 0;
+}
+
+/* root[i]: the first tensor of i's chain of in-place tensors, each chain
+ * walked once. */
+static void chain_roots(const int *inplace, int nt, int *root)
+{
+    for (int i = 0; i < nt; i++)
+        root[i] = -1;
+    for (int i = 0; i < nt; i++) {
+        int r = i;
+        while (root[r] < 0 && inplace[r] >= 0)
+            r = inplace[r];
+        r = root[r] >= 0 ? root[r] : r;
+        for (int k = i; root[k] < 0; k = inplace[k] >= 0 ? inplace[k] : k) {
+            root[k] = r;
+            if (inplace[k] < 0)
+                break;
+        }
+    }
+}
+
 static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplace, sc_memplan *mp)
 {
     static const sc_memplan_opts serial = {.threads = 1};
@@ -100,13 +179,15 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
     mp->last = calloc((size_t)g->nt, sizeof *mp->last);
     mp->inplace = malloc(((size_t)g->nt + 1) * sizeof *mp->inplace);
     int *glast = malloc(((size_t)g->nt + 1) * sizeof *glast); /* per group root: the group's last use */
+    int *root = malloc(((size_t)g->nt + 1) * sizeof *root);
     mp->ws_offset = calloc((size_t)g->nn + 1, sizeof *mp->ws_offset);
     mp->ws_floats = calloc((size_t)g->nn + 1, sizeof *mp->ws_floats);
     item *items = calloc((size_t)(g->nt + g->nn) + 1, sizeof *items);
-    if (!mp->region || !mp->offset || !mp->first || !mp->last || !mp->inplace || !glast ||
+    if (!mp->region || !mp->offset || !mp->first || !mp->last || !mp->inplace || !glast || !root ||
         !mp->ws_offset || !mp->ws_floats || !items) {
         free(items);
         free(glast);
+        free(root);
         sc_memplan_free(mp);
         return -1;
     }
@@ -167,15 +248,12 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
         }
     }
     /* One buffer per chain of in-place tensors, named by its first. */
+    chain_roots(mp->inplace, g->nt, root);
     for (int i = 0; i < g->nt; i++)
         glast[i] = mp->last[i];
-    for (int i = 0; i < g->nt; i++) {
-        int r = i;
-        while (mp->inplace[r] >= 0)
-            r = mp->inplace[r];
-        if (glast[r] < mp->last[i])
-            glast[r] = mp->last[i];
-    }
+    for (int i = 0; i < g->nt; i++)
+        if (glast[root[i]] < mp->last[i])
+            glast[root[i]] = mp->last[i];
     int n = 0;
     for (int i = 0; i < g->nt; i++)
         if (mp->region[i] == SC_REG_ARENA) {
@@ -195,51 +273,17 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
         }
     }
     qsort(items, (size_t)n, sizeof *items, by_size_desc);
-
-    /* First fit among the placed items whose lifetimes overlap: try
-     * offset 0, then the end of each of them; keep the lowest that fits. */
-    int *live = malloc((size_t)n * sizeof *live + 1);
-    if (!live) {
-        free(items);
+    int rc = first_fit(items, n, mp);
+    free(items);
+    if (rc) {
+        free(root);
         sc_memplan_free(mp);
         return -1;
     }
-    for (int i = 0; i < n; i++) {
-        item *it = &items[i];
-        int nl = 0;
-        for (int k = 0; k < i; k++)
-            if (!(items[k].last < it->first || items[k].first > it->last))
-                live[nl++] = k;
-        int64_t best = -1;
-        for (int c = -1; c < nl; c++) {
-            int64_t cand = c < 0 ? 0 : items[live[c]].offset + items[live[c]].size;
-            if (best >= 0 && cand >= best)
-                continue;
-            int ok = 1;
-            for (int k = 0; k < nl && ok; k++) {
-                const item *o = &items[live[k]];
-                ok = !(cand < o->offset + o->size && o->offset < cand + it->size);
-            }
-            if (ok)
-                best = cand;
-        }
-        it->offset = best;
-        if (best + it->size > mp->arena_floats)
-            mp->arena_floats = best + it->size;
-        if (it->tensor >= 0)
-            mp->offset[it->tensor] = best;
-        else
-            mp->ws_offset[-1 - it->tensor] = best;
-    }
-    free(live);
-    free(items);
     /* Tensors in place: at their chain's first tensor (placed above). */
-    for (int i = 0; i < g->nt; i++) {
-        int r = i;
-        while (mp->inplace[r] >= 0)
-            r = mp->inplace[r];
-        mp->offset[i] = mp->offset[r];
-    }
+    for (int i = 0; i < g->nt; i++)
+        mp->offset[i] = mp->offset[root[i]];
+    free(root);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "diag.h"
 #include "xmldoc.h"
+#include "sc_augment.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -626,7 +627,15 @@ static void parse_model(loader *L, const xmlNode *root)
 
     if (augment) {
         int n = count_elements(augment);
-        if (n > 0) {
+        if (n > SC_AUGMENT_MAX_OPS) {
+            /* The runtime's pipeline holds that many (sc_augment.h). */
+            const xmlNode *c = augment->children;
+            for (int k = 0; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE && ++k > SC_AUGMENT_MAX_OPS)
+                    break;
+            err(L, c, "more than %d augmentations: the data pipeline applies at most %d", SC_AUGMENT_MAX_OPS,
+                SC_AUGMENT_MAX_OPS);
+        } else if (n > 0) {
             m->augs = calloc((size_t)n, sizeof *m->augs);
             if (!m->augs) {
                 err(L, augment, "out of memory");

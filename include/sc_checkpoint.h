@@ -20,6 +20,12 @@
 #include "sc_abi.h"
 #include "sc_optim.h"
 
+/* Upper bounds of the position read from a file, so that products of
+ * them with a run's sizes cannot overflow: epochs as train's --epochs,
+ * steps 2^40 (a million steps a day for three thousand years). */
+#define SC_CKPT_MAX_EPOCH 1000000
+#define SC_CKPT_MAX_STEP ((int64_t)1 << 40)
+
 typedef struct {
     int64_t step;       /* optimizer steps taken */
     int64_t epoch;      /* epochs completed */

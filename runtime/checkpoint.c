@@ -126,7 +126,7 @@ int sc_ckpt_save_meta(const char *path, const sc_model_desc *d, const sc_param_i
 }
 
 /* Strict decimal integers for the metadata. */
-static int meta_i64(const sc_st_file *f, const char *key, int64_t min, int64_t *out)
+static int meta_i64(const sc_st_file *f, const char *key, int64_t min, int64_t max, int64_t *out)
 {
     const char *s = sc_st_meta(f, key);
     if (!s || !*s || *s == ' ' || *s == '+')
@@ -134,7 +134,7 @@ static int meta_i64(const sc_st_file *f, const char *key, int64_t min, int64_t *
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < min)
+    if (errno || *end || v < min || v > max)
         return -1;
     *out = v;
     return 0;
@@ -182,7 +182,7 @@ static const sc_st_tensor *matching(const sc_st_file *f, const char *path, const
     shape_text(a, sizeof a, t->ndim, t->shape);
     shape_text(b, sizeof b, p->ndim, want);
     sc_errf(err, errlen, "%s: error: tensor %s is %s [%s], this model (%s) has F32 [%s]: a checkpoint of "
-           "another model", path, name, t->dtype, a, b, p->name);
+           "another model", path, name, t->dtype, a, p->name, b);
     *bad = 1;
     return NULL;
 }
@@ -224,11 +224,11 @@ int sc_ckpt_load_meta(const char *path, const sc_model_desc *d, const sc_param_i
     sc_ckpt_pos p = {0};
     const char *kind = sc_st_meta(&f, "kind");
     int64_t ostep = 0;
-    if (meta_i64(&f, "step", 0, &p.step) || meta_i64(&f, "epoch", 0, &p.epoch) ||
-        meta_u64(&f, "seed", &p.seed) || meta_i64(&f, "optim_step", 0, &ostep) || !kind ||
+    if (meta_i64(&f, "step", 0, SC_CKPT_MAX_STEP, &p.step) || meta_i64(&f, "epoch", 0, SC_CKPT_MAX_EPOCH, &p.epoch) ||
+        meta_u64(&f, "seed", &p.seed) || meta_i64(&f, "optim_step", 0, SC_CKPT_MAX_STEP, &ostep) || !kind ||
         strlen(kind) >= sizeof p.kind) {
-        sc_errf(err, errlen, "%s: error: malformed checkpoint metadata (step, epoch, seed, optim_step or kind)",
-               path);
+        sc_errf(err, errlen, "%s: error: malformed checkpoint metadata (step and optim_step from 0 to %" PRId64
+               ", epoch from 0 to %d, seed, kind)", path, (int64_t)SC_CKPT_MAX_STEP, SC_CKPT_MAX_EPOCH);
         goto done;
     }
     strcpy(p.kind, kind);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,15 @@ int sc_cmd_encode(int argc, char **argv)
     }
     const int64_t n = t->shape[0], img = (int64_t)d->in_c * d->in_h * d->in_w, fd = d->feature_dim;
     const int64_t eb = d->encode_batch;
-    feat = malloc(sizeof *feat * (size_t)(n * fd));
+    /* The reader checked that the shape's bytes are the tensor's: n images
+     * are really there. The features must fit too. */
+    size_t feat_bytes;
+    if (__builtin_mul_overflow((size_t)n, (size_t)fd * sizeof *feat, &feat_bytes)) {
+        sc_cli_error("%s: the tensor 'input' of %" PRId64 " images is too large", in, n);
+        rc = SC_EXIT_INPUT;
+        goto done;
+    }
+    feat = malloc(feat_bytes);
     chunk = sc_floats_alloc(eb * img);
     chunk_feat = sc_floats_alloc(eb * fd);
     if (!feat || !chunk || !chunk_feat) {

@@ -341,7 +341,7 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
     double lr = vals[1] ? strtod(vals[1], &end) : 0;
     sc_split split;
     if (!vals[0] || !vals[1] || !vals[2] || !vals[3] || !vals[4] || parse_i64(vals[0], 0, 1000000, &epochs) ||
-        *end || !(lr > 0) || parse_i64(vals[3], 0, INT64_MAX, &images) ||
+        *end || !(lr > 0 && isfinite(lr)) || parse_i64(vals[3], 0, INT64_MAX, &images) ||
         parse_i64(vals[4], 1, INT32_MAX, &batch) || sc_split_parse(vals[2], &split, err, sizeof err)) {
         error(t, "%s: error: not a checkpoint of train (its train/ metadata is missing or malformed)", t->ckpt);
         goto done;
@@ -361,13 +361,15 @@ static int resume(trainer *t, sc_ckpt_pos *pos)
      * derived from the steps of one rank at the compiled batch. */
     int64_t gb = batch, spe_run = 0, eimg = -1;
     if ((vals[6] && parse_i64(vals[6], 1, INT32_MAX, &gb)) ||
-        (vals[7] && parse_i64(vals[7], 0, INT64_MAX, &eimg)) ||
-        (!vals[7] && (!vals[5] || parse_i64(vals[5], 1, INT64_MAX, &spe_run)))) {
+        (vals[7] && parse_i64(vals[7], 0, images, &eimg)) ||
+        (!vals[7] && (!vals[5] || parse_i64(vals[5], 1, SC_CKPT_MAX_STEP, &spe_run)))) {
         error(t, "%s: error: its train/ position metadata is malformed", t->ckpt);
         goto done;
     }
-    if (!vals[7])
-        eimg = (pos->step - pos->epoch * spe_run) * gb;
+    /* epoch <= 10^6 and spe_run <= 2^40 (checkpoint.h): only the last
+     * product can overflow. */
+    if (!vals[7] && __builtin_mul_overflow(pos->step - pos->epoch * spe_run, gb, &eimg))
+        eimg = -1;
     if (eimg < 0) {
         error(t, "%s: error: its position (step %" PRId64 ", %" PRId64 " epochs done) is inconsistent", t->ckpt,
               pos->step, pos->epoch);
@@ -715,8 +717,9 @@ static int run(trainer *t)
         t->step_offset = pos.step - start;
     }
     t->stop_at = total;
-    if (t->o.max_steps && t->o.max_steps - t->step_offset < total)
-        t->stop_at = t->o.max_steps - t->step_offset;
+    int64_t max_at;
+    if (t->o.max_steps && !__builtin_sub_overflow(t->o.max_steps, t->step_offset, &max_at) && max_at < total)
+        t->stop_at = max_at;
 
     if (t->rank == 0) {
         if ((rc = sc_train_log_open(&t->metrics, t->metrics_path, METRICS_HEADER, t->o.resume ? pos.step : -1,

@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The safetensors library's own limit on the JSON header. */
+#define SC_ST_MAX_HEADER 100000000
+
 /* ---- a minimal JSON reader for the header ---- */
 
 typedef struct {
@@ -91,15 +94,21 @@ static char *parse_string(cursor *c)
     return s;
 }
 
+/* A non-negative decimal integer within the cursor's bounds (the header
+ * is not terminated: strtoll could run past it) that fits an int64_t. */
 static int parse_int(cursor *c, int64_t *v)
 {
     skip_ws(c);
-    char *e;
-    errno = 0;
-    long long x = strtoll(c->p, &e, 10);
-    if (e == c->p || errno || e > c->end)
+    int64_t x = 0;
+    const char *start = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        int d = *c->p++ - '0';
+        if (x > (INT64_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    if (c->p == start)
         return -1;
-    c->p = e;
     *v = x;
     return 0;
 }
@@ -120,8 +129,8 @@ static int skip_value(cursor *c)
         for (; c->p < c->end; c->p++) {
             char ch = *c->p;
             if (in_str) {
-                if (ch == '\\')
-                    c->p++;
+                if (ch == '\\' && ++c->p == c->end)
+                    return -1;
                 else if (ch == '"')
                     in_str = 0;
             } else if (ch == '"')
@@ -201,7 +210,7 @@ static size_t dtype_size(const char *d)
 }
 
 /* One tensor entry: {"dtype":..., "shape":[...], "data_offsets":[a,b]} */
-static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[2])
+static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[2], const char **why)
 {
     int have = 0;
     if (expect(c, '{'))
@@ -261,19 +270,104 @@ static int parse_tensor(cursor *c, sc_st_tensor *t, size_t datalen, int64_t off[
             return -1;
         break;
     }
-    if (have != 7)
+    if (have != 7) {
+        *why = "needs dtype, shape and data_offsets";
         return -1;
+    }
     size_t es = dtype_size(t->dtype);
-    size_t n = 1;
-    for (int i = 0; i < t->ndim; i++)
-        n *= (size_t)t->shape[i];
-    if (!es || off[0] < 0 || off[1] < off[0] || (size_t)(off[1] - off[0]) != n * es)
+    if (!es) {
+        *why = "unknown dtype";
         return -1;
-    t->nbytes = n * es;
+    }
+    /* Every product is checked: a shape's element count times the dtype's
+     * size must equal the span of its data offsets. */
+    size_t n = es;
+    for (int i = 0; i < t->ndim; i++)
+        if (__builtin_mul_overflow(n, (size_t)t->shape[i], &n)) {
+            *why = "its shape's size overflows";
+            return -1;
+        }
+    if (off[1] < off[0] || (uint64_t)(off[1] - off[0]) != n) {
+        *why = "its data_offsets do not span its shape's bytes";
+        return -1;
+    }
+    t->nbytes = n;
     /* Well-formed but beyond the end: the file was cut short. */
-    if ((size_t)off[1] > datalen)
+    if ((uint64_t)off[1] > datalen)
         return -2;
     return 0;
+}
+
+/* A tensor's byte range in the data, for the tiling check. */
+typedef struct {
+    size_t start, nbytes;
+    int index;
+} span;
+
+static int by_start(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+static const sc_st_tensor *name_base;
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(name_base[*(const int *)a].name, name_base[*(const int *)b].name);
+}
+
+/* The format's rules: the tensors' byte ranges tile the data exactly, with
+ * no overlap and no hole (so no byte is read as two tensors), and no name
+ * appears twice. Sorting keeps this O(n log n). Returns 0, or -1 with the
+ * reason in err. */
+static int check_layout(const sc_st_file *f, const unsigned char *data, size_t datalen, const char *path,
+                        char *err, size_t errlen)
+{
+    span *sp = malloc(((size_t)f->n + 1) * sizeof *sp);
+    int *order = malloc(((size_t)f->n + 1) * sizeof *order);
+    int rc = 0;
+    if (!sp || !order) {
+        sc_errf(err, errlen, "%s: out of memory", path);
+        rc = -1;
+        goto done;
+    }
+    for (int i = 0; i < f->n; i++) {
+        sp[i] = (span){(size_t)((const unsigned char *)f->t[i].data - data), f->t[i].nbytes, i};
+        order[i] = i;
+    }
+    qsort(sp, (size_t)f->n, sizeof *sp, by_start);
+    size_t at = 0;
+    for (int k = 0; k < f->n && !rc; k++) {
+        if (sp[k].start != at) {
+            sc_errf(err, errlen, "%s: malformed safetensors header: tensor %s starts at data byte %zu, not "
+                    "%zu (%s)", path, f->t[sp[k].index].name, sp[k].start, at,
+                    sp[k].start < at ? "it overlaps another tensor" : "a hole before it");
+            rc = -1;
+        }
+        at = sp[k].start + sp[k].nbytes;
+    }
+    if (!rc && at != datalen) {
+        sc_errf(err, errlen, "%s: malformed safetensors file: %zu data bytes after the last tensor", path,
+                datalen - at);
+        rc = -1;
+    }
+    /* qsort takes no context; the reader is not used from several threads at once. */
+    name_base = f->t;
+    if (!rc)
+        qsort(order, (size_t)f->n, sizeof *order, by_name);
+    name_base = NULL;
+    for (int k = 1; k < f->n && !rc; k++)
+        if (!strcmp(f->t[order[k - 1]].name, f->t[order[k]].name)) {
+            sc_errf(err, errlen, "%s: malformed safetensors header: the tensor %s appears twice", path,
+                    f->t[order[k]].name);
+            rc = -1;
+        }
+done:
+    free(sp);
+    free(order);
+    return rc;
 }
 
 int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
@@ -302,6 +396,12 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | f->bytes[i];
+    if (hlen > SC_ST_MAX_HEADER) {
+        sc_st_free(f);
+        sc_errf(err, errlen, "%s: malformed safetensors file: header length %llu exceeds the limit of %d bytes",
+                path, (unsigned long long)hlen, SC_ST_MAX_HEADER);
+        return -1;
+    }
     if (hlen > f->size - 8) {
         sc_st_free(f);
         sc_errf(err, errlen, "%s: truncated or not a safetensors file: header length %llu exceeds the "
@@ -313,6 +413,7 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
     cursor c = {(const char *)f->bytes + 8, (const char *)f->bytes + 8 + hlen};
     int ok = expect(&c, '{') == 0;
     int64_t cut = -1; /* end offset of a tensor past the end of the data */
+    const char *why = NULL, *bad = NULL; /* a tensor's entry that is well-formed JSON but wrong */
     skip_ws(&c);
     if (ok && c.p < c.end && *c.p == '}')
         c.p++;
@@ -340,7 +441,9 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
                 t->name = k;
                 f->n++;
                 int64_t off[2];
-                int prc = parse_tensor(&c, t, datalen, off);
+                int prc = parse_tensor(&c, t, datalen, off, &why);
+                if (why)
+                    bad = t->name;
                 ok = prc == 0;
                 if (ok)
                     t->data = data + off[0];
@@ -355,13 +458,22 @@ int sc_st_read(const char *path, sc_st_file *f, char *err, size_t errlen)
             ok = ok && expect(&c, '}') == 0;
             break;
         }
-    if (!ok) {
+    skip_ws(&c);
+    ok = ok && c.p == c.end; /* only padding after the object */
+    if (ok && check_layout(f, data, datalen, path, err, errlen)) {
         sc_st_free(f);
+        return -1;
+    }
+    if (!ok) {
+        /* The message first: bad is a name that sc_st_free frees. */
         if (cut >= 0)
             sc_errf(err, errlen, "%s: truncated: a tensor ends at data byte %lld, the file holds %zu "
                    "data bytes", path, (long long)cut, datalen);
+        else if (why)
+            sc_errf(err, errlen, "%s: malformed safetensors header: tensor %s: %s", path, bad, why);
         else
             sc_errf(err, errlen, "%s: malformed safetensors header", path);
+        sc_st_free(f);
         return -1;
     }
     return 0;

@@ -380,11 +380,17 @@ int sc_stl10_check(const char *dir, FILE *out, char *err, size_t errlen)
 {
     sc_stl10 *train = NULL, *test = NULL, *unl = NULL;
     size_t sizes[SC_STL10_FOLDS];
+    char path[4096];
     int rc = -1;
     if (sc_stl10_open(dir, (sc_split){SC_SPLIT_TRAIN, 0}, &train, err, errlen) ||
         sc_stl10_open(dir, (sc_split){SC_SPLIT_TEST, 0}, &test, err, errlen) ||
         sc_stl10_open(dir, (sc_split){SC_SPLIT_UNLABELED, 0}, &unl, err, errlen) ||
-        parse_folds(dir, train->n, -1, NULL, NULL, sizes, err, errlen))
+        join(path, sizeof path, dir, "fold_indices.txt", err, errlen))
+        goto done;
+    /* Folds are optional (only the fold splits need them): absent is not
+     * an error, a malformed file is. */
+    int folds = access(path, F_OK) == 0 || errno != ENOENT;
+    if (folds && parse_folds(dir, train->n, -1, NULL, NULL, sizes, err, errlen))
         goto done;
     fprintf(out, "dataset %s (STL-10 layout, %dx%dx%d uint8)\n", dir, SC_STL10_CHANNELS, SC_STL10_HEIGHT,
             SC_STL10_WIDTH);
@@ -392,10 +398,14 @@ int sc_stl10_check(const char *dir, FILE *out, char *err, size_t errlen)
     print_labeled(out, "test", test);
     fprintf(out, "%-16s %8zu images\n", "unlabeled", unl->n);
     fprintf(out, "%-16s %8zu images\n", "train+unlabeled", train->n + unl->n);
-    fprintf(out, "%-16s %8d folds of", "folds", SC_STL10_FOLDS);
-    for (int k = 0; k < SC_STL10_FOLDS; k++)
-        fprintf(out, " %zu", sizes[k]);
-    fprintf(out, " training images\n");
+    if (folds) {
+        fprintf(out, "%-16s %8d folds of", "folds", SC_STL10_FOLDS);
+        for (int k = 0; k < SC_STL10_FOLDS; k++)
+            fprintf(out, " %zu", sizes[k]);
+        fprintf(out, " training images\n");
+    } else {
+        fprintf(out, "%-16s   absent (no fold_indices.txt: the fold0..fold9 splits are unavailable)\n", "folds");
+    }
     rc = 0;
 done:
     sc_stl10_close(train);

@@ -15,6 +15,7 @@ pkgs=(
   dataset-fashion-mnist     # the embedded default dataset
   gnuplot-nox               # plots: the ablation's curves, tools/plot-run.sh
   dpkg-dev man-db           # the Debian package (cpack: dpkg-shlibdeps), the man page test
+  clang-19 libclang-rt-19-dev  # libFuzzer for the fuzz targets (tools/fuzz.sh)
 )
 
 missing=()
