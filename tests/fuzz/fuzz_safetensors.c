@@ -13,11 +13,11 @@
 /* A model of two parameters and one buffer, named as a checkpoint of
  * model "fuzz" has them (the seed corpus holds such checkpoints). */
 static const sc_param_info params[] = {
-    {"encoder.0.weight", 4, {2, 1, 3, 3}, 18, 0, 0, 9, 0, 0},
-    {"encoder.0.bias", 1, {2, 0, 0, 0}, 2, 32, 0, 9, 1, 0},
+    {.name = "encoder.0.weight", .ndim = 4, .shape = {2, 1, 3, 3}, .numel = 18, .offset = 0, .fan_in = 9},
+    {.name = "encoder.0.bias", .ndim = 1, .shape = {2}, .numel = 2, .offset = 32, .fan_in = 9, .no_decay = 1},
 };
 static const sc_param_info buffers[] = {
-    {"encoder.1.running_mean", 1, {2, 0, 0, 0}, 2, 0, 0, 0, 0, 0},
+    {.name = "encoder.1.running_mean", .ndim = 1, .shape = {2}, .numel = 2},
 };
 
 static void read_and_touch(const char *path)
