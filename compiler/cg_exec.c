@@ -36,7 +36,13 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_ADD:
     case SC_OP_ADD_RELU:
     case SC_OP_ADD_RELU_BWD:
-    case SC_OP_RESHAPE: return sc_cg_lower_elementwise(c, i);
+    case SC_OP_RESHAPE:
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU:
+    case SC_OP_SILU_BWD:
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD: return sc_cg_lower_elementwise(c, i);
     case SC_OP_MAXPOOL:
     case SC_OP_MAXPOOL_BWD:
     case SC_OP_AVGPOOL:

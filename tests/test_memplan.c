@@ -82,8 +82,14 @@ static int may_share(sc_opkind op, int slot)
     switch (op) {
     case SC_OP_RELU:
     case SC_OP_RESHAPE:
-    case SC_OP_BATCHNORM_EVAL: return slot == 0;
+    case SC_OP_BATCHNORM_EVAL:
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU: return slot == 0;
     case SC_OP_RELU_BWD:
+    case SC_OP_SILU_BWD:
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD:
     case SC_OP_ADD:
     case SC_OP_ADD_RELU:
     case SC_OP_BATCHNORM_BWD: return slot <= 1;
