@@ -303,6 +303,43 @@ static void test_models_and_specs(void **state)
     assert_true(moved_graphs > 0);
 }
 
+/* silu, gelu, leaky relu plan in place like relu: in the eval encoder
+ * each activation's input dies at it, so y takes x's storage; in the
+ * step, x lives on for the backward, whose dx takes dy's (or x's). */
+static int is_activation(sc_opkind op, int bwd)
+{
+    return bwd ? op == SC_OP_SILU_BWD || op == SC_OP_GELU_BWD || op == SC_OP_LEAKY_RELU_BWD
+               : op == SC_OP_SILU || op == SC_OP_GELU || op == SC_OP_LEAKY_RELU;
+}
+
+static int activations_in_place(const sc_graph *g, int bwd)
+{
+    sc_memplan_opts o = {.threads = 1};
+    sc_memplan mp;
+    assert_int_equal(sc_memplan_build_with(g, result_of(g), &o, 1, &mp), 0);
+    int n = 0;
+    for (int t = 0; t < g->nt; t++)
+        n += mp.inplace[t] >= 0 && g->t[t].producer >= 0 && is_activation(g->n[g->t[t].producer].op, bwd);
+    sc_memplan_free(&mp);
+    return n;
+}
+
+static void test_activations_in_place(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    assert_non_null(src);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/activations.xml", src);
+    graphs s;
+    load(path, 2, &s);
+    /* the encoder's 4 activations (the head's 3 are not in it) */
+    assert_int_equal(activations_in_place(&s.g[1], 0), 4);
+    assert_int_equal(activations_in_place(&s.g[0], 0), 0);
+    assert_int_equal(activations_in_place(&s.g[0], 1), 7);
+    graphs_free(&s);
+}
+
 /* ---- the checker catches planted faults ---- */
 
 static void test_planted_faults(void **state)
@@ -459,6 +496,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_planted_faults),
         cmocka_unit_test(test_models_and_specs),
+        cmocka_unit_test(test_activations_in_place),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
     };
