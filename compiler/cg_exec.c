@@ -84,6 +84,8 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase
         const sc_tensor *bx = &g->t[g->n[g->t[n->in[0]].producer].in[0]];
         snprintf(key + k, len - k, "#%ld", bx->numel);
     }
+    if ((n->op == SC_OP_LEAKY_RELU || n->op == SC_OP_LEAKY_RELU_BWD) && k < len)
+        snprintf(key + k, len - k, "s%.17g", n->slope); /* the slope is baked in */
 }
 
 /* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads

@@ -707,6 +707,8 @@ static void test_activation_layers(void **state)
     const sc_layer *enc = m.encoder.items, *head = m.head.items;
     assert_int_equal(enc[1].kind, SC_L_SILU);
     assert_int_equal(enc[2].body.items[2].kind, SC_L_GELU);
+    assert_int_equal(enc[2].shortcut.items[0].kind, SC_L_LEAKY_RELU);
+    assert_true(enc[2].shortcut.items[0].slope == -0.5);
     assert_int_equal(enc[3].kind, SC_L_LEAKY_RELU);
     assert_true(enc[3].slope == 0.2);
     assert_int_equal(head[3].kind, SC_L_LEAKY_RELU);
@@ -718,7 +720,8 @@ static void test_activation_layers(void **state)
     assert_int_equal(producer(&g, "encoder.2.body.2")->op, SC_OP_GELU);
     assert_int_equal(producer(&g, "encoder.3")->op, SC_OP_LEAKY_RELU);
     assert_true(producer(&g, "encoder.3")->slope == 0.2);
-    assert_int_equal(producer(&g, "encoder.3")->line, line_of_text(text, "<leaky-relu slope"));
+    assert_true(producer(&g, "encoder.2.shortcut.0")->slope == -0.5);
+    assert_int_equal(producer(&g, "encoder.3")->line, line_of_text(text, "<leaky-relu slope=\"0.2\""));
     assert_int_equal(producer(&g, "head.1")->op, SC_OP_GELU);
     assert_int_equal(producer(&g, "head.3")->op, SC_OP_LEAKY_RELU);
     assert_true(producer(&g, "head.3")->slope == 0.01);

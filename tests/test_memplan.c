@@ -333,9 +333,11 @@ static void test_activations_in_place(void **state)
     snprintf(path, sizeof path, "%s/tests/specs/activations.xml", src);
     graphs s;
     load(path, 2, &s);
-    /* the encoder's 4 activations (the head's 3 are not in it) */
-    assert_int_equal(activations_in_place(&s.g[1], 0), 4);
+    /* the encoder's 5 activations (the head's 3 are not in it) */
+    assert_int_equal(activations_in_place(&s.g[1], 0), 5);
     assert_int_equal(activations_in_place(&s.g[0], 0), 0);
+    /* all backward ones but the shortcut's: its dy also feeds the body's
+     * gelu_bwd, its x the body conv's weight gradient */
     assert_int_equal(activations_in_place(&s.g[0], 1), 7);
     graphs_free(&s);
 }
