@@ -333,6 +333,13 @@ static void test_activations_in_place(void **state)
     snprintf(path, sizeof path, "%s/tests/specs/activations.xml", src);
     graphs s;
     load(path, 2, &s);
+    /* the derived graphs keep each leaky relu's slope */
+    for (int i = 1; i < 3; i++) {
+        const sc_graph *g = &s.g[i];
+        int t = sc_graph_find(g, "encoder.2.shortcut.0");
+        assert_true(t >= 0 && g->t[t].producer >= 0);
+        assert_true(g->n[g->t[t].producer].slope == -0.5);
+    }
     /* the encoder's 5 activations (the head's 3 are not in it) */
     assert_int_equal(activations_in_place(&s.g[1], 0), 5);
     assert_int_equal(activations_in_place(&s.g[0], 0), 0);
