@@ -110,6 +110,7 @@ static void emit1(ad *a, const sc_node *src, sc_opkind op, const int *in, int ni
     n->stride = src->stride;
     n->pad = src->pad;
     n->eps = src->eps;
+    n->slope = src->slope;
     n->temperature = src->temperature;
     accumulate(a, like, out, src);
 }
@@ -165,6 +166,17 @@ static void backward_node(ad *a, const sc_node *n)
     case SC_OP_RELU: {
         int in[2] = {dy, n->out[0]};
         emit1(a, n, SC_OP_RELU_BWD, in, 2, x[0]);
+        break;
+    }
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU: {
+        /* from the input: y = silu(x) or gelu(x) does not give x back */
+        int in[2] = {dy, x[0]};
+        sc_opkind bwd = n->op == SC_OP_SILU   ? SC_OP_SILU_BWD
+                        : n->op == SC_OP_GELU ? SC_OP_GELU_BWD
+                                              : SC_OP_LEAKY_RELU_BWD;
+        emit1(a, n, bwd, in, 2, x[0]);
         break;
     }
     case SC_OP_MAXPOOL:

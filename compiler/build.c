@@ -257,6 +257,19 @@ static int relu(builder *b, const char *prefix, const char *suffix, int x, int l
     return same_shape(b, SC_OP_RELU, prefix, suffix, &x, 1, line);
 }
 
+/* silu, gelu, leaky-relu: elementwise like relu; leaky-relu's slope rides
+ * on the node. */
+static int activation(builder *b, const sc_layer *l, const char *prefix, int x)
+{
+    sc_opkind op = l->kind == SC_L_SILU   ? SC_OP_SILU
+                   : l->kind == SC_L_GELU ? SC_OP_GELU
+                                          : SC_OP_LEAKY_RELU;
+    int y = same_shape(b, op, prefix, "", &x, 1, l->line);
+    if (y >= 0)
+        b->g->n[b->g->t[y].producer].slope = l->slope;
+    return y;
+}
+
 static int pool(builder *b, const sc_layer *l, const char *prefix, int x)
 {
     const char *what = sc_layer_kind_name(l->kind);
@@ -428,6 +441,10 @@ static int layer(builder *b, const sc_layer *l, const char *prefix, int x)
         return batchnorm(b, prefix, x, l->momentum, l->eps, l->line);
     case SC_L_RELU:
         return relu(b, prefix, "", x, l->line);
+    case SC_L_SILU:
+    case SC_L_GELU:
+    case SC_L_LEAKY_RELU:
+        return activation(b, l, prefix, x);
     case SC_L_MAXPOOL:
     case SC_L_AVGPOOL:
         return pool(b, l, prefix, x);

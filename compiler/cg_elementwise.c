@@ -1,6 +1,71 @@
 /* Lowering of elementwise ops: relu, add and their fused forms and
- * gradients, reshape. */
+ * gradients, reshape; silu, gelu, leaky relu and their gradients. */
 #include "cg_builder.h"
+
+/* math.h's M_SQRT1_2 and M_2_SQRTPI (math.h itself clashes with the
+ * builder's fadd and friends) */
+#define SQRT1_2 0.70710678118654752440
+#define TWO_OVER_SQRTPI 1.12837916709551257390
+
+/* libm's erf (double): LLVM has no intrinsic for it. The binaries link
+ * -lm; a JIT host must make the symbol visible. */
+static LLVMValueRef call_erf(sc_codegen *c, LLVMValueRef x)
+{
+    LLVMTypeRef t = LLVMFunctionType(c->f64, &c->f64, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "erf");
+    if (!fn) {
+        fn = LLVMAddFunction(c->mod, "erf", t);
+        add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    }
+    return LLVMBuildCall2(c->b, t, fn, &x, 1, "");
+}
+
+/* 1 + exp(-x): sigmoid(x) = 1 / this, silu(x) = x / this */
+static LLVMValueRef one_plus_exp_neg(sc_codegen *c, LLVMValueRef x)
+{
+    return fadd(c, cd(c, 1), call_intrinsic1(c, "llvm.exp", c->f64, fsub(c, cd(c, 0), x)));
+}
+
+/* Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
+static LLVMValueRef normal_cdf(sc_codegen *c, LLVMValueRef x)
+{
+    return fmul(c, cd(c, 0.5), fadd(c, cd(c, 1), call_erf(c, fmul(c, x, cd(c, SQRT1_2)))));
+}
+
+/* silu, gelu, leaky relu (a = x) and their gradients (a = dy, b = x), in
+ * double as refops.c computes them, so that float32 results are the
+ * reference's rounded. */
+static LLVMValueRef activation(sc_codegen *c, const sc_node *n, LLVMValueRef a, LLVMValueRef b)
+{
+    int bwd = n->op == SC_OP_SILU_BWD || n->op == SC_OP_GELU_BWD || n->op == SC_OP_LEAKY_RELU_BWD;
+    LLVMValueRef x = fext(c, bwd ? b : a), dy = bwd ? fext(c, a) : NULL, v;
+    switch (n->op) {
+    case SC_OP_SILU:
+        v = fdiv(c, x, one_plus_exp_neg(c, x));
+        break;
+    case SC_OP_SILU_BWD: { /* s (1 + x (1 - s)) */
+        LLVMValueRef s = fdiv(c, cd(c, 1), one_plus_exp_neg(c, x));
+        v = fmul(c, dy, fmul(c, s, fadd(c, cd(c, 1), fmul(c, x, fsub(c, cd(c, 1), s)))));
+        break;
+    }
+    case SC_OP_GELU:
+        v = fmul(c, x, normal_cdf(c, x));
+        break;
+    case SC_OP_GELU_BWD: { /* Phi(x) + x phi(x) */
+        LLVMValueRef pdf = call_intrinsic1(c, "llvm.exp", c->f64, fmul(c, fmul(c, x, x), cd(c, -0.5)));
+        pdf = fmul(c, pdf, cd(c, TWO_OVER_SQRTPI * SQRT1_2 * 0.5));
+        v = fmul(c, dy, fadd(c, normal_cdf(c, x), fmul(c, x, pdf)));
+        break;
+    }
+    default: { /* leaky relu: x > 0 passes, else scaled by the slope */
+        LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, x, cd(c, 0), "");
+        LLVMValueRef g = bwd ? dy : x;
+        v = LLVMBuildSelect(c->b, pos, g, fmul(c, g, cd(c, n->slope)), "");
+        break;
+    }
+    }
+    return ftrunc(c, v);
+}
 
 /* ---- elementwise ---- */
 
@@ -32,6 +97,16 @@ sc_lowered sc_cg_lower_elementwise(sc_codegen *c, int i)
         break;
     case SC_OP_ADD_RELU_BWD: /* (a, b, y) */
         v = masked(c, fadd(c, a, ld(c, B, k)), ld(c, tensor(c, n->in[2]), k));
+        break;
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU:
+        v = activation(c, n, a, NULL);
+        break;
+    case SC_OP_SILU_BWD: /* (dy, x) */
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD:
+        v = activation(c, n, a, ld(c, B, k));
         break;
     default: /* reshape */
         v = a;

@@ -36,7 +36,13 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_ADD:
     case SC_OP_ADD_RELU:
     case SC_OP_ADD_RELU_BWD:
-    case SC_OP_RESHAPE: return sc_cg_lower_elementwise(c, i);
+    case SC_OP_RESHAPE:
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU:
+    case SC_OP_SILU_BWD:
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD: return sc_cg_lower_elementwise(c, i);
     case SC_OP_MAXPOOL:
     case SC_OP_MAXPOOL_BWD:
     case SC_OP_AVGPOOL:
@@ -78,6 +84,8 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase
         const sc_tensor *bx = &g->t[g->n[g->t[n->in[0]].producer].in[0]];
         snprintf(key + k, len - k, "#%ld", bx->numel);
     }
+    if ((n->op == SC_OP_LEAKY_RELU || n->op == SC_OP_LEAKY_RELU_BWD) && k < len)
+        snprintf(key + k, len - k, "s%.17g", n->slope); /* the slope is baked in */
 }
 
 /* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads

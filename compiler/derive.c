@@ -83,6 +83,7 @@ static int copy_encoder(const sc_graph *train, int views, int eval, sc_graph *ou
         d->stride = n->stride;
         d->pad = n->pad;
         d->eps = n->eps;
+        d->slope = n->slope;
         d->momentum = n->momentum;
         d->temperature = n->temperature;
     }

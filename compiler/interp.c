@@ -126,6 +126,24 @@ static void run_node(sc_interp *it, int i)
     case SC_OP_RELU_BWD:
         sc_ref_relu_bwd(x->numel, b[in[0]], b[in[1]], b[out[0]]);
         break;
+    case SC_OP_SILU:
+        sc_ref_silu(x->numel, b[in[0]], b[out[0]]);
+        break;
+    case SC_OP_GELU:
+        sc_ref_gelu(x->numel, b[in[0]], b[out[0]]);
+        break;
+    case SC_OP_LEAKY_RELU:
+        sc_ref_leaky_relu(x->numel, n->slope, b[in[0]], b[out[0]]);
+        break;
+    case SC_OP_SILU_BWD: /* (dy, x) -> dx */
+        sc_ref_silu_bwd(x->numel, b[in[0]], b[in[1]], b[out[0]]);
+        break;
+    case SC_OP_GELU_BWD:
+        sc_ref_gelu_bwd(x->numel, b[in[0]], b[in[1]], b[out[0]]);
+        break;
+    case SC_OP_LEAKY_RELU_BWD:
+        sc_ref_leaky_relu_bwd(x->numel, n->slope, b[in[0]], b[in[1]], b[out[0]]);
+        break;
     case SC_OP_MAXPOOL: {
         sc_window w = window(n, x, y);
         sc_ref_maxpool(&w, b[in[0]], b[out[0]]);

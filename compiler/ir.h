@@ -90,6 +90,14 @@ typedef enum {
     SC_OP_BATCHNORM_RELU_BWD,/* (dy, y, x, gamma, mean, var) -> (dx, dgamma, dbeta)
                                 batchnorm_bwd of (y > 0 ? dy : 0) */
     SC_OP_ADD_RELU_BWD,      /* (a, b, y) -> dx   dx = y > 0 ? a + b : 0 */
+    /* smooth and leaky activations, PyTorch's formulas; their backward
+     * reads the forward input x (y does not determine the slope) */
+    SC_OP_SILU,              /* (x) -> y   y = x sigmoid(x) */
+    SC_OP_GELU,              /* (x) -> y   y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 */
+    SC_OP_LEAKY_RELU,        /* (x) -> y   y = x > 0 ? x : slope x */
+    SC_OP_SILU_BWD,          /* (dy, x) -> dx */
+    SC_OP_GELU_BWD,          /* (dy, x) -> dx */
+    SC_OP_LEAKY_RELU_BWD,    /* (dy, x) -> dx   dx = x > 0 ? dy : slope dy */
     SC_OP_COUNT
 } sc_opkind;
 
@@ -101,6 +109,7 @@ typedef struct {
     /* attributes (which ones matter depends on op) */
     int kernel, stride, pad;
     double eps, momentum, temperature;
+    double slope;            /* leaky_relu and its backward: the negative slope */
     int line;                /* source line of the layer */
     char label[SC_NAME_MAX]; /* layer prefix, for printing */
 } sc_node;

@@ -56,8 +56,14 @@ static unsigned inplace_slots(sc_opkind op)
     switch (op) {
     case SC_OP_RELU:
     case SC_OP_RESHAPE:
-    case SC_OP_BATCHNORM_EVAL: return 1u;                 /* x */
+    case SC_OP_BATCHNORM_EVAL:
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU: return 1u;                     /* x */
     case SC_OP_RELU_BWD:                                  /* dy, y */
+    case SC_OP_SILU_BWD:                                  /* dy, x */
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD:
     case SC_OP_ADD:                                       /* a, b */
     case SC_OP_ADD_RELU:
     case SC_OP_BATCHNORM_BWD: return 3u;                  /* dy, x */

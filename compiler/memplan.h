@@ -10,6 +10,7 @@
  * In place: the output of an op that computes each output element from
  * the input elements at the same index, reading them before it writes it
  * (relu, relu_bwd, add, add+relu, add+relu_bwd, reshape, batchnorm_eval,
+ * silu, gelu, leaky_relu and their backward ops,
  * and dx of batchnorm_bwd and batchnorm+relu_bwd, whose kernels read a
  * channel's dy, x and y for the sums and then each element once before
  * writing dx there), takes the storage of one such input that is in the

@@ -40,6 +40,9 @@ const char *sc_layer_kind_name(sc_layer_kind k)
     case SC_L_LINEAR: return "linear";
     case SC_L_RESIDUAL: return "residual";
     case SC_L_STAGE: return "stage";
+    case SC_L_SILU: return "silu";
+    case SC_L_GELU: return "gelu";
+    case SC_L_LEAKY_RELU: return "leaky-relu";
     }
     return "?";
 }
@@ -316,6 +319,13 @@ static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
             err(L, n, "batchnorm eps must be > 0, got %g", l->eps);
     } else if (!strcmp(el, "relu")) {
         l->kind = SC_L_RELU;
+    } else if (!strcmp(el, "silu")) {
+        l->kind = SC_L_SILU;
+    } else if (!strcmp(el, "gelu")) {
+        l->kind = SC_L_GELU;
+    } else if (!strcmp(el, "leaky-relu")) {
+        l->kind = SC_L_LEAKY_RELU;
+        l->slope = get_double(L, n, "slope", 0.01); /* PyTorch's default */
     } else if (!strcmp(el, "maxpool") || !strcmp(el, "avgpool")) {
         l->kind = el[0] == 'm' ? SC_L_MAXPOOL : SC_L_AVGPOOL;
         l->kernel = size_attr(L, n, "kernel", 0, 1, 1);

@@ -18,7 +18,10 @@ typedef enum {
     SC_L_FLATTEN,
     SC_L_LINEAR,
     SC_L_RESIDUAL,
-    SC_L_STAGE
+    SC_L_STAGE,
+    SC_L_SILU,
+    SC_L_GELU,
+    SC_L_LEAKY_RELU
 } sc_layer_kind;
 
 typedef struct sc_layer sc_layer;
@@ -39,6 +42,8 @@ struct sc_layer {
     double momentum, eps;
     /* linear */
     int units;
+    /* leaky-relu: y = slope x for x <= 0 (default 0.01) */
+    double slope;
     /* residual: out = act(body(x) + shortcut(x)); shortcut empty = identity */
     int relu_after;
     sc_layer_list body, shortcut;

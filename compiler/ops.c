@@ -33,6 +33,12 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_ADD_RELU] = "add+relu",
     [SC_OP_BATCHNORM_RELU_BWD] = "batchnorm+relu_bwd",
     [SC_OP_ADD_RELU_BWD] = "add+relu_bwd",
+    [SC_OP_SILU] = "silu",
+    [SC_OP_GELU] = "gelu",
+    [SC_OP_LEAKY_RELU] = "leaky_relu",
+    [SC_OP_SILU_BWD] = "silu_bwd",
+    [SC_OP_GELU_BWD] = "gelu_bwd",
+    [SC_OP_LEAKY_RELU_BWD] = "leaky_relu_bwd",
 };
 
 const char *sc_op_name(sc_opkind op)
@@ -107,6 +113,13 @@ double sc_node_flops(const sc_graph *g, int i)
     case SC_OP_BATCHNORM_RELU_BWD: return 10.0 * in0->numel;
     case SC_OP_ADD_RELU:
     case SC_OP_ADD_RELU_BWD: return 2.0 * in0->numel;
+    /* exp or erf counted as one operation */
+    case SC_OP_LEAKY_RELU:
+    case SC_OP_LEAKY_RELU_BWD: return 2.0 * in0->numel;
+    case SC_OP_SILU:
+    case SC_OP_GELU: return 4.0 * in0->numel;
+    case SC_OP_SILU_BWD:
+    case SC_OP_GELU_BWD: return 8.0 * in0->numel;
     case SC_OP_RESHAPE:
     case SC_OP_COUNT: return 0;
     }

@@ -53,6 +53,10 @@ static void print_attrs(const sc_node *n, FILE *f)
     case SC_OP_NTXENT_BWD:
         fprintf(f, " temperature=%g", n->temperature);
         break;
+    case SC_OP_LEAKY_RELU:
+    case SC_OP_LEAKY_RELU_BWD:
+        fprintf(f, " slope=%g", n->slope);
+        break;
     default:
         break;
     }

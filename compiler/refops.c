@@ -207,6 +207,55 @@ void sc_ref_relu_bwd(long n, const double *dy, const double *y, double *dx)
         dx[i] = y[i] > 0.0 ? dy[i] : 0.0;
 }
 
+/* ---- silu, gelu, leaky relu --------------------------------------------- */
+
+/* PyTorch's CPU formulas, term for term, so that float64 results agree to
+ * rounding. Each element is read before it is written: y may be x, dx dy. */
+void sc_ref_silu(long n, const double *x, double *y)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] / (1.0 + exp(-x[i]));
+}
+
+void sc_ref_silu_bwd(long n, const double *dy, const double *x, double *dx)
+{
+    for (long i = 0; i < n; i++) {
+        double s = 1.0 / (1.0 + exp(-x[i]));
+        dx[i] = dy[i] * s * (1.0 + x[i] * (1.0 - s));
+    }
+}
+
+void sc_ref_gelu(long n, const double *x, double *y)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] * 0.5 * (1.0 + erf(x[i] * M_SQRT1_2));
+}
+
+/* d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density. */
+void sc_ref_gelu_bwd(long n, const double *dy, const double *x, double *dx)
+{
+    const double beta = M_2_SQRTPI * M_SQRT1_2 * 0.5; /* 1 / sqrt(2 pi) */
+    for (long i = 0; i < n; i++) {
+        double cdf = 0.5 * (1.0 + erf(x[i] * M_SQRT1_2));
+        double pdf = beta * exp(x[i] * x[i] * -0.5);
+        dx[i] = dy[i] * (cdf + x[i] * pdf);
+    }
+}
+
+void sc_ref_leaky_relu(long n, double slope, const double *x, double *y)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] > 0.0 ? x[i] : x[i] * slope;
+}
+
+/* At x = 0 the gradient is slope's, as in PyTorch (x > 0 passes dy). */
+void sc_ref_leaky_relu_bwd(long n, double slope, const double *dy,
+                           const double *x, double *dx)
+{
+    for (long i = 0; i < n; i++)
+        dx[i] = x[i] > 0.0 ? dy[i] : dy[i] * slope;
+}
+
 /* ---- pooling ----------------------------------------------------------- */
 
 /* Index in x (one n, c plane) of the maximum of output cell (oi, oj), as

@@ -54,6 +54,16 @@ void sc_ref_batchnorm_eval(int n, int c, int hw, double eps, const double *x,
 void sc_ref_relu(long n, const double *x, double *y);
 void sc_ref_relu_bwd(long n, const double *dy, const double *y, double *dx);
 
+/* SiLU (x sigmoid(x)), GELU (exact: x Phi(x) with erf) and leaky ReLU;
+ * the backward ones take the forward input x. */
+void sc_ref_silu(long n, const double *x, double *y);
+void sc_ref_silu_bwd(long n, const double *dy, const double *x, double *dx);
+void sc_ref_gelu(long n, const double *x, double *y);
+void sc_ref_gelu_bwd(long n, const double *dy, const double *x, double *dx);
+void sc_ref_leaky_relu(long n, double slope, const double *x, double *y);
+void sc_ref_leaky_relu_bwd(long n, double slope, const double *dy,
+                           const double *x, double *dx);
+
 void sc_ref_maxpool(const sc_window *g, const double *x, double *y);
 void sc_ref_maxpool_bwd(const sc_window *g, const double *dy, const double *x,
                         double *dx);

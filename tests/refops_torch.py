@@ -98,6 +98,16 @@ def relu(a, t):
     return {"y": y, "dx": x.grad}
 
 
+def activation(fn):
+    """silu, gelu (exact, erf) or leaky_relu with the case's slope."""
+    def run(a, t):
+        x = leaf(t["x"], (-1,))
+        y = fn(x, float(a["slope"]))
+        (y * t["r"]).sum().backward()
+        return {"y": y, "dx": x.grad}
+    return run
+
+
 def pool(a, t, avg):
     n, c, h, w, k, s, p = (int(a[x]) for x in "n c h w k s p".split())
     x = leaf(t["x"], (n, c, h, w))
@@ -163,6 +173,9 @@ OPS = {
     "linear": linear,
     "l2norm": l2norm,
     "ntxent": ntxent,
+    "silu": activation(lambda x, s: F.silu(x)),
+    "gelu": activation(lambda x, s: F.gelu(x, approximate="none")),
+    "leaky_relu": activation(lambda x, s: F.leaky_relu(x, negative_slope=s)),
 }
 
 

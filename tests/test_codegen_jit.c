@@ -331,6 +331,8 @@ int main(int argc, char **argv)
      * references them; register the BLAS routines generated code calls. */
     LLVMAddSymbol("cblas_dgemm", (void *)cblas_dgemm);
     LLVMAddSymbol("cblas_sgemm", (void *)cblas_sgemm);
+    /* libm's erf, which gelu's kernels call */
+    LLVMAddSymbol("erf", (void *)erf);
     /* and the runtime's thread pool and profiler hooks */
     LLVMAddSymbol("sc_parallel_for", (void *)sc_parallel_for);
     LLVMAddSymbol("sc_threads", (void *)sc_threads);

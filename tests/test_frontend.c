@@ -688,6 +688,57 @@ static void test_custom_layers(void **state)
     unlink(path);
 }
 
+/* silu, gelu and leaky-relu (given and default slope) in the tree and the
+ * graph: one elementwise node each, shape kept, slope on the node. */
+static void test_activation_layers(void **state)
+{
+    (void)state;
+    char *path = path_join(source_dir(), "tests/specs/activations.xml");
+    char *text = read_all(path);
+    assert_non_null(text);
+    sc_spec m;
+    sc_graph g;
+    sc_graph_init(&g);
+    char *err;
+    if (load_and_build(path, 0, &m, &g, &err) != 0)
+        fail_msg("%s", err);
+    free(err);
+    check_graph(&m, &g);
+    const sc_layer *enc = m.encoder.items, *head = m.head.items;
+    assert_int_equal(enc[1].kind, SC_L_SILU);
+    assert_int_equal(enc[2].body.items[2].kind, SC_L_GELU);
+    assert_int_equal(enc[2].shortcut.items[0].kind, SC_L_LEAKY_RELU);
+    assert_true(enc[2].shortcut.items[0].slope == -0.5);
+    assert_int_equal(enc[3].kind, SC_L_LEAKY_RELU);
+    assert_true(enc[3].slope == 0.2);
+    assert_int_equal(head[3].kind, SC_L_LEAKY_RELU);
+    assert_true(head[3].slope == 0.01); /* the default */
+    assert_string_equal(sc_layer_kind_name(head[3].kind), "leaky-relu");
+
+    assert_int_equal(producer(&g, "encoder.1")->op, SC_OP_SILU);
+    assert_int_equal(producer(&g, "encoder.1")->line, line_of_text(text, "<silu/>"));
+    assert_int_equal(producer(&g, "encoder.2.body.2")->op, SC_OP_GELU);
+    assert_int_equal(producer(&g, "encoder.3")->op, SC_OP_LEAKY_RELU);
+    assert_true(producer(&g, "encoder.3")->slope == 0.2);
+    assert_true(producer(&g, "encoder.2.shortcut.0")->slope == -0.5);
+    assert_int_equal(producer(&g, "encoder.3")->line, line_of_text(text, "<leaky-relu slope=\"0.2\""));
+    assert_int_equal(producer(&g, "head.1")->op, SC_OP_GELU);
+    assert_int_equal(producer(&g, "head.3")->op, SC_OP_LEAKY_RELU);
+    assert_true(producer(&g, "head.3")->slope == 0.01);
+    assert_int_equal(producer(&g, "head.5")->op, SC_OP_SILU);
+    assert_int_equal(producer(&g, "head.5")->in[0], sc_graph_find(&g, "head.4"));
+    check_shape(&g, "encoder.1", 4, 6, 5, 11, 13);
+    check_shape(&g, "encoder.6", 4, 6, 7, 5, 6);
+    check_shape(&g, "head.3", 2, 6, 8, 0, 0);
+    /* no parameters of their own */
+    assert_int_equal(sc_graph_find(&g, "encoder.1.weight"), -1);
+    assert_int_equal(sc_graph_find(&g, "head.3.weight"), -1);
+    sc_graph_free(&g);
+    sc_model_free(&m);
+    free(text);
+    free(path);
+}
+
 /* -------------------------------------------------- (b) bad fixtures */
 
 typedef struct {
@@ -1003,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_resnet18_stl10),
         cmocka_unit_test(test_other_models),
         cmocka_unit_test(test_custom_layers),
+        cmocka_unit_test(test_activation_layers),
         cmocka_unit_test(test_bad_in_process),
         cmocka_unit_test(test_bad_with_compiler),
         cmocka_unit_test(test_unreadable_files),

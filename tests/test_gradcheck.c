@@ -354,6 +354,107 @@ static void test_relu_known(void **state)
     assert_array_close(4, dx, wdx, 0.0);
 }
 
+/* ---- silu, gelu, leaky relu ---------------------------------------------- */
+
+typedef enum { ACT_SILU, ACT_GELU, ACT_LEAKY } act_kind;
+
+typedef struct {
+    act_kind kind;
+    double slope;
+    long n;
+    double *x, *y, *r;
+} act_ctx;
+
+static void act_fwd(const act_ctx *c, const double *x, double *y)
+{
+    if (c->kind == ACT_SILU)
+        sc_ref_silu(c->n, x, y);
+    else if (c->kind == ACT_GELU)
+        sc_ref_gelu(c->n, x, y);
+    else
+        sc_ref_leaky_relu(c->n, c->slope, x, y);
+}
+
+static void act_bwd(const act_ctx *c, const double *dy, const double *x, double *dx)
+{
+    if (c->kind == ACT_SILU)
+        sc_ref_silu_bwd(c->n, dy, x, dx);
+    else if (c->kind == ACT_GELU)
+        sc_ref_gelu_bwd(c->n, dy, x, dx);
+    else
+        sc_ref_leaky_relu_bwd(c->n, c->slope, dy, x, dx);
+}
+
+static double act_loss(void *p)
+{
+    act_ctx *c = p;
+    act_fwd(c, c->x, c->y);
+    return dot(c->n, c->r, c->y);
+}
+
+/* x over [-4, 4], where both smooth curves bend; leaky relu's kink kept
+ * 0.1 away. The backward ops also run in place (dx over dy, y over x), as
+ * memory planning may place them, and must give the same values. */
+static void gradcheck_act(const char *what, act_kind kind, double slope)
+{
+    act_ctx c = {.kind = kind, .slope = slope, .n = 48};
+    c.x = dalloc(c.n);
+    for (long i = 0; i < c.n; i++) {
+        double u = 4.0 * urand();
+        c.x[i] = kind != ACT_LEAKY ? u : u < 0 ? u - 0.1 : u + 0.1;
+    }
+    c.y = dalloc(c.n);
+    c.r = drand_array(c.n);
+    double *dx = dalloc(c.n), *buf = dalloc(c.n);
+    act_loss(&c);
+    act_bwd(&c, c.r, c.x, dx);
+    check_grad(what, act_loss, &c, c.x, c.n, dx, H);
+    memcpy(buf, c.r, sizeof(double) * (size_t)c.n);
+    act_bwd(&c, buf, c.x, buf);
+    assert_array_close(c.n, buf, dx, 0.0);
+    act_loss(&c); /* y of the unperturbed x again */
+    memcpy(buf, c.x, sizeof(double) * (size_t)c.n);
+    act_fwd(&c, buf, buf);
+    assert_array_close(c.n, buf, c.y, 0.0);
+}
+
+static void test_activation_grad(void **state)
+{
+    (void)state;
+    gradcheck_act("silu dx", ACT_SILU, 0);
+    gradcheck_act("gelu dx", ACT_GELU, 0);
+    gradcheck_act("leaky_relu dx", ACT_LEAKY, 0.01);
+    gradcheck_act("leaky_relu(0.2) dx", ACT_LEAKY, 0.2);
+    gradcheck_act("leaky_relu(-0.5) dx", ACT_LEAKY, -0.5);
+}
+
+/* Hand-computed: sigmoid(1) = 0.7310585786300049, Phi(1) =
+ * 0.8413447460685429, phi(1) = 0.24197072451914337; far tails stay
+ * finite; leaky relu at 0 takes the slope's gradient (PyTorch's x > 0). */
+static void test_activation_known(void **state)
+{
+    (void)state;
+    double x[5] = {-1, 0, 1, -800, 800}, y[5], dy[5] = {1, 1, 1, 1, 1}, dx[5];
+    sc_ref_silu(5, x, y);
+    const double sy[5] = {-0.2689414213699951, 0, 0.7310585786300049, 0, 800};
+    assert_array_close(5, y, sy, 1e-15);
+    sc_ref_silu_bwd(5, dy, x, dx);
+    const double sdx[5] = {0.07232948812851325, 0.5, 0.9276705118714869, 0, 1};
+    assert_array_close(5, dx, sdx, 1e-15);
+    sc_ref_gelu(5, x, y);
+    const double gy[5] = {-0.15865525393145707, 0, 0.8413447460685429, 0, 800};
+    assert_array_close(5, y, gy, 1e-15);
+    sc_ref_gelu_bwd(5, dy, x, dx);
+    const double gdx[5] = {-0.0833154705876863, 0.5, 1.0833154705876864, 0, 1};
+    assert_array_close(5, dx, gdx, 1e-15);
+    sc_ref_leaky_relu(5, 0.25, x, y);
+    const double ly[5] = {-0.25, 0, 1, -200, 800};
+    assert_array_close(5, y, ly, 0.0);
+    sc_ref_leaky_relu_bwd(5, 0.25, dy, x, dx);
+    const double ldx[5] = {0.25, 0.25, 1, 0.25, 1};
+    assert_array_close(5, dx, ldx, 0.0);
+}
+
 /* ---- pooling ------------------------------------------------------------ */
 
 typedef struct {
@@ -976,6 +1077,8 @@ int main(void)
         cmocka_unit_test_setup(test_bn_running_known, reset_pool),
         cmocka_unit_test_setup(test_relu_known, reset_pool),
         cmocka_unit_test_setup(test_relu_grad, reset_pool),
+        cmocka_unit_test_setup(test_activation_known, reset_pool),
+        cmocka_unit_test_setup(test_activation_grad, reset_pool),
         cmocka_unit_test_setup(test_maxpool_known, reset_pool),
         cmocka_unit_test_setup(test_maxpool_grad, reset_pool),
         cmocka_unit_test_setup(test_avgpool_known, reset_pool),

@@ -82,8 +82,14 @@ static int may_share(sc_opkind op, int slot)
     switch (op) {
     case SC_OP_RELU:
     case SC_OP_RESHAPE:
-    case SC_OP_BATCHNORM_EVAL: return slot == 0;
+    case SC_OP_BATCHNORM_EVAL:
+    case SC_OP_SILU:
+    case SC_OP_GELU:
+    case SC_OP_LEAKY_RELU: return slot == 0;
     case SC_OP_RELU_BWD:
+    case SC_OP_SILU_BWD:
+    case SC_OP_GELU_BWD:
+    case SC_OP_LEAKY_RELU_BWD:
     case SC_OP_ADD:
     case SC_OP_ADD_RELU:
     case SC_OP_BATCHNORM_BWD: return slot <= 1;
@@ -297,6 +303,52 @@ static void test_models_and_specs(void **state)
     assert_true(moved_graphs > 0);
 }
 
+/* silu, gelu, leaky relu plan in place like relu: in the eval encoder
+ * each activation's input dies at it, so y takes x's storage; in the
+ * step, x lives on for the backward, whose dx takes dy's (or x's). */
+static int is_activation(sc_opkind op, int bwd)
+{
+    return bwd ? op == SC_OP_SILU_BWD || op == SC_OP_GELU_BWD || op == SC_OP_LEAKY_RELU_BWD
+               : op == SC_OP_SILU || op == SC_OP_GELU || op == SC_OP_LEAKY_RELU;
+}
+
+static int activations_in_place(const sc_graph *g, int bwd)
+{
+    sc_memplan_opts o = {.threads = 1};
+    sc_memplan mp;
+    assert_int_equal(sc_memplan_build_with(g, result_of(g), &o, 1, &mp), 0);
+    int n = 0;
+    for (int t = 0; t < g->nt; t++)
+        n += mp.inplace[t] >= 0 && g->t[t].producer >= 0 && is_activation(g->n[g->t[t].producer].op, bwd);
+    sc_memplan_free(&mp);
+    return n;
+}
+
+static void test_activations_in_place(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    assert_non_null(src);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/activations.xml", src);
+    graphs s;
+    load(path, 2, &s);
+    /* the derived graphs keep each leaky relu's slope */
+    for (int i = 1; i < 3; i++) {
+        const sc_graph *g = &s.g[i];
+        int t = sc_graph_find(g, "encoder.2.shortcut.0");
+        assert_true(t >= 0 && g->t[t].producer >= 0);
+        assert_true(g->n[g->t[t].producer].slope == -0.5);
+    }
+    /* the encoder's 5 activations (the head's 3 are not in it) */
+    assert_int_equal(activations_in_place(&s.g[1], 0), 5);
+    assert_int_equal(activations_in_place(&s.g[0], 0), 0);
+    /* all backward ones but the shortcut's: its dy also feeds the body's
+     * gelu_bwd, its x the body conv's weight gradient */
+    assert_int_equal(activations_in_place(&s.g[0], 1), 7);
+    graphs_free(&s);
+}
+
 /* ---- the checker catches planted faults ---- */
 
 static void test_planted_faults(void **state)
@@ -453,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_planted_faults),
         cmocka_unit_test(test_models_and_specs),
+        cmocka_unit_test(test_activations_in_place),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
     };

@@ -143,6 +143,34 @@ static void dump_relu(FILE *f, long n)
     put(f, "dx", n, dx);
 }
 
+/* silu, gelu, leaky_relu (kind) over [-6, 6] and the tails, with x = 0
+ * (leaky relu's kink: PyTorch gives it the slope's gradient). */
+static void dump_activation(FILE *f, const char *kind, long n, double slope)
+{
+    double *x = drand_array(n), *r = drand_array(n);
+    double *y = dalloc(n), *dx = dalloc(n);
+    for (long i = 0; i < n; i++)
+        x[i] *= 6.0;
+    x[0] = 0.0;
+    x[1] = -30.0;
+    x[2] = 30.0;
+    if (!strcmp(kind, "silu")) {
+        sc_ref_silu(n, x, y);
+        sc_ref_silu_bwd(n, r, x, dx);
+    } else if (!strcmp(kind, "gelu")) {
+        sc_ref_gelu(n, x, y);
+        sc_ref_gelu_bwd(n, r, x, dx);
+    } else {
+        sc_ref_leaky_relu(n, slope, x, y);
+        sc_ref_leaky_relu_bwd(n, slope, r, x, dx);
+    }
+    fprintf(f, "case %s n=%ld slope=%.17g\n", kind, n, slope);
+    put(f, "x", n, x);
+    put(f, "r", n, r);
+    put(f, "y", n, y);
+    put(f, "dx", n, dx);
+}
+
 /* ties: inputs from {-1, -0.5, 0, 0.5, 1}, so windows hold equal maxima. */
 static void dump_pool(FILE *f, int avg, int n, int c, int h, int w, int k,
                       int s, int p, int ties)
@@ -324,6 +352,10 @@ static void test_against_torch(void **state)
     dump_bn_relu(f, 3, 2, 4, 5);
     dump_bn_relu(f, 6, 4, 1, 1);
     dump_add_relu(f, 30);
+    dump_activation(f, "silu", 41, 0);
+    dump_activation(f, "gelu", 41, 0);
+    dump_activation(f, "leaky_relu", 41, 0.01);
+    dump_activation(f, "leaky_relu", 41, -0.3);
     assert_int_equal(fclose(f), 0);
 
     snprintf(cmd, sizeof cmd, "'%s' '%s/tests/refops_torch.py' '%s'", py, src,

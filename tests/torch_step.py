@@ -132,6 +132,9 @@ LAYER_ATTRS = {
     "linear": {"units", "bias"},
     "residual": {"activation"},
     "stage": {"block", "filters", "blocks", "stride", "expansion"},
+    "silu": set(),
+    "gelu": set(),
+    "leaky-relu": {"slope"},
 }
 
 
@@ -213,6 +216,8 @@ def parse_layers(path, parent):
                        pad=_int(path, el, "pad", 0, 0))
         elif k == "linear":
             L.a = dict(units=_int(path, el, "units"), bias=_bool(path, el, "bias", True))
+        elif k == "leaky-relu":
+            L.a = dict(slope=_float(path, el, "slope", 0.01))
         elif k == "residual":
             act = el.get("activation", "relu")
             if act not in ("relu", "none"):
@@ -332,6 +337,8 @@ def build(torch, spec):
                 prog.append(("module", m))
             elif k == "relu":
                 prog.append(("relu",))
+            elif k in ("silu", "gelu", "leaky-relu"):
+                prog.append((k, a.get("slope")))
             elif k == "maxpool":
                 if 2 * a["pad"] > a["kernel"]:
                     raise SpecError("%s: pad must be at most half the kernel" % where)
@@ -419,6 +426,12 @@ def run_program(torch, prog, x):
             x = step[1](x)
         elif op == "relu":
             x = F.relu(x)
+        elif op == "silu":
+            x = F.silu(x)
+        elif op == "gelu":
+            x = F.gelu(x, approximate="none")
+        elif op == "leaky-relu":
+            x = F.leaky_relu(x, negative_slope=step[1])
         elif op == "gap":
             x = x.mean(dim=(2, 3))
         elif op == "flatten":
