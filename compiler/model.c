@@ -305,6 +305,10 @@ static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
         l->stride = size_attr(L, n, "stride", 1, 0, 1);
         l->pad = size_attr(L, n, "pad", 0, 0, 0);
         l->bias = get_bool(L, n, "bias", 0);
+        l->groups = size_attr(L, n, "groups", 1, 0, 1);
+        l->dilation = size_attr(L, n, "dilation", 1, 0, 1);
+        if (l->filters % l->groups)
+            err(L, n, "<conv> filters %d must be divisible by groups %d", l->filters, l->groups);
     } else if (!strcmp(el, "batchnorm")) {
         l->kind = SC_L_BATCHNORM;
         l->momentum = get_double(L, n, "momentum", 0.1);

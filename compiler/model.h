@@ -35,6 +35,7 @@ struct sc_layer {
     /* conv, maxpool, avgpool */
     int filters, kernel, stride, pad;
     int bias;             /* conv (default 0), linear (default 1) */
+    int groups, dilation; /* conv (default 1 each) */
     /* batchnorm */
     double momentum, eps;
     /* linear */
