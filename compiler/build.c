@@ -399,11 +399,15 @@ static int block(builder *b, const sc_layer *l, const char *stage, int j, int x)
         if (h >= 0) h = conv(b, SUB("conv2"), h, l->filters, 3, 1, 1, 0, line);
         if (h >= 0) h = batchnorm(b, SUB("bn2"), h, mom, eps, line);
     } else {
-        /* width = planes x base_width / 64 x groups = filters */
-        h = conv(b, SUB("conv1"), h, l->filters, 1, 1, 0, 0, line);
+        /* torchvision: width = int(planes * base_width / 64) * groups */
+        long long width = mul_sat(mul_sat(l->filters, l->width) / 64, l->groups);
+        if (width < 1 || width > 0x7fffffff)
+            return fail(b, line, "stage width: filters %d x width %d / 64 x groups %d is %lld, out of range",
+                        l->filters, l->width, l->groups, width);
+        h = conv(b, SUB("conv1"), h, (int)width, 1, 1, 0, 0, line);
         if (h >= 0) h = batchnorm(b, SUB("bn1"), h, mom, eps, line);
         if (h >= 0) h = relu(b, p, ".relu1", h, line);
-        if (h >= 0) h = conv(b, SUB("conv2"), h, l->filters, 3, stride, 1, 0, line);
+        if (h >= 0) h = conv_grouped(b, SUB("conv2"), h, (int)width, 3, stride, 1, 0, l->groups, 1, line);
         if (h >= 0) h = batchnorm(b, SUB("bn2"), h, mom, eps, line);
         if (h >= 0) h = relu(b, p, ".relu2", h, line);
         if (h >= 0) h = conv(b, SUB("conv3"), h, (int)out_c, 1, 1, 0, 0, line);

@@ -366,6 +366,10 @@ static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
                 err(L, n, "expansion applies to bottleneck blocks only, not basic ones");
             l->expansion = 1;
         }
+        l->groups = size_attr(L, n, "groups", 1, 0, 1);
+        l->width = size_attr(L, n, "width", 64, 0, 1);
+        if (!l->bottleneck && (l->groups != 1 || l->width != 64))
+            err(L, n, "groups and width apply to bottleneck blocks only, not basic ones");
     } else {
         err(L, n, "unknown layer <%s>", el);
     }

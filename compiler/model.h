@@ -45,6 +45,7 @@ struct sc_layer {
     sc_layer_list body, shortcut;
     /* stage */
     int bottleneck, blocks, expansion;
+    int width;            /* bottleneck: base width per group (default 64); groups above */
 };
 
 typedef enum {

@@ -131,7 +131,7 @@ LAYER_ATTRS = {
     "flatten": set(),
     "linear": {"units", "bias"},
     "residual": {"activation"},
-    "stage": {"block", "filters", "blocks", "stride", "expansion"},
+    "stage": {"block", "filters", "blocks", "stride", "expansion", "groups", "width"},
 }
 
 
@@ -233,7 +233,8 @@ def parse_layers(path, parent):
                 raise SpecError("%s: <stage> block=%r" % (path, block))
             L.a = dict(block=block, filters=_int(path, el, "filters"),
                        blocks=_int(path, el, "blocks"), stride=_int(path, el, "stride", 1),
-                       expansion=_int(path, el, "expansion", 4))
+                       expansion=_int(path, el, "expansion", 4),
+                       groups=_int(path, el, "groups", 1), width=_int(path, el, "width", 64))
         layers.append(L)
     return layers
 
@@ -383,7 +384,9 @@ def build(torch, spec):
                     if s != 1 or c != out:
                         down = nn.Sequential(nn.Conv2d(c, out, 1, stride=s, bias=False),
                                              nn.BatchNorm2d(out))
-                    seq.append(cls(c, a["filters"], stride=s, downsample=down))
+                    extra = {} if a["block"] == "basic" else \
+                        dict(groups=a["groups"], base_width=a["width"])  # ResNeXt
+                    seq.append(cls(c, a["filters"], stride=s, downsample=down, **extra))
                     c = out
                     # conv 3x3 pad 1 (or 1x1 pad 0) with stride s: same rule.
                     h, w = (h - 1) // s + 1, (w - 1) // s + 1
