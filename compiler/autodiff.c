@@ -109,6 +109,8 @@ static void emit1(ad *a, const sc_node *src, sc_opkind op, const int *in, int ni
     n->kernel = src->kernel;
     n->stride = src->stride;
     n->pad = src->pad;
+    n->groups = src->groups;
+    n->dilation = src->dilation;
     n->eps = src->eps;
     n->slope = src->slope;
     n->temperature = src->temperature;

@@ -171,13 +171,22 @@ static int window_check(builder *b, const char *what, int x, int k, int s, int p
 
 /* ------------------------------------------------------------ layers */
 
-static int conv(builder *b, const char *prefix, int x, int filters, int k, int s,
-                int p, int bias, int line)
+/* A convolution of G groups (input and output channels divisible by G)
+ * with taps dil apart: its window spans dil*(k-1)+1 pixels. */
+static int conv_grouped(builder *b, const char *prefix, int x, int filters, int k, int s,
+                        int p, int bias, int groups, int dil, int line)
 {
     long long oh, ow;
-    if (window_check(b, "conv", x, k, s, p, line, &oh, &ow) < 0)
+    if (b->g->t[x].ndim == 4 && (groups < 1 || b->g->t[x].shape[1] % groups || filters % groups))
+        return fail(b, line, "conv groups %d must divide its input channels %d and its filters %d",
+                    groups, b->g->t[x].shape[1], filters);
+    long long span = (long long)dil * (k - 1) + 1;
+    if (dil < 1 || span > INT_MAX)
+        return fail(b, line, "conv dilation %d with kernel %d spans %lld pixels, out of range",
+                    dil, k, span);
+    if (window_check(b, "conv", x, (int)span, s, p, line, &oh, &ow) < 0)
         return -1;
-    long long n = b->g->t[x].shape[0], c = b->g->t[x].shape[1];
+    long long n = b->g->t[x].shape[0], c = b->g->t[x].shape[1] / groups;
     long long fan_in = mul_sat(mul_sat(c, k), k);
     long long ws[4] = {filters, c, k, k}, bs[1] = {filters};
     int in[3] = {x, -1, -1};
@@ -197,7 +206,15 @@ static int conv(builder *b, const char *prefix, int x, int filters, int k, int s
     b->g->n[i].kernel = k;
     b->g->n[i].stride = s;
     b->g->n[i].pad = p;
+    b->g->n[i].groups = groups;
+    b->g->n[i].dilation = dil;
     return y;
+}
+
+static int conv(builder *b, const char *prefix, int x, int filters, int k, int s,
+                int p, int bias, int line)
+{
+    return conv_grouped(b, prefix, x, filters, k, s, p, bias, 1, 1, line);
 }
 
 static int batchnorm(builder *b, const char *prefix, int x, double momentum,
@@ -395,11 +412,15 @@ static int block(builder *b, const sc_layer *l, const char *stage, int j, int x)
         if (h >= 0) h = conv(b, SUB("conv2"), h, l->filters, 3, 1, 1, 0, line);
         if (h >= 0) h = batchnorm(b, SUB("bn2"), h, mom, eps, line);
     } else {
-        /* width = planes x base_width / 64 x groups = filters */
-        h = conv(b, SUB("conv1"), h, l->filters, 1, 1, 0, 0, line);
+        /* torchvision: width = int(planes * base_width / 64) * groups */
+        long long width = mul_sat(mul_sat(l->filters, l->width) / 64, l->groups);
+        if (width < 1 || width > 0x7fffffff)
+            return fail(b, line, "stage width: filters %d x width %d / 64 x groups %d is %lld, out of range",
+                        l->filters, l->width, l->groups, width);
+        h = conv(b, SUB("conv1"), h, (int)width, 1, 1, 0, 0, line);
         if (h >= 0) h = batchnorm(b, SUB("bn1"), h, mom, eps, line);
         if (h >= 0) h = relu(b, p, ".relu1", h, line);
-        if (h >= 0) h = conv(b, SUB("conv2"), h, l->filters, 3, stride, 1, 0, line);
+        if (h >= 0) h = conv_grouped(b, SUB("conv2"), h, (int)width, 3, stride, 1, 0, l->groups, 1, line);
         if (h >= 0) h = batchnorm(b, SUB("bn2"), h, mom, eps, line);
         if (h >= 0) h = relu(b, p, ".relu2", h, line);
         if (h >= 0) h = conv(b, SUB("conv3"), h, (int)out_c, 1, 1, 0, 0, line);
@@ -436,7 +457,8 @@ static int layer(builder *b, const sc_layer *l, const char *prefix, int x)
 {
     switch (l->kind) {
     case SC_L_CONV:
-        return conv(b, prefix, x, l->filters, l->kernel, l->stride, l->pad, l->bias, l->line);
+        return conv_grouped(b, prefix, x, l->filters, l->kernel, l->stride, l->pad, l->bias,
+                            l->groups, l->dilation, l->line);
     case SC_L_BATCHNORM:
         return batchnorm(b, prefix, x, l->momentum, l->eps, l->line);
     case SC_L_RELU:

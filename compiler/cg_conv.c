@@ -8,7 +8,8 @@
 /* ---- convolution pieces ---- */
 
 /* The range of output columns ow whose input column ow*s - p + kw lies in
- * [0, w): [lo, hi), computed in generated code from kw. */
+ * [0, w): [lo, hi), computed in generated code from kw (the tap's column
+ * offset, kw*d when dilated). */
 static void valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
 {
     /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
@@ -22,7 +23,7 @@ static void valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LL
     *hi = imax(c, imin(c, h, ci(c, g->ow)), *lo);
 }
 
-/* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh][ow*s - p + kw]
+/* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh*d][ow*s - p + kw*d]
  * (0 outside), for one image, col's rows ldc apart; or the reverse,
  * accumulating col into x (col2im), when reverse is set. */
 static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMValueRef col, int64_t ldc, int reverse)
@@ -35,6 +36,8 @@ static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMVal
     LLVMValueRef colrow = gep(c, col, imul(c, row, ci(c, ldc)));
     LLVMValueRef xch = gep(c, x, imul(c, ch, ci(c, g->h * g->w)));
     LLVMValueRef lo, hi;
+    if (g->d > 1) /* dilated: the tap's offsets are d apart */
+        kh = imul(c, kh, ci(c, g->d)), kw = imul(c, kw, ci(c, g->d));
     valid_cols(c, g, kw, &lo, &hi);
     LLVMValueRef oh = loop_begin(c, &Loh, g->oh);
     LLVMValueRef ih = isub(c, mad(c, oh, g->s, kh), ci(c, g->p));
@@ -123,6 +126,36 @@ static void chunk_columns(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef co
     im2col(c, &cp->g, xn, gep(c, col, imul(c, j, ci(c, cp->ohw))), cp->cols, reverse);
     loop_end(c, &Lj);
 }
+
+/* A GEMM's operand: its base, leading dimension and, for grouped
+ * convolutions, the distance between two groups' slices. */
+typedef struct {
+    LLVMValueRef p;
+    int64_t ld, step;
+} operand;
+
+/* out_g = op(a_g) . op(b_g) for each group g (the plan's per-group sizes
+ * m x n x k); a single plain GEMM when the conv is not grouped. */
+static void group_gemms(sc_codegen *c, const sc_conv_plan *cp, int ta, int tb, int64_t m, int64_t n, int64_t k, operand a,
+                        operand b, LLVMValueRef beta, operand out)
+{
+    if (cp->g.groups == 1) {
+        sgemm(c, ta, tb, m, n, k, a.p, a.ld, b.p, b.ld, beta, out.p, out.ld);
+        return;
+    }
+    loop Lg;
+    LLVMValueRef gi = loop_begin(c, &Lg, cp->g.groups);
+    sgemm(c, ta, tb, m, n, k, gep(c, a.p, imul(c, gi, ci(c, a.step))), a.ld, gep(c, b.p, imul(c, gi, ci(c, b.step))), b.ld,
+          beta, gep(c, out.p, imul(c, gi, ci(c, out.step))), out.ld);
+    loop_end(c, &Lg);
+}
+
+/* The operands of the im2col path: the weight [O, C/G*K*K] (group g's
+ * rows from g*O/G), columns [C*K*K, ld] (group g's rows from g*C/G*K*K)
+ * and an [O, ld] matrix of outputs or output gradients. */
+static operand w_op(const sc_conv_plan *cp, LLVMValueRef W) { return (operand){W, cp->cgkk, cp->og * cp->cgkk}; }
+static operand col_op(const sc_conv_plan *cp, LLVMValueRef col, int64_t ld) { return (operand){col, ld, cp->cgkk * ld}; }
+static operand out_op(const sc_conv_plan *cp, LLVMValueRef y, int64_t ld) { return (operand){y, ld, cp->og * ld}; }
 
 /* ---- shift+gemm (convplan.h) ---- */
 
@@ -311,10 +344,12 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
     } else if (cp.nb == 1) {
         LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);
-        sgemm(c, 0, 0, cp.o, cp.ohw, cp.ckk, W, cp.ckk, p.col, cp.ohw, cf(c, 0), yn, cp.ohw);
+        group_gemms(c, &cp, 0, 0, cp.og, cp.ohw, cp.cgkk, w_op(&cp, W), col_op(&cp, p.col, cp.ohw), cf(c, 0),
+                    out_op(&cp, yn, cp.ohw));
     } else {
         chunk_columns(c, &cp, p.col, X, img0, 0);
-        sgemm(c, 0, 0, cp.o, cp.cols, cp.ckk, W, cp.ckk, p.col, cp.cols, cf(c, 0), p.t, cp.cols);
+        group_gemms(c, &cp, 0, 0, cp.og, cp.cols, cp.cgkk, w_op(&cp, W), col_op(&cp, p.col, cp.cols), cf(c, 0),
+                    out_op(&cp, p.t, cp.cols));
         gather_chunk(c, &cp, Y, img0, p.t, 1);
     }
     if (n->nin > 2) {
@@ -358,11 +393,13 @@ sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
         sgemm(c, 1, 0, cp.g.c, cp.ohw, cp.o, W, cp.g.c, dyn, cp.ohw, cf(c, 0), dxn, cp.ohw);
     } else if (cp.nb == 1) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
-        sgemm(c, 1, 0, cp.ckk, cp.ohw, cp.o, W, cp.ckk, dyn, cp.ohw, cf(c, 0), p.col, cp.ohw);
+        group_gemms(c, &cp, 1, 0, cp.cgkk, cp.ohw, cp.og, w_op(&cp, W), out_op(&cp, dyn, cp.ohw), cf(c, 0),
+                    col_op(&cp, p.col, cp.ohw));
         chunk_columns(c, &cp, p.col, DX, img0, 1);
     } else {
         gather_chunk(c, &cp, DY, img0, p.t, 0);
-        sgemm(c, 1, 0, cp.ckk, cp.cols, cp.o, W, cp.ckk, p.t, cp.cols, cf(c, 0), p.col, cp.cols);
+        group_gemms(c, &cp, 1, 0, cp.cgkk, cp.cols, cp.og, w_op(&cp, W), out_op(&cp, p.t, cp.cols), cf(c, 0),
+                    col_op(&cp, p.col, cp.cols));
         chunk_columns(c, &cp, p.col, DX, img0, 1);
     }
     loop_end(c, &Ln);
@@ -425,11 +462,13 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     } else if (cp.nb == 1) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);
-        sgemm(c, 0, 1, cp.o, cp.ckk, cp.ohw, dyn, cp.ohw, p.col, cp.ohw, beta, DW, cp.ckk);
+        group_gemms(c, &cp, 0, 1, cp.og, cp.cgkk, cp.ohw, out_op(&cp, dyn, cp.ohw), col_op(&cp, p.col, cp.ohw), beta,
+                    w_op(&cp, DW));
     } else {
         gather_chunk(c, &cp, DY, img0, p.t, 0);
         chunk_columns(c, &cp, p.col, X, img0, 0);
-        sgemm(c, 0, 1, cp.o, cp.ckk, cp.cols, p.t, cp.cols, p.col, cp.cols, beta, DW, cp.ckk);
+        group_gemms(c, &cp, 0, 1, cp.og, cp.cgkk, cp.cols, out_op(&cp, p.t, cp.cols), col_op(&cp, p.col, cp.cols), beta,
+                    w_op(&cp, DW));
     }
     loop_end(c, &Ln);
     return res;

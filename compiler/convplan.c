@@ -55,7 +55,8 @@ static sc_shift_geom shift_geom(const sc_graph *g, int i, int threads)
 static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
 {
     const sc_node *n = &g->n[i];
-    int legal = n->stride == 1 && n->kernel > 1 && n->pad >= 0 && n->pad <= n->kernel - 1;
+    int legal = n->stride == 1 && n->kernel > 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && n->groups == 1 &&
+                n->dilation == 1;
     if (!legal)
         return 0;
     for (int k = 0; tuning && k < tuning->n; k++) {
@@ -84,14 +85,17 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         x = &g->t[n->in[1]], y = &g->t[n->in[0]];
     sc_conv_plan p;
     memset(&p, 0, sizeof p);
-    p.g = (sc_conv_geom){x->shape[1], x->shape[2], x->shape[3], n->kernel, n->stride, n->pad, y->shape[2], y->shape[3]};
+    p.g = (sc_conv_geom){x->shape[1], x->shape[2], x->shape[3], n->kernel,     n->stride,
+                         n->pad,      y->shape[2], y->shape[3], n->dilation, n->groups};
     p.n = x->shape[0];
     p.o = y->shape[1];
     p.ckk = p.g.c * p.g.k * p.g.k;
     p.ohw = p.g.oh * p.g.ow;
+    p.cgkk = p.ckk / p.g.groups;
+    p.og = p.o / p.g.groups;
     /* With threads, the weight gradient sums per-thread partials. */
     int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
-    int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0;
+    int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0 && n->groups == 1;
     if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;
@@ -117,6 +121,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
             snprintf(p.name, sizeof p.name, "im2col+gemm");
         else
             snprintf(p.name, sizeof p.name, "im2col+gemm x%lld", (long long)p.nb);
+        if (p.g.groups > 1) {
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " g%lld", (long long)p.g.groups);
+        }
     }
     p.cols = p.nb * p.ohw;
     p.chunks = p.n / p.nb;

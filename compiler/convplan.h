@@ -15,6 +15,13 @@
  *                once instead of k*k times over, at the price of the
  *                padding's wasted positions.
  *
+ * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
+ * as im2col+gemm only: im2col takes the dilated taps, and the columns'
+ * rows for input slice g are contiguous ([C/G*K*K] rows each), so output
+ * slice g is one GEMM of weight rows [g*O/G, (g+1)*O/G) with those rows;
+ * the plan refuses gemm-1x1 and shift+gemm for them (a 1x1 grouped conv
+ * is not one GEMM; shifting assumes unit taps and one dense weight).
+ *
  * Policy (simclrc --conv): `im2col` (the default) uses im2col+gemm, or
  * gemm-1x1 where it applies; `shift` uses shift+gemm where it is legal and
  * the padded grid wastes at most SC_SHIFT_WASTE of the output positions
@@ -52,9 +59,10 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT };
 #define SC_SHIFT_WASTE 1.4
 
 /* The geometry of the forward convolution a node belongs to: input x of c
- * channels, h x w; kernel k, stride s, padding p; output oh x ow. */
+ * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
+ * apart (dilation); channels in `groups` slices. */
 typedef struct {
-    int64_t c, h, w, k, s, p, oh, ow;
+    int64_t c, h, w, k, s, p, oh, ow, d, groups;
 } sc_conv_geom;
 
 /* The shifted-GEMM geometry of one node: the GEMMs read src (cs channels,
@@ -80,6 +88,7 @@ typedef struct {
     int64_t n, nb, chunks;
     int64_t o;                /* output channels of the forward conv */
     int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
+    int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */

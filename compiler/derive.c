@@ -82,6 +82,8 @@ static int copy_encoder(const sc_graph *train, int views, int eval, sc_graph *ou
         d->kernel = n->kernel;
         d->stride = n->stride;
         d->pad = n->pad;
+        d->groups = n->groups;
+        d->dilation = n->dilation;
         d->eps = n->eps;
         d->slope = n->slope;
         d->momentum = n->momentum;

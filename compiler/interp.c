@@ -62,7 +62,7 @@ void sc_interp_init_params(sc_interp *it, unsigned long long seed)
 static sc_window window(const sc_node *n, const sc_tensor *x, const sc_tensor *y)
 {
     sc_window w = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[1],
-                   n->kernel, n->stride, n->pad, y->shape[2], y->shape[3]};
+                   n->kernel, n->stride, n->pad, y->shape[2], y->shape[3], n->groups, n->dilation};
     return w;
 }
 

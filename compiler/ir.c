@@ -102,6 +102,7 @@ int sc_graph_node(sc_graph *g, sc_opkind op, const int *in, int nin,
         n->out[i] = out[i];
         g->t[out[i]].producer = g->nn;
     }
+    n->groups = n->dilation = 1;
     n->line = line;
     snprintf(n->label, sizeof n->label, "%s", label ? label : "");
     return g->nn++;

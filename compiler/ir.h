@@ -108,6 +108,11 @@ typedef struct {
     int out[SC_MAX_OUT];
     /* attributes (which ones matter depends on op) */
     int kernel, stride, pad;
+    /* convolutions: groups G splits input and output channels into G
+     * slices, output slice g reads input slice g only (weight [O, C/G, K, K]);
+     * dilation D spaces the kernel taps D apart. Both 1 for a dense conv
+     * (sc_graph_node's default). */
+    int groups, dilation;
     double eps, momentum, temperature;
     double slope;            /* leaky_relu and its backward: the negative slope */
     int line;                /* source line of the layer */

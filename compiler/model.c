@@ -309,6 +309,10 @@ static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
         l->stride = size_attr(L, n, "stride", 1, 0, 1);
         l->pad = size_attr(L, n, "pad", 0, 0, 0);
         l->bias = get_bool(L, n, "bias", 0);
+        l->groups = size_attr(L, n, "groups", 1, 0, 1);
+        l->dilation = size_attr(L, n, "dilation", 1, 0, 1);
+        if (l->filters % l->groups)
+            err(L, n, "<conv> filters %d must be divisible by groups %d", l->filters, l->groups);
     } else if (!strcmp(el, "batchnorm")) {
         l->kind = SC_L_BATCHNORM;
         l->momentum = get_double(L, n, "momentum", 0.1);
@@ -373,6 +377,10 @@ static void parse_layer(loader *L, const xmlNode *n, sc_layer *l)
                 err(L, n, "expansion applies to bottleneck blocks only, not basic ones");
             l->expansion = 1;
         }
+        l->groups = size_attr(L, n, "groups", 1, 0, 1);
+        l->width = size_attr(L, n, "width", 64, 0, 1);
+        if (!l->bottleneck && (l->groups != 1 || l->width != 64))
+            err(L, n, "groups and width apply to bottleneck blocks only, not basic ones");
     } else {
         err(L, n, "unknown layer <%s>", el);
     }

@@ -38,6 +38,7 @@ struct sc_layer {
     /* conv, maxpool, avgpool */
     int filters, kernel, stride, pad;
     int bias;             /* conv (default 0), linear (default 1) */
+    int groups, dilation; /* conv (default 1 each) */
     /* batchnorm */
     double momentum, eps;
     /* linear */
@@ -49,6 +50,7 @@ struct sc_layer {
     sc_layer_list body, shortcut;
     /* stage */
     int bottleneck, blocks, expansion;
+    int width;            /* bottleneck: base width per group (default 64); groups above */
 };
 
 typedef enum {

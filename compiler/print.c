@@ -38,6 +38,10 @@ static void print_attrs(const sc_node *n, FILE *f)
     case SC_OP_AVGPOOL:
     case SC_OP_AVGPOOL_BWD:
         fprintf(f, " kernel=%d stride=%d pad=%d", n->kernel, n->stride, n->pad);
+        if (n->groups > 1)
+            fprintf(f, " groups=%d", n->groups);
+        if (n->dilation > 1)
+            fprintf(f, " dilation=%d", n->dilation);
         break;
     case SC_OP_BATCHNORM:
     case SC_OP_BATCHNORM_EVAL:

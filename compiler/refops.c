@@ -25,26 +25,42 @@ static long at4(int n, int c, int i, int j, int nc, int h, int w)
     return (((long)n * nc + c) * h + i) * w + j;
 }
 
+/* The grouped, dilated convolution's geometry: output channel o reads
+ * input channels [grp(o) * cg, grp(o) * cg + cg), tap ki at row
+ * oi * stride - pad + ki * dil. */
+typedef struct {
+    int cg, og, dil;
+} conv_shape;
+
+static conv_shape conv_shape_of(const sc_window *g)
+{
+    int groups = g->groups > 0 ? g->groups : 1;
+    conv_shape s = {g->c / groups, g->o / groups, g->dilation > 0 ? g->dilation : 1};
+    return s;
+}
+
 void sc_ref_conv2d(const sc_window *g, const double *x, const double *w,
                    const double *b, double *y)
 {
     int k = g->kernel;
+    conv_shape s = conv_shape_of(g);
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->o; o++)
             for (int oi = 0; oi < g->oh; oi++)
                 for (int oj = 0; oj < g->ow; oj++) {
                     double acc = b ? b[o] : 0.0;
-                    for (int c = 0; c < g->c; c++)
+                    int c0 = o / s.og * s.cg;
+                    for (int c = 0; c < s.cg; c++)
                         for (int ki = 0; ki < k; ki++) {
-                            int i = oi * g->stride - g->pad + ki;
+                            int i = oi * g->stride - g->pad + ki * s.dil;
                             if (i < 0 || i >= g->h)
                                 continue; /* zero padding */
                             for (int kj = 0; kj < k; kj++) {
-                                int j = oj * g->stride - g->pad + kj;
+                                int j = oj * g->stride - g->pad + kj * s.dil;
                                 if (j < 0 || j >= g->w)
                                     continue;
-                                acc += x[at4(n, c, i, j, g->c, g->h, g->w)] *
-                                       w[at4(o, c, ki, kj, g->c, k, k)];
+                                acc += x[at4(n, c0 + c, i, j, g->c, g->h, g->w)] *
+                                       w[at4(o, c, ki, kj, s.cg, k, k)];
                             }
                         }
                     y[at4(n, o, oi, oj, g->o, g->oh, g->ow)] = acc;
@@ -55,23 +71,25 @@ void sc_ref_conv2d_bwd_data(const sc_window *g, const double *dy,
                             const double *w, double *dx)
 {
     int k = g->kernel;
+    conv_shape s = conv_shape_of(g);
     memset(dx, 0, sizeof(double) * (size_t)g->n * g->c * g->h * g->w);
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->o; o++)
             for (int oi = 0; oi < g->oh; oi++)
                 for (int oj = 0; oj < g->ow; oj++) {
                     double d = dy[at4(n, o, oi, oj, g->o, g->oh, g->ow)];
-                    for (int c = 0; c < g->c; c++)
+                    int c0 = o / s.og * s.cg;
+                    for (int c = 0; c < s.cg; c++)
                         for (int ki = 0; ki < k; ki++) {
-                            int i = oi * g->stride - g->pad + ki;
+                            int i = oi * g->stride - g->pad + ki * s.dil;
                             if (i < 0 || i >= g->h)
                                 continue;
                             for (int kj = 0; kj < k; kj++) {
-                                int j = oj * g->stride - g->pad + kj;
+                                int j = oj * g->stride - g->pad + kj * s.dil;
                                 if (j < 0 || j >= g->w)
                                     continue;
-                                dx[at4(n, c, i, j, g->c, g->h, g->w)] +=
-                                    d * w[at4(o, c, ki, kj, g->c, k, k)];
+                                dx[at4(n, c0 + c, i, j, g->c, g->h, g->w)] +=
+                                    d * w[at4(o, c, ki, kj, s.cg, k, k)];
                             }
                         }
                 }
@@ -81,25 +99,27 @@ void sc_ref_conv2d_bwd_weight(const sc_window *g, const double *dy,
                               const double *x, double *dw)
 {
     int k = g->kernel;
+    conv_shape s = conv_shape_of(g);
     for (int o = 0; o < g->o; o++)
-        for (int c = 0; c < g->c; c++)
+        for (int c = 0; c < s.cg; c++)
             for (int ki = 0; ki < k; ki++)
                 for (int kj = 0; kj < k; kj++) {
                     double acc = 0.0;
+                    int cx = o / s.og * s.cg + c;
                     for (int n = 0; n < g->n; n++)
                         for (int oi = 0; oi < g->oh; oi++) {
-                            int i = oi * g->stride - g->pad + ki;
+                            int i = oi * g->stride - g->pad + ki * s.dil;
                             if (i < 0 || i >= g->h)
                                 continue;
                             for (int oj = 0; oj < g->ow; oj++) {
-                                int j = oj * g->stride - g->pad + kj;
+                                int j = oj * g->stride - g->pad + kj * s.dil;
                                 if (j < 0 || j >= g->w)
                                     continue;
                                 acc += dy[at4(n, o, oi, oj, g->o, g->oh, g->ow)] *
-                                       x[at4(n, c, i, j, g->c, g->h, g->w)];
+                                       x[at4(n, cx, i, j, g->c, g->h, g->w)];
                             }
                         }
-                    dw[at4(o, c, ki, kj, g->c, k, k)] = acc;
+                    dw[at4(o, c, ki, kj, s.cg, k, k)] = acc;
                 }
 }
 

@@ -15,6 +15,8 @@ typedef struct {
     int o;            /* output channels (conv only) */
     int kernel, stride, pad;
     int oh, ow;       /* output height and width */
+    int groups;       /* conv: channel groups, w is [o, c/groups, k, k]; 0 means 1 */
+    int dilation;     /* conv: spacing of the taps; 0 means 1 */
 } sc_window;
 
 /* Output size of a window op, PyTorch's floor rule: (in + 2p - k) / s + 1. */

@@ -13,16 +13,16 @@ import torch.nn as nn
 from torchvision.models import resnet
 
 
-def stage(block, inplanes, planes, blocks, stride):
-    """torchvision's ResNet._make_layer, standalone."""
+def stage(block, inplanes, planes, blocks, stride, **kw):
+    """torchvision's ResNet._make_layer, standalone (kw: groups, base_width)."""
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
         downsample = nn.Sequential(
             resnet.conv1x1(inplanes, planes * block.expansion, stride),
             nn.BatchNorm2d(planes * block.expansion))
-    layers = [block(inplanes, planes, stride, downsample)]
+    layers = [block(inplanes, planes, stride, downsample, **kw)]
     inplanes = planes * block.expansion
-    layers += [block(inplanes, planes) for _ in range(1, blocks)]
+    layers += [block(inplanes, planes, **kw) for _ in range(1, blocks)]
     return nn.Sequential(*layers), inplanes
 
 
@@ -50,6 +50,16 @@ def small():
     return nn.Sequential(*layers), head([64, 64, 32])
 
 
+def resnext_small():
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    c = 16
+    for planes, stride in ((8, 1), (16, 2), (32, 2)):
+        s, c = stage(resnet.Bottleneck, c, planes, 1, stride, groups=4, base_width=32)
+        layers.append(s)
+    layers.append(nn.AdaptiveAvgPool2d(1))
+    return nn.Sequential(*layers), head([128, 64, 32])
+
+
 def cifar():
     tv = resnet.resnet18()
     tv.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -64,6 +74,7 @@ MODELS = {
     "resnet50-stl10": lambda: (encoder_from(resnet.resnet50()), head([2048, 2048, 128])),
     "resnet18-cifar": cifar,
     "resnet-small": small,
+    "resnext-small": resnext_small,
 }
 
 

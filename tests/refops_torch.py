@@ -38,9 +38,10 @@ def leaf(t, shape):
 def conv2d(a, t):
     n, c, h, w, o, k, s, p = (int(a[x]) for x in "n c h w o k s p".split())
     x = leaf(t["x"], (n, c, h, w))
-    wt = leaf(t["w"], (o, c, k, k))
+    g, d = int(a.get("g", "1")), int(a.get("d", "1"))
+    wt = leaf(t["w"], (o, c // g, k, k))
     b = leaf(t["b"], (o,)) if a["bias"] == "1" else None
-    y = F.conv2d(x, wt, b, stride=s, padding=p)
+    y = F.conv2d(x, wt, b, stride=s, padding=p, dilation=d, groups=g)
     (y * t["r"].reshape(y.shape)).sum().backward()
     out = {"y": y, "dx": x.grad, "dw": wt.grad}
     # db is the bias gradient whether or not the layer has a bias.

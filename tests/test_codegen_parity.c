@@ -61,6 +61,7 @@
 #include <cmocka.h>
 
 #include "spec_files.h"
+#include "test_util.h"
 #include "test_skip.h"
 
 #include "sc_safetensors.h"
@@ -97,88 +98,8 @@ static const char *simclrc, *python, *srcdir;
 static int torch_ran;    /* 0 not yet, 1 ran */
 static int torch_status;
 
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 /* ---- running programs ---- */
 
-/* Starts argv[0] with stdout and stderr appended to log (or inherited when
- * log is NULL). Returns the pid, or -1. */
-static pid_t start(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        if (log) {
-            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-                _exit(127);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "test_codegen_parity: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Exit status of pid, or -1 if it could not run or died from a signal. */
-static int finish(pid_t pid)
-{
-    if (pid < 0)
-        return -1;
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int run(char *const argv[], const char *log)
-{
-    return finish(start(argv, log));
-}
-
-/* The whole of a (small) text file, or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    while (s) {
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            char *t = realloc(s, cap *= 2);
-            if (!t) {
-                free(s);
-                s = NULL;
-            }
-            s = t;
-        }
-    }
-    fclose(f);
-    if (s)
-        s[n] = '\0';
-    return s;
-}
 
 static void show_log(const char *log)
 {
@@ -476,7 +397,7 @@ static void test_step(void **state)
         iargv[a++] = batch;
     iargv[a++] = j->spec;
     iargv[a] = NULL;
-    pid_t interp = start(iargv, j->log);
+    pid_t interp = run_start(iargv, j->log);
 
     char *cargv[9];
     a = 0;
@@ -490,13 +411,13 @@ static void test_step(void **state)
         cargv[a++] = (char *)j->cflag;
     cargv[a++] = j->spec;
     cargv[a] = NULL;
-    int crc = run(cargv, j->log);
+    int crc = run_log(cargv, j->log);
     int drc = -1;
     if (crc == 0) {
         char *dargv[] = {j->bin, "dump-step", j->cdump, seed, NULL};
-        drc = run(dargv, j->log);
+        drc = run_log(dargv, j->log);
     }
-    int irc = finish(interp);
+    int irc = run_finish(interp);
     unlink(j->bin);
     j->dumped = drc == 0 && irc == 0;
     if (crc || drc || irc) {
@@ -568,7 +489,7 @@ static void run_torch(void)
             torch_status = -1;
         } else {
             char *argv[] = {(char *)python, script, "--double", "--batch-file", list, NULL};
-            torch_status = run(argv, log);
+            torch_status = run_log(argv, log);
             if (torch_status)
                 show_log(log);
         }
@@ -724,13 +645,13 @@ static void test_llvm_verify(void **state)
         assert_non_null(ll);
         assert_non_null(log);
         char *argv[] = {(char *)simclrc, "--emit=llvm", "-o", ll, spec, NULL};
-        int rc = run(argv, log);
+        int rc = run_log(argv, log);
         if (rc) {
             show_log(log);
             fail_msg("simclrc --emit=llvm %s: exit status %d", specs[i], rc);
         }
         char *vargv[] = {(char *)opt, "-passes=verify", "-disable-output", ll, NULL};
-        rc = run(vargv, log);
+        rc = run_log(vargv, log);
         if (rc) {
             show_log(log);
             fail_msg("%s -passes=verify rejects the IR of %s (exit status %d)", opt, specs[i], rc);
@@ -762,7 +683,7 @@ static void test_asm_avx512(void **state)
     assert_non_null(s);
     assert_non_null(log);
     char *argv[] = {(char *)simclrc, "--emit=asm", "-o", s, spec, NULL};
-    int rc = run(argv, log);
+    int rc = run_log(argv, log);
     if (rc) {
         show_log(log);
         fail_msg("simclrc --emit=asm: exit status %d", rc);
@@ -790,7 +711,7 @@ static void expect_usage_error(const char *what, char **argv, const char *needle
     char *log = xprintf("%s/err.log", tmpdir);
     assert_non_null(log);
     unlink(log);
-    int rc = run(argv, log);
+    int rc = run_log(argv, log);
     char *msg = slurp(log);
     print_message("%s: exit %d: %s", what, rc, msg ? msg : "(no output)\n");
     int ok = (rc == 1 || rc == 2) && msg && strstr(msg, "simclrc:") && strstr(msg, "error") &&
@@ -842,7 +763,7 @@ static int run_bin(const binctx *b, char **out, const char *a1, const char *a2, 
 {
     char *argv[] = {(char *)b->bin, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
     unlink(b->log);
-    int rc = run(argv, b->log);
+    int rc = run_log(argv, b->log);
     *out = slurp(b->log);
     if (!*out)
         *out = calloc(1, 1);
@@ -883,7 +804,7 @@ static void test_binary_cli(void **state)
     assert_non_null(dump);
     assert_non_null(errprefix);
     char *argv[] = {(char *)simclrc, "-o", bin, spec, NULL};
-    int rc = run(argv, log);
+    int rc = run_log(argv, log);
     if (rc) {
         show_log(log);
         fail_msg("simclrc -o %s %s: exit status %d", bin, spec, rc);

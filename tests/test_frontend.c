@@ -270,7 +270,7 @@ static void test_torchvision_layouts(void **state)
         test_skip("no Python (SC_PYTHON): torchvision's layouts are not compared\n");
     static const char *const models[] = {"resnet18-stl10", "resnet18-stl10-paper",
                                          "resnet50-stl10", "resnet18-cifar",
-                                         "resnet-small"};
+                                         "resnet-small", "resnext-small"};
     const int nmodels = (int)(sizeof models / sizeof models[0]);
     char *script = path_join(source_dir(), "tests/frontend_reference.py");
     char cmd[4096];

@@ -147,11 +147,16 @@ static double conv_loss(void *p)
     return dot((long)c->g.n * c->g.o * c->g.oh * c->g.ow, c->r, c->y);
 }
 
-static void gradcheck_conv(int n, int ch, int h, int w, int o, int k, int s,
-                           int p)
+/* groups gr, dilation d: the window spans d*(k-1)+1 pixels */
+static void gradcheck_conv_gd(int n, int ch, int h, int w, int o, int k, int s,
+                              int p, int gr, int d)
 {
     conv_ctx c = {.g = window(n, ch, h, w, o, k, s, p)};
-    long nx = (long)n * ch * h * w, nw = (long)o * ch * k * k;
+    c.g.groups = gr;
+    c.g.dilation = d;
+    c.g.oh = sc_window_out(h, d * (k - 1) + 1, s, p);
+    c.g.ow = sc_window_out(w, d * (k - 1) + 1, s, p);
+    long nx = (long)n * ch * h * w, nw = (long)o * (ch / gr) * k * k;
     long ny = (long)n * o * c.g.oh * c.g.ow;
     c.x = drand_array(nx);
     c.w = drand_array(nw);
@@ -167,6 +172,12 @@ static void gradcheck_conv(int n, int ch, int h, int w, int o, int k, int s,
     check_grad("conv2d db", conv_loss, &c, c.b, o, db, H);
 }
 
+static void gradcheck_conv(int n, int ch, int h, int w, int o, int k, int s,
+                           int p)
+{
+    gradcheck_conv_gd(n, ch, h, w, o, k, s, p, 1, 1);
+}
+
 static void test_conv2d_grad(void **state)
 {
     (void)state;
@@ -176,6 +187,17 @@ static void test_conv2d_grad(void **state)
     gradcheck_conv(1, 2, 5, 8, 3, 1, 1, 0);  /* 1x1 */
     gradcheck_conv(2, 4, 5, 5, 3, 3, 1, 1);  /* same-size 3x3 */
     gradcheck_conv(1, 2, 6, 5, 3, 1, 2, 0);  /* 1x1 stride 2: downsample */
+}
+
+static void test_conv2d_grouped_dilated_grad(void **state)
+{
+    (void)state;
+    gradcheck_conv_gd(2, 4, 7, 6, 4, 3, 1, 1, 4, 1); /* depthwise */
+    gradcheck_conv_gd(2, 3, 7, 6, 6, 3, 2, 1, 3, 1); /* depthwise, 2 filters per channel, stride 2 */
+    gradcheck_conv_gd(2, 4, 9, 7, 6, 3, 1, 2, 2, 2); /* grouped, dilation 2 */
+    gradcheck_conv_gd(1, 6, 9, 8, 3, 2, 2, 1, 3, 3); /* grouped, dilation 3, stride 2, odd sizes */
+    gradcheck_conv_gd(2, 4, 5, 5, 4, 1, 1, 0, 2, 1); /* grouped 1x1 */
+    gradcheck_conv_gd(1, 2, 8, 7, 2, 3, 1, 0, 1, 2); /* dense, dilation 2, unpadded */
 }
 
 /* Hand-computed: pins the zero padding, the stride, the bias and the
@@ -1072,6 +1094,7 @@ int main(void)
         cmocka_unit_test_setup(test_window_out, reset_pool),
         cmocka_unit_test_setup(test_conv2d_known, reset_pool),
         cmocka_unit_test_setup(test_conv2d_grad, reset_pool),
+        cmocka_unit_test_setup(test_conv2d_grouped_dilated_grad, reset_pool),
         cmocka_unit_test_setup(test_batchnorm_known, reset_pool),
         cmocka_unit_test_setup(test_batchnorm_grad, reset_pool),
         cmocka_unit_test_setup(test_bn_running_known, reset_pool),

@@ -32,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include "convplan.h"
 #include "interp.h"
 #include "memplan.h"
 #include "model.h"
@@ -346,6 +347,38 @@ static void test_activations_in_place(void **state)
     /* all backward ones but the shortcut's: its dy also feeds the body's
      * gelu_bwd, its x the body conv's weight gradient */
     assert_int_equal(activations_in_place(&s.g[0], 1), 7);
+/* ---- grouped and dilated convolutions: im2col only (convplan.h) ---- */
+
+static void test_grouped_plans(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/grouped.xml", src);
+    graphs s;
+    load(path, 2, &s);
+    const sc_graph *g = &s.g[0];
+    int grouped = 0, dilated = 0;
+    for (int i = 0; i < g->nn; i++) {
+        const sc_node *n = &g->n[i];
+        if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
+            continue;
+        for (int policy = SC_CONV_IM2COL_POLICY; policy <= SC_CONV_FORCE_SHIFT; policy++) {
+            sc_conv_plan p = sc_conv_plan_node(g, i, 2, policy, NULL);
+            if (n->groups == 1 && n->dilation == 1)
+                continue;
+            /* neither shift+gemm nor gemm-1x1, whatever the policy */
+            assert_int_equal(p.algo, SC_CONV_IM2COL);
+            assert_int_equal(p.cgkk * n->groups, p.ckk);
+            assert_int_equal(p.og * n->groups, p.o);
+            assert_int_equal(strstr(p.name, " g") != NULL, n->groups > 1);
+        }
+        grouped += n->groups > 1;
+        dilated += n->dilation > 1;
+    }
+    assert_true(grouped >= 4 * 3 && dilated >= 3 * 3); /* every pass of the spec's convs */
     graphs_free(&s);
 }
 
@@ -506,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_planted_faults),
         cmocka_unit_test(test_models_and_specs),
         cmocka_unit_test(test_activations_in_place),
+        cmocka_unit_test(test_grouped_plans),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
     };

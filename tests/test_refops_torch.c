@@ -69,11 +69,16 @@ static sc_window window(int n, int c, int h, int w, int o, int k, int s,
     return g;
 }
 
-static void dump_conv(FILE *f, int n, int c, int h, int w, int o, int k,
-                      int s, int p, int bias)
+/* groups gr, dilation d (the window spans d*(k-1)+1 pixels) */
+static void dump_conv_gd(FILE *f, int n, int c, int h, int w, int o, int k,
+                         int s, int p, int bias, int gr, int d)
 {
     sc_window g = window(n, c, h, w, o, k, s, p);
-    long nx = (long)n * c * h * w, nw = (long)o * c * k * k;
+    g.groups = gr;
+    g.dilation = d;
+    g.oh = sc_window_out(h, d * (k - 1) + 1, s, p);
+    g.ow = sc_window_out(w, d * (k - 1) + 1, s, p);
+    long nx = (long)n * c * h * w, nw = (long)o * (c / gr) * k * k;
     long ny = (long)n * o * g.oh * g.ow;
     double *x = drand_array(nx), *wt = drand_array(nw);
     double *b = bias ? drand_array(o) : NULL;
@@ -83,8 +88,8 @@ static void dump_conv(FILE *f, int n, int c, int h, int w, int o, int k,
     sc_ref_conv2d_bwd_data(&g, r, wt, dx);
     sc_ref_conv2d_bwd_weight(&g, r, x, dw);
     sc_ref_bias_bwd(n, o, g.oh * g.ow, r, db);
-    fprintf(f, "case conv2d n=%d c=%d h=%d w=%d o=%d k=%d s=%d p=%d bias=%d\n",
-            n, c, h, w, o, k, s, p, bias);
+    fprintf(f, "case conv2d n=%d c=%d h=%d w=%d o=%d k=%d s=%d p=%d bias=%d g=%d d=%d\n",
+            n, c, h, w, o, k, s, p, bias, gr, d);
     put(f, "x", nx, x);
     put(f, "w", nw, wt);
     if (bias)
@@ -94,6 +99,12 @@ static void dump_conv(FILE *f, int n, int c, int h, int w, int o, int k,
     put(f, "dx", nx, dx);
     put(f, "dw", nw, dw);
     put(f, "db", o, db);
+}
+
+static void dump_conv(FILE *f, int n, int c, int h, int w, int o, int k,
+                      int s, int p, int bias)
+{
+    dump_conv_gd(f, n, c, h, w, o, k, s, p, bias, 1, 1);
 }
 
 static void dump_bn(FILE *f, int n, int c, int h, int w)
@@ -333,6 +344,11 @@ static void test_against_torch(void **state)
     dump_conv(f, 1, 3, 11, 10, 2, 7, 2, 3, 0);
     dump_conv(f, 2, 2, 9, 7, 3, 5, 3, 2, 1);
     dump_conv(f, 2, 4, 6, 5, 3, 1, 2, 0, 0);
+    dump_conv_gd(f, 2, 4, 7, 6, 4, 3, 1, 1, 1, 4, 1);  /* depthwise */
+    dump_conv_gd(f, 2, 3, 7, 6, 6, 3, 2, 1, 0, 3, 1);  /* depthwise x2, stride 2 */
+    dump_conv_gd(f, 2, 4, 9, 7, 6, 3, 1, 2, 1, 2, 2);  /* grouped, dilation 2 */
+    dump_conv_gd(f, 1, 6, 9, 8, 3, 2, 2, 1, 0, 3, 3);  /* dilation 3, stride 2, odd */
+    dump_conv_gd(f, 2, 4, 5, 5, 4, 1, 1, 0, 0, 2, 1);  /* grouped 1x1 */
     dump_bn(f, 3, 2, 4, 5);
     dump_bn(f, 6, 4, 1, 1);
     dump_relu(f, 30);

@@ -46,7 +46,7 @@ char *slurp(const char *path)
     return s;
 }
 
-int run_log(char *const argv[], const char *log)
+pid_t run_start(char *const argv[], const char *log)
 {
     fflush(stdout);
     fflush(stderr);
@@ -64,11 +64,23 @@ int run_log(char *const argv[], const char *log)
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    return pid;
+}
+
+int run_finish(pid_t pid)
+{
+    if (pid < 0)
+        return -1;
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
             return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int run_log(char *const argv[], const char *log)
+{
+    return run_finish(run_start(argv, log));
 }
 
 /* mkdtemp/mkstemp want a template ending in six X's, replaced in place. */

@@ -4,11 +4,16 @@
 #define TEST_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Runs argv (NULL-terminated; argv[0] a path) with stdout and stderr
  * appended to log (NULL: inherited). Returns the exit status, or -1 if it
  * could not run or died from a signal. */
 int run_log(char *const argv[], const char *log);
+/* The same in two halves, so that programs run side by side: run_start
+ * returns the child's pid (or -1), run_finish its exit status as above. */
+pid_t run_start(char *const argv[], const char *log);
+int run_finish(pid_t pid);
 
 /* A new directory NAME.<random> under $TMPDIR (else /tmp), malloc'd, or
  * NULL with errno set. */

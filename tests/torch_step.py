@@ -122,7 +122,7 @@ def st_tensor(torch, path, tensors, name):
 # The model description (model-format.md), parsed with its defaults
 
 LAYER_ATTRS = {
-    "conv": {"filters", "kernel", "stride", "pad", "bias"},
+    "conv": {"filters", "kernel", "stride", "pad", "bias", "groups", "dilation"},
     "batchnorm": {"momentum", "eps"},
     "relu": set(),
     "maxpool": {"kernel", "stride", "pad"},
@@ -131,7 +131,7 @@ LAYER_ATTRS = {
     "flatten": set(),
     "linear": {"units", "bias"},
     "residual": {"activation"},
-    "stage": {"block", "filters", "blocks", "stride", "expansion"},
+    "stage": {"block", "filters", "blocks", "stride", "expansion", "groups", "width"},
     "silu": set(),
     "gelu": set(),
     "leaky-relu": {"slope"},
@@ -206,7 +206,8 @@ def parse_layers(path, parent):
         if k == "conv":
             L.a = dict(filters=_int(path, el, "filters"), kernel=_int(path, el, "kernel"),
                        stride=_int(path, el, "stride", 1), pad=_int(path, el, "pad", 0, 0),
-                       bias=_bool(path, el, "bias", False))
+                       bias=_bool(path, el, "bias", False),
+                       groups=_int(path, el, "groups", 1), dilation=_int(path, el, "dilation", 1))
         elif k == "batchnorm":
             L.a = dict(momentum=_float(path, el, "momentum", 0.1),
                        eps=_float(path, el, "eps", 1e-5))
@@ -237,7 +238,8 @@ def parse_layers(path, parent):
                 raise SpecError("%s: <stage> block=%r" % (path, block))
             L.a = dict(block=block, filters=_int(path, el, "filters"),
                        blocks=_int(path, el, "blocks"), stride=_int(path, el, "stride", 1),
-                       expansion=_int(path, el, "expansion", 4))
+                       expansion=_int(path, el, "expansion", 4),
+                       groups=_int(path, el, "groups", 1), width=_int(path, el, "width", 64))
         layers.append(L)
     return layers
 
@@ -327,7 +329,8 @@ def build(torch, spec):
             if k == "conv":
                 c, h, w = shape
                 m = nn.Conv2d(c, a["filters"], a["kernel"], stride=a["stride"],
-                              padding=a["pad"], bias=a["bias"])
+                              padding=a["pad"], bias=a["bias"], groups=a["groups"],
+                              dilation=a["dilation"])
                 attach(prefix, m)
                 prog.append(("module", m))
                 shape = (a["filters"], _out(h, a, where), _out(w, a, where))
@@ -388,7 +391,9 @@ def build(torch, spec):
                     if s != 1 or c != out:
                         down = nn.Sequential(nn.Conv2d(c, out, 1, stride=s, bias=False),
                                              nn.BatchNorm2d(out))
-                    seq.append(cls(c, a["filters"], stride=s, downsample=down))
+                    extra = {} if a["block"] == "basic" else \
+                        dict(groups=a["groups"], base_width=a["width"])  # ResNeXt
+                    seq.append(cls(c, a["filters"], stride=s, downsample=down, **extra))
                     c = out
                     # conv 3x3 pad 1 (or 1x1 pad 0) with stride s: same rule.
                     h, w = (h - 1) // s + 1, (w - 1) // s + 1
@@ -411,10 +416,11 @@ def build(torch, spec):
 
 
 def _out(n, a, where):
-    o = (n + 2 * a["pad"] - a["kernel"]) // a["stride"] + 1
-    if n + 2 * a["pad"] < a["kernel"] or o < 1:
+    span = a.get("dilation", 1) * (a["kernel"] - 1) + 1  # a dilated window
+    o = (n + 2 * a["pad"] - span) // a["stride"] + 1
+    if n + 2 * a["pad"] < span or o < 1:
         raise SpecError("%s: kernel %d larger than padded input %d"
-                        % (where, a["kernel"], n + 2 * a["pad"]))
+                        % (where, span, n + 2 * a["pad"]))
     return o
 
 
