@@ -347,6 +347,9 @@ static void test_activations_in_place(void **state)
     /* all backward ones but the shortcut's: its dy also feeds the body's
      * gelu_bwd, its x the body conv's weight gradient */
     assert_int_equal(activations_in_place(&s.g[0], 1), 7);
+    graphs_free(&s);
+}
+
 /* ---- grouped and dilated convolutions: im2col only (convplan.h) ---- */
 
 static void test_grouped_plans(void **state)
