@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codegen_internal.h"
+#include "cg_gemm.h"
 
 /* ---- small builders ---- */
 
@@ -245,9 +246,15 @@ static inline void zero(sc_codegen *c, LLVMValueRef p, int64_t n)
     LLVMBuildMemSet(c->b, p, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, n * size), (unsigned)size);
 }
 
+/* Every matrix product of the step: a generated kernel (cg_gemm.h), or
+ * with --gemm=openblas a call to cblas_sgemm (cblas_dgemm for doubles). */
 static inline void sgemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a,
                   int64_t lda, LLVMValueRef b, int64_t ldb, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
 {
+    if (!c->gemm_openblas) {
+        sc_cg_gemm(c, ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc);
+        return;
+    }
     LLVMValueRef i32c[6];
     int64_t v[6] = {CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS, tb ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k};
     for (int i = 0; i < 6; i++)

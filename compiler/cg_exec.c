@@ -4,8 +4,9 @@
  * Every node becomes one internal function ("kernel") taking the six base
  * pointers of the ABI (params, grads, buffers, arena, input, out); tensor
  * addresses are those bases plus constant offsets from the memory plan,
- * and every loop bound is a constant. Matrix products call OpenBLAS's
- * cblas_sgemm; everything else is a generated loop nest. sc_step and
+ * and every loop bound is a constant. Matrix products call generated GEMM
+ * kernels (cg_gemm.c; or OpenBLAS's cblas_sgemm with --gemm=openblas);
+ * everything else is a generated loop nest. sc_step and
  * sc_encode call the kernels in graph order. Reductions accumulate in
  * double so that results stay within float rounding of the interpreter. */
 #include <stdio.h>
@@ -161,8 +162,14 @@ static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *
     c->arg_lo = LLVMGetParam(fn, (unsigned)nptr);
     c->arg_hi = LLVMGetParam(fn, (unsigned)nptr + 1);
     c->arg_tid = LLVMGetParam(fn, (unsigned)nptr + 2);
+    c->gemm_note[0] = 0;
     sc_lowered r = lower_node(c, i);
     LLVMBuildRetVoid(c->b);
+    char impl[sizeof r.impl + sizeof c->gemm_note + 8];
+    if (c->gemm_note[0]) /* the generated GEMMs it calls, by shape */
+        snprintf(impl, sizeof impl, "%s [%s]", r.impl, c->gemm_note);
+    else
+        snprintf(impl, sizeof impl, "%s", r.impl);
     *nphases = r.nphases;
 
     kern *kk = realloc(c->kern, (size_t)(c->nk + 1) * sizeof *kk);
@@ -170,7 +177,7 @@ static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *
         oom();
     c->kern = kk;
     kern *k = &c->kern[c->nk];
-    *k = (kern){strdup(key), fn, NULL, ft, r.extent, r.nphases, r.hook, r.hook_off, r.hook_n, strdup(r.impl)};
+    *k = (kern){strdup(key), fn, NULL, ft, r.extent, r.nphases, r.hook, r.hook_off, r.hook_n, strdup(impl)};
     if (!k->key || !k->impl)
         oom();
     if (k->extent > 1 && c->mp->opts.threads > 1)

@@ -175,6 +175,7 @@ sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen
     c->sgemm_t = LLVMFunctionType(c->vd, sargs, 14, 0);
     c->sgemm = LLVMAddFunction(c->mod, c->f64_elements ? "cblas_dgemm" : "cblas_sgemm", c->sgemm_t);
     c->mpi = o->mpi;
+    c->gemm_openblas = o->gemm_openblas;
     declare_runtime(c);
     return c;
 }

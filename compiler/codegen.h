@@ -17,6 +17,8 @@ typedef struct {
     int double_precision;    /* tensors of doubles and dgemm: for tests only,
                                 the runtime works in float */
     int mpi;                 /* data-parallel step: calls sc_comm.h */
+    int gemm_openblas;       /* matrix products call cblas_sgemm instead of
+                                generated kernels (--gemm=openblas) */
 } sc_codegen_options;
 
 typedef struct sc_codegen sc_codegen;

@@ -40,6 +40,11 @@ struct sc_codegen {
     LLVMTypeRef elt, f64, i1, i32, i64, ptr, vd, sgemm_t;
     int f64_elements;
     LLVMValueRef sgemm;
+    /* matrix products: cg_gemm.c's generated kernels, or cblas_sgemm
+     * (--gemm=openblas); the target's vector bits and FMA, probed once;
+     * the GEMM shapes the kernel being generated calls (for its name) */
+    int gemm_openblas, gemm_vbits, gemm_fma;
+    char gemm_note[96];
     int mpi;
     /* the kernel being generated: its node, pointer arguments, the slice
      * [lo, hi) of its parallel loop and the thread running it */

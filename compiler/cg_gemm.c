@@ -1,0 +1,438 @@
+/* Generated GEMM kernels (cg_gemm.h): a packed-B, register-blocked GEMM
+ * specialised to its constant shape and the target's vector width.
+ *
+ * For each block of nc columns of C and kc of the inner dimension, op(B)
+ * is packed into a stack buffer as panels of kc rows by nr = nv*vw
+ * columns (zero beyond n), which also turns a transposed B into
+ * contiguous vector loads. Then for each mr-row tile of A (read in place:
+ * it stays in L1 across the block's panels) and each panel, the
+ * micro-kernel keeps mr x nv vector accumulators in registers (phi nodes)
+ * over the kc loop: per k, nv vector loads of the panel, mr scalar loads
+ * of A broadcast, mr*nv FMAs. Tiles at the edges of m and n are emitted
+ * as their own, smaller micro-kernels (constant sizes), the last vector
+ * stored under a constant mask. */
+#include <stdio.h>
+#include <string.h>
+
+#include <llvm-c/TargetMachine.h>
+
+#include "cg_builder.h"
+#include "cg_gemm.h"
+
+/* The cache sizes the blocking is chosen for (per core; Zen 4/5 and
+ * recent Intel have at least these): the packed B block lives in L2, the
+ * A tile and one panel of B in L1. */
+enum { L1_BYTES = 32 << 10, PACK_BYTES = 256 << 10 };
+
+/* ---- the target's vectors ---- */
+
+/* Whether code generated for c's target machine from a function doing
+ * fma on <lanes x float> at that width uses the register class reg
+ * ("zmm", "ymm"): asks LLVM itself, which knows every --target-cpu. */
+static int emits_reg(sc_codegen *c, int bits, const char *reg)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+    char *triple = LLVMGetTargetMachineTriple(c->tm);
+    LLVMSetTarget(m, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTypeRef vt = LLVMVectorType(LLVMFloatTypeInContext(ctx), (unsigned)bits / 32);
+    LLVMTypeRef args[3] = {vt, vt, vt};
+    LLVMValueRef fn = LLVMAddFunction(m, "probe", LLVMFunctionType(vt, args, 3, 0));
+    char w[16];
+    snprintf(w, sizeof w, "%d", bits);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(ctx, "min-legal-vector-width", 22, w, (unsigned)strlen(w)));
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+    unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(m, id, &vt, 1);
+    LLVMValueRef x[3] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2)};
+    LLVMBuildRet(b, LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, &vt, 1), f, x, 3, ""));
+    LLVMDisposeBuilder(b);
+    LLVMMemoryBufferRef mb = NULL;
+    char *msg = NULL;
+    int yes = 0;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(c->tm, m, LLVMAssemblyFile, &msg, &mb)) {
+        size_t n = LLVMGetBufferSize(mb);
+        const char *s = LLVMGetBufferStart(mb);
+        char *text = malloc(n + 1);
+        if (text) {
+            memcpy(text, s, n);
+            text[n] = 0;
+            yes = strstr(text, reg) && strstr(text, "vfmadd");
+            free(text);
+        }
+        LLVMDisposeMemoryBuffer(mb);
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    return yes;
+}
+
+/* 512 with AVX-512, 256 with AVX2+FMA, else 128 bits without FMA: the
+ * generic path, correct on any target. Asked once per code generator. */
+static void target_vectors(sc_codegen *c)
+{
+    if (c->gemm_vbits)
+        return;
+    if (emits_reg(c, 512, "zmm"))
+        c->gemm_vbits = 512, c->gemm_fma = 1;
+    else if (emits_reg(c, 256, "ymm"))
+        c->gemm_vbits = 256, c->gemm_fma = 1;
+    else
+        c->gemm_vbits = 128, c->gemm_fma = 0;
+}
+
+sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_t k)
+{
+    target_vectors(c);
+    int esize = c->f64_elements ? 8 : 4;
+    sc_gemm_blocking bl = {.vw = c->gemm_vbits / (8 * esize), .fma = c->gemm_fma};
+    /* Registers: 32 with AVX-512 (mr*nv accumulators, nv for the panel's
+     * vectors, one broadcast), 16 otherwise. */
+    if (c->gemm_vbits == 512)
+        bl.mr = 14, bl.nv = 2;
+    else
+        bl.mr = 6, bl.nv = 2;
+    if (m < bl.mr)
+        bl.mr = (int)m;
+    int64_t nr = (int64_t)bl.nv * bl.vw;
+    /* kc: the A tile (mr x kc) and a panel (kc x nr) in L1. */
+    bl.kc = L1_BYTES / (esize * (bl.mr + nr));
+    bl.kc = bl.kc < 16 ? 16 : bl.kc / 16 * 16;
+    if (bl.kc > k)
+        bl.kc = k;
+    /* nc: the packed block kc x nc within PACK_BYTES, whole panels. */
+    int64_t panels = PACK_BYTES / (esize * bl.kc * nr);
+    if (panels < 1)
+        panels = 1;
+    int64_t need = (n + nr - 1) / nr;
+    bl.nc = (panels < need ? panels : need) * nr;
+    return bl;
+}
+
+/* ---- the generated function ---- */
+
+typedef struct {
+    int ta, tb;
+    int64_t m, n, k, lda, ldb, ldc;
+    sc_gemm_blocking bl;
+    LLVMTypeRef vt;           /* <vw x elt> */
+    LLVMValueRef A, B, C, beta, bp;
+} gemm;
+
+static LLVMValueRef vconst_mask(sc_codegen *c, int vw, int on)
+{
+    LLVMValueRef bits[64];
+    for (int i = 0; i < vw; i++)
+        bits[i] = LLVMConstInt(c->i1, i < on, 0);
+    return LLVMConstVector(bits, (unsigned)vw);
+}
+
+static LLVMValueRef intrinsic(sc_codegen *c, const char *name, LLVMTypeRef *over, unsigned nover, LLVMValueRef *args,
+                              unsigned nargs)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, over, nover);
+    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, over, nover), fn, args, nargs, "");
+}
+
+static LLVMValueRef vload(sc_codegen *c, const gemm *g, LLVMValueRef p, int lanes)
+{
+    unsigned align = c->f64_elements ? 8 : 4;
+    if (lanes == g->bl.vw) {
+        LLVMValueRef v = LLVMBuildLoad2(c->b, g->vt, p, "");
+        LLVMSetAlignment(v, align);
+        return v;
+    }
+    LLVMTypeRef over[2] = {g->vt, c->ptr};
+    LLVMValueRef args[4] = {p, LLVMConstInt(c->i32, align, 0), vconst_mask(c, g->bl.vw, lanes), LLVMConstNull(g->vt)};
+    return intrinsic(c, "llvm.masked.load", over, 2, args, 4);
+}
+
+static void vstore(sc_codegen *c, const gemm *g, LLVMValueRef p, LLVMValueRef v, int lanes)
+{
+    unsigned align = c->f64_elements ? 8 : 4;
+    if (lanes == g->bl.vw) {
+        LLVMSetAlignment(LLVMBuildStore(c->b, v, p), align);
+        return;
+    }
+    LLVMTypeRef over[2] = {g->vt, c->ptr};
+    LLVMValueRef args[4] = {v, p, LLVMConstInt(c->i32, align, 0), vconst_mask(c, g->bl.vw, lanes)};
+    intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+}
+
+static LLVMValueRef splat(sc_codegen *c, const gemm *g, LLVMValueRef x)
+{
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(g->vt), x, LLVMConstInt(c->i32, 0, 0), "");
+    LLVMTypeRef mt = LLVMVectorType(c->i32, (unsigned)g->bl.vw);
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(g->vt), LLVMConstNull(mt), "");
+}
+
+static LLVMValueRef vfma(sc_codegen *c, const gemm *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
+{
+    LLVMTypeRef t = g->vt;
+    LLVMValueRef args[3] = {a, b, acc};
+    return intrinsic(c, g->bl.fma ? "llvm.fma" : "llvm.fmuladd", &t, 1, args, 3);
+}
+
+enum { MAX_MR = 16, MAX_NV = 4 };
+
+/* The micro-kernel: C tile (mr rows from ct, ldc apart; width columns,
+ * width <= nr) = A tile (from at: row i, inner index kk at
+ * i*lda + kk, or kk*lda + i when transposed) times the packed panel bp
+ * (kc rows of nr), over kk < kc; then stored, plus beta_blk * C unless
+ * beta_blk is 0. */
+static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValueRef at, LLVMValueRef bp,
+                  LLVMValueRef ct, LLVMValueRef kc, LLVMValueRef beta_blk)
+{
+    int vw = g->bl.vw, nr = g->bl.nv * vw;
+    int nv = (int)((width + vw - 1) / vw);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "fma");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef kk = LLVMBuildPhi(c->b, c->i64, "kk");
+    LLVMValueRef zero64 = ci(c, 0), zv = LLVMConstNull(g->vt);
+    LLVMAddIncoming(kk, &zero64, &pre, 1);
+    LLVMValueRef acc[MAX_MR][MAX_NV];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < nv; v++) {
+            acc[i][v] = LLVMBuildPhi(c->b, g->vt, "acc");
+            LLVMAddIncoming(acc[i][v], &zv, &pre, 1);
+        }
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, kk, kc, ""), body, done);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMValueRef bv[MAX_NV];
+    LLVMValueRef brow = gep(c, bp, imul(c, kk, ci(c, nr)));
+    for (int v = 0; v < nv; v++) {
+        bv[v] = LLVMBuildLoad2(c->b, g->vt, gep(c, brow, ci(c, (int64_t)v * vw)), "");
+        LLVMSetAlignment(bv[v], (unsigned)(vw * (c->f64_elements ? 8 : 4)));
+    }
+    LLVMValueRef next[MAX_MR][MAX_NV];
+    LLVMValueRef acol = g->ta ? gep(c, at, imul(c, kk, ci(c, g->lda))) : gep(c, at, kk);
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef a = ld(c, acol, ci(c, g->ta ? i : (int64_t)i * g->lda));
+        LLVMValueRef as = splat(c, g, a);
+        for (int v = 0; v < nv; v++)
+            next[i][v] = vfma(c, g, as, bv[v], acc[i][v]);
+    }
+    LLVMValueRef k1 = iadd(c, kk, ci(c, 1));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMBuildBr(c->b, head);
+    LLVMAddIncoming(kk, &k1, &latch, 1);
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < nv; v++)
+            LLVMAddIncoming(acc[i][v], &next[i][v], &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, done);
+    /* C = acc, or acc + beta_blk * C (C not read where beta_blk is 0:
+     * it may hold anything, NaN included). */
+    LLVMValueRef bz = LLVMBuildFCmp(c->b, LLVMRealOEQ, beta_blk, cf(c, 0), "");
+    LLVMBasicBlockRef over = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "over");
+    LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "add");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
+    LLVMBuildCondBr(c->b, bz, over, add);
+    for (int pass = 0; pass < 2; pass++) {
+        LLVMPositionBuilderAtEnd(c->b, pass ? add : over);
+        LLVMValueRef bs = pass ? splat(c, g, beta_blk) : NULL;
+        for (int i = 0; i < mr; i++) {
+            LLVMValueRef crow = gep(c, ct, ci(c, (int64_t)i * g->ldc));
+            for (int v = 0; v < nv; v++) {
+                int lanes = (int)(width - (int64_t)v * vw < vw ? width - (int64_t)v * vw : vw);
+                LLVMValueRef p = gep(c, crow, ci(c, (int64_t)v * vw));
+                LLVMValueRef x = acc[i][v];
+                if (pass)
+                    x = vfma(c, g, bs, vload(c, g, p, lanes), x);
+                vstore(c, g, p, x, lanes);
+            }
+        }
+        LLVMBuildBr(c->b, join);
+    }
+    LLVMPositionBuilderAtEnd(c->b, join);
+}
+
+/* Packs op(B)[pc + kk][jc + j] for kk < kc, j < ncols into g->bp as
+ * panels of kc x nr, zero in the columns from ncols to the last panel's
+ * end. */
+static void pack_b(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols)
+{
+    int64_t nr = (int64_t)g->bl.nv * g->bl.vw, width = (ncols + nr - 1) / nr * nr;
+    loop Lk, Lj;
+    /* bp index: (j / nr) * kc * nr + kk * nr + j % nr */
+    if (!g->tb) { /* rows of B are contiguous in j */
+        LLVMValueRef kk = loop_range(c, &Lk, ci(c, 0), kc);
+        LLVMValueRef src = gep(c, g->B, iadd(c, imul(c, iadd(c, pc, kk), ci(c, g->ldb)), jc));
+        LLVMValueRef j = loop_begin(c, &Lj, width);
+        LLVMValueRef dst = iadd(c, imul(c, LLVMBuildSDiv(c->b, j, ci(c, nr), ""), imul(c, kc, ci(c, nr))),
+                                mad(c, kk, nr, LLVMBuildSRem(c->b, j, ci(c, nr), "")));
+        LLVMValueRef x = ncols == width ? ld(c, src, j)
+                                        : LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, j, ci(c, ncols), ""),
+                                                          ld(c, src, imin(c, j, ci(c, ncols - 1))), cf(c, 0), "");
+        st(c, g->bp, dst, x);
+        loop_end(c, &Lj);
+        loop_end(c, &Lk);
+    } else { /* B^T: column j of op(B) is row jc + j of B, contiguous in kk */
+        LLVMValueRef j = loop_begin(c, &Lj, width);
+        LLVMValueRef dst0 = iadd(c, imul(c, LLVMBuildSDiv(c->b, j, ci(c, nr), ""), imul(c, kc, ci(c, nr))),
+                                 LLVMBuildSRem(c->b, j, ci(c, nr), ""));
+        LLVMValueRef jj = imin(c, j, ci(c, ncols - 1));
+        LLVMValueRef src = gep(c, g->B, iadd(c, imul(c, iadd(c, jc, jj), ci(c, g->ldb)), pc));
+        LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntSLT, j, ci(c, ncols), "");
+        LLVMValueRef kk = loop_range(c, &Lk, ci(c, 0), kc);
+        LLVMValueRef x = ncols == width ? ld(c, src, kk) : LLVMBuildSelect(c->b, valid, ld(c, src, kk), cf(c, 0), "");
+        st(c, g->bp, iadd(c, dst0, imul(c, kk, ci(c, nr))), x);
+        loop_end(c, &Lk);
+        loop_end(c, &Lj);
+    }
+}
+
+/* One block: columns [jc, jc + ncols), inner [pc, pc + kc) (packed), all
+ * rows of C. */
+static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols,
+                  LLVMValueRef beta_blk)
+{
+    int64_t nr = (int64_t)g->bl.nv * g->bl.vw, full = ncols / nr, rest = ncols % nr;
+    int mr = g->bl.mr;
+    int64_t tiles = g->m / mr, mrest = g->m % mr;
+    pack_b(c, g, pc, kc, jc, ncols);
+    LLVMValueRef a0 = g->ta ? gep(c, g->A, imul(c, pc, ci(c, g->lda))) : gep(c, g->A, pc);
+    LLVMValueRef c0 = gep(c, g->C, jc);
+    for (int edge = 0; edge < 2; edge++) {
+        int rows = edge ? (int)mrest : mr;
+        if (!rows || (!edge && !tiles))
+            continue;
+        loop Lt, Lp;
+        LLVMValueRef ir = edge ? ci(c, tiles * mr) : imul(c, loop_begin(c, &Lt, tiles), ci(c, mr));
+        LLVMValueRef at = gep(c, a0, g->ta ? ir : imul(c, ir, ci(c, g->lda)));
+        LLVMValueRef ct = gep(c, c0, imul(c, ir, ci(c, g->ldc)));
+        if (full) {
+            LLVMValueRef p = loop_begin(c, &Lp, full);
+            micro(c, g, rows, nr, at, gep(c, g->bp, imul(c, p, imul(c, kc, ci(c, nr)))), gep(c, ct, imul(c, p, ci(c, nr))),
+                  kc, beta_blk);
+            loop_end(c, &Lp);
+        }
+        if (rest)
+            micro(c, g, rows, rest, at, gep(c, g->bp, imul(c, ci(c, full), imul(c, kc, ci(c, nr)))),
+                  gep(c, ct, ci(c, full * nr)), kc, beta_blk);
+        if (!edge)
+            loop_end(c, &Lt);
+    }
+}
+
+static void define_gemm(sc_codegen *c, gemm *g)
+{
+    int64_t kc = g->bl.kc, nc = g->bl.nc;
+    g->bp = LLVMBuildAlloca(c->b, LLVMArrayType2(c->elt, (uint64_t)(kc * nc)), "packed_b");
+    LLVMSetAlignment(g->bp, 64);
+    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "start");
+    LLVMBuildBr(c->b, start);
+    LLVMPositionBuilderAtEnd(c->b, start);
+    int64_t kblocks = (g->k + kc - 1) / kc, nfull = g->n / nc, nrest = g->n % nc;
+    for (int edge = 0; edge < 2; edge++) {
+        int64_t ncols = edge ? nrest : nc;
+        if (!ncols || (!edge && !nfull))
+            continue;
+        loop Lj, Lk;
+        LLVMValueRef jc = edge ? ci(c, nfull * nc) : imul(c, loop_begin(c, &Lj, nfull), ci(c, nc));
+        LLVMValueRef kb = loop_begin(c, &Lk, kblocks);
+        LLVMValueRef pc = imul(c, kb, ci(c, kc));
+        LLVMValueRef kcur = imin(c, ci(c, kc), isub(c, ci(c, g->k), pc));
+        /* The first k block applies beta, the others add. */
+        LLVMValueRef bb = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, kb, ci(c, 0), ""), g->beta, cf(c, 1), "");
+        block(c, g, pc, kcur, jc, ncols, bb);
+        loop_end(c, &Lk);
+        if (!edge)
+            loop_end(c, &Lj);
+    }
+    LLVMBuildRetVoid(c->b);
+}
+
+static void str_attr(sc_codegen *c, LLVMValueRef fn, const char *k, const char *v)
+{
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
+}
+
+/* sc_gemm.<s|d><n|t><n|t>.MxNxK.<lda>.<ldb>.<ldc>: the function of this
+ * shape, defined on first use. */
+static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t lda,
+                                  int64_t ldb, int64_t ldc, LLVMTypeRef *ft)
+{
+    char name[160];
+    snprintf(name, sizeof name, "sc_gemm.%c%c%c.%lldx%lldx%lld.%lld.%lld.%lld", c->f64_elements ? 'd' : 's', ta ? 't' : 'n',
+             tb ? 't' : 'n', (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb, (long long)ldc);
+    LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->elt};
+    *ft = LLVMFunctionType(c->vd, args, 4, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+    /* the kernel's name says which GEMMs it calls (info --kernels) */
+    size_t used = strlen(c->gemm_note);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%s%c%c %lldx%lldx%lld", used ? "+" : "", ta ? 't' : 'n', tb ? 't' : 'n', (long long)m,
+             (long long)n, (long long)k);
+    if (!strstr(c->gemm_note, shape + (used ? 1 : 0)) && used + strlen(shape) < sizeof c->gemm_note)
+        strcat(c->gemm_note, shape);
+    if (fn)
+        return fn;
+    fn = LLVMAddFunction(c->mod, name, *ft);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    for (unsigned p = 1; p <= 3; p++) {
+        add_attr(c, fn, p, "noalias", 0);
+        add_attr(c, fn, p, "nocapture", 0);
+    }
+    add_attr(c, fn, 1, "readonly", 0);
+    add_attr(c, fn, 2, "readonly", 0);
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    add_attr(c, fn, LLVMAttributeFunctionIndex, "noinline", 0);
+    gemm g = {ta, tb, m, n, k, lda, ldb, ldc, sc_cg_gemm_blocking(c, m, n, k), NULL, NULL, NULL, NULL, NULL, NULL};
+    char w[16];
+    snprintf(w, sizeof w, "%d", c->gemm_vbits);
+    str_attr(c, fn, "min-legal-vector-width", w);
+    str_attr(c, fn, "prefer-vector-width", w);
+    /* The JIT's target machine is generic x86-64: the function says what
+     * it was generated for. */
+    str_attr(c, fn, "target-cpu", c->cpu);
+    if (*c->features)
+        str_attr(c, fn, "target-features", c->features);
+    g.vt = LLVMVectorType(c->elt, (unsigned)g.bl.vw);
+    /* generate inside it, then come back to the caller's kernel */
+    LLVMValueRef saved_fn = c->fn;
+    LLVMBasicBlockRef saved_entry = c->entry, saved_at = LLVMGetInsertBlock(c->b);
+    c->fn = fn;
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    g.A = LLVMGetParam(fn, 0);
+    g.B = LLVMGetParam(fn, 1);
+    g.C = LLVMGetParam(fn, 2);
+    g.beta = LLVMGetParam(fn, 3);
+    define_gemm(c, &g);
+    c->fn = saved_fn;
+    c->entry = saved_entry;
+    LLVMPositionBuilderAtEnd(c->b, saved_at);
+    return fn;
+}
+
+void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                LLVMValueRef b, int64_t ldb, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) { /* op(A) op(B) is 0: out = beta * out */
+        loop Li, Lj;
+        LLVMValueRef i = loop_begin(c, &Li, m);
+        LLVMValueRef j = loop_begin(c, &Lj, n);
+        LLVMValueRef idx = mad(c, i, ldc, j);
+        LLVMValueRef bz = LLVMBuildFCmp(c->b, LLVMRealOEQ, beta, cf(c, 0), "");
+        st(c, out, idx, LLVMBuildSelect(c->b, bz, cf(c, 0), fmul(c, beta, ld(c, out, idx)), ""));
+        loop_end(c, &Lj);
+        loop_end(c, &Li);
+        return;
+    }
+    LLVMTypeRef ft;
+    LLVMValueRef fn = gemm_function(c, ta, tb, m, n, k, lda, ldb, ldc, &ft);
+    LLVMValueRef args[4] = {a, b, out, beta};
+    LLVMBuildCall2(c->b, ft, fn, args, 4, "");
+}
