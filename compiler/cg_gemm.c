@@ -188,6 +188,9 @@ enum { MAX_MR = 16, MAX_NV = 4 };
 static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValueRef at, LLVMValueRef bp,
                   LLVMValueRef ct, LLVMValueRef kc, LLVMValueRef beta_blk)
 {
+    /* the panel: packed (rows nr apart, aligned, zero-padded) or B itself
+     * (rows ldb apart; the last vector masked at the edge of n) */
+    int packed = g->tb;
     int vw = g->bl.vw, nr = g->bl.nv * vw;
     int nv = (int)((width + vw - 1) / vw);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
@@ -208,10 +211,16 @@ static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValue
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, kk, kc, ""), body, done);
     LLVMPositionBuilderAtEnd(c->b, body);
     LLVMValueRef bv[MAX_NV];
-    LLVMValueRef brow = gep(c, bp, imul(c, kk, ci(c, nr)));
+    LLVMValueRef brow = gep(c, bp, imul(c, kk, ci(c, packed ? nr : g->ldb)));
     for (int v = 0; v < nv; v++) {
-        bv[v] = LLVMBuildLoad2(c->b, g->vt, gep(c, brow, ci(c, (int64_t)v * vw)), "");
-        LLVMSetAlignment(bv[v], (unsigned)(vw * (c->f64_elements ? 8 : 4)));
+        LLVMValueRef p = gep(c, brow, ci(c, (int64_t)v * vw));
+        if (packed) {
+            bv[v] = LLVMBuildLoad2(c->b, g->vt, p, "");
+            LLVMSetAlignment(bv[v], (unsigned)(vw * (c->f64_elements ? 8 : 4)));
+        } else {
+            int64_t left = width - (int64_t)v * vw;
+            bv[v] = vload(c, g, p, (int)(left < vw ? left : vw));
+        }
     }
     LLVMValueRef next[MAX_MR][MAX_NV];
     LLVMValueRef acol = g->ta ? gep(c, at, imul(c, kk, ci(c, g->lda))) : gep(c, at, kk);
@@ -255,39 +264,74 @@ static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValue
     LLVMPositionBuilderAtEnd(c->b, join);
 }
 
-/* Packs op(B)[pc + kk][jc + j] for kk < kc, j < ncols into g->bp as
- * panels of kc x nr, zero in the columns from ncols to the last panel's
- * end. */
+/* rows r[0..n) of n lanes transposed in registers: log2(n) rounds of
+ * interleaving row i with row i + n/2 (a perfect shuffle of the index
+ * bits each round). */
+static void transpose(sc_codegen *c, const gemm *g, LLVMValueRef *r, int n)
+{
+    LLVMValueRef lo[64], hi[64], t[64];
+    for (int l = 0; l < n; l++) {
+        lo[l] = LLVMConstInt(c->i32, (unsigned long long)(l / 2 + (l % 2) * n), 0);
+        hi[l] = LLVMConstInt(c->i32, (unsigned long long)(l / 2 + n / 2 + (l % 2) * n), 0);
+    }
+    LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+    (void)g;
+    for (int round = 1; round < n; round *= 2) {
+        for (int i = 0; i < n / 2; i++) {
+            t[2 * i] = LLVMBuildShuffleVector(c->b, r[i], r[i + n / 2], mlo, "");
+            t[2 * i + 1] = LLVMBuildShuffleVector(c->b, r[i], r[i + n / 2], mhi, "");
+        }
+        memcpy(r, t, (size_t)n * sizeof *r);
+    }
+}
+
+/* Packs panel p of op(B) = B^T for the block at (pc, jc): bp[p*kc*nr +
+ * kk*nr + j] = B[(jc + p*nr + j)*ldb + pc + kk] for kk < kc and the
+ * panel's first nvalid columns, zero for the rest of the vectors the
+ * micro-kernel reads. Whole vw x vw squares are transposed in registers;
+ * the last kc % vw rows one element at a time. */
+static void pack_panel(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, LLVMValueRef p,
+                       int64_t nvalid)
+{
+    int vw = g->bl.vw;
+    int64_t nr = (int64_t)g->bl.nv * vw, nused = (nvalid + vw - 1) / vw * vw;
+    LLVMValueRef src0 = gep(c, g->B, iadd(c, imul(c, iadd(c, jc, imul(c, p, ci(c, nr))), ci(c, g->ldb)), pc));
+    LLVMValueRef dst0 = gep(c, g->bp, imul(c, p, imul(c, kc, ci(c, nr))));
+    LLVMValueRef squares = LLVMBuildSDiv(c->b, kc, ci(c, vw), "");
+    loop Ls, Lr;
+    LLVMValueRef k0 = imul(c, loop_range(c, &Ls, ci(c, 0), squares), ci(c, vw));
+    for (int64_t grp = 0; grp * vw < nused; grp++) {
+        LLVMValueRef r[64];
+        for (int t = 0; t < vw; t++) {
+            int64_t col = grp * vw + t;
+            r[t] = col < nvalid ? vload(c, g, gep(c, src0, iadd(c, k0, ci(c, col * g->ldb))), vw) : LLVMConstNull(g->vt);
+        }
+        transpose(c, g, r, vw);
+        for (int kk = 0; kk < vw; kk++) {
+            LLVMValueRef d = gep(c, dst0, iadd(c, imul(c, iadd(c, k0, ci(c, kk)), ci(c, nr)), ci(c, grp * vw)));
+            LLVMSetAlignment(LLVMBuildStore(c->b, r[kk], d), (unsigned)(vw * (c->f64_elements ? 8 : 4)));
+        }
+    }
+    loop_end(c, &Ls);
+    LLVMValueRef kk = loop_range(c, &Lr, imul(c, squares, ci(c, vw)), kc);
+    for (int64_t col = 0; col < nused; col++)
+        st(c, dst0, iadd(c, imul(c, kk, ci(c, nr)), ci(c, col)),
+           col < nvalid ? ld(c, src0, iadd(c, kk, ci(c, col * g->ldb))) : cf(c, 0));
+    loop_end(c, &Lr);
+}
+
+/* Packs op(B) = B^T for the block: its whole panels, then the last,
+ * partial one. */
 static void pack_b(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols)
 {
-    int64_t nr = (int64_t)g->bl.nv * g->bl.vw, width = (ncols + nr - 1) / nr * nr;
-    loop Lk, Lj;
-    /* bp index: (j / nr) * kc * nr + kk * nr + j % nr */
-    if (!g->tb) { /* rows of B are contiguous in j */
-        LLVMValueRef kk = loop_range(c, &Lk, ci(c, 0), kc);
-        LLVMValueRef src = gep(c, g->B, iadd(c, imul(c, iadd(c, pc, kk), ci(c, g->ldb)), jc));
-        LLVMValueRef j = loop_begin(c, &Lj, width);
-        LLVMValueRef dst = iadd(c, imul(c, LLVMBuildSDiv(c->b, j, ci(c, nr), ""), imul(c, kc, ci(c, nr))),
-                                mad(c, kk, nr, LLVMBuildSRem(c->b, j, ci(c, nr), "")));
-        LLVMValueRef x = ncols == width ? ld(c, src, j)
-                                        : LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, j, ci(c, ncols), ""),
-                                                          ld(c, src, imin(c, j, ci(c, ncols - 1))), cf(c, 0), "");
-        st(c, g->bp, dst, x);
-        loop_end(c, &Lj);
-        loop_end(c, &Lk);
-    } else { /* B^T: column j of op(B) is row jc + j of B, contiguous in kk */
-        LLVMValueRef j = loop_begin(c, &Lj, width);
-        LLVMValueRef dst0 = iadd(c, imul(c, LLVMBuildSDiv(c->b, j, ci(c, nr), ""), imul(c, kc, ci(c, nr))),
-                                 LLVMBuildSRem(c->b, j, ci(c, nr), ""));
-        LLVMValueRef jj = imin(c, j, ci(c, ncols - 1));
-        LLVMValueRef src = gep(c, g->B, iadd(c, imul(c, iadd(c, jc, jj), ci(c, g->ldb)), pc));
-        LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntSLT, j, ci(c, ncols), "");
-        LLVMValueRef kk = loop_range(c, &Lk, ci(c, 0), kc);
-        LLVMValueRef x = ncols == width ? ld(c, src, kk) : LLVMBuildSelect(c->b, valid, ld(c, src, kk), cf(c, 0), "");
-        st(c, g->bp, iadd(c, dst0, imul(c, kk, ci(c, nr))), x);
-        loop_end(c, &Lk);
-        loop_end(c, &Lj);
+    int64_t nr = (int64_t)g->bl.nv * g->bl.vw, full = ncols / nr;
+    if (full) {
+        loop Lp;
+        pack_panel(c, g, pc, kc, jc, loop_begin(c, &Lp, full), nr);
+        loop_end(c, &Lp);
     }
+    if (ncols % nr)
+        pack_panel(c, g, pc, kc, jc, ci(c, full), ncols % nr);
 }
 
 /* One block: columns [jc, jc + ncols), inner [pc, pc + kc) (packed), all
@@ -298,7 +342,15 @@ static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc
     int64_t nr = (int64_t)g->bl.nv * g->bl.vw, full = ncols / nr, rest = ncols % nr;
     int mr = g->bl.mr;
     int64_t tiles = g->m / mr, mrest = g->m % mr;
-    pack_b(c, g, pc, kc, jc, ncols);
+    /* B^T is packed; B's rows are read in place: a panel's rows are
+     * contiguous already, and packing would cost more than it saves where
+     * m is small (measured: 64-row GEMMs ran at 2/3 the speed packed). */
+    LLVMValueRef bsrc = g->bp;
+    int64_t pstep = 0;
+    if (g->tb)
+        pack_b(c, g, pc, kc, jc, ncols);
+    else
+        bsrc = gep(c, g->B, iadd(c, imul(c, pc, ci(c, g->ldb)), jc)), pstep = nr;
     LLVMValueRef a0 = g->ta ? gep(c, g->A, imul(c, pc, ci(c, g->lda))) : gep(c, g->A, pc);
     LLVMValueRef c0 = gep(c, g->C, jc);
     for (int edge = 0; edge < 2; edge++) {
@@ -311,12 +363,13 @@ static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc
         LLVMValueRef ct = gep(c, c0, imul(c, ir, ci(c, g->ldc)));
         if (full) {
             LLVMValueRef p = loop_begin(c, &Lp, full);
-            micro(c, g, rows, nr, at, gep(c, g->bp, imul(c, p, imul(c, kc, ci(c, nr)))), gep(c, ct, imul(c, p, ci(c, nr))),
-                  kc, beta_blk);
+            LLVMValueRef panel = g->tb ? imul(c, p, imul(c, kc, ci(c, nr))) : imul(c, p, ci(c, pstep));
+            micro(c, g, rows, nr, at, gep(c, bsrc, panel), gep(c, ct, imul(c, p, ci(c, nr))), kc, beta_blk);
             loop_end(c, &Lp);
         }
         if (rest)
-            micro(c, g, rows, rest, at, gep(c, g->bp, imul(c, ci(c, full), imul(c, kc, ci(c, nr)))),
+            micro(c, g, rows, rest, at,
+                  gep(c, bsrc, g->tb ? imul(c, ci(c, full), imul(c, kc, ci(c, nr))) : ci(c, full * pstep)),
                   gep(c, ct, ci(c, full * nr)), kc, beta_blk);
         if (!edge)
             loop_end(c, &Lt);
@@ -326,8 +379,10 @@ static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc
 static void define_gemm(sc_codegen *c, gemm *g)
 {
     int64_t kc = g->bl.kc, nc = g->bl.nc;
-    g->bp = LLVMBuildAlloca(c->b, LLVMArrayType2(c->elt, (uint64_t)(kc * nc)), "packed_b");
-    LLVMSetAlignment(g->bp, 64);
+    if (g->tb) {
+        g->bp = LLVMBuildAlloca(c->b, LLVMArrayType2(c->elt, (uint64_t)(kc * nc)), "packed_b");
+        LLVMSetAlignment(g->bp, 64);
+    }
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "start");
     LLVMBuildBr(c->b, start);
     LLVMPositionBuilderAtEnd(c->b, start);

@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "                      all ranks' views, averaged gradients (needs a simclrc built with MPI)\n"
             "  --conv=ALGO         convolutions: im2col (default: im2col+gemm, gemm for 1x1) or shift\n"
             "                      (shifted GEMMs over padded planes where they waste little)\n"
+            "  --gemm=KIND         matrix products: generated (default: GEMM kernels generated for\n"
+            "                      each shape and this CPU's vectors) or openblas (cblas_sgemm calls)\n"
             "  --tune              measure each convolution's algorithm on this machine (builds and\n"
             "                      times the step twice, im2col and shift; slower to compile)\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
@@ -97,6 +99,8 @@ static int dir_writable(const char *path)
 
 /* How memory is planned for the generated code (--threads, --mpi). */
 static sc_memplan_opts plan_opts = {.threads = 1};
+/* --gemm=openblas */
+static int gemm_openblas;
 /* --max-arena-bytes (0: --no-size-limit) */
 static int64_t max_bytes = SC_DEFAULT_MAX_BYTES;
 
@@ -138,7 +142,8 @@ static int compile(const sc_spec *m, sc_compiled *cp, const char *emit, const ch
         rc = EXIT_INPUT;
         goto done;
     }
-    sc_codegen_options o = {.target_cpu = target_cpu, .opt_level = opt_level, .mpi = plan_opts.mpi};
+    sc_codegen_options o = {.target_cpu = target_cpu, .opt_level = opt_level, .mpi = plan_opts.mpi,
+                            .gemm_openblas = gemm_openblas};
     if (!(cg = sc_codegen_new(&o, err, sizeof err))) {
         fprintf(stderr, "simclrc: error: %s\n", err);
         rc = strstr(err, "--target-cpu") ? EXIT_USAGE : EXIT_INTERNAL;
@@ -239,7 +244,7 @@ int main(int argc, char **argv)
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_TUNE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -250,6 +255,7 @@ int main(int argc, char **argv)
         {"classes", required_argument, 0, OPT_CLASSES},
         {"threads", required_argument, 0, OPT_THREADS},
         {"conv", required_argument, 0, OPT_CONV},
+        {"gemm", required_argument, 0, OPT_GEMM},
         {"tune", no_argument, 0, OPT_TUNE},
         {"max-arena-bytes", required_argument, 0, OPT_MAX_BYTES},
         {"no-size-limit", no_argument, 0, OPT_NO_LIMIT},
@@ -317,6 +323,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "simclrc: error: unknown --conv '%s' (im2col, shift)\n", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case OPT_GEMM:
+            if (strcmp(optarg, "generated") && strcmp(optarg, "openblas")) {
+                fprintf(stderr, "simclrc: error: unknown --gemm '%s' (generated, openblas)\n", optarg);
+                return EXIT_USAGE;
+            }
+            gemm_openblas = !strcmp(optarg, "openblas");
             break;
         case OPT_THREADS: {
             unsigned long long t;
