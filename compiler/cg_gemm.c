@@ -238,30 +238,20 @@ static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValue
         for (int v = 0; v < nv; v++)
             LLVMAddIncoming(acc[i][v], &next[i][v], &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, done);
-    /* C = acc, or acc + beta_blk * C (C not read where beta_blk is 0:
-     * it may hold anything, NaN included). */
+    /* C = acc + beta_blk * C, where C counts as 0 when beta_blk is 0 (it
+     * may hold anything then, NaN included). One path for both: the
+     * loads cost little next to kc steps, and compile time stays low. */
     LLVMValueRef bz = LLVMBuildFCmp(c->b, LLVMRealOEQ, beta_blk, cf(c, 0), "");
-    LLVMBasicBlockRef over = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "over");
-    LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "add");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
-    LLVMBuildCondBr(c->b, bz, over, add);
-    for (int pass = 0; pass < 2; pass++) {
-        LLVMPositionBuilderAtEnd(c->b, pass ? add : over);
-        LLVMValueRef bs = pass ? splat(c, g, beta_blk) : NULL;
-        for (int i = 0; i < mr; i++) {
-            LLVMValueRef crow = gep(c, ct, ci(c, (int64_t)i * g->ldc));
-            for (int v = 0; v < nv; v++) {
-                int lanes = (int)(width - (int64_t)v * vw < vw ? width - (int64_t)v * vw : vw);
-                LLVMValueRef p = gep(c, crow, ci(c, (int64_t)v * vw));
-                LLVMValueRef x = acc[i][v];
-                if (pass)
-                    x = vfma(c, g, bs, vload(c, g, p, lanes), x);
-                vstore(c, g, p, x, lanes);
-            }
+    LLVMValueRef bs = splat(c, g, beta_blk);
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef crow = gep(c, ct, ci(c, (int64_t)i * g->ldc));
+        for (int v = 0; v < nv; v++) {
+            int lanes = (int)(width - (int64_t)v * vw < vw ? width - (int64_t)v * vw : vw);
+            LLVMValueRef p = gep(c, crow, ci(c, (int64_t)v * vw));
+            LLVMValueRef old = LLVMBuildSelect(c->b, bz, LLVMConstNull(g->vt), vload(c, g, p, lanes), "");
+            vstore(c, g, p, vfma(c, g, bs, old, acc[i][v]), lanes);
         }
-        LLVMBuildBr(c->b, join);
     }
-    LLVMPositionBuilderAtEnd(c->b, join);
 }
 
 /* rows r[0..n) of n lanes transposed in registers: log2(n) rounds of
