@@ -27,6 +27,7 @@ expect _simclrc "exe obj asm llvm graph dot memplan step-dump" "$simclrc" --emit
 expect _simclrc "--list-models" "$simclrc" --list
 expect _simclrc "resnet18-cifar resnet18-stl10 resnet18-stl10-paper" "$simclrc" resnet18-
 expect _simclrc "encoder" "$simclrc" --graph = e
+expect _simclrc "openblas" "$simclrc" --gemm = o
 expect _simclrc_binary "train" "$binary" tr
 expect _simclrc_binary "bench-step" "$binary" be
 expect _simclrc_binary "--data --deterministic" "$binary" train --d
