@@ -1,16 +1,17 @@
-/* Generated GEMM kernels (cg_gemm.h): a packed-B, register-blocked GEMM
- * specialised to its constant shape and the target's vector width.
+/* Generated GEMM kernels (cg_gemm.h): a register-blocked GEMM specialised
+ * to its constant shape and the target's vector width.
  *
- * For each block of nc columns of C and kc of the inner dimension, op(B)
- * is packed into a stack buffer as panels of kc rows by nr = nv*vw
- * columns (zero beyond n), which also turns a transposed B into
- * contiguous vector loads. Then for each mr-row tile of A (read in place:
- * it stays in L1 across the block's panels) and each panel, the
- * micro-kernel keeps mr x nv vector accumulators in registers (phi nodes)
- * over the kc loop: per k, nv vector loads of the panel, mr scalar loads
- * of A broadcast, mr*nv FMAs. Tiles at the edges of m and n are emitted
- * as their own, smaller micro-kernels (constant sizes), the last vector
- * stored under a constant mask. */
+ * C is computed in blocks of nc columns by kc of the inner dimension. A
+ * block's panels are kc rows by nr = nv*vw columns of op(B): B's own rows
+ * where B is not transposed (contiguous already), or, for B^T, a copy
+ * packed into a bounded stack buffer by vw x vw transposes in registers.
+ * For each mr-row tile of A (read in place: it stays in L1 across the
+ * block's panels) and each panel, the micro-kernel keeps mr x nv vector
+ * accumulators in registers (phi nodes) over the kc loop: per k, nv
+ * vector loads of the panel, mr scalar loads of A broadcast, mr*nv FMAs.
+ * Tiles at the edges of m and n are emitted as their own, smaller
+ * micro-kernels (constant sizes), the last vector loaded and stored under
+ * a constant mask. README.md, "Why packed GEMM", has the measurements. */
 #include <stdio.h>
 #include <string.h>
 
@@ -181,10 +182,9 @@ static LLVMValueRef vfma(sc_codegen *c, const gemm *g, LLVMValueRef a, LLVMValue
 enum { MAX_MR = 16, MAX_NV = 4 };
 
 /* The micro-kernel: C tile (mr rows from ct, ldc apart; width columns,
- * width <= nr) = A tile (from at: row i, inner index kk at
- * i*lda + kk, or kk*lda + i when transposed) times the packed panel bp
- * (kc rows of nr), over kk < kc; then stored, plus beta_blk * C unless
- * beta_blk is 0. */
+ * width <= nr) = A tile (from at: row i, inner index kk at i*lda + kk,
+ * or kk*lda + i when transposed) times the panel from bp (kc rows), plus
+ * beta_blk * C where beta_blk is not 0. */
 static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValueRef at, LLVMValueRef bp,
                   LLVMValueRef ct, LLVMValueRef kc, LLVMValueRef beta_blk)
 {
@@ -257,7 +257,7 @@ static void micro(sc_codegen *c, const gemm *g, int mr, int64_t width, LLVMValue
 /* rows r[0..n) of n lanes transposed in registers: log2(n) rounds of
  * interleaving row i with row i + n/2 (a perfect shuffle of the index
  * bits each round). */
-static void transpose(sc_codegen *c, const gemm *g, LLVMValueRef *r, int n)
+static void transpose(sc_codegen *c, LLVMValueRef *r, int n)
 {
     LLVMValueRef lo[64], hi[64], t[64];
     for (int l = 0; l < n; l++) {
@@ -265,7 +265,6 @@ static void transpose(sc_codegen *c, const gemm *g, LLVMValueRef *r, int n)
         hi[l] = LLVMConstInt(c->i32, (unsigned long long)(l / 2 + n / 2 + (l % 2) * n), 0);
     }
     LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
-    (void)g;
     for (int round = 1; round < n; round *= 2) {
         for (int i = 0; i < n / 2; i++) {
             t[2 * i] = LLVMBuildShuffleVector(c->b, r[i], r[i + n / 2], mlo, "");
@@ -296,7 +295,7 @@ static void pack_panel(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueR
             int64_t col = grp * vw + t;
             r[t] = col < nvalid ? vload(c, g, gep(c, src0, iadd(c, k0, ci(c, col * g->ldb))), vw) : LLVMConstNull(g->vt);
         }
-        transpose(c, g, r, vw);
+        transpose(c, r, vw);
         for (int kk = 0; kk < vw; kk++) {
             LLVMValueRef d = gep(c, dst0, iadd(c, imul(c, iadd(c, k0, ci(c, kk)), ci(c, nr)), ci(c, grp * vw)));
             LLVMSetAlignment(LLVMBuildStore(c->b, r[kk], d), (unsigned)(vw * (c->f64_elements ? 8 : 4)));

@@ -23,7 +23,7 @@ sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_
 /* Emits (once per shape) the function and, at the builder's position, a
  * call: out[m x n] (ldc) = op(a) op(b) + beta out, op(a) m x k (a^T when
  * ta, a's rows lda apart), op(b) k x n (likewise). beta is an element
- * value; out is not read where it is 0. */
+ * value; where it is 0, out's old values are ignored (NaN included). */
 void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
                 LLVMValueRef b, int64_t ldb, LLVMValueRef beta, LLVMValueRef out, int64_t ldc);
 
