@@ -9,8 +9,9 @@
  * Bound per element: |got - want| <= TOL * u * (sum_k |a||b| + |beta c|),
  * u the unit roundoff of the element type (2^-24, 2^-53). The a-priori
  * bound of a k-term dot product is k * u * that sum; the worst measured
- * ratio err / (u * sum) is 3.77 (2026-12-06, AMD EPYC Zen 5: float 3.50
- * and 3.75, double 3.77 and 2.46 on the AVX-512 and generic paths), so
+ * ratio err / (u * sum) is 4.57 (2026-12-06, AMD EPYC Zen 5: float 3.50,
+ * 3.80 and 4.02, double 4.56, 4.57 and 3.35 on the AVX-512, AVX2 and
+ * generic paths), so
  * TOL = 16 keeps within 10x of it and still catches any lost or doubled
  * term, which costs about the sum itself.
  *
