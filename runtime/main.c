@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include "cli.h"
+#include "sc_blascore.h"
 #include "commands.h"
 #include "sc_clock.h"
 #include "sc_abi.h"
@@ -64,8 +65,8 @@ static void info_usage(FILE *f)
             "\n"
             "Prints a summary of the model: name, parameters, FLOPs per training step,\n"
             "activation arena size, batch, input geometry, the compiler version, the\n"
-            "CPU the code was generated for, threads, and how many convolutions use\n"
-            "each kernel.\n"
+            "CPU the code was generated for, threads, the OpenBLAS core in use and why,\n"
+            "and how many convolutions use each kernel.\n"
             "\n"
             "options:\n"
             "  --params     also list every parameter and buffer with its shape\n"
@@ -156,6 +157,15 @@ static void print_kernels(const sc_model_desc *d)
     }
 }
 
+/* The OpenBLAS core (kNN monitor, linear probe, NT-Xent, fine-tuning) and why. */
+static void print_blas_core(void)
+{
+    char why[256];
+    const char *core = openblas_get_corename();
+    sc_blascore_reason(core, getenv("OPENBLAS_CORETYPE"), getenv(SC_BLASCORE_MARKER), why, sizeof why);
+    printf("OpenBLAS core      %s (%s)\n", core, why);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     int list = 0, kernels = 0;
@@ -193,6 +203,7 @@ static int cmd_info(int argc, char **argv)
         print_features(d->target_features);
     printf("threads            up to %d (kernels split over a thread pool)%s\n", d->max_threads,
            d->mpi ? "; data-parallel over MPI" : "");
+    print_blas_core();
     print_conv_kernels(d);
     if (kernels)
         print_kernels(d);
@@ -523,6 +534,8 @@ enum { NSUB = (int)(sizeof subcommands / sizeof *subcommands) };
 
 int main(int argc, char **argv)
 {
+    /* Before MPI_Init and any thread: it may execute the binary again. */
+    sc_blascore_ensure(argv);
     int version = 0;
     const sc_opt opts[] = {{"version", .kind = SC_OPT_FLAG, .dest = &version}};
     /* Options end at the subcommand, whose own options are parsed after it. */
