@@ -291,6 +291,7 @@ fi
 first_bin=$tmp/$(echo "$models" | awk '{ split($1, a, ":"); print a[1] "-b" a[2] }')
 ours_core_found=$("$first_bin" info | sed -n 's/^OpenBLAS core *//p')
 ours_core_tuned=$(tuned "$first_bin" info | sed -n 's/^OpenBLAS core *//p')
+# shellcheck disable=SC2016 # the backquotes are Markdown's
 bt() { echo "$1" | sed 's/[^ ][^ ]*/`&`/g'; }
 
 {
@@ -301,6 +302,10 @@ bt() { echo "$1" | sed 's/[^ ][^ ]*/`&`/g'; }
     if [ "$busy" = 1 ]; then
         echo "> **WARNING: THE MACHINE WAS BUSY** (load average $load0 on $ncpu CPUs at the start, over"
         echo "> 0.5 per CPU; run with FORCE=1). These numbers are noisy and do not show what either side can do."
+        echo
+    fi
+    if [ "$steps" -lt 10 ] || [ "$rounds" -lt 5 ]; then
+        echo "> **A SMOKE RUN, NOT A RESULT**: $rounds rounds of $steps steps (the benchmark is at least 5 rounds of 10)."
         echo
     fi
     echo "- date: $date_utc; the run took $elapsed s"
