@@ -161,7 +161,7 @@ order="$order pt_bf16"
 reversed=$(echo "$order" | tr ' ' '\n' | awk '{ v[NR] = $0 } END { for (i = NR; i > 0; i--) printf "%s%s", v[i], (i > 1 ? " " : "") }')
 ours_line=""
 compile_stl10=""
-# runs.txt: model batch round variant views_per_s peak_mb rise_mb
+# runs.txt: model batch round variant views_per_s peak_mb rise_mb rise_above_step1_mb
 : > "$tmp/runs.txt"
 : > "$tmp/flops.txt"
 for cfg in $models; do
@@ -198,8 +198,11 @@ for cfg in $models; do
             esac
             vs=$(before images/s "$o"); need "$vs" "views/s" "$o"
             pk=$(after peak RSS "$o"); need "$pk" "peak RSS" "$o"
-            rise=$(sed -n 's/.*peak rise above it \([0-9.]*\) MB.*/\1/p' "$o"); need "$rise" "the memory rise" "$o"
-            echo "$m $b $r $v $vs $pk $rise" >> "$tmp/runs.txt"
+            rise=$(sed -n "s/^RSS before the model's tensors .*peak rise above it \([0-9.]*\) MB.*/\1/p" "$o")
+            need "$rise" "the memory rise" "$o"
+            rise1=$(sed -n 's/^RSS before the first step .*peak rise above it \([0-9.]*\) MB.*/\1/p' "$o")
+            need "$rise1" "the memory rise above the first step" "$o"
+            echo "$m $b $r $v $vs $pk $rise $rise1" >> "$tmp/runs.txt"
             line="$line $v $vs"
             case $v in ours)
                 [ -n "$ours_line" ] || ours_line=$(sed -n 's/.*steps, \(.*threads.*\)$/\1/p' "$o" | head -n 1)
@@ -245,7 +248,7 @@ elapsed=$(($(date +%s) - t_start))
 
 # ---- the summary ----
 # col MODEL BATCH VARIANT FIELD: the values of one variant over the rounds
-# (FIELD 5 views/s, 6 peak RSS, 7 rise).
+# (FIELD 5 views/s, 6 peak RSS, 7 rise, 8 rise above the RSS before step 1).
 col() {
     awk -v m="$1" -v b="$2" -v v="$3" -v k="$4" '$1 == m && $2 == b && $4 == v { print $k }' "$tmp/runs.txt"
 }
@@ -257,11 +260,12 @@ ratios() {
         END { for (r in x) if (r in y && y[r] > 0) printf "%.4f\n", x[r] / y[r] }' "$tmp/runs.txt"
 }
 med() { col "$@" | median; }
-# summary.txt: model batch variant median_views median_peak median_rise
+# summary.txt: model batch variant median_views median_peak median_rise median_rise1
 : > "$tmp/summary.txt"
 for cfg in $models; do
     for v in $variants; do
-        echo "${cfg%%:*} ${cfg#*:} $v $(med "${cfg%%:*}" "${cfg#*:}" "$v" 5) $(med "${cfg%%:*}" "${cfg#*:}" "$v" 6) $(med "${cfg%%:*}" "${cfg#*:}" "$v" 7)" >> "$tmp/summary.txt"
+        m=${cfg%%:*}; b=${cfg#*:}
+        echo "$m $b $v $(med "$m" "$b" "$v" 5) $(med "$m" "$b" "$v" 6) $(med "$m" "$b" "$v" 7) $(med "$m" "$b" "$v" 8)" >> "$tmp/summary.txt"
     done
 done
 sm() {
@@ -380,12 +384,14 @@ bt() { echo "$1" | sed 's/[^ ][^ ]*/`&`/g'; }
     echo "includes the interpreter and torch). Rise: the peak above the resident size before the model's"
     echo "tensors were allocated (ours: before its state, whose activation arena is zeroed up front; PyTorch:"
     echo "after \`import torch\`, before building the model); ratio: median of the per-round ratios (min-max)."
+    echo "Rise at step 1: the peak above the resident size just before the first step (ours then holds its"
+    echo "arena and gradients already, PyTorch not)."
     echo
-    echo "| model | batch | ours peak | ours rise | PT peak | PT rise | rise ours / PT | ours tuned rise | PT tuned rise | PT bf16 rise |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| model | batch | ours peak | ours rise | PT peak | PT rise | rise ours / PT | ours tuned rise | PT tuned rise | PT bf16 rise | rise at step 1: ours / PT |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for cfg in $models; do
         m=${cfg%%:*}; b=${cfg#*:}
-        echo "| $m | $b | $(sm "$m" "$b" ours 5) | $(sm "$m" "$b" ours 6) | $(sm "$m" "$b" pt 5) | $(sm "$m" "$b" pt 6) | $(ratio_cell "$m" "$b" ours pt 7) | $(sm "$m" "$b" ours_tuned 6) | $(sm "$m" "$b" pt_tuned 6) | $(sm "$m" "$b" pt_bf16 6) |"
+        echo "| $m | $b | $(sm "$m" "$b" ours 5) | $(sm "$m" "$b" ours 6) | $(sm "$m" "$b" pt 5) | $(sm "$m" "$b" pt 6) | $(ratio_cell "$m" "$b" ours pt 7) | $(sm "$m" "$b" ours_tuned 6) | $(sm "$m" "$b" pt_tuned 6) | $(sm "$m" "$b" pt_bf16 6) | $(sm "$m" "$b" ours 7) / $(sm "$m" "$b" pt 7) |"
     done
     echo
     echo "## Targets of issue 14"
@@ -459,9 +465,9 @@ bt() { echo "$1" | sed 's/[^ ][^ ]*/`&`/g'; }
     echo
     echo "## Every run"
     echo
-    echo "| model | batch | round | variant | views/s | peak RSS MB | rise MB |"
-    echo "|---|---:|---:|---|---:|---:|---:|"
-    awk '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$tmp/runs.txt"
+    echo "| model | batch | round | variant | views/s | peak RSS MB | rise MB | rise at step 1 MB |"
+    echo "|---|---:|---:|---|---:|---:|---:|---:|"
+    awk '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$tmp/runs.txt"
 } > "$tmp/RESULTS.md"
 cp "$tmp/RESULTS.md" "$out"
 

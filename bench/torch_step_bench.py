@@ -18,7 +18,7 @@ Prints views per second ("images/s", as bench-step does), milliseconds per
 step, the process's peak resident memory ("peak RSS X MB", MB = 10^6 bytes,
 /proc/self/status VmHWM: interpreter, torch and the model) and, as
 bench-step does, its rise above the resident size before the model's
-tensors were allocated (after `import torch`).
+tensors were allocated (after `import torch`) and before the first step.
 """
 
 import argparse
@@ -83,6 +83,7 @@ def main():
         opt.step()
         return loss
 
+    rss1 = status_mb("VmRSS")
     one_step()
     t0 = time.perf_counter()
     for _ in range(a.steps):
@@ -96,6 +97,7 @@ def main():
     peak = status_mb("VmHWM")
     print("peak RSS %.1f MB" % peak)
     print("RSS before the model's tensors %.1f MB, peak rise above it %.1f MB" % (rss0, peak - rss0))
+    print("RSS before the first step %.1f MB, peak rise above it %.1f MB" % (rss1, peak - rss1))
     return 0
 
 

@@ -364,7 +364,7 @@ static void bench_usage(FILE *f)
             "step, the FLOPs of a step (forward and backward; the update's few per\n"
             "parameter are not counted) and GFLOP/s, the threads used, the process's\n"
             "peak resident memory and its rise above the resident size before the\n"
-            "model's tensors were allocated.\n"
+            "model's tensors were allocated and before the first step.\n"
             "\n"
             "options:\n"
             "  --steps K     steps to time (default 10)\n"
@@ -502,6 +502,7 @@ static int cmd_bench_step(int argc, char **argv)
         sc_state_free(&s);
         sc_comm_abort(SC_EXIT_INTERNAL);
     }
+    double rss1 = status_mb("VmRSS");
     double t0 = sc_now_seconds();
     bench_one_step(&s, opt);
     double warm = sc_now_seconds() - t0;
@@ -527,6 +528,8 @@ static int cmd_bench_step(int argc, char **argv)
     printf("peak RSS %.1f MB\n", peak);
     if (rss0 >= 0)
         printf("RSS before the model's tensors %.1f MB, peak rise above it %.1f MB\n", rss0, peak - rss0);
+    if (rss1 >= 0)
+        printf("RSS before the first step %.1f MB, peak rise above it %.1f MB\n", rss1, peak - rss1);
     if (sc_model.mpi)
         mpi_report(steps, total);
     if (profile) {
