@@ -62,6 +62,7 @@ static const float mul = 1e-5f, add = 1e-5f; /* products stay normal, sums far f
     "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",   \
         "xmm12", "xmm13", "cc"
 
+#if defined(__x86_64__)
 static void loop_zmm(long iters)
 {
     /* vxorps on zmm needs AVX512DQ; zeroing the xmm clears the whole zmm. */
@@ -86,6 +87,19 @@ static void loop_ymm(long iters)
                      : "m"(mul), "m"(add)
                      : CLOBBERS);
 }
+
+static int have(int zmm)
+{
+    __builtin_cpu_init();
+    return zmm ? __builtin_cpu_supports("avx512f")
+               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+/* No x86 vector FMA to measure. */
+static void loop_zmm(long iters) { (void)iters; }
+static void loop_ymm(long iters) { (void)iters; }
+static int have(int zmm) { (void)zmm; return 0; }
+#endif
 
 typedef struct {
     void (*loop)(long);
@@ -139,6 +153,8 @@ int main(int argc, char **argv)
 {
     cpu_set_t set;
     int threads = sched_getaffinity(0, sizeof set, &set) ? 1 : CPU_COUNT(&set);
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
     const char *isa = NULL;
     for (int i = 1; i < argc; i++) {
         char *end;
@@ -150,15 +166,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             threads = (int)t;
-        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc && (!strcmp(argv[i + 1], "zmm") || !strcmp(argv[i + 1], "ymm"))) {
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc &&
+                   (!strcmp(argv[i + 1], "zmm") || !strcmp(argv[i + 1], "ymm"))) {
             isa = argv[++i];
         } else {
             fprintf(stderr, "usage: sc_fma_peak [--threads T] [--isa zmm|ymm]\n");
             return 2;
         }
     }
-    __builtin_cpu_init();
-    int zmm_ok = __builtin_cpu_supports("avx512f"), ymm_ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int zmm_ok = have(1), ymm_ok = have(0);
     if (!isa)
         isa = zmm_ok ? "zmm" : ymm_ok ? "ymm" : NULL;
     if (!isa || (!strcmp(isa, "zmm") && !zmm_ok) || (!strcmp(isa, "ymm") && !ymm_ok)) {

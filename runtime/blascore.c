@@ -42,6 +42,8 @@ static int level_of(const char *core)
 
 void sc_cpu_simd_probe(sc_cpu_simd *cpu)
 {
+    memset(cpu, 0, sizeof *cpu);
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     cpu->avx = __builtin_cpu_supports("avx");
     cpu->avx2 = __builtin_cpu_supports("avx2");
@@ -51,6 +53,7 @@ void sc_cpu_simd_probe(sc_cpu_simd *cpu)
     cpu->avx512dq = __builtin_cpu_supports("avx512dq");
     cpu->avx512vl = __builtin_cpu_supports("avx512vl");
     cpu->avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
 }
 
 const char *sc_blascore_best(const sc_cpu_simd *cpu)
