@@ -874,7 +874,8 @@ static void test_binary_cli(void **state)
     bad += expect_bin(&b, 0, "dump-step", "--help", NULL, NULL, "usage:", "--seed", NULL);
     bad += expect_bin(&b, 0, "bench-step", "--help", NULL, NULL, "usage:", "--threads", NULL);
     bad += expect_bin(&b, 0, "info", "-h", NULL, NULL, "usage:", NULL);
-    bad += expect_bin(&b, 0, "bench-step", "--steps", "2", "--threads=1", "images/s", "ms/step", NULL);
+    bad += expect_bin(&b, 0, "bench-step", "--steps", "2", "--threads=1", "images/s", "ms/step", "FLOPs per step",
+                      "SGD update", "RSS before the model's tensors", "RSS before the first step", NULL);
     /* Usage errors: exit 2 with PROGRAM: error: ... */
     bad += expect_bin(&b, 2, NULL, NULL, NULL, NULL, errprefix, NULL);
     bad += expect_bin(&b, 2, "frobnicate", NULL, NULL, NULL, errprefix, "frobnicate", NULL);
