@@ -2,13 +2,18 @@
  * against which bench/step_bench.sh reads a training step's GFLOP/s.
  *
  *   sc_sgemm_rate [--threads T] [--reps R] [N ...]
+ *   sc_sgemm_rate --best-core
  *
  * Times cblas_sgemm C = A B on N x N matrices (default sizes 1024 1536
  * 2048) with T OpenBLAS threads (default 2), R timed calls per size
  * (default 7) after one warm-up call, and prints each size's median
  * GFLOP/s and then the median of those medians as the rate:
  *
- *   sgemm rate 123.4 GFLOP/s (median over sizes, 2 threads) */
+ *   sgemm rate 123.4 GFLOP/s (median over sizes, 2 threads)
+ *
+ * --best-core prints the strongest OpenBLAS core this CPU runs (the value
+ * of OPENBLAS_CORETYPE that a training binary would choose,
+ * sc_blascore_best), or nothing when it has no AVX2 + FMA. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +22,8 @@
 #include <time.h>
 
 #include <cblas.h>
+
+#include "sc_blascore.h"
 
 #define MAX_SIZES 16
 
@@ -52,7 +59,7 @@ static double median(double *v, int n)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: sc_sgemm_rate [--threads T] [--reps R] [N ...]\n");
+    fprintf(stderr, "usage: sc_sgemm_rate [--threads T] [--reps R] [N ...] | --best-core\n");
     return 2;
 }
 
@@ -88,6 +95,13 @@ static double rate_at(int n, int reps)
 int main(int argc, char **argv)
 {
     int threads = 2, reps = 7, sizes[MAX_SIZES], nsizes = 0;
+    if (argc == 2 && !strcmp(argv[1], "--best-core")) {
+        sc_cpu_simd cpu;
+        sc_cpu_simd_probe(&cpu);
+        const char *best = sc_blascore_best(&cpu);
+        printf("%s\n", best ? best : "");
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--reps")) {
             int *dst = argv[i][2] == 't' ? &threads : &reps;

@@ -17,10 +17,12 @@
 #include <cblas.h>
 
 #include "cli.h"
+#include "sc_blascore.h"
 #include "commands.h"
 #include "sc_clock.h"
 #include "sc_abi.h"
 #include "sc_comm.h"
+#include "sc_optim.h"
 #include "sc_parallel.h"
 #include "sc_profile.h"
 #include "sc_state.h"
@@ -64,8 +66,8 @@ static void info_usage(FILE *f)
             "\n"
             "Prints a summary of the model: name, parameters, FLOPs per training step,\n"
             "activation arena size, batch, input geometry, the compiler version, the\n"
-            "CPU the code was generated for, threads, and how many convolutions use\n"
-            "each kernel.\n"
+            "CPU the code was generated for, threads, the OpenBLAS core in use and why,\n"
+            "and how many convolutions use each kernel.\n"
             "\n"
             "options:\n"
             "  --params     also list every parameter and buffer with its shape\n"
@@ -156,6 +158,15 @@ static void print_kernels(const sc_model_desc *d)
     }
 }
 
+/* The OpenBLAS core (kNN monitor, linear probe, NT-Xent, fine-tuning) and why. */
+static void print_blas_core(void)
+{
+    char why[256];
+    const char *core = openblas_get_corename();
+    sc_blascore_reason(core, getenv("OPENBLAS_CORETYPE"), getenv(SC_BLASCORE_MARKER), why, sizeof why);
+    printf("OpenBLAS core      %s (%s)\n", core, why);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     int list = 0, kernels = 0;
@@ -193,6 +204,7 @@ static int cmd_info(int argc, char **argv)
         print_features(d->target_features);
     printf("threads            up to %d (kernels split over a thread pool)%s\n", d->max_threads,
            d->mpi ? "; data-parallel over MPI" : "");
+    print_blas_core();
     print_conv_kernels(d);
     if (kernels)
         print_kernels(d);
@@ -345,10 +357,14 @@ static void bench_usage(FILE *f)
     fprintf(f,
             "usage: %s bench-step [--steps K] [--threads T] [--profile [--profile-csv FILE]]\n"
             "\n"
-            "Times K training steps (forward, loss, backward; no optimizer update) on\n"
-            "synthetic input after one warm-up step, and prints views per second\n"
-            "(images/s), milliseconds per step, GFLOP/s, the threads used and the\n"
-            "process's peak resident memory.\n"
+            "Times K training steps (forward, loss, backward and an SGD update: lr 0.01,\n"
+            "momentum 0.9, weight decay 1e-4, none on biases and batchnorm, as\n"
+            "bench/torch_step_bench.py's torch.optim.SGD) on synthetic input after one\n"
+            "warm-up step, and prints views per second (images/s), milliseconds per\n"
+            "step, the FLOPs of a step (forward and backward; the update's few per\n"
+            "parameter are not counted) and GFLOP/s, the threads used, the process's\n"
+            "peak resident memory and its rise above the resident size before the\n"
+            "model's tensors were allocated and before the first step.\n"
             "\n"
             "options:\n"
             "  --steps K     steps to time (default 10)\n"
@@ -366,6 +382,31 @@ static void bench_usage(FILE *f)
             program_invocation_short_name);
 }
 
+/* The SGD update bench-step times with each step: the values of
+ * bench/torch_step_bench.py, so that both sides do the same work. */
+#define BENCH_LR 0.01
+#define BENCH_MOMENTUM 0.9
+#define BENCH_WEIGHT_DECAY 1e-4
+
+/* A "Vm...:  N kB" field of /proc/self/status in MB (10^6 bytes), or -1. */
+static double status_mb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    size_t n = strlen(field);
+    double mb = -1;
+    long long kb;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':' && sscanf(line + n + 1, "%lld", &kb) == 1) {
+            mb = (double)kb * 1024.0 / 1e6;
+            break;
+        }
+    fclose(f);
+    return mb;
+}
+
 /* Peak resident set of this process in MB (10^6 bytes); Linux reports KiB. */
 static double peak_rss_mb(void)
 {
@@ -373,6 +414,27 @@ static double peak_rss_mb(void)
     if (getrusage(RUSAGE_SELF, &u))
         return 0;
     return (double)u.ru_maxrss * 1024.0 / 1e6;
+}
+
+/* bench-step's SGD optimizer (see BENCH_LR), or NULL after a message. */
+static sc_optim *bench_optim(const sc_model_desc *d)
+{
+    sc_optim_config c = {.kind = SC_OPT_SGD, .momentum = BENCH_MOMENTUM, .weight_decay = BENCH_WEIGHT_DECAY};
+    char err[512];
+    sc_optim *o = sc_optim_new(&c, d->params, d->nparams, d->params_floats, err, sizeof err);
+    if (!o)
+        sc_cli_error("%s", err);
+    return o;
+}
+
+/* One timed step: the model's and the optimizer's; returns the
+ * optimizer's seconds. */
+static double bench_one_step(sc_state *s, sc_optim *o)
+{
+    sc_step(s->params, s->grads, s->buffers, s->arena, s->input, s->loss);
+    double t0 = sc_now_seconds();
+    sc_optim_step(o, s->params, s->grads, BENCH_LR);
+    return sc_now_seconds() - t0;
 }
 
 /* bench-step --profile-csv FILE ("-": standard output). */
@@ -411,6 +473,10 @@ static int cmd_bench_step(int argc, char **argv)
         return rc;
     if (csv && !profile)
         return sc_cli_usage_error("bench-step", "--profile-csv needs --profile");
+    /* The baseline of the memory rise: before the model's tensors exist
+     * (the state below zeroes the whole arena, which PyTorch allocates
+     * during its first step). */
+    double rss0 = status_mb("VmRSS");
     sc_state s;
     if ((rc = sc_cli_state(&s)))
         return rc;
@@ -429,14 +495,23 @@ static int cmd_bench_step(int argc, char **argv)
     int nthreads = sc_threads_set(threads ? (int)threads : mpi_threads());
     sc_params_init(d, s.params, s.buffers, 0);
     sc_input_synthetic(d, s.input, 0);
+    sc_optim *opt = bench_optim(d);
+    if (!opt) {
+        if (profile)
+            sc_prof_free();
+        sc_state_free(&s);
+        sc_comm_abort(SC_EXIT_INTERNAL);
+    }
+    double rss1 = status_mb("VmRSS");
     double t0 = sc_now_seconds();
-    sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
+    bench_one_step(&s, opt);
     double warm = sc_now_seconds() - t0;
     sc_prof_on = profile;
     sc_comm_stats_reset();
+    double update = 0;
     t0 = sc_now_seconds();
     for (uint64_t i = 0; i < steps; i++)
-        sc_step(s.params, s.grads, s.buffers, s.arena, s.input, s.loss);
+        update += bench_one_step(&s, opt);
     double total = sc_now_seconds() - t0;
     sc_prof_on = 0;
     double per = total / (double)steps;
@@ -446,7 +521,15 @@ static int cmd_bench_step(int argc, char **argv)
     printf("%.1f images/s  %.2f ms/step  %.1f GFLOP/s  (warm-up step %.2f ms, loss %.6g)\n",
            2.0 * d->batch / per, 1e3 * per, d->flops_per_step / per / 1e9, 1e3 * warm,
            (double)s.loss[0]);
-    printf("peak RSS %.1f MB\n", peak_rss_mb());
+    printf("FLOPs per step %.0f (forward and backward; %.3f GFLOP)\n", d->flops_per_step, d->flops_per_step / 1e9);
+    printf("SGD update %.2f ms per step (%.1f%% of the step; one thread)\n", 1e3 * update / (double)steps,
+           total > 0 ? 100 * update / total : 0);
+    double peak = peak_rss_mb();
+    printf("peak RSS %.1f MB\n", peak);
+    if (rss0 >= 0)
+        printf("RSS before the model's tensors %.1f MB, peak rise above it %.1f MB\n", rss0, peak - rss0);
+    if (rss1 >= 0)
+        printf("RSS before the first step %.1f MB, peak rise above it %.1f MB\n", rss1, peak - rss1);
     if (sc_model.mpi)
         mpi_report(steps, total);
     if (profile) {
@@ -463,6 +546,7 @@ static int cmd_bench_step(int argc, char **argv)
         }
         sc_prof_free();
     }
+    sc_optim_free(opt);
     sc_state_free(&s);
     return rc;
 }
@@ -523,6 +607,8 @@ enum { NSUB = (int)(sizeof subcommands / sizeof *subcommands) };
 
 int main(int argc, char **argv)
 {
+    /* Before MPI_Init and any thread: it may execute the binary again. */
+    sc_blascore_ensure(argv);
     int version = 0;
     const sc_opt opts[] = {{"version", .kind = SC_OPT_FLAG, .dest = &version}};
     /* Options end at the subcommand, whose own options are parsed after it. */

@@ -60,10 +60,13 @@
 
 #include <cmocka.h>
 
+#include <cblas.h>
+
 #include "spec_files.h"
 #include "test_util.h"
 #include "test_skip.h"
 
+#include "sc_blascore.h"
 #include "sc_safetensors.h"
 
 /* Relative to max(max|reference|, scale floor); the worst error measured
@@ -809,6 +812,26 @@ static int expect_bin(const binctx *b, int want, const char *a1, const char *a2,
     return bad;
 }
 
+/* The line `info` prints of the OpenBLAS core, in this test's own
+ * environment as found (the binary's OpenBLAS detects what this process's
+ * did; when the chooser would have it execute again, it runs the chosen
+ * core and says so). */
+static char *blas_core_line(void)
+{
+    sc_cpu_simd cpu;
+    sc_cpu_simd_probe(&cpu);
+    const char *detected = openblas_get_corename(), *env = getenv("OPENBLAS_CORETYPE"),
+               *marker = getenv(SC_BLASCORE_MARKER);
+    const char *chosen = sc_blascore_choose(&cpu, detected, strstr(openblas_get_config(), "DYNAMIC_ARCH") != NULL,
+                                            env, marker);
+    char why[256];
+    if (chosen)
+        sc_blascore_reason(chosen, chosen, detected, why, sizeof why);
+    else
+        sc_blascore_reason(detected, env, marker, why, sizeof why);
+    return xprintf("OpenBLAS core      %s (%s)\n", chosen ? chosen : detected, why);
+}
+
 static void test_binary_cli(void **state)
 {
     (void)state;
@@ -858,12 +881,17 @@ static void test_binary_cli(void **state)
                       "activation arena", "3 images", "1 x 20 x 20",
                       "simclrc", "target CPU", NULL);
     bad += expect_bin(&b, 0, "info", "--params", NULL, NULL, "encoder.0.weight", "[4, 1, 5, 5]", NULL);
+    char *core = blas_core_line();
+    assert_non_null(core);
+    bad += expect_bin(&b, 0, "info", NULL, NULL, NULL, core, NULL);
+    free(core);
     bad += expect_bin(&b, 0, "--help", NULL, NULL, NULL, "usage:", "dump-step", "bench-step", NULL);
     bad += expect_bin(&b, 0, "--version", NULL, NULL, NULL, "simclrc", NULL);
     bad += expect_bin(&b, 0, "dump-step", "--help", NULL, NULL, "usage:", "--seed", NULL);
     bad += expect_bin(&b, 0, "bench-step", "--help", NULL, NULL, "usage:", "--threads", NULL);
     bad += expect_bin(&b, 0, "info", "-h", NULL, NULL, "usage:", NULL);
-    bad += expect_bin(&b, 0, "bench-step", "--steps", "2", "--threads=1", "images/s", "ms/step", NULL);
+    bad += expect_bin(&b, 0, "bench-step", "--steps", "2", "--threads=1", "images/s", "ms/step", "FLOPs per step",
+                      "SGD update", "RSS before the model's tensors", "RSS before the first step", NULL);
     /* Usage errors: exit 2 with PROGRAM: error: ... */
     bad += expect_bin(&b, 2, NULL, NULL, NULL, NULL, errprefix, NULL);
     bad += expect_bin(&b, 2, "frobnicate", NULL, NULL, NULL, errprefix, "frobnicate", NULL);

@@ -26,6 +26,7 @@ from PyTorch's own seeded default initialisation and a random input, for
 testing this script and the C comparison without the compiler.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -458,10 +459,14 @@ def nt_xent(torch, h, temperature):
     return F.cross_entropy(s, target)
 
 
-def step(torch, spec, root, prog, x):
+def step(torch, spec, root, prog, x, autocast=None):
+    """autocast: a context for the forward pass and the loss (e.g.
+    torch.autocast("cpu", dtype=torch.bfloat16)); backward runs outside it,
+    as PyTorch recommends."""
     root.train()
-    h = run_program(torch, prog[1], run_program(torch, prog[0], x))
-    loss = nt_xent(torch, h, spec.temperature)
+    with autocast if autocast is not None else contextlib.nullcontext():
+        h = run_program(torch, prog[1], run_program(torch, prog[0], x))
+        loss = nt_xent(torch, h, spec.temperature)
     root.zero_grad(set_to_none=True)
     loss.backward()
     return loss
