@@ -603,7 +603,8 @@ static void parse_vicreg(loader *L, const xmlNode *n, sc_spec *m)
     m->loss_coef[SC_VICREG_EPS] = coef_attr(L, n, "eps", 1e-4, 0, 1);
 }
 
-/* One row per <loss type>: the attributes it takes besides 'type' (the
+/* One row per <loss type>: the attributes it takes besides 'type', in the
+ * order of their loss_coef slots (sc_loss_describe relies on it; the
  * schema allows the union of all, so each row rejects the others). */
 static const struct {
     const char *type;
@@ -615,6 +616,22 @@ static const struct {
     {"barlow-twins", SC_LOSS_BARLOW, {"lambda", "scale"}, parse_barlow},
     {"vicreg", SC_LOSS_VICREG, {"sim-coeff", "std-coeff", "cov-coeff", "eps"}, parse_vicreg},
 };
+
+void sc_loss_describe(const sc_spec *m, char *buf, size_t len)
+{
+    size_t k = 0, nk = sizeof loss_types / sizeof *loss_types;
+    while (k < nk && loss_types[k].kind != m->loss_kind)
+        k++;
+    if (k == nk) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    int at = snprintf(buf, len, "%s", loss_types[k].type);
+    for (int j = 0; j < 5 && loss_types[k].attrs[j] && at >= 0 && (size_t)at < len; j++) {
+        double v = m->loss_kind == SC_LOSS_NTXENT ? m->temperature : m->loss_coef[j];
+        at += snprintf(buf + at, len - (size_t)at, ", %s %g", loss_types[k].attrs[j], v);
+    }
+}
 
 static void parse_loss(loader *L, const xmlNode *n, sc_spec *m)
 {

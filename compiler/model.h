@@ -6,6 +6,7 @@
 #ifndef SC_MODEL_H
 #define SC_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -125,5 +126,7 @@ int sc_model_load(const char *path, sc_spec *m);
 void sc_model_free(sc_spec *m);
 
 const char *sc_layer_kind_name(sc_layer_kind k);
+/* "TYPE, NAME VALUE, ..." of the spec's <loss>, e.g. "nt-xent, temperature 0.5". */
+void sc_loss_describe(const sc_spec *m, char *buf, size_t len);
 
 #endif
