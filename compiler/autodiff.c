@@ -114,6 +114,7 @@ static void emit1(ad *a, const sc_node *src, sc_opkind op, const int *in, int ni
     n->eps = src->eps;
     n->slope = src->slope;
     n->temperature = src->temperature;
+    memcpy(n->coef, src->coef, sizeof n->coef);
     accumulate(a, like, out, src);
 }
 
@@ -127,6 +128,11 @@ static void backward_node(ad *a, const sc_node *n)
         /* The loss: its gradient seed is 1, folded into ntxent_bwd. */
         if (a->needs[x[0]])
             emit1(a, n, SC_OP_NTXENT_BWD, x, 1, x[0]);
+        return;
+    case SC_OP_BARLOW:
+    case SC_OP_VICREG:
+        if (a->needs[x[0]])
+            emit1(a, n, n->op == SC_OP_BARLOW ? SC_OP_BARLOW_BWD : SC_OP_VICREG_BWD, x, 1, x[0]);
         return;
     case SC_OP_SOFTMAX_XENT:
         if (a->needs[x[0]])

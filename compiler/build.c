@@ -515,6 +515,35 @@ static int build_list(builder *b, const sc_layer_list *list, const char *base, i
     return x;
 }
 
+_Static_assert(sizeof(((sc_node *)0)->coef) == sizeof(((sc_spec *)0)->loss_coef),
+               "a node carries the spec's loss coefficients");
+
+/* The objective over the projections x [2N, D]: NT-Xent on the L2
+ * normalised rows; Barlow Twins and VICReg on the projections themselves.
+ * Returns the loss tensor, or -1. */
+static int loss_node(builder *b, int x)
+{
+    const sc_spec *m = b->m;
+    long long ls[1] = {1};
+    int z = x;
+    if (m->loss_kind == SC_LOSS_NTXENT) {
+        long long zs[2] = {b->g->t[x].shape[0], b->g->t[x].shape[1]};
+        z = tensor(b, "z_norm", "", SC_T_ACT, 2, zs, m->loss_line);
+        if (z < 0)
+            return -1;
+        node(b, SC_OP_L2NORM, &x, 1, &z, 1, m->loss_line, "loss");
+    }
+    int loss = tensor(b, "loss", "", SC_T_LOSS, 1, ls, m->loss_line);
+    if (loss < 0)
+        return -1;
+    static const sc_opkind ops[] = {
+        [SC_LOSS_NTXENT] = SC_OP_NTXENT, [SC_LOSS_BARLOW] = SC_OP_BARLOW, [SC_LOSS_VICREG] = SC_OP_VICREG};
+    int i = node(b, ops[m->loss_kind], &z, 1, &loss, 1, m->loss_line, "loss");
+    b->g->n[i].temperature = m->temperature;
+    memcpy(b->g->n[i].coef, m->loss_coef, sizeof b->g->n[i].coef);
+    return loss;
+}
+
 static int build(builder *b, int batch)
 {
     const sc_spec *m = b->m;
@@ -551,16 +580,9 @@ static int build(builder *b, int batch)
                     "the loss needs 2-D projections [2N,D], but the %s gives the %d-D %s; "
                     "end it with <global-avgpool/> or <flatten/>",
                     m->head.n ? "head" : "encoder", z->ndim, dims(z, buf, sizeof buf));
-    long long zs[2] = {z->shape[0], z->shape[1]}, ls[1] = {1};
-    int zn = tensor(b, "z_norm", "", SC_T_ACT, 2, zs, m->loss_line);
-    if (zn < 0)
-        return -1;
-    node(b, SC_OP_L2NORM, &x, 1, &zn, 1, m->loss_line, "loss");
-    int loss = tensor(b, "loss", "", SC_T_LOSS, 1, ls, m->loss_line);
+    int loss = loss_node(b, x);
     if (loss < 0)
         return -1;
-    int i = node(b, SC_OP_NTXENT, &zn, 1, &loss, 1, m->loss_line, "loss");
-    g->n[i].temperature = m->temperature;
     g->loss = loss;
     g->nfwd = g->nn;
     return 0;

@@ -59,6 +59,10 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_NTXENT_BWD: return sc_cg_lower_ntxent(c, i);
     case SC_OP_SOFTMAX_XENT:
     case SC_OP_SOFTMAX_XENT_BWD: return sc_cg_lower_softmax_xent(c, i);
+    case SC_OP_BARLOW:
+    case SC_OP_BARLOW_BWD:
+    case SC_OP_VICREG:
+    case SC_OP_VICREG_BWD: return sc_cg_lower_statloss(c, i);
     case SC_OP_COUNT: break;
     }
     return lowered("loop");
@@ -87,6 +91,8 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase
     }
     if ((n->op == SC_OP_LEAKY_RELU || n->op == SC_OP_LEAKY_RELU_BWD) && k < len)
         snprintf(key + k, len - k, "s%.17g", n->slope); /* the slope is baked in */
+    if (n->op >= SC_OP_BARLOW && n->op <= SC_OP_VICREG_BWD && k < len) /* so are the loss coefficients */
+        snprintf(key + k, len - k, "c%.17g,%.17g,%.17g,%.17g", n->coef[0], n->coef[1], n->coef[2], n->coef[3]);
 }
 
 /* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads

@@ -100,6 +100,9 @@ static void declare_runtime(sc_codegen *c)
     c->ntx_fn = declare(c, "sc_comm_ntxent", &c->ntx_t, c->vd, ntx, 5);
     LLVMTypeRef ntxb[3] = {p, i64, i64};
     c->ntxb_fn = declare(c, "sc_comm_ntxent_bwd", &c->ntxb_t, c->vd, ntxb, 3);
+    LLVMTypeRef stat[9] = {p, i64, i64, i32, f64, f64, f64, f64, p};
+    c->stat_fn = declare(c, "sc_comm_statloss", &c->stat_t, c->vd, stat, 9);
+    c->statb_fn = declare(c, "sc_comm_statloss_bwd", &c->statb_t, c->vd, ntxb, 3);
     LLVMTypeRef ready[3] = {p, i64, i64};
     c->ready_fn = declare(c, "sc_comm_grad_ready", &c->ready_t, c->vd, ready, 3);
     c->end_fn = declare(c, "sc_comm_step_end", &c->end_t, c->vd, &p, 1);

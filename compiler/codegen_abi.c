@@ -149,6 +149,8 @@ int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *
         .momentum = cd(c, tr->momentum), .weight_decay = cd(c, tr->weight_decay),
         .schedule = i32v(c, tr->schedule), .seed = LLVMConstInt(c->i64, tr->seed, 0),
     };
+    char loss[128];
+    sc_loss_describe(m, loss, sizeof loss);
     sc_model_desc_llvm d = {
         .abi_version = i32v(c, SC_ABI_VERSION),
         .batch = i32v(c, step->batch),
@@ -167,6 +169,7 @@ int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *
         .encode_arena_floats = ci(c, emp->arena_floats),
         .flops_per_step = cd(c, flops),
         .temperature = cd(c, m->temperature),
+        .loss = cstr(c, loss, "sc.loss"),
         .name = cstr(c, m->name, "sc.name"),
         .compiler_version = cstr(c, SC_VERSION, "sc.version"),
         .target_cpu = cstr(c, c->cpu, "sc.cpu"),

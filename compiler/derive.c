@@ -88,6 +88,7 @@ static int copy_encoder(const sc_graph *train, int views, int eval, sc_graph *ou
         d->slope = n->slope;
         d->momentum = n->momentum;
         d->temperature = n->temperature;
+        memcpy(d->coef, n->coef, sizeof d->coef);
     }
     out->features = map[train->features];
     out->nfwd = out->nn;

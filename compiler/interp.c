@@ -209,6 +209,18 @@ static void run_node(sc_interp *it, int i)
     case SC_OP_NTXENT_BWD:
         sc_ref_ntxent_bwd(x->shape[0], x->shape[1], n->temperature, b[in[0]], b[out[0]]);
         break;
+    case SC_OP_BARLOW:
+        b[out[0]][0] = sc_ref_barlow(x->shape[0], x->shape[1], n->coef, b[in[0]]);
+        break;
+    case SC_OP_BARLOW_BWD:
+        sc_ref_barlow_bwd(x->shape[0], x->shape[1], n->coef, b[in[0]], b[out[0]]);
+        break;
+    case SC_OP_VICREG:
+        b[out[0]][0] = sc_ref_vicreg(x->shape[0], x->shape[1], n->coef, b[in[0]]);
+        break;
+    case SC_OP_VICREG_BWD:
+        sc_ref_vicreg_bwd(x->shape[0], x->shape[1], n->coef, b[in[0]], b[out[0]]);
+        break;
     case SC_OP_BATCHNORM_RELU:
         sc_ref_batchnorm_relu(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                               b[in[2]], b[out[0]], b[out[1]], b[out[2]]);

@@ -98,6 +98,18 @@ typedef enum {
     SC_OP_SILU_BWD,          /* (dy, x) -> dx */
     SC_OP_GELU_BWD,          /* (dy, x) -> dx */
     SC_OP_LEAKY_RELU_BWD,    /* (dy, x) -> dx   dx = x > 0 ? dy : slope dy */
+    /* losses over the statistics of the whole batch; z [2N, D] holds view
+     * 0 of every image, then view 1 (z1 = rows [0, N), z2 = [N, 2N));
+     * coef holds model.h's SC_BARLOW_* / SC_VICREG_* slots */
+    SC_OP_BARLOW,            /* (z) -> loss[1]   Barlow Twins: zvn = z_v standardised per
+                                feature (biased variance, eps 1e-5), C = z1n^T z2n / N,
+                                scale (sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2) */
+    SC_OP_VICREG,            /* (z) -> loss[1]   VICReg: sim mean (z1 - z2)^2
+                                + std (mean_k relu(1 - std1_k) + mean_k relu(1 - std2_k)) / 2
+                                + cov sum_v sum_{i!=j} Cv_ij^2 / D, std_k = sqrt(var_k + eps)
+                                (unbiased), Cv = zvc^T zvc / (N - 1) of the centred zv */
+    SC_OP_BARLOW_BWD,        /* (z) -> dz   gradient of the loss itself */
+    SC_OP_VICREG_BWD,        /* (z) -> dz   gradient of the loss itself */
     SC_OP_COUNT
 } sc_opkind;
 
@@ -115,6 +127,7 @@ typedef struct {
     int groups, dilation;
     double eps, momentum, temperature;
     double slope;            /* leaky_relu and its backward: the negative slope */
+    double coef[4];          /* barlow, vicreg and their backward: model.h's SC_LOSS_COEFS */
     int line;                /* source line of the layer */
     char label[SC_NAME_MAX]; /* layer prefix, for printing */
 } sc_node;

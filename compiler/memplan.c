@@ -37,6 +37,14 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
         int64_t rows = g->t[n->in[0]].shape[0];
         return rows * rows;
     }
+    case SC_OP_BARLOW:
+    case SC_OP_BARLOW_BWD:
+    case SC_OP_VICREG:
+    case SC_OP_VICREG_BWD: {
+        /* cg_statloss.c's layout; with MPI the communicator's memory */
+        int64_t rows = g->t[n->in[0]].shape[0], d = g->t[n->in[0]].shape[1];
+        return o->mpi ? 0 : rows * d + d * d + 2 * d;
+    }
     default:
         return 0;
     }

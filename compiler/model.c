@@ -569,6 +569,99 @@ static void parse_train(loader *L, const xmlNode *n, sc_train *t)
         err(L, n, "warmup-epochs %d exceeds epochs %d", t->warmup_epochs, t->epochs);
 }
 
+/* ------------------------------------------------------ the objective */
+
+/* A loss coefficient: def when absent; must be >= lo (> lo when open). */
+static double coef_attr(loader *L, const xmlNode *n, const char *name, double def, double lo, int open)
+{
+    double x = get_double(L, n, name, def);
+    if (open ? !(x > lo) : !(x >= lo))
+        err(L, n, "<loss> attribute '%s' must be %s %g, got %g", name, open ? ">" : ">=", lo, x);
+    return x;
+}
+
+static void parse_ntxent(loader *L, const xmlNode *n, sc_spec *m)
+{
+    m->temperature = required_double(L, n, "temperature");
+    if (!(m->temperature > 0))
+        err(L, n, "temperature must be > 0, got %g", m->temperature);
+}
+
+/* Defaults: facebookresearch/barlowtwins (lambda 0.0051) and the VICReg
+ * paper (25, 25, 1, eps 1e-4). */
+static void parse_barlow(loader *L, const xmlNode *n, sc_spec *m)
+{
+    m->loss_coef[SC_BARLOW_LAMBDA] = coef_attr(L, n, "lambda", 0.0051, 0, 0);
+    m->loss_coef[SC_BARLOW_SCALE] = coef_attr(L, n, "scale", 1, 0, 1);
+}
+
+static void parse_vicreg(loader *L, const xmlNode *n, sc_spec *m)
+{
+    m->loss_coef[SC_VICREG_SIM] = coef_attr(L, n, "sim-coeff", 25, 0, 0);
+    m->loss_coef[SC_VICREG_STD] = coef_attr(L, n, "std-coeff", 25, 0, 0);
+    m->loss_coef[SC_VICREG_COV] = coef_attr(L, n, "cov-coeff", 1, 0, 0);
+    m->loss_coef[SC_VICREG_EPS] = coef_attr(L, n, "eps", 1e-4, 0, 1);
+}
+
+/* One row per <loss type>: the attributes it takes besides 'type', in the
+ * order of their loss_coef slots (sc_loss_describe relies on it; the
+ * schema allows the union of all, so each row rejects the others). */
+static const struct {
+    const char *type;
+    sc_loss_kind kind;
+    const char *attrs[5];
+    void (*parse)(loader *L, const xmlNode *n, sc_spec *m);
+} loss_types[] = {
+    {"nt-xent", SC_LOSS_NTXENT, {"temperature"}, parse_ntxent},
+    {"barlow-twins", SC_LOSS_BARLOW, {"lambda", "scale"}, parse_barlow},
+    {"vicreg", SC_LOSS_VICREG, {"sim-coeff", "std-coeff", "cov-coeff", "eps"}, parse_vicreg},
+};
+
+void sc_loss_describe(const sc_spec *m, char *buf, size_t len)
+{
+    size_t k = 0, nk = sizeof loss_types / sizeof *loss_types;
+    while (k < nk && loss_types[k].kind != m->loss_kind)
+        k++;
+    if (k == nk) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    int at = snprintf(buf, len, "%s", loss_types[k].type);
+    for (int j = 0; j < 5 && loss_types[k].attrs[j] && at >= 0 && (size_t)at < len; j++) {
+        double v = m->loss_kind == SC_LOSS_NTXENT ? m->temperature : m->loss_coef[j];
+        at += snprintf(buf + at, len - (size_t)at, ", %s %g", loss_types[k].attrs[j], v);
+    }
+}
+
+static void parse_loss(loader *L, const xmlNode *n, sc_spec *m)
+{
+    m->loss_line = line_of(L, n);
+    char *type = attr(n, "type");
+    if (!type) {
+        err(L, n, "<loss> needs the attribute 'type'");
+        return;
+    }
+    size_t k = 0, nk = sizeof loss_types / sizeof *loss_types;
+    while (k < nk && strcmp(type, loss_types[k].type))
+        k++;
+    if (k == nk) {
+        err(L, n, "<loss> attribute 'type': unknown value '%s'", type);
+        xmlFree(type);
+        return;
+    }
+    xmlFree(type);
+    for (const xmlAttr *a = n->properties; a; a = a->next) {
+        const char *name = (const char *)a->name;
+        int ok = !strcmp(name, "type");
+        for (int j = 0; j < 5 && loss_types[k].attrs[j] && !ok; j++)
+            ok = !strcmp(name, loss_types[k].attrs[j]);
+        if (!ok)
+            err(L, n, "<loss> attribute '%s' does not apply to type \"%s\"", name, loss_types[k].type);
+    }
+    m->loss_kind = loss_types[k].kind;
+    loss_types[k].parse(L, n, m);
+}
+
 static void parse_model(loader *L, const xmlNode *root)
 {
     sc_spec *m = L->m;
@@ -634,14 +727,7 @@ static void parse_model(loader *L, const xmlNode *root)
     check_names(L, &m->head, &names);
     free(names.v);
 
-    static const char *const losses[] = {"nt-xent", NULL};
-    m->loss_line = line_of(L, loss);
-    if (!xmlHasProp(loss, (const xmlChar *)"type"))
-        err(L, loss, "<loss> needs the attribute 'type'");
-    get_enum(L, loss, "type", losses, 0);
-    m->temperature = required_double(L, loss, "temperature");
-    if (!(m->temperature > 0))
-        err(L, loss, "temperature must be > 0, got %g", m->temperature);
+    parse_loss(L, loss, m);
 
     if (augment) {
         int n = count_elements(augment);

@@ -6,6 +6,7 @@
 #ifndef SC_MODEL_H
 #define SC_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -89,6 +90,18 @@ typedef struct {
     uint64_t seed;
 } sc_train;
 
+/* The objective (<loss type=...>). */
+typedef enum {
+    SC_LOSS_NTXENT,        /* temperature */
+    SC_LOSS_BARLOW,        /* loss_coef: SC_BARLOW_* */
+    SC_LOSS_VICREG,        /* loss_coef: SC_VICREG_* */
+} sc_loss_kind;
+
+/* Slots of loss_coef (and of sc_node.coef) for each loss kind. */
+enum { SC_BARLOW_LAMBDA, SC_BARLOW_SCALE };
+enum { SC_VICREG_SIM, SC_VICREG_STD, SC_VICREG_COV, SC_VICREG_EPS };
+#define SC_LOSS_COEFS 4
+
 typedef struct {
     char *path;               /* as given on the command line */
     char *text;               /* the whole file, for checkpoint metadata */
@@ -97,7 +110,9 @@ typedef struct {
     int in_c, in_h, in_w, input_line;
     sc_layer_list encoder, head;
     int encoder_line, head_line;
-    double temperature;
+    sc_loss_kind loss_kind;
+    double temperature;       /* nt-xent */
+    double loss_coef[SC_LOSS_COEFS]; /* barlow-twins, vicreg: see sc_loss_kind */
     int loss_line;
     sc_aug *augs;
     int naugs;
@@ -111,5 +126,7 @@ int sc_model_load(const char *path, sc_spec *m);
 void sc_model_free(sc_spec *m);
 
 const char *sc_layer_kind_name(sc_layer_kind k);
+/* "TYPE, NAME VALUE, ..." of the spec's <loss>, e.g. "nt-xent, temperature 0.5". */
+void sc_loss_describe(const sc_spec *m, char *buf, size_t len);
 
 #endif

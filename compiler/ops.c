@@ -38,6 +38,10 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_LEAKY_RELU] = "leaky_relu",
     [SC_OP_SILU_BWD] = "silu_bwd",
     [SC_OP_GELU_BWD] = "gelu_bwd",
+    [SC_OP_BARLOW] = "barlow",
+    [SC_OP_VICREG] = "vicreg",
+    [SC_OP_BARLOW_BWD] = "barlow_bwd",
+    [SC_OP_VICREG_BWD] = "vicreg_bwd",
     [SC_OP_LEAKY_RELU_BWD] = "leaky_relu_bwd",
 };
 
@@ -106,6 +110,18 @@ double sc_node_flops(const sc_graph *g, int i)
         double rows = in0->shape[0], d = in0->shape[1];
         double sim = 2 * rows * rows * d;
         return n->op == SC_OP_NTXENT ? sim + 4 * rows * rows : 2 * sim + 4 * rows * rows;
+    }
+    /* The D x D products dominate: C (and for VICReg one per view); the
+     * backward recomputes the forward's, then two more. */
+    case SC_OP_BARLOW:
+    case SC_OP_VICREG:
+    case SC_OP_BARLOW_BWD:
+    case SC_OP_VICREG_BWD: {
+        double rows = in0->shape[0], d = in0->shape[1];
+        double gemm = 2 * (rows / 2) * d * d;
+        int bwd = n->op == SC_OP_BARLOW_BWD || n->op == SC_OP_VICREG_BWD;
+        return (bwd ? 3 : 1) * (n->op == SC_OP_BARLOW || n->op == SC_OP_BARLOW_BWD ? 1 : 2) * gemm +
+               10 * rows * d + 3 * d * d;
     }
     /* Fused ops: the sum of their parts (fusion saves memory traffic, not
      * arithmetic). */

@@ -61,6 +61,14 @@ static void print_attrs(const sc_node *n, FILE *f)
     case SC_OP_LEAKY_RELU_BWD:
         fprintf(f, " slope=%g", n->slope);
         break;
+    case SC_OP_BARLOW:
+    case SC_OP_BARLOW_BWD:
+        fprintf(f, " lambda=%g scale=%g", n->coef[0], n->coef[1]);
+        break;
+    case SC_OP_VICREG:
+    case SC_OP_VICREG_BWD:
+        fprintf(f, " sim=%g std=%g cov=%g eps=%g", n->coef[0], n->coef[1], n->coef[2], n->coef[3]);
+        break;
     default:
         break;
     }

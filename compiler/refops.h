@@ -117,6 +117,14 @@ double sc_ref_ntxent(int n2, int d, double temperature, const double *z);
 void sc_ref_ntxent_bwd(int n2, int d, double temperature, const double *z,
                        double *dz);
 
+/* Barlow Twins and VICReg over z [n2, d] (n2 = 2N rows in the NT-Xent
+ * layout), the formulas of ir.h's SC_OP_BARLOW / SC_OP_VICREG; coef holds
+ * model.h's SC_BARLOW_* / SC_VICREG_* slots (compiler/ref_statloss.c). */
+double sc_ref_barlow(int n2, int d, const double *coef, const double *z);
+void sc_ref_barlow_bwd(int n2, int d, const double *coef, const double *z, double *dz);
+double sc_ref_vicreg(int n2, int d, const double *coef, const double *z);
+void sc_ref_vicreg_bwd(int n2, int d, const double *coef, const double *z, double *dz);
+
 /* Mean over rows of -log softmax(logits[i])[labels[i]]; logits [n, k],
  * labels hold class indices 0..k-1 as doubles. */
 double sc_ref_softmax_xent(int n, int k, const double *logits, const double *labels);

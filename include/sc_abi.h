@@ -90,9 +90,9 @@ _Static_assert(sizeof(sc_aug_info) == SC_ABI_SIZE_OF(SC_AUG_INFO_FIELDS), "sc_au
 _Static_assert(sizeof(sc_node_info) == SC_ABI_SIZE_OF(SC_NODE_INFO_FIELDS), "sc_node_info has padding");
 _Static_assert(sizeof(sc_model_desc) == SC_ABI_SIZE_OF(SC_MODEL_DESC_FIELDS), "sc_model_desc has padding");
 #if UINTPTR_MAX == UINT64_MAX
-/* ABI 3 on 64-bit targets: a change of these means a new SC_ABI_VERSION. */
-_Static_assert(sizeof(sc_param_info) == 72 && offsetof(sc_param_info, numel) == 40, "sc_param_info (ABI 3)");
-_Static_assert(sizeof(sc_model_desc) == 280 && offsetof(sc_model_desc, train) == 160, "sc_model_desc (ABI 3)");
+/* ABI 4 on 64-bit targets: a change of these means a new SC_ABI_VERSION. */
+_Static_assert(sizeof(sc_param_info) == 72 && offsetof(sc_param_info, numel) == 40, "sc_param_info (ABI 4)");
+_Static_assert(sizeof(sc_model_desc) == 288 && offsetof(sc_model_desc, train) == 160, "sc_model_desc (ABI 4)");
 #endif
 
 extern const sc_model_desc sc_model;

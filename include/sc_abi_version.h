@@ -3,5 +3,5 @@
  * export_name. */
 #ifndef SC_ABI_VERSION_H
 #define SC_ABI_VERSION_H
-#define SC_ABI_VERSION 3
+#define SC_ABI_VERSION 4
 #endif

@@ -32,6 +32,18 @@ void sc_comm_ntxent(const float *z, int64_t rows, int64_t dim, double temperatur
  * ranks' parameter gradients is the gradient of the global loss. */
 void sc_comm_ntxent_bwd(float *dz, int64_t rows, int64_t dim);
 
+/* Barlow Twins and VICReg (kind SC_STATLOSS_*) over the projections of
+ * all ranks: z is this rank's [rows, dim]; the feature statistics and C
+ * cover the global batch, as one process at the global batch computes
+ * them (coefficients c0..c3: compiler/model.h's SC_BARLOW_* /
+ * SC_VICREG_* slots). Writes the global loss (the same on every rank) and
+ * keeps what the backward call needs; sc_comm_statloss_bwd then writes
+ * dz = K times this rank's rows of dLoss/dZ, as sc_comm_ntxent_bwd. */
+enum { SC_STATLOSS_BARLOW, SC_STATLOSS_VICREG };
+void sc_comm_statloss(const float *z, int64_t rows, int64_t dim, int32_t kind, double c0, double c1, double c2,
+                      double c3, float *loss);
+void sc_comm_statloss_bwd(float *dz, int64_t rows, int64_t dim);
+
 /* grads[offset, offset + n) is final for this step (called in the order
  * the backward pass finishes parameters): may start its averaging. */
 void sc_comm_grad_ready(float *grads, int64_t offset, int64_t n);

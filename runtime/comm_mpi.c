@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "sc_ntxent.h"
+#include "sc_statloss.h"
 #include "sc_clock.h"
 
 enum { BUCKET_FLOATS = 1 << 20 }; /* 4 MB */
@@ -301,6 +302,54 @@ void sc_comm_ntxent_bwd(float *dz, int64_t rows, int64_t dim)
     double t0 = sc_now_seconds();
     sc_ntxent_rows_bwd(rows, C.m, dim, C.temperature, (int64_t)C.rank * (rows / 2), C.zg, C.sim, C.lse_g,
                        (float)C.size, C.h, dz);
+    C.st.ntxent_s += sc_now_seconds() - t0;
+}
+
+/* ---- Barlow Twins, VICReg ----
+ * Every rank gathers the global z and computes the whole loss and
+ * gradient (sc_statloss.h): O(m d^2) per rank, exact, no second gather.
+ *
+ * SC_DEBUG_RANK_LOCAL_STATS=1 computes them wrongly on purpose, each rank
+ * over its own rows (as a data-parallel port that forgot the gather
+ * would, gradients then averaged): the negative control of
+ * tests/test_mpi.c, which must see that differ from one process. */
+static int rank_local(void)
+{
+    const char *e = getenv("SC_DEBUG_RANK_LOCAL_STATS");
+    return e && !strcmp(e, "1");
+}
+
+void sc_comm_statloss(const float *z, int64_t rows, int64_t dim, int32_t kind, double c0, double c1, double c2,
+                      double c3, float *loss)
+{
+    sc_comm_init();
+    if (rows % 2)
+        fail("a loss over an odd number of rows");
+    int64_t m = rows * C.size;
+    if (m * dim > C.cap_zg) {
+        free(C.zg);
+        C.zg = grow(NULL, sizeof(float) * (size_t)(m * dim));
+        C.cap_zg = m * dim;
+    }
+    double t0 = sc_now_seconds(), coef[4] = {c0, c1, c2, c3};
+    if (rank_local())
+        memcpy(C.zg, z, sizeof(float) * (size_t)(rows * dim)), m = rows;
+    else
+        gather_halves(z, C.zg, rows / 2, dim, MPI_FLOAT, sizeof(float));
+    double t1 = sc_now_seconds();
+    if (sc_statloss_global_fwd(C.zg, m, dim, kind, coef, loss))
+        fail("out of memory for the loss");
+    C.st.gather_s += t1 - t0;
+    C.st.ntxent_s += sc_now_seconds() - t1;
+}
+
+void sc_comm_statloss_bwd(float *dz, int64_t rows, int64_t dim)
+{
+    double t0 = sc_now_seconds();
+    int local = rank_local();
+    if (sc_statloss_global_bwd(rows, dim, local ? 0 : (int64_t)C.rank * (rows / 2), local ? 1.0f : (float)C.size,
+                               dz))
+        fail("the loss's backward without its forward, or out of memory");
     C.st.ntxent_s += sc_now_seconds() - t0;
 }
 

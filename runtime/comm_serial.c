@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "sc_ntxent.h"
+#include "sc_statloss.h"
 #include "sc_clock.h"
 
 static struct {
@@ -87,6 +88,23 @@ void sc_comm_ntxent_bwd(float *dz, int64_t rows, int64_t dim)
     if (rows != S.rows || dim != S.dim)
         fail("NT-Xent backward without its forward");
     sc_ntxent_rows_bwd(rows, rows, dim, S.temperature, 0, S.z, S.sim, S.lse, 1.0f, S.h, dz);
+    S.st.ntxent_s += sc_now_seconds() - t0;
+}
+
+void sc_comm_statloss(const float *z, int64_t rows, int64_t dim, int32_t kind, double c0, double c1, double c2,
+                      double c3, float *loss)
+{
+    double t0 = sc_now_seconds(), coef[4] = {c0, c1, c2, c3};
+    if (sc_statloss_global_fwd(z, rows, dim, kind, coef, loss))
+        fail("out of memory for the loss");
+    S.st.ntxent_s += sc_now_seconds() - t0;
+}
+
+void sc_comm_statloss_bwd(float *dz, int64_t rows, int64_t dim)
+{
+    double t0 = sc_now_seconds();
+    if (sc_statloss_global_bwd(rows, dim, 0, 1.0f, dz))
+        fail("the loss's backward without its forward, or out of memory");
     S.st.ntxent_s += sc_now_seconds() - t0;
 }
 

@@ -197,7 +197,7 @@ static int cmd_info(int argc, char **argv)
     printf("batch              %d images (%d views per step)\n", d->batch, 2 * d->batch);
     printf("input              %d x %d x %d (channels x height x width)\n", d->in_c, d->in_h, d->in_w);
     printf("features           %d (encoder output), projection %d\n", d->feature_dim, d->proj_dim);
-    printf("loss               nt-xent, temperature %g\n", d->temperature);
+    printf("loss               %s\n", d->loss);
     printf("compiler           simclrc %s (ABI %d)\n", d->compiler_version, d->abi_version);
     printf("target CPU         %s\n", d->target_cpu);
     if (d->target_features && *d->target_features)

@@ -162,6 +162,44 @@ def ntxent(a, t):
     return {"loss": loss.reshape(1), "dz": z.grad}
 
 
+def barlow(a, t):
+    """facebookresearch/barlowtwins: BatchNorm1d(affine=False) per view."""
+    n2, d = int(a["n2"]), int(a["d"])
+    lam, scale = float(a["c0"]), float(a["c1"])
+    z = leaf(t["z"], (n2, d))
+    n = n2 // 2
+    def bn(x):
+        return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=1e-5)
+    c = bn(z[:n]).T @ bn(z[n:]) / n
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+    loss = scale * (on + lam * off)
+    loss.backward()
+    return {"loss": loss.reshape(1), "dz": z.grad}
+
+
+def vicreg(a, t):
+    """The VICReg paper's pseudo-code (Bardes et al. 2022, algorithm 1)."""
+    n2, d = int(a["n2"]), int(a["d"])
+    sim, std, cov, eps = (float(a[k]) for k in ("c0", "c1", "c2", "c3"))
+    z = leaf(t["z"], (n2, d))
+    n = n2 // 2
+    x, y = z[:n], z[n:]
+    repr_loss = F.mse_loss(x, y)
+    x = x - x.mean(dim=0)
+    y = y - y.mean(dim=0)
+    std_x = torch.sqrt(x.var(dim=0) + eps)
+    std_y = torch.sqrt(y.var(dim=0) + eps)
+    std_loss = torch.mean(F.relu(1 - std_x)) / 2 + torch.mean(F.relu(1 - std_y)) / 2
+    off = ~torch.eye(d, dtype=torch.bool)
+    cov_x = (x.T @ x) / (n - 1)
+    cov_y = (y.T @ y) / (n - 1)
+    cov_loss = cov_x[off].pow(2).sum() / d + cov_y[off].pow(2).sum() / d
+    loss = sim * repr_loss + std * std_loss + cov * cov_loss
+    loss.backward()
+    return {"loss": loss.reshape(1), "dz": z.grad}
+
+
 OPS = {
     "conv2d": conv2d,
     "batchnorm": batchnorm,
@@ -174,6 +212,8 @@ OPS = {
     "linear": linear,
     "l2norm": l2norm,
     "ntxent": ntxent,
+    "barlow": barlow,
+    "vicreg": vicreg,
     "silu": activation(lambda x, s: F.silu(x)),
     "gelu": activation(lambda x, s: F.gelu(x, approximate="none")),
     "leaky_relu": activation(lambda x, s: F.leaky_relu(x, negative_slope=s)),

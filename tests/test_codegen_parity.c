@@ -186,6 +186,15 @@ static int setup_jobs(void)
             continue;
         }
 #endif
+        /* Objective variants of resnet18-stl10: its encoder, 2048-wide
+         * projectors, and losses that tests/specs/barlow.xml and vicreg.xml
+         * check at odd sizes. At batch 2 their per-feature statistics are
+         * over 2 images (Barlow Twins' standardised features are +-1), so
+         * float32 cannot follow float64 there (measured: PyTorch float32
+         * misses by 5.6e-3, every gradient excused), and they would add a
+         * minute of interpreter time without a code path. */
+        if (strstr(models[i], "/resnet18-stl10-barlow.xml") || strstr(models[i], "/resnet18-stl10-vicreg.xml"))
+            continue;
         rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift, NULL);
         /* The other convolution kernels, and a binary tuned by measuring
          * them, in float32 against the same references. */

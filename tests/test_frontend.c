@@ -176,10 +176,16 @@ static void check_graph(const sc_spec *m, const sc_graph *g)
     assert_int_equal(loss->ndim, 1);
     assert_int_equal(loss->shape[0], 1);
     const sc_node *last = &g->n[g->nn - 1];
-    assert_int_equal(last->op, SC_OP_NTXENT);
-    assert_true(last->temperature == m->temperature);
     assert_int_equal(last->out[0], g->loss);
-    assert_int_equal(g->n[g->nn - 2].op, SC_OP_L2NORM);
+    if (m->loss_kind == SC_LOSS_NTXENT) {
+        assert_int_equal(last->op, SC_OP_NTXENT);
+        assert_true(last->temperature == m->temperature);
+        assert_int_equal(g->n[g->nn - 2].op, SC_OP_L2NORM);
+    } else { /* Barlow Twins and VICReg read the projections themselves */
+        assert_int_equal(last->op, m->loss_kind == SC_LOSS_BARLOW ? SC_OP_BARLOW : SC_OP_VICREG);
+        assert_memory_equal(last->coef, m->loss_coef, sizeof last->coef);
+        assert_int_not_equal(g->n[g->nn - 2].op, SC_OP_L2NORM);
+    }
     /* Unique tensor names, every node labelled with a source line, each
      * tensor produced at most once, and inputs produced before use. */
     for (int i = 0; i < g->nt; i++)

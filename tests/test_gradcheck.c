@@ -1088,6 +1088,74 @@ static void test_softmax_xent_known(void **state)
     assert_close(sc_ref_softmax_xent(3, 4, lg, lab), want, 1e-12);
 }
 
+/* ---- Barlow Twins and VICReg ------------------------------------------ */
+
+typedef struct {
+    int n2, d, vicreg;
+    double coef[4];
+    double *z;
+} stat_ctx;
+
+static double stat_loss(void *p)
+{
+    stat_ctx *c = p;
+    return c->vicreg ? sc_ref_vicreg(c->n2, c->d, c->coef, c->z) : sc_ref_barlow(c->n2, c->d, c->coef, c->z);
+}
+
+/* Odd sizes; the columns k % 3 == 0 scaled by 4 so that VICReg's hinge
+ * sees deviations on both sides of 1 (uniform [-1, 1] alone: 0.58). */
+static void gradcheck_stat(int vicreg, int n2, int d, const double *coef)
+{
+    stat_ctx c = {.n2 = n2, .d = d, .vicreg = vicreg};
+    memcpy(c.coef, coef, sizeof c.coef);
+    long nz = (long)n2 * d;
+    c.z = drand_array(nz);
+    for (long i = 0; i < nz; i++)
+        if (i % d % 3 == 0)
+            c.z[i] *= 4;
+    double *dz = dalloc(nz);
+    if (vicreg)
+        sc_ref_vicreg_bwd(n2, d, c.coef, c.z, dz);
+    else
+        sc_ref_barlow_bwd(n2, d, c.coef, c.z, dz);
+    check_grad(vicreg ? "vicreg dz" : "barlow dz", stat_loss, &c, c.z, nz, dz, H);
+}
+
+static void test_barlow_grad(void **state)
+{
+    (void)state;
+    const double paper[4] = {0.0051, 1}, heavy[4] = {0.5, 0.3}, diag[4] = {0, 2};
+    gradcheck_stat(0, 10, 7, paper);
+    gradcheck_stat(0, 6, 3, heavy);
+    gradcheck_stat(0, 14, 5, diag);
+    gradcheck_stat(0, 6, 1, paper); /* one feature (with N = 2, zn is +-1: no gradient) */
+}
+
+static void test_vicreg_grad(void **state)
+{
+    (void)state;
+    const double paper[4] = {25, 25, 1, 1e-4}, cov[4] = {0, 0, 3, 1e-2}, std[4] = {0, 7, 0, 1e-4};
+    gradcheck_stat(1, 10, 7, paper);
+    gradcheck_stat(1, 6, 3, paper);
+    gradcheck_stat(1, 14, 5, cov);
+    gradcheck_stat(1, 8, 4, std);
+}
+
+/* Hand-computed: two images, one feature, the views equal. */
+static void test_stat_known(void **state)
+{
+    (void)state;
+    double z[4] = {1, -1, 1, -1}, h[4] = {0.5, -0.5, 0.5, -0.5};
+    const double bt[4] = {0.0051, 3}, vr[4] = {25, 2, 1, 1e-4};
+    /* zn = z / sqrt(1 + 1e-5), C = 1 / (1 + 1e-5) */
+    double c = 1 / (1 + 1e-5);
+    assert_close(sc_ref_barlow(4, 1, bt, z), 3 * (1 - c) * (1 - c), 1e-18);
+    /* unbiased variance 2: std above 1, no invariance or covariance term */
+    assert_close(sc_ref_vicreg(4, 1, vr, z), 0, 1e-15);
+    /* variance 0.5: each view's hinge 1 - sqrt(0.5001), halved and summed */
+    assert_close(sc_ref_vicreg(4, 1, vr, h), 2 * (1 - sqrt(0.5001)), 1e-15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1122,6 +1190,9 @@ int main(void)
         cmocka_unit_test_setup(test_checker_catches_errors, reset_pool),
         cmocka_unit_test_setup(test_softmax_xent_known, reset_pool),
         cmocka_unit_test_setup(test_softmax_xent_grad, reset_pool),
+        cmocka_unit_test_setup(test_barlow_grad, reset_pool),
+        cmocka_unit_test_setup(test_vicreg_grad, reset_pool),
+        cmocka_unit_test_setup(test_stat_known, reset_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

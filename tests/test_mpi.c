@@ -11,6 +11,11 @@
  *   every running statistic within 1e-4 of the tensor's scale (floor 1e-3
  *   of the largest gradient). Without --global-bn the loss or a gradient
  *   must differ by more than 1e-3: each rank normalises its own images.
+ * test_statloss_equivalence: the same for tests/specs/barlow.xml and
+ *   vicreg.xml (2 ranks x 3 images), and a control: with each rank's loss
+ *   statistics over its own rows only (SC_DEBUG_RANK_LOCAL_STATS=1, see
+ *   runtime/comm_mpi.c) the loss or a gradient must differ by more than
+ *   1e-3.
  * test_train: resnet-small, 2 epochs of a 320-image slice of the default
  *   dataset: 2 ranks x batch 16 with global batchnorm, and one process at
  *   batch 32 (--threads 1 each). The first step's loss must agree within
@@ -145,6 +150,45 @@ static void test_equivalence(void **state)
     (void)state;
     equivalence("tests/specs/residual.xml", "residual", 2);
     equivalence("models/resnet-small.xml", "resnet-small", 4);
+}
+
+/* Barlow Twins and VICReg: feature statistics and C over the global
+ * batch. 2 ranks x 3 images against one process at 6, as equivalence()
+ * (global batchnorm, so that only the loss's statistics are in question).
+ * Control: the same MPI binary with SC_DEBUG_RANK_LOCAL_STATS=1 (each rank
+ * computes the loss over its own rows, sc_comm.h) must miss by more than
+ * 1e-3, so the comparison can tell. */
+static void statloss_equivalence(const char *spec_rel, const char *tag)
+{
+    equivalence(spec_rel, tag, 3);
+    char *spec = xprintf("%s/%s", src, spec_rel), *mpi_name = xprintf("%s-mpi", tag);
+    char *mpi = xprintf("%s/%s", tmpdir, mpi_name), *d1 = xprintf("%s/%s-one.st", tmpdir, tag);
+    char *dr = xprintf("%s/%s-ranklocal.st", tmpdir, tag);
+    char *a[] = {mpi, "dump-step", dr, "--seed", "3", "--global-bn", NULL};
+    setenv("SC_DEBUG_RANK_LOCAL_STATS", "1", 1);
+    int rc = run_mpi(2, a, log_path);
+    unsetenv("SC_DEBUG_RANK_LOCAL_STATS");
+    if (rc)
+        show_log();
+    assert_int_equal(rc, 0);
+    sc_st_file f1, fr;
+    read_dump(d1, &f1);
+    read_dump(dr, &fr);
+    static const char *const step[] = {"loss", "grad/", NULL};
+    dump_diff dd;
+    dump_compare(&fr, &f1, step, 1e-4, 1e-3, 0, &dd);
+    print_message("%s: per-rank loss statistics (the control): worst %.3g (%s)\n", tag, dd.worst, dd.worst_name);
+    assert_true(dd.worst > 1e-3);
+    sc_st_free(&f1);
+    sc_st_free(&fr);
+    free(spec), free(mpi_name), free(mpi), free(d1), free(dr);
+}
+
+static void test_statloss_equivalence(void **state)
+{
+    (void)state;
+    statloss_equivalence("tests/specs/barlow.xml", "barlow");
+    statloss_equivalence("tests/specs/vicreg.xml", "vicreg");
 }
 
 /* ---- training ---- */
@@ -434,6 +478,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equivalence),
+        cmocka_unit_test(test_statloss_equivalence),
         cmocka_unit_test(test_train),
         cmocka_unit_test(test_resume_ranks),
         cmocka_unit_test(test_resume_equivalence),

@@ -280,6 +280,27 @@ static void dump_ntxent(FILE *f, int n2, int d, double t, int normalise)
     put(f, "dz", nz, dz);
 }
 
+/* Barlow Twins or VICReg on z [n2, d]; every third feature scaled by 4 so
+ * that VICReg's hinge sees deviations on both sides of 1. */
+static void dump_statloss(FILE *f, int vicreg, int n2, int d, const double *coef)
+{
+    long nz = (long)n2 * d;
+    double *z = drand_array(nz), *dz = dalloc(nz);
+    for (long i = 0; i < nz; i++)
+        if (i % d % 3 == 0)
+            z[i] *= 4;
+    double loss = vicreg ? sc_ref_vicreg(n2, d, coef, z) : sc_ref_barlow(n2, d, coef, z);
+    if (vicreg)
+        sc_ref_vicreg_bwd(n2, d, coef, z, dz);
+    else
+        sc_ref_barlow_bwd(n2, d, coef, z, dz);
+    fprintf(f, "case %s n2=%d d=%d c0=%.17g c1=%.17g c2=%.17g c3=%.17g\n", vicreg ? "vicreg" : "barlow", n2, d,
+            coef[0], coef[1], coef[2], coef[3]);
+    put(f, "z", nz, z);
+    put(f, "loss", 1, &loss);
+    put(f, "dz", nz, dz);
+}
+
 /* Fused ops: batchnorm+relu with its backward (the mask inside batchnorm
  * backward), and add+relu read twice, so that the gradient reaching a and
  * b is add+relu_bwd(r1, r2, y). One pre-relu value is exactly zero (the
@@ -365,6 +386,14 @@ static void test_against_torch(void **state)
     dump_ntxent(f, 8, 5, 0.07, 1);
     dump_ntxent(f, 8, 5, 0.5, 1);
     dump_ntxent(f, 6, 3, 0.2, 0);
+    static const double barlow_paper[4] = {0.0051, 1}, barlow_heavy[4] = {0.7, 0.25};
+    static const double vicreg_paper[4] = {25, 25, 1, 1e-4}, vicreg_other[4] = {3, 11, 0.5, 1e-2};
+    dump_statloss(f, 0, 10, 7, barlow_paper);
+    dump_statloss(f, 0, 6, 3, barlow_heavy);
+    dump_statloss(f, 0, 18, 13, barlow_paper);
+    dump_statloss(f, 1, 10, 7, vicreg_paper);
+    dump_statloss(f, 1, 14, 5, vicreg_other);
+    dump_statloss(f, 1, 18, 13, vicreg_paper);
     dump_bn_relu(f, 3, 2, 4, 5);
     dump_bn_relu(f, 6, 4, 1, 1);
     dump_add_relu(f, 30);

@@ -9,7 +9,8 @@ The first form reads a model description (docs: model-format.md) and a step
 dump written by `simclrc --emit=step-dump` (docs: cli.md), rebuilds the
 model as torch.nn modules whose state_dict keys are the canonical parameter
 names of compiler/ir.h, loads the dump's parameters and input, runs one
-training step in train mode (encoder -> head -> L2 normalise -> NT-Xent),
+training step in train mode (encoder -> head -> the spec's loss: L2
+normalise + NT-Xent, Barlow Twins or VICReg),
 and writes OUT with `loss`, `grad/NAME` for every parameter and
 `running/NAME` for every batchnorm buffer after the step, all F32.
 
@@ -267,11 +268,18 @@ def parse_spec(path):
     s.encoder = parse_layers(path, kids["encoder"])
     s.head = parse_layers(path, kids["head"])
     loss = kids["loss"]
-    if loss.get("type", "nt-xent") != "nt-xent":
-        raise SpecError("%s: <loss> type=%r" % (path, loss.get("type")))
-    s.temperature = _float(path, loss, "temperature")
-    if s.temperature <= 0:
-        raise SpecError("%s: temperature must be > 0" % path)
+    s.loss = loss.get("type", "nt-xent")
+    if s.loss == "nt-xent":
+        s.temperature = _float(path, loss, "temperature")
+        if s.temperature <= 0:
+            raise SpecError("%s: temperature must be > 0" % path)
+    elif s.loss == "barlow-twins":
+        s.coef = (_float(path, loss, "lambda", 0.0051), _float(path, loss, "scale", 1.0))
+    elif s.loss == "vicreg":
+        s.coef = tuple(_float(path, loss, k, dv) for k, dv in
+                       (("sim-coeff", 25.0), ("std-coeff", 25.0), ("cov-coeff", 1.0), ("eps", 1e-4)))
+    else:
+        raise SpecError("%s: <loss> type=%r" % (path, s.loss))
     s.batch = _int(path, kids["train"], "batch") if "train" in kids and kids["train"].get("batch") else None
     return s
 
@@ -459,6 +467,42 @@ def nt_xent(torch, h, temperature):
     return F.cross_entropy(s, target)
 
 
+def barlow_twins(torch, h, lam, scale):
+    """facebookresearch/barlowtwins: BatchNorm1d(affine=False) per view."""
+    import torch.nn.functional as F
+    n = h.shape[0] // 2
+    def bn(v):
+        return F.batch_norm(v, None, None, training=True, momentum=0.0, eps=1e-5)
+    c = bn(h[:n]).t() @ bn(h[n:]) / n
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+    return scale * (on + lam * off)
+
+
+def vicreg(torch, h, sim, std, cov, eps):
+    """The VICReg paper's algorithm 1 (Bardes et al., ICLR 2022)."""
+    import torch.nn.functional as F
+    n, d = h.shape[0] // 2, h.shape[1]
+    x, y = h[:n], h[n:]
+    repr_loss = F.mse_loss(x, y)
+    x = x - x.mean(dim=0)
+    y = y - y.mean(dim=0)
+    std_x = torch.sqrt(x.var(dim=0) + eps)
+    std_y = torch.sqrt(y.var(dim=0) + eps)
+    std_loss = torch.mean(F.relu(1 - std_x)) / 2 + torch.mean(F.relu(1 - std_y)) / 2
+    off = ~torch.eye(d, dtype=torch.bool)
+    cov_loss = ((x.t() @ x) / (n - 1))[off].pow(2).sum() / d + ((y.t() @ y) / (n - 1))[off].pow(2).sum() / d
+    return sim * repr_loss + std * std_loss + cov * cov_loss
+
+
+def objective(torch, spec, h):
+    if spec.loss == "barlow-twins":
+        return barlow_twins(torch, h, *spec.coef)
+    if spec.loss == "vicreg":
+        return vicreg(torch, h, *spec.coef)
+    return nt_xent(torch, h, spec.temperature)
+
+
 def step(torch, spec, root, prog, x, autocast=None):
     """autocast: a context for the forward pass and the loss (e.g.
     torch.autocast("cpu", dtype=torch.bfloat16)); backward runs outside it,
@@ -466,7 +510,7 @@ def step(torch, spec, root, prog, x, autocast=None):
     root.train()
     with autocast if autocast is not None else contextlib.nullcontext():
         h = run_program(torch, prog[1], run_program(torch, prog[0], x))
-        loss = nt_xent(torch, h, spec.temperature)
+        loss = objective(torch, spec, h)
     root.zero_grad(set_to_none=True)
     loss.backward()
     return loss
