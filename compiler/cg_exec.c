@@ -58,6 +58,8 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_NTXENT_BWD: return sc_cg_lower_ntxent(c, i);
     case SC_OP_SOFTMAX_XENT:
     case SC_OP_SOFTMAX_XENT_BWD: return sc_cg_lower_softmax_xent(c, i);
+    case SC_OP_BYOL:
+    case SC_OP_BYOL_BWD: return sc_cg_lower_byol(c, i);
     case SC_OP_COUNT: break;
     }
     return lowered("loop");

@@ -97,6 +97,7 @@ sc_lowered sc_cg_lower_linear(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_l2norm(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_ntxent(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_softmax_xent(sc_codegen *c, int i);
+sc_lowered sc_cg_lower_byol(sc_codegen *c, int i);
 
 /* The sc_model descriptor and its tables (codegen_abi.c); -1 with a
  * message when the target lays the ABI structs out unlike this host's C. */

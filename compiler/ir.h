@@ -98,6 +98,11 @@ typedef enum {
     SC_OP_SILU_BWD,          /* (dy, x) -> dx */
     SC_OP_GELU_BWD,          /* (dy, x) -> dx */
     SC_OP_LEAKY_RELU_BWD,    /* (dy, x) -> dx   dx = x > 0 ? dy : slope dy */
+    /* BYOL (build.c, build_byol): q the online predictor's rows, t the target
+     * network's projections, both [2N, D] and l2norm'ed before; row r's
+     * partner is p(r) = (r + N) mod 2N, the other view of the image */
+    SC_OP_BYOL,              /* (q, t) -> loss[1]   loss = (1/N) sum_r (2 - 2 q_r . t_p(r)) */
+    SC_OP_BYOL_BWD,          /* (t) -> dq   dq_r = -(2/N) t_p(r); t gets no gradient */
     SC_OP_COUNT
 } sc_opkind;
 

@@ -66,6 +66,7 @@ void sc_model_free(sc_spec *m)
         return;
     free_list(&m->encoder);
     free_list(&m->head);
+    free_list(&m->predictor);
     free(m->augs);
     free(m->path);
     free(m->text);
@@ -569,6 +570,25 @@ static void parse_train(loader *L, const xmlNode *n, sc_train *t)
         err(L, n, "warmup-epochs %d exceeds epochs %d", t->warmup_epochs, t->epochs);
 }
 
+/* <loss type="byol" tau-base="T"/> and its <predictor> (required): the
+ * predictor's layer names share the online network's namespace. */
+static void parse_byol(loader *L, const xmlNode *loss, const xmlNode *predictor)
+{
+    sc_spec *m = L->m;
+    if (xmlHasProp(loss, (const xmlChar *)"temperature"))
+        err(L, loss, "<loss type=\"byol\"> takes no temperature");
+    m->tau_base = get_double(L, loss, "tau-base", 0.99);
+    if (!(m->tau_base >= 0 && m->tau_base <= 1))
+        err(L, loss, "tau-base must be in [0, 1], got %g", m->tau_base);
+    if (!predictor) {
+        err(L, loss, "<loss type=\"byol\"> needs a <predictor> element (an MLP like <head>)");
+        return;
+    }
+    m->predictor_line = line_of(L, predictor);
+    if (parse_layers(L, predictor, &m->predictor) == 0)
+        err(L, predictor, "the predictor has no layers");
+}
+
 static void parse_model(loader *L, const xmlNode *root)
 {
     sc_spec *m = L->m;
@@ -592,13 +612,14 @@ static void parse_model(loader *L, const xmlNode *root)
     }
 
     const xmlNode *input = NULL, *encoder = NULL, *loss = NULL, *train = NULL;
-    const xmlNode *head = NULL, *augment = NULL;
+    const xmlNode *head = NULL, *augment = NULL, *predictor = NULL;
     for (const xmlNode *c = root->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
         const xmlNode **slot = is_elem(c, "input") ? &input
                              : is_elem(c, "encoder") ? &encoder
                              : is_elem(c, "head") ? &head
+                             : is_elem(c, "predictor") ? &predictor
                              : is_elem(c, "loss") ? &loss
                              : is_elem(c, "augment") ? &augment
                              : is_elem(c, "train") ? &train : NULL;
@@ -629,19 +650,26 @@ static void parse_model(loader *L, const xmlNode *root)
         m->head_line = line_of(L, head);
         parse_layers(L, head, &m->head);
     }
-    name_set names = {0};
-    check_names(L, &m->encoder, &names);
-    check_names(L, &m->head, &names);
-    free(names.v);
 
-    static const char *const losses[] = {"nt-xent", NULL};
+    static const char *const losses[] = {"nt-xent", "byol", NULL};
     m->loss_line = line_of(L, loss);
     if (!xmlHasProp(loss, (const xmlChar *)"type"))
         err(L, loss, "<loss> needs the attribute 'type'");
-    get_enum(L, loss, "type", losses, 0);
-    m->temperature = required_double(L, loss, "temperature");
-    if (!(m->temperature > 0))
-        err(L, loss, "temperature must be > 0, got %g", m->temperature);
+    m->loss = (sc_loss_kind)get_enum(L, loss, "type", losses, 0);
+    if (m->loss == SC_LOSS_BYOL) {
+        parse_byol(L, loss, predictor);
+    } else {
+        if (predictor)
+            err(L, predictor, "<predictor> belongs to the byol loss, not to <loss type=\"nt-xent\">");
+        m->temperature = required_double(L, loss, "temperature");
+        if (!(m->temperature > 0))
+            err(L, loss, "temperature must be > 0, got %g", m->temperature);
+    }
+    name_set names = {0};
+    check_names(L, &m->encoder, &names);
+    check_names(L, &m->head, &names);
+    check_names(L, &m->predictor, &names);
+    free(names.v);
 
     if (augment) {
         int n = count_elements(augment);

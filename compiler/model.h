@@ -74,6 +74,8 @@ typedef struct {
     double mean[3], std[3];
 } sc_aug;
 
+typedef enum { SC_LOSS_NTXENT, SC_LOSS_BYOL } sc_loss_kind;
+
 typedef enum { SC_OPT_SGD, SC_OPT_ADAM, SC_OPT_ADAMW, SC_OPT_LARS } sc_optimizer;
 typedef enum { SC_SCHED_CONSTANT, SC_SCHED_COSINE } sc_schedule;
 
@@ -97,8 +99,14 @@ typedef struct {
     int in_c, in_h, in_w, input_line;
     sc_layer_list encoder, head;
     int encoder_line, head_line;
-    double temperature;
+    sc_loss_kind loss;
+    double temperature;       /* nt-xent */
     int loss_line;
+    /* byol: the online network's predictor (an MLP like the head) and the
+     * target network's EMA base rate */
+    sc_layer_list predictor;
+    int predictor_line;
+    double tau_base;
     sc_aug *augs;
     int naugs;
     sc_train train;

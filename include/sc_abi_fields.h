@@ -114,6 +114,7 @@
     F(I32, int32_t, nstep_nodes)                   \
     F(PTR, const sc_node_info *, step_nodes)       \
     F(I32, int32_t, mpi)                           \
-    F(I32, int32_t, pad3_)
+    F(I32, int32_t, pad3_)                         \
+    F(F64, double, tau_base)
 
 #endif
