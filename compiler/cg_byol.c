@@ -1,7 +1,10 @@
 /* Lowering of BYOL's loss (ir.h, SC_OP_BYOL): rows already l2norm'ed, row
- * r paired with the target's row p(r) = (r + N) mod 2N. Per-sample, so
- * with MPI each rank's mean over its own rows, averaged with the
- * gradients, is the global batch's (no collective here). */
+ * r paired with the target's row p(r) = (r + N) mod 2N. Per image, so
+ * with MPI each rank's gradient of its own mean, averaged over the ranks
+ * with the others, is the global batch's; only the loss value itself is
+ * averaged here (sc_comm_loss_mean). */
+#include <stdio.h>
+
 #include "cg_builder.h"
 
 sc_lowered sc_cg_lower_byol(sc_codegen *c, int i)
@@ -26,7 +29,14 @@ sc_lowered sc_cg_lower_byol(sc_codegen *c, int i)
         set(c, loss, fadd(c, get(c, loss, c->f64), fmul(c, fext(c, ld(c, Q, iadd(c, roff, k))), tv)));
     loop_end(c, &Lk);
     loop_end(c, &Lr);
-    if (!bwd) /* (1/N) sum_r (2 - 2 dot_r) = 4 - (2/N) sum_r dot_r */
-        st(c, OUT, ci(c, 0), ftrunc(c, fsub(c, cd(c, 4.0), fmul(c, get(c, loss, c->f64), cd(c, 2.0 / (double)half)))));
+    if (bwd)
+        return res;
+    /* (1/N) sum_r (2 - 2 dot_r) = 4 - (2/N) sum_r dot_r */
+    set(c, loss, fsub(c, cd(c, 4.0), fmul(c, get(c, loss, c->f64), cd(c, 2.0 / (double)half))));
+    if (c->mpi) {
+        snprintf(res.impl, sizeof res.impl, "loop+allreduce");
+        call(c, c->lmean_t, c->lmean_fn, &loss, 1);
+    }
+    st(c, OUT, ci(c, 0), ftrunc(c, get(c, loss, c->f64)));
     return res;
 }

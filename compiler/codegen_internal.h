@@ -55,8 +55,8 @@ struct sc_codegen {
     kern *kern;
     int nk;
     /* the runtime's functions called by generated code */
-    LLVMTypeRef par_t, task_t, threads_t, prof_t, bnred_t, ranks_t, ntx_t, ntxb_t, ready_t, end_t;
-    LLVMValueRef par_fn, threads_fn, prof_on, prof_fn, bnred_fn, ranks_fn, ntx_fn, ntxb_fn, ready_fn, end_fn;
+    LLVMTypeRef par_t, task_t, threads_t, prof_t, bnred_t, ranks_t, ntx_t, ntxb_t, ready_t, end_t, lmean_t;
+    LLVMValueRef par_fn, threads_fn, prof_on, prof_fn, bnred_fn, ranks_fn, ntx_fn, ntxb_fn, ready_fn, end_fn, lmean_fn;
     /* sc_step's nodes: their phase-0 kernel, for the node table */
     int *step_kern;
 };

@@ -439,9 +439,31 @@ static void sync_buffers(trainer *t)
     }
 }
 
+/* With several ranks, whether BYOL's target network is the same bit for
+ * bit on every rank (it must be: the same online parameters, the same
+ * update); checked at every checkpoint, which holds rank 0's only. */
+static int targets_agree(trainer *t)
+{
+    if (t->ranks == 1 || !t->ema.n)
+        return 1;
+    uint32_t h = 2166136261u; /* FNV-1a over the target parameters' bytes */
+    for (int k = 0; k < t->ema.n; k++) {
+        const unsigned char *p = (const unsigned char *)(t->s.buffers + t->ema.pairs[k].target);
+        for (int64_t i = 0; i < t->ema.pairs[k].numel * (int64_t)sizeof(float); i++)
+            h = (h ^ p[i]) * 16777619u;
+    }
+    int v = (int)(h & 0x7fffffff);
+    return sc_comm_max_int(v) == -sc_comm_max_int(-v);
+}
+
 /* Checkpoint on rank 0; every rank learns whether it worked. */
 static int save_all(trainer *t, int64_t step, int64_t epoch)
 {
+    if (!targets_agree(t)) {
+        error(t, "internal error: BYOL's target network differs between the ranks at step %" PRId64,
+              step + t->step_offset);
+        return EXIT_INTERNAL;
+    }
     sync_buffers(t);
     int rc = t->rank == 0 ? save_checkpoint(t, step, epoch) : 0;
     rc = agree(t, rc);
