@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "sc_clock.h"
 #include "sc_abi.h"
+#include "sc_ema.h"
 #include "sc_comm.h"
 #include "sc_parallel.h"
 #include "sc_profile.h"
@@ -186,7 +187,13 @@ static int cmd_info(int argc, char **argv)
     printf("batch              %d images (%d views per step)\n", d->batch, 2 * d->batch);
     printf("input              %d x %d x %d (channels x height x width)\n", d->in_c, d->in_h, d->in_w);
     printf("features           %d (encoder output), projection %d\n", d->feature_dim, d->proj_dim);
-    printf("loss               nt-xent, temperature %g\n", d->temperature);
+    sc_ema_plan ema;
+    if (sc_ema_plan_init(&ema, d, err, sizeof err) == 0 && ema.n > 0)
+        printf("loss               byol, tau-base %g (target network: %d parameter tensors, EMA)\n", d->tau_base,
+               ema.n);
+    else
+        printf("loss               nt-xent, temperature %g\n", d->temperature);
+    sc_ema_plan_free(&ema);
     printf("compiler           simclrc %s (ABI %d)\n", d->compiler_version, d->abi_version);
     printf("target CPU         %s\n", d->target_cpu);
     if (d->target_features && *d->target_features)
