@@ -176,8 +176,12 @@ static void check_graph(const sc_spec *m, const sc_graph *g)
     assert_int_equal(loss->ndim, 1);
     assert_int_equal(loss->shape[0], 1);
     const sc_node *last = &g->n[g->nn - 1];
-    assert_int_equal(last->op, SC_OP_NTXENT);
-    assert_true(last->temperature == m->temperature);
+    if (m->loss == SC_LOSS_BYOL) {
+        assert_int_equal(last->op, SC_OP_BYOL); /* (l2norm(q), l2norm(t)) */
+    } else {
+        assert_int_equal(last->op, SC_OP_NTXENT);
+        assert_true(last->temperature == m->temperature);
+    }
     assert_int_equal(last->out[0], g->loss);
     assert_int_equal(g->n[g->nn - 2].op, SC_OP_L2NORM);
     /* Unique tensor names, every node labelled with a source line, each
