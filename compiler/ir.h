@@ -14,7 +14,9 @@
  * ..., `PREFIX.J.downsample.0` (conv), `PREFIX.J.downsample.1` (bn).
  * Parameters are `PREFIX.weight`, `PREFIX.bias`; batchnorm buffers
  * `PREFIX.running_mean`, `PREFIX.running_var`. The gradient of parameter P
- * is the tensor `grad/P`. */
+ * is the tensor `grad/P`. BYOL adds `predictor.I` and the target network,
+ * whose tensors are `target.` + the online encoder's and head's names
+ * (buffers of role SC_ROLE_TARGET, sc_ema.h). */
 #ifndef SC_IR_H
 #define SC_IR_H
 
