@@ -660,7 +660,7 @@ static void parse_model(loader *L, const xmlNode *root)
         parse_byol(L, loss, predictor);
     } else {
         if (predictor)
-            err(L, predictor, "<predictor> belongs to the byol loss, not to <loss type=\"nt-xent\">");
+            err(L, predictor, "<predictor> belongs to the byol loss, not to <loss type=\"%s\">", losses[m->loss]);
         m->temperature = required_double(L, loss, "temperature");
         if (!(m->temperature > 0))
             err(L, loss, "temperature must be > 0, got %g", m->temperature);
