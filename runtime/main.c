@@ -279,10 +279,10 @@ static void dump_usage(FILE *f)
             "options:\n"
             "  --seed S      seed of parameters and input (default 0)\n"
             "  --global-bn   batchnorm statistics over all ranks' images\n"
-            "  --steps K     K whole training steps (optimizer, BYOL's target update),\n"
-            "                step k on the input of seed S + k; writes the parameters\n"
-            "                before, every input and loss, and every parameter and\n"
-            "                buffer after (after/NAME); one process only\n"
+            "  --steps K     K whole training steps (at most 1000): the optimizer and\n"
+            "                BYOL's target update too, step k on the input of seed S + k;\n"
+            "                writes the parameters before, every input and loss, and\n"
+            "                every parameter and buffer after (after/NAME); one process only\n"
             "  -h, --help    show this help\n",
             program_invocation_short_name);
 }
@@ -303,7 +303,7 @@ static int cmd_dump_step(int argc, char **argv)
     int64_t steps = 0;
     const sc_opt opts[] = {
         {"seed", .kind = SC_OPT_U64, .dest = &seed, .max = UINT64_MAX},
-        {"steps", .kind = SC_OPT_I64, .dest = &steps, .min = 1, .max = 1000000},
+        {"steps", .kind = SC_OPT_I64, .dest = &steps, .min = 1, .max = 1000}, /* every input is kept */
         {"data", .kind = SC_OPT_CUSTOM, .check = no_data},
         {"global-bn", .kind = SC_OPT_FLAG, .dest = &global_bn},
     };
