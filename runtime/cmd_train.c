@@ -430,12 +430,12 @@ static void sync_buffers(trainer *t)
      * sum of 3 identical copies, divided by 3, need not give them back):
      * the rest, tensor by tensor (checkpoints only, so not often). */
     const sc_model_desc *d = t->d;
-    for (int i = 0, k = 0; i < d->nbuffers; i++) {
-        while (k < t->ema.n && t->ema.pairs[k].target < d->buffers[i].offset)
-            k++;
-        if (k < t->ema.n && t->ema.pairs[k].target == d->buffers[i].offset)
-            continue;
-        sc_comm_average_floats(t->s.buffers + d->buffers[i].offset, d->buffers[i].numel);
+    for (int i = 0; i < d->nbuffers; i++) {
+        int target = 0;
+        for (int k = 0; k < t->ema.n && !target; k++)
+            target = t->ema.pairs[k].target == d->buffers[i].offset;
+        if (!target)
+            sc_comm_average_floats(t->s.buffers + d->buffers[i].offset, d->buffers[i].numel);
     }
 }
 
