@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for BYOL training steps (test_byol).
 
-    byol_torch.py MODEL.xml STEPS.safetensors
+    byol_torch.py MODEL.xml STEPS.safetensors [--control]
 
 Reads a model with <loss type="byol"> and a dump of `dump-step --steps K`
 (format simclrc-steps-1, sc_stepdump.h), rebuilds online and target
@@ -14,6 +14,8 @@ target = tau_k target + (1 - tau_k) online with tau_k computed here from
 the paper's formula (and checked against the dump's). Compares every
 parameter of both networks and every running statistic after step K-1 with
 the dump's after/NAME; prints the worst error and exits 1 above TOL.
+--control leaves the target at its initial copy (no EMA): the comparison
+must then fail, which shows that it sees the target's update.
 """
 
 import math
@@ -31,6 +33,8 @@ TOL = 1e-5
 
 def main(argv):
     import torch
+    control = "--control" in argv
+    argv = [a for a in argv if a != "--control"]
     if len(argv) != 2:
         print(__doc__)
         return 2
@@ -76,7 +80,7 @@ def main(argv):
         with torch.no_grad():
             for n in params:
                 t = pmap.get("target." + n)
-                if t is not None:
+                if t is not None and not control:
                     t.mul_(tau).add_(pmap[n], alpha=1 - tau)
     if worst_tau > 1e-15:
         print("tau differs from 1 - (1 - tau_base)(cos(pi k/K) + 1)/2 by %.3g" % worst_tau)

@@ -5,7 +5,8 @@
  * test_three_steps: `dump-step --steps 3` (sc_step, the optimizer, the
  *   target's EMA) against tests/byol_torch.py, a PyTorch float64 reference
  *   of online + target + EMA + SGD: every parameter of both networks and
- *   every running statistic after the third step (its tolerance there).
+ *   every running statistic after the third step (its tolerance there);
+ *   the same reference without the EMA (--control) must fail.
  * test_resume: a run stopped by --max-steps mid-epoch and one stopped by
  *   SIGTERM at a random step, each resumed, end with the uninterrupted
  *   run's checkpoint bit for bit (the target network included: it is in
@@ -155,6 +156,9 @@ static void test_three_steps(void **st)
     print_message("%s", out ? out : "");
     free(out);
     assert_int_equal(rc, 0);
+    /* the control: a reference without the target's update must fail */
+    char *ctl[] = {(char *)py, script, model, dump, "--control", NULL};
+    assert_int_equal(run_log(ctl, log_path), 1);
     free(dump), free(script), free(model);
 }
 
