@@ -134,6 +134,11 @@ static void backward_node(ad *a, const sc_node *n)
         if (a->needs[x[0]])
             emit1(a, n, n->op == SC_OP_BARLOW ? SC_OP_BARLOW_BWD : SC_OP_VICREG_BWD, x, 1, x[0]);
         return;
+    case SC_OP_BYOL:
+        /* the target's projections x[1] get no gradient (stop-gradient) */
+        if (a->needs[x[0]])
+            emit1(a, n, SC_OP_BYOL_BWD, &x[1], 1, x[0]);
+        return;
     case SC_OP_SOFTMAX_XENT:
         if (a->needs[x[0]])
             emit1(a, n, SC_OP_SOFTMAX_XENT_BWD, x, 2, x[0]);

@@ -29,6 +29,7 @@ typedef struct {
     sc_graph *g;
     int n;      /* views per step, 2 x batch */
     sc_role role; /* of the parameters and buffers being built: the list's */
+    const char *ns; /* prefix of every name ("" or "target.", BYOL's target network) */
     int *index; /* open-addressing hash of tensor names: tensor index + 1, 0 free */
 } builder;
 
@@ -114,9 +115,14 @@ static int param(builder *b, const char *prefix, const char *suffix, int ndim,
                  const long long *shape, sc_init_kind init, long long fan_in,
                  int no_decay, int line)
 {
-    int p = tensor(b, prefix, suffix, SC_T_PARAM, ndim, shape, line);
+    /* The target network's parameters are state, not trained: its EMA
+     * (sc_ema.h) is initialised from the online network, not drawn. */
+    int target = b->role == SC_ROLE_TARGET;
+    int p = tensor(b, prefix, suffix, target ? SC_T_BUFFER : SC_T_PARAM, ndim, shape, line);
     if (p < 0)
         return -1;
+    if (target)
+        return p;
     if (fan_in > 0x7fffffff)
         return fail(b, line, "the fan-in of '%s%s' would be too large", prefix, suffix);
     b->g->t[p].init = init;
@@ -445,7 +451,7 @@ static int build_list(builder *b, const sc_layer_list *list, const char *base, i
 /* The prefix of item i of a list at base: its name, or base.i. */
 static int prefix_of(builder *b, const sc_layer *l, const char *base, int i, char *out)
 {
-    int len = l->name[0] ? snprintf(out, SC_NAME_MAX, "%s", l->name)
+    int len = l->name[0] ? snprintf(out, SC_NAME_MAX, "%s%s", b->ns, l->name)
                          : snprintf(out, SC_NAME_MAX, "%s.%d", base, i);
     if (len < 0 || len >= SC_NAME_MAX)
         return fail(b, l->line, "the layer prefix '%s.%d' is too long (nested too deep)",
@@ -544,6 +550,58 @@ static int loss_node(builder *b, int x)
     return loss;
 }
 
+/* l2norm(x) named name, for the loss at the <loss> line. */
+static int normalised(builder *b, const char *name, int x)
+{
+    const sc_tensor *z = &b->g->t[x];
+    long long zs[2] = {z->shape[0], z->shape[1]};
+    int y = tensor(b, name, "", SC_T_ACT, 2, zs, b->m->loss_line);
+    if (y >= 0)
+        node(b, SC_OP_L2NORM, &x, 1, &y, 1, b->m->loss_line, "loss");
+    return y;
+}
+
+/* BYOL, from the online head's output z: the predictor gives q; the
+ * target network (the encoder and head again, "target." names, role
+ * SC_ROLE_TARGET, buffers) gives t from the same views; the loss pairs
+ * each view's q with the other view's t (ir.h, SC_OP_BYOL). Nothing of
+ * the target needs a gradient, so autodiff emits no backward for it and
+ * memory planning frees its activations once the loss has read t. */
+static int build_byol(builder *b, int z)
+{
+    const sc_spec *m = b->m;
+    sc_graph *g = b->g;
+    b->role = SC_ROLE_PREDICTOR;
+    int q = build_list(b, &m->predictor, "predictor", z);
+    b->role = SC_ROLE_TARGET;
+    b->ns = "target.";
+    int t = q < 0 ? -1 : build_list(b, &m->encoder, "target.encoder", g->input);
+    if (t >= 0)
+        t = build_list(b, &m->head, "target.head", t);
+    b->ns = "";
+    b->role = SC_ROLE_NONE;
+    if (t < 0)
+        return -1;
+    const sc_tensor *qt = &g->t[q], *tt = &g->t[t];
+    char bq[96], bt[96];
+    if (qt->ndim != 2 || tt->ndim != 2 || qt->shape[1] != tt->shape[1])
+        return fail(b, m->predictor_line,
+                    "the predictor gives %s but the byol loss pairs it with the target's projections %s: "
+                    "its last layer needs %d units",
+                    dims(qt, bq, sizeof bq), dims(tt, bt, sizeof bt), tt->ndim == 2 ? tt->shape[1] : 0);
+    int qn = normalised(b, "q_norm", q);
+    int tn = qn < 0 ? -1 : normalised(b, "t_norm", t);
+    long long ls[1] = {1};
+    int loss = tn < 0 ? -1 : tensor(b, "loss", "", SC_T_LOSS, 1, ls, m->loss_line);
+    if (loss < 0)
+        return -1;
+    int in[2] = {qn, tn};
+    node(b, SC_OP_BYOL, in, 2, &loss, 1, m->loss_line, "loss");
+    g->loss = loss;
+    g->nfwd = g->nn;
+    return 0;
+}
+
 static int build(builder *b, int batch)
 {
     const sc_spec *m = b->m;
@@ -573,6 +631,8 @@ static int build(builder *b, int batch)
     if (x < 0)
         return -1;
 
+    if (m->loss_kind == SC_LOSS_BYOL)
+        return build_byol(b, x);
     const sc_tensor *z = &g->t[x];
     char buf[96];
     if (z->ndim != 2)
@@ -590,7 +650,7 @@ static int build(builder *b, int batch)
 
 int sc_build_graph(const sc_spec *m, int batch, sc_graph *g)
 {
-    builder b = {m, g, 0, SC_ROLE_NONE, calloc(INDEX_SLOTS, sizeof(int))};
+    builder b = {m, g, 0, SC_ROLE_NONE, "", calloc(INDEX_SLOTS, sizeof(int))};
     if (!b.index)
         return fail(&b, 0, "out of memory");
     /* Names the caller's graph may already hold. */

@@ -8,7 +8,9 @@
 
 /* Builds the forward graph of one training step of m into g (initialised by
  * the caller with sc_graph_init): input [2B, C, H, W] -> encoder -> head ->
- * L2 normalise -> NT-Xent loss. B is m->train.batch, or batch when > 0.
+ * L2 normalise -> NT-Xent loss; for BYOL, head -> predictor and the target
+ * network (encoder and head again, forward only) -> L2 normalise both ->
+ * byol loss. B is m->train.batch, or batch when > 0.
  * Canonical parameter order and names as documented in ir.h. On a semantic
  * error prints "simclrc: FILE:LINE: error: MESSAGE" (via diag.h) and
  * returns -1. */

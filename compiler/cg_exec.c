@@ -63,6 +63,8 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_BARLOW_BWD:
     case SC_OP_VICREG:
     case SC_OP_VICREG_BWD: return sc_cg_lower_statloss(c, i);
+    case SC_OP_BYOL:
+    case SC_OP_BYOL_BWD: return sc_cg_lower_byol(c, i);
     case SC_OP_COUNT: break;
     }
     return lowered("loop");

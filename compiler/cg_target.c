@@ -106,6 +106,7 @@ static void declare_runtime(sc_codegen *c)
     LLVMTypeRef ready[3] = {p, i64, i64};
     c->ready_fn = declare(c, "sc_comm_grad_ready", &c->ready_t, c->vd, ready, 3);
     c->end_fn = declare(c, "sc_comm_step_end", &c->end_t, c->vd, &p, 1);
+    c->lmean_fn = declare(c, "sc_comm_loss_mean", &c->lmean_t, c->vd, &p, 1);
 }
 
 sc_codegen *sc_codegen_new(const sc_codegen_options *o, char *err, size_t errlen)

@@ -189,6 +189,7 @@ int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *
         .nstep_nodes = i32v(c, step->nn),
         .step_nodes = node_table(c, step),
         .mpi = i32v(c, c->mpi),
+        .tau_base = cd(c, m->loss_kind == SC_LOSS_BYOL ? m->tau_base : 0.0),
     };
     LLVMValueRef init = sc_llvm_const_sc_model_desc(c->ctx, &d);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, sc_llvm_type_sc_model_desc(c->ctx), "sc_model");

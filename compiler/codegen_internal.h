@@ -60,8 +60,8 @@ struct sc_codegen {
     kern *kern;
     int nk;
     /* the runtime's functions called by generated code */
-    LLVMTypeRef par_t, task_t, threads_t, prof_t, bnred_t, ranks_t, ntx_t, ntxb_t, ready_t, end_t;
-    LLVMValueRef par_fn, threads_fn, prof_on, prof_fn, bnred_fn, ranks_fn, ntx_fn, ntxb_fn, ready_fn, end_fn;
+    LLVMTypeRef par_t, task_t, threads_t, prof_t, bnred_t, ranks_t, ntx_t, ntxb_t, ready_t, end_t, lmean_t;
+    LLVMValueRef par_fn, threads_fn, prof_on, prof_fn, bnred_fn, ranks_fn, ntx_fn, ntxb_fn, ready_fn, end_fn, lmean_fn;
     LLVMTypeRef stat_t, statb_t;
     LLVMValueRef stat_fn, statb_fn;
     /* sc_step's nodes: their phase-0 kernel, for the node table */
@@ -105,6 +105,7 @@ sc_lowered sc_cg_lower_l2norm(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_ntxent(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_softmax_xent(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_statloss(sc_codegen *c, int i);   /* cg_statloss.c: barlow, vicreg */
+sc_lowered sc_cg_lower_byol(sc_codegen *c, int i);
 
 /* The sc_model descriptor and its tables (codegen_abi.c); -1 with a
  * message when the target lays the ABI structs out unlike this host's C. */

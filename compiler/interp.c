@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "refops.h"
+#include "sc_ema.h"
 #include "sc_init.h"
 
 int sc_interp_init(sc_interp *it, const sc_graph *g)
@@ -54,6 +55,13 @@ void sc_interp_init_params(sc_interp *it, unsigned long long seed)
                 it->buf[list[i]][k] = tmp[k];
             free(tmp);
         }
+    }
+    /* BYOL's target network starts as a copy of the online one (sc_ema.h). */
+    for (int i = 0; i < g->nbuffers; i++) {
+        const sc_tensor *t = &g->t[g->buffers[i]];
+        int src = t->role == SC_ROLE_TARGET ? sc_graph_find(g, sc_target_source(t->name)) : -1;
+        if (src >= 0 && g->t[src].kind == SC_T_PARAM)
+            memcpy(it->buf[g->buffers[i]], it->buf[src], sizeof(double) * (size_t)t->numel);
     }
 }
 
@@ -235,6 +243,12 @@ static void run_node(sc_interp *it, int i)
         break;
     case SC_OP_ADD_RELU_BWD: /* (a, b, y) -> dx */
         sc_ref_add_relu_bwd(x->numel, b[in[0]], b[in[1]], b[in[2]], b[out[0]]);
+        break;
+    case SC_OP_BYOL:
+        b[out[0]][0] = sc_ref_byol(x->shape[0], x->shape[1], b[in[0]], b[in[1]]);
+        break;
+    case SC_OP_BYOL_BWD: /* (t) -> dq */
+        sc_ref_byol_bwd(x->shape[0], x->shape[1], b[in[0]], b[out[0]]);
         break;
     case SC_OP_COUNT:
         break;

@@ -14,7 +14,9 @@
  * ..., `PREFIX.J.downsample.0` (conv), `PREFIX.J.downsample.1` (bn).
  * Parameters are `PREFIX.weight`, `PREFIX.bias`; batchnorm buffers
  * `PREFIX.running_mean`, `PREFIX.running_var`. The gradient of parameter P
- * is the tensor `grad/P`. */
+ * is the tensor `grad/P`. BYOL adds `predictor.I` and the target network,
+ * whose tensors are `target.` + the online encoder's and head's names
+ * (buffers of role SC_ROLE_TARGET, sc_ema.h). */
 #ifndef SC_IR_H
 #define SC_IR_H
 
@@ -110,6 +112,11 @@ typedef enum {
                                 (unbiased), Cv = zvc^T zvc / (N - 1) of the centred zv */
     SC_OP_BARLOW_BWD,        /* (z) -> dz   gradient of the loss itself */
     SC_OP_VICREG_BWD,        /* (z) -> dz   gradient of the loss itself */
+    /* BYOL (build.c, build_byol): q the online predictor's rows, t the target
+     * network's projections, both [2N, D] and l2norm'ed before; row r's
+     * partner is p(r) = (r + N) mod 2N, the other view of the image */
+    SC_OP_BYOL,              /* (q, t) -> loss[1]   loss = (1/N) sum_r (2 - 2 q_r . t_p(r)) */
+    SC_OP_BYOL_BWD,          /* (t) -> dq   dq_r = -(2/N) t_p(r); t gets no gradient */
     SC_OP_COUNT
 } sc_opkind;
 

@@ -66,6 +66,7 @@ void sc_model_free(sc_spec *m)
         return;
     free_list(&m->encoder);
     free_list(&m->head);
+    free_list(&m->predictor);
     free(m->augs);
     free(m->path);
     free(m->text);
@@ -603,6 +604,14 @@ static void parse_vicreg(loader *L, const xmlNode *n, sc_spec *m)
     m->loss_coef[SC_VICREG_EPS] = coef_attr(L, n, "eps", 1e-4, 0, 1);
 }
 
+/* <loss type="byol" tau-base="T"/>; its <predictor> is checked in parse_loss. */
+static void parse_byol(loader *L, const xmlNode *n, sc_spec *m)
+{
+    m->tau_base = get_double(L, n, "tau-base", 0.99);
+    if (!(m->tau_base >= 0 && m->tau_base <= 1))
+        err(L, n, "tau-base must be in [0, 1], got %g", m->tau_base);
+}
+
 /* One row per <loss type>: the attributes it takes besides 'type', in the
  * order of their loss_coef slots (sc_loss_describe relies on it; the
  * schema allows the union of all, so each row rejects the others). */
@@ -615,6 +624,7 @@ static const struct {
     {"nt-xent", SC_LOSS_NTXENT, {"temperature"}, parse_ntxent},
     {"barlow-twins", SC_LOSS_BARLOW, {"lambda", "scale"}, parse_barlow},
     {"vicreg", SC_LOSS_VICREG, {"sim-coeff", "std-coeff", "cov-coeff", "eps"}, parse_vicreg},
+    {"byol", SC_LOSS_BYOL, {"tau-base"}, parse_byol},
 };
 
 void sc_loss_describe(const sc_spec *m, char *buf, size_t len)
@@ -628,12 +638,17 @@ void sc_loss_describe(const sc_spec *m, char *buf, size_t len)
     }
     int at = snprintf(buf, len, "%s", loss_types[k].type);
     for (int j = 0; j < 5 && loss_types[k].attrs[j] && at >= 0 && (size_t)at < len; j++) {
-        double v = m->loss_kind == SC_LOSS_NTXENT ? m->temperature : m->loss_coef[j];
+        double v = m->loss_kind == SC_LOSS_NTXENT ? m->temperature
+                   : m->loss_kind == SC_LOSS_BYOL ? m->tau_base
+                                                  : m->loss_coef[j];
         at += snprintf(buf + at, len - (size_t)at, ", %s %g", loss_types[k].attrs[j], v);
     }
 }
 
-static void parse_loss(loader *L, const xmlNode *n, sc_spec *m)
+/* <loss>, and the <predictor> (an MLP like <head>) that BYOL requires and
+ * every other loss refuses; the predictor's layer names share the online
+ * network's namespace. */
+static void parse_loss(loader *L, const xmlNode *n, const xmlNode *predictor, sc_spec *m)
 {
     m->loss_line = line_of(L, n);
     char *type = attr(n, "type");
@@ -660,6 +675,18 @@ static void parse_loss(loader *L, const xmlNode *n, sc_spec *m)
     }
     m->loss_kind = loss_types[k].kind;
     loss_types[k].parse(L, n, m);
+    if (m->loss_kind != SC_LOSS_BYOL) {
+        if (predictor)
+            err(L, predictor, "<predictor> belongs to the byol loss, not to <loss type=\"%s\">", loss_types[k].type);
+        return;
+    }
+    if (!predictor) {
+        err(L, n, "<loss type=\"byol\"> needs a <predictor> element (an MLP like <head>)");
+        return;
+    }
+    m->predictor_line = line_of(L, predictor);
+    if (parse_layers(L, predictor, &m->predictor) == 0)
+        err(L, predictor, "the predictor has no layers");
 }
 
 static void parse_model(loader *L, const xmlNode *root)
@@ -685,13 +712,14 @@ static void parse_model(loader *L, const xmlNode *root)
     }
 
     const xmlNode *input = NULL, *encoder = NULL, *loss = NULL, *train = NULL;
-    const xmlNode *head = NULL, *augment = NULL;
+    const xmlNode *head = NULL, *augment = NULL, *predictor = NULL;
     for (const xmlNode *c = root->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
         const xmlNode **slot = is_elem(c, "input") ? &input
                              : is_elem(c, "encoder") ? &encoder
                              : is_elem(c, "head") ? &head
+                             : is_elem(c, "predictor") ? &predictor
                              : is_elem(c, "loss") ? &loss
                              : is_elem(c, "augment") ? &augment
                              : is_elem(c, "train") ? &train : NULL;
@@ -722,12 +750,13 @@ static void parse_model(loader *L, const xmlNode *root)
         m->head_line = line_of(L, head);
         parse_layers(L, head, &m->head);
     }
+
+    parse_loss(L, loss, predictor, m);
     name_set names = {0};
     check_names(L, &m->encoder, &names);
     check_names(L, &m->head, &names);
+    check_names(L, &m->predictor, &names);
     free(names.v);
-
-    parse_loss(L, loss, m);
 
     if (augment) {
         int n = count_elements(augment);

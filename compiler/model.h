@@ -95,6 +95,7 @@ typedef enum {
     SC_LOSS_NTXENT,        /* temperature */
     SC_LOSS_BARLOW,        /* loss_coef: SC_BARLOW_* */
     SC_LOSS_VICREG,        /* loss_coef: SC_VICREG_* */
+    SC_LOSS_BYOL,          /* tau_base, predictor */
 } sc_loss_kind;
 
 /* Slots of loss_coef (and of sc_node.coef) for each loss kind. */
@@ -114,6 +115,11 @@ typedef struct {
     double temperature;       /* nt-xent */
     double loss_coef[SC_LOSS_COEFS]; /* barlow-twins, vicreg: see sc_loss_kind */
     int loss_line;
+    /* byol: the online network's predictor (an MLP like the head) and the
+     * target network's EMA base rate */
+    sc_layer_list predictor;
+    int predictor_line;
+    double tau_base;
     sc_aug *augs;
     int naugs;
     sc_train train;

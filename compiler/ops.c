@@ -43,6 +43,8 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_BARLOW_BWD] = "barlow_bwd",
     [SC_OP_VICREG_BWD] = "vicreg_bwd",
     [SC_OP_LEAKY_RELU_BWD] = "leaky_relu_bwd",
+    [SC_OP_BYOL] = "byol",
+    [SC_OP_BYOL_BWD] = "byol_bwd",
 };
 
 const char *sc_op_name(sc_opkind op)
@@ -136,6 +138,8 @@ double sc_node_flops(const sc_graph *g, int i)
     case SC_OP_GELU: return 4.0 * in0->numel;
     case SC_OP_SILU_BWD:
     case SC_OP_GELU_BWD: return 8.0 * in0->numel;
+    case SC_OP_BYOL: return 2.0 * in0->numel;
+    case SC_OP_BYOL_BWD: return (double)in0->numel;
     case SC_OP_RESHAPE:
     case SC_OP_COUNT: return 0;
     }

@@ -131,4 +131,10 @@ double sc_ref_softmax_xent(int n, int k, const double *logits, const double *lab
 void sc_ref_softmax_xent_bwd(int n, int k, const double *logits, const double *labels,
                              double *dlogits);
 
+/* BYOL's loss on l2norm'ed rows q, t [n2, d] (ir.h, SC_OP_BYOL):
+ * (2 / n2) sum_r (2 - 2 q_r . t_p(r)), p(r) = (r + n2/2) mod n2, and its
+ * gradient in q (t is the target's: no gradient). refops_byol.c. */
+double sc_ref_byol(int n2, int d, const double *q, const double *t);
+void sc_ref_byol_bwd(int n2, int d, const double *t, double *dq);
+
 #endif

@@ -13,7 +13,8 @@
  *   arena    scratch for activations (arena_floats floats)
  *   input    [2B, C, H, W]: view 0 of every image, then view 1
  *
- * sc_step runs one SimCLR training step: forward in training mode, NT-Xent loss,
+ * sc_step runs one training step: forward in training mode, the loss (NT-Xent;
+ * BYOL: online and target networks, the target forward only, in buffers),
  * backward into grads (overwritten, not accumulated), running statistics
  * updated. The optimizer is the runtime's. sc_encode runs the encoder in
  * eval mode (running statistics) on encode_batch images, writing
@@ -65,6 +66,8 @@ typedef struct { SC_ABI_C_STRUCT_OF(SC_NODE_INFO_FIELDS) } sc_node_info;
  *   encode_batch    images per sc_encode call
  *   arena_floats    for sc_step; encode_arena_floats for sc_encode
  *   spec            the model file's text
+ *   tau_base        BYOL (buffers hold SC_ROLE_TARGET tensors): the target's EMA
+ *                   base rate (sc_ema.h); 0 for NT-Xent
  * Supervised fine-tuning (sc_finetune_step): the encoder in training mode,
  * a linear classifier "classifier.weight" [nclasses, feature_dim] and
  * "classifier.bias", softmax cross-entropy, finetune_batch images per
@@ -92,7 +95,7 @@ _Static_assert(sizeof(sc_model_desc) == SC_ABI_SIZE_OF(SC_MODEL_DESC_FIELDS), "s
 #if UINTPTR_MAX == UINT64_MAX
 /* ABI 4 on 64-bit targets: a change of these means a new SC_ABI_VERSION. */
 _Static_assert(sizeof(sc_param_info) == 72 && offsetof(sc_param_info, numel) == 40, "sc_param_info (ABI 4)");
-_Static_assert(sizeof(sc_model_desc) == 288 && offsetof(sc_model_desc, train) == 160, "sc_model_desc (ABI 4)");
+_Static_assert(sizeof(sc_model_desc) == 296 && offsetof(sc_model_desc, train) == 160, "sc_model_desc (ABI 4)");
 #endif
 
 extern const sc_model_desc sc_model;

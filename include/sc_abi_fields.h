@@ -115,6 +115,7 @@
     F(PTR, const sc_node_info *, step_nodes)       \
     F(I32, int32_t, mpi)                           \
     F(I32, int32_t, pad3_)                         \
-    F(PTR, const char *, loss)
+    F(PTR, const char *, loss)                     \
+    F(F64, double, tau_base)
 
 #endif

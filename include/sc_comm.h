@@ -24,6 +24,11 @@ void sc_comm_bn_allreduce(double *sums, int64_t n);
  * with global batchnorm, else 1. */
 double sc_comm_bn_ranks(void);
 
+/* A loss that is a mean over images (BYOL's): this rank's mean over its
+ * images becomes the mean over all ranks' (each holds the same batch), in
+ * place. The gradients need no such step: their average is already it. */
+void sc_comm_loss_mean(double *loss);
+
 /* NT-Xent over the projections of all ranks: z is this rank's [rows, dim]
  * (rows = 2N); writes the global loss (mean over all 2NK anchors, the same
  * on every rank) to *loss and keeps what the backward call needs. */

@@ -10,6 +10,9 @@ typedef enum {
     SC_ROLE_ENCODER,     /* <encoder>: exported, fine-tuned */
     SC_ROLE_HEAD,        /* <head>, the projection head: SimCLR training only */
     SC_ROLE_CLASSIFIER,  /* the fine-tuning classifier (classifier.weight, .bias) */
+    SC_ROLE_PREDICTOR,   /* BYOL's <predictor>: trained with the online network, not exported */
+    SC_ROLE_TARGET,      /* BYOL's target network, "target." + the online name: buffers,
+                            EMA of the online encoder and head (sc_ema.h) */
 } sc_role;
 
 #endif

@@ -16,4 +16,14 @@
  * be checked too. Returns 0, or -1 with a message in err. */
 int sc_stepdump_save(const sc_state *s, uint64_t seed, const char *path, char *err, size_t errlen);
 
+/* `dump-step --steps K` (stepdump_steps.c): K whole training steps from
+ * the seeded initialisation, each sc_step, the optimizer of <train> at the
+ * schedule of a K-step run, and BYOL's target update (sc_ema.h, k of K);
+ * step k's input is sc_input_synthetic with seed + k. Writes, format
+ * "simclrc-steps-1": every parameter before step 0 (NAME), input/k,
+ * loss [K], and every parameter and buffer after step K-1 (after/NAME);
+ * metadata lr and tau (comma-separated, %.17g, per step), steps, seed,
+ * params. One process only. Returns 0, or -1 with a message in err. */
+int sc_stepdump_steps(sc_state *s, uint64_t seed, int64_t steps, const char *path, char *err, size_t errlen);
+
 #endif

@@ -6,7 +6,9 @@
  * compiler/torchvision.h), so torchvision.models.resnet18()
  * .load_state_dict(..., strict=False) finds everything except fc.* (and
  * num_batches_tracked, which eval mode does not use). Otherwise the
- * canonical names are kept. */
+ * canonical names are kept. --network target exports BYOL's target
+ * encoder ("target." + each encoder tensor's name, sc_ema.h) under the
+ * online encoder's keys, so either network loads the same way. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -18,16 +20,19 @@
 #include "cli.h"
 #include "commands.h"
 #include "sc_abi.h"
+#include "sc_ema.h"
 #include "sc_safetensors.h"
 #include "sc_state.h"
 
 enum { NAMES_AUTO, NAMES_TORCHVISION, NAMES_CANONICAL };
+enum { NETWORK_ONLINE, NETWORK_TARGET };
 
 static void usage(FILE *f)
 {
     const char *p = program_invocation_short_name;
     fprintf(f,
             "usage: %s export --ckpt FILE -o OUT.safetensors [--names auto|torchvision|canonical]\n"
+            "          [--network online|target]\n"
             "\n"
             "Writes the encoder's parameters and batchnorm buffers (not the projection head,\n"
             "not a classifier) as a safetensors state dict of F32 tensors in PyTorch layout.\n"
@@ -41,10 +46,13 @@ static void usage(FILE *f)
             "  -o, --out FILE   the output file\n"
             "  --names KIND     auto (default): torchvision names when the encoder allows;\n"
             "                   torchvision: require them; canonical: never\n"
+            "  --network NET    online (default): the trained encoder; target: BYOL's target\n"
+            "                   encoder (the moving average), under the same keys\n"
             "  -h, --help       show this help\n"
             "\n"
             "exit status: 0 success, 1 bad input (checkpoint, unwritable output, an encoder\n"
-            "that has no torchvision names), 2 bad usage, 3 internal error\n",
+            "that has no torchvision names, --network target of a model without one),\n"
+            "2 bad usage, 3 internal error\n",
             p);
 }
 
@@ -69,6 +77,17 @@ static int torchvision_names(const sc_model_desc *d)
     return any;
 }
 
+/* BYOL's target copy of encoder tensor t ("target." + its name), else NULL. */
+static const sc_param_info *target_of(const sc_model_desc *d, const sc_param_info *t)
+{
+    for (int i = 0; i < d->nbuffers; i++) {
+        const char *src = sc_target_source(d->buffers[i].name);
+        if (d->buffers[i].role == SC_ROLE_TARGET && src && !strcmp(src, t->name))
+            return &d->buffers[i];
+    }
+    return NULL;
+}
+
 static void add(sc_st_writer *w, const sc_param_info *p, const char *name, const float *base)
 {
     int64_t shape[4] = {0};
@@ -81,8 +100,10 @@ int sc_cmd_export(int argc, char **argv)
 {
     static const char *const name_styles[] = {"auto", "torchvision", "canonical", NULL};
     const char *ckpt = NULL, *out = NULL;
-    int names = NAMES_AUTO;
+    static const char *const networks[] = {"online", "target", NULL};
+    int names = NAMES_AUTO, network = NETWORK_ONLINE;
     const sc_opt opts[] = {
+        {"network", .kind = SC_OPT_CHOICE, .dest = &network, .choices = networks},
         {"ckpt", .kind = SC_OPT_STR, .dest = &ckpt, .required = "--ckpt FILE"},
         {"out", 'o', SC_OPT_STR, .dest = &out, .required = "-o OUT.safetensors"},
         {"names", .kind = SC_OPT_CHOICE, .dest = &names, .choices = name_styles},
@@ -120,7 +141,18 @@ int sc_cmd_export(int argc, char **argv)
         const sc_param_info *t = tensor_at(d, k, &buffer);
         if (t->role != SC_ROLE_ENCODER)
             continue;
-        add(w, t, tv ? t->export_name : t->name, buffer ? s.buffers : s.params);
+        const char *key = tv ? t->export_name : t->name;
+        if (network == NETWORK_TARGET) {
+            const sc_param_info *tt = target_of(d, t);
+            if (!tt) {
+                sc_cli_error("--network target: %s has no target network (its loss is not byol)", d->name);
+                rc = SC_EXIT_INPUT;
+                goto done;
+            }
+            add(w, tt, key, s.buffers);
+        } else {
+            add(w, t, key, buffer ? s.buffers : s.params);
+        }
         ntensors++;
     }
     char num[32];
@@ -128,6 +160,7 @@ int sc_cmd_export(int argc, char **argv)
     sc_st_writer_meta(w, "format", "simclrc-encoder-1");
     sc_st_writer_meta(w, "model", d->name);
     sc_st_writer_meta(w, "names", tv ? "torchvision" : "canonical");
+    sc_st_writer_meta(w, "network", networks[network]);
     sc_st_writer_meta(w, "feature_dim", num);
     char err[1024];
     if (sc_st_writer_save(w, out, err, sizeof err)) {
@@ -135,7 +168,7 @@ int sc_cmd_export(int argc, char **argv)
         rc = SC_EXIT_INPUT;
         goto done;
     }
-    printf("wrote %s: %d encoder tensors of %s, %s names\n", out, ntensors, d->name,
+    printf("wrote %s: %d %s encoder tensors of %s, %s names\n", out, ntensors, networks[network], d->name,
            tv ? "torchvision" : "canonical");
 done:
     sc_st_writer_free(w);

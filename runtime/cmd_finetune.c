@@ -379,13 +379,14 @@ static void load_batch(finetune *f, uint64_t epoch, int64_t k)
 }
 
 /* The optimizer over the tensors fine-tuning trains: the encoder's and
- * the classifier's (the ABI's roles; the projection head is not used). */
+ * the classifier's (the ABI's roles; the projection head and BYOL's
+ * predictor are not used). */
 static int new_optimizer(finetune *f)
 {
     const sc_model_desc *d = f->d;
     int n = 0;
     for (int i = 0; i < d->nft_params; i++)
-        if (d->ft_params[i].role != SC_ROLE_HEAD)
+        if (d->ft_params[i].role != SC_ROLE_HEAD && d->ft_params[i].role != SC_ROLE_PREDICTOR)
             f->table[n++] = d->ft_params[i];
     char err[1024];
     sc_optim_config oc = {0};

@@ -43,6 +43,7 @@
 #include "sc_abi.h"
 #include "sc_parallel.h"
 #include "sc_checkpoint.h"
+#include "sc_ema.h"
 #include "sc_clock.h"
 #include "sc_comm.h"
 #include "sc_knn.h"
@@ -68,6 +69,7 @@ typedef struct {
     sc_train_options o;
     sc_state s;
     sc_optim *opt;
+    sc_ema_plan ema;               /* BYOL's target network (n = 0 without) */
     sc_lr_schedule sched;
     sc_stl10 *data, *knn_train, *knn_test;
     size_t ntr, nte;
@@ -418,13 +420,50 @@ static int agree(const trainer *t, int rc)
  * own shard; the checkpoint and the kNN monitor get their mean. */
 static void sync_buffers(trainer *t)
 {
-    if (t->ranks > 1 && !t->o.global_bn)
+    if (t->ranks == 1 || t->o.global_bn)
+        return;
+    if (!t->ema.n) {
         sc_comm_average_floats(t->s.buffers, t->d->buffers_floats);
+        return;
+    }
+    /* BYOL's target parameters are the same on every rank already (a float
+     * sum of 3 identical copies, divided by 3, need not give them back):
+     * the rest, tensor by tensor (checkpoints only, so not often). */
+    const sc_model_desc *d = t->d;
+    for (int i = 0; i < d->nbuffers; i++) {
+        int target = 0;
+        for (int k = 0; k < t->ema.n && !target; k++)
+            target = t->ema.pairs[k].target == d->buffers[i].offset;
+        if (!target)
+            sc_comm_average_floats(t->s.buffers + d->buffers[i].offset, d->buffers[i].numel);
+    }
+}
+
+/* With several ranks, whether BYOL's target network is the same bit for
+ * bit on every rank (it must be: the same online parameters, the same
+ * update); checked at every checkpoint, which holds rank 0's only. */
+static int targets_agree(trainer *t)
+{
+    if (t->ranks == 1 || !t->ema.n)
+        return 1;
+    uint32_t h = 2166136261u; /* FNV-1a over the target parameters' bytes */
+    for (int k = 0; k < t->ema.n; k++) {
+        const unsigned char *p = (const unsigned char *)(t->s.buffers + t->ema.pairs[k].target);
+        for (int64_t i = 0; i < t->ema.pairs[k].numel * (int64_t)sizeof(float); i++)
+            h = (h ^ p[i]) * 16777619u;
+    }
+    int v = (int)(h & 0x7fffffff);
+    return sc_comm_max_int(v) == -sc_comm_max_int(-v);
 }
 
 /* Checkpoint on rank 0; every rank learns whether it worked. */
 static int save_all(trainer *t, int64_t step, int64_t epoch)
 {
+    if (!targets_agree(t)) {
+        error(t, "internal error: BYOL's target network differs between the ranks at step %" PRId64,
+              step + t->step_offset);
+        return EXIT_INTERNAL;
+    }
     sync_buffers(t);
     int rc = t->rank == 0 ? save_checkpoint(t, step, epoch) : 0;
     rc = agree(t, rc);
@@ -505,6 +544,10 @@ static int train_loop(trainer *t, sc_pipeline *pl, int64_t step)
         }
         double lr = sc_lr_at(&t->sched, step);
         sc_optim_step(t->opt, s->params, s->grads, lr);
+        /* BYOL: the target follows the updated online network, at the
+         * schedule's step k of K (the same on every rank, and on resume). */
+        if (t->ema.n)
+            sc_ema_apply(&t->ema, s->params, s->buffers, sc_ema_tau(d->tau_base, step, t->epochs * t->spe));
         step++;
         double t1 = sc_now_seconds();
         if (t->rank == 0 &&
@@ -577,6 +620,7 @@ static void trainer_free(trainer *t)
     if (t->have_knn)
         sc_train_log_close(&t->knn);
     sc_optim_free(t->opt);
+    sc_ema_plan_free(&t->ema);
     sc_stl10_close(t->data);
     sc_stl10_close(t->knn_train);
     sc_stl10_close(t->knn_test);
@@ -652,6 +696,10 @@ static int run(trainer *t)
     sc_optim_config oc;
     sc_optim_config_from_train(&d->train, &oc);
     if (!(t->opt = sc_optim_new(&oc, d->params, d->nparams, d->params_floats, err, sizeof err))) {
+        error(t, "error: %s", err);
+        return EXIT_INTERNAL;
+    }
+    if (sc_ema_plan_init(&t->ema, d, err, sizeof err)) {
         error(t, "error: %s", err);
         return EXIT_INTERNAL;
     }

@@ -224,6 +224,15 @@ double sc_comm_bn_ranks(void)
     return (double)C.size;
 }
 
+void sc_comm_loss_mean(double *loss)
+{
+    sc_comm_init();
+    if (C.size == 1)
+        return;
+    sc_comm_allreduce_sum(loss, 1);
+    *loss /= C.size;
+}
+
 /* ---- NT-Xent ---- */
 
 /* The ranks' [n, width] blocks of type t into the global rows: block 0 of

@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "sc_clock.h"
 #include "sc_abi.h"
+#include "sc_ema.h"
 #include "sc_comm.h"
 #include "sc_optim.h"
 #include "sc_parallel.h"
@@ -197,7 +198,12 @@ static int cmd_info(int argc, char **argv)
     printf("batch              %d images (%d views per step)\n", d->batch, 2 * d->batch);
     printf("input              %d x %d x %d (channels x height x width)\n", d->in_c, d->in_h, d->in_w);
     printf("features           %d (encoder output), projection %d\n", d->feature_dim, d->proj_dim);
-    printf("loss               %s\n", d->loss);
+    printf("loss               %s", d->loss);
+    sc_ema_plan ema;
+    if (sc_ema_plan_init(&ema, d, err, sizeof err) == 0 && ema.n > 0)
+        printf(" (target network: %d parameter tensors, EMA)", ema.n);
+    printf("\n");
+    sc_ema_plan_free(&ema);
     printf("compiler           simclrc %s (ABI %d)\n", d->compiler_version, d->abi_version);
     printf("target CPU         %s\n", d->target_cpu);
     if (d->target_features && *d->target_features)
@@ -268,7 +274,7 @@ static void mpi_report(uint64_t steps, double total)
 static void dump_usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s dump-step OUT.safetensors [--seed S] [--global-bn]\n"
+            "usage: %s dump-step OUT.safetensors [--seed S] [--global-bn] [--steps K]\n"
             "\n"
             "Runs one training step on synthetic input and writes a step dump: every\n"
             "parameter before the step, the input, the loss and every gradient (the\n"
@@ -284,6 +290,10 @@ static void dump_usage(FILE *f)
             "options:\n"
             "  --seed S      seed of parameters and input (default 0)\n"
             "  --global-bn   batchnorm statistics over all ranks' images\n"
+            "  --steps K     K whole training steps (at most 1000): the optimizer and\n"
+            "                BYOL's target update too, step k on the input of seed S + k;\n"
+            "                writes the parameters before, every input and loss, and\n"
+            "                every parameter and buffer after (after/NAME); one process only\n"
             "  -h, --help    show this help\n",
             program_invocation_short_name);
 }
@@ -301,8 +311,10 @@ static int cmd_dump_step(int argc, char **argv)
 {
     uint64_t seed = 0;
     int global_bn = 0;
+    int64_t steps = 0;
     const sc_opt opts[] = {
         {"seed", .kind = SC_OPT_U64, .dest = &seed, .max = UINT64_MAX},
+        {"steps", .kind = SC_OPT_I64, .dest = &steps, .min = 1, .max = 1000}, /* every input is kept */
         {"data", .kind = SC_OPT_CUSTOM, .check = no_data},
         {"global-bn", .kind = SC_OPT_FLAG, .dest = &global_bn},
     };
@@ -316,6 +328,18 @@ static int cmd_dump_step(int argc, char **argv)
         return rc;
     int ranks = mpi_setup(global_bn), rank = sc_comm_rank();
     sc_params_init(s.desc, s.params, s.buffers, seed);
+    if (steps > 0) {
+        char err[1024];
+        if (ranks > 1) {
+            sc_cli_error("dump-step --steps runs in one process");
+            rc = SC_EXIT_USAGE;
+        } else if (sc_stepdump_steps(&s, seed, steps, out, err, sizeof err)) {
+            sc_cli_error("%s", err);
+            rc = SC_EXIT_INPUT;
+        }
+        sc_state_free(&s);
+        return sc_comm_max_int(rc);
+    }
     /* The global batch's input; this rank's images are [rank B, (rank + 1) B)
      * of each view. With one rank it is the input itself. */
     sc_model_desc global = *s.desc;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sc_ema.h"
 #include "sc_init.h"
 #include "sc_rng.h"
 #include "sc_err.h"
@@ -182,6 +183,13 @@ void sc_params_init(const sc_model_desc *d, float *params, float *buffers, uint6
     for (int i = 0; i < d->nbuffers; i++) {
         const sc_param_info *p = &d->buffers[i];
         sc_init_tensor(&r, (sc_init_kind)p->init, p->fan_in, (long)p->numel, buffers + p->offset);
+    }
+    /* BYOL's target network starts as a copy of the online one. */
+    sc_ema_plan ema;
+    char err[256];
+    if (sc_ema_plan_init(&ema, d, err, sizeof err) == 0) {
+        sc_ema_apply(&ema, params, buffers, 0.0);
+        sc_ema_plan_free(&ema);
     }
 }
 

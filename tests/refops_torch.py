@@ -198,6 +198,15 @@ def vicreg(a, t):
     loss = sim * repr_loss + std * std_loss + cov * cov_loss
     loss.backward()
     return {"loss": loss.reshape(1), "dz": z.grad}
+def byol(a, t):
+    """BYOL: mean over images of 2 - 2 cos(q1, sg(t2)) + 2 - 2 cos(q2, sg(t1))."""
+    n2, d = int(a["n2"]), int(a["d"])
+    q, tt = leaf(t["q"], (n2, d)), t["t"].reshape(n2, d)
+    n = n2 // 2
+    cos = F.cosine_similarity(q, tt.roll(n, dims=0).detach(), dim=1, eps=0.0)
+    loss = (2 - 2 * cos).sum() / n
+    loss.backward()
+    return {"loss": loss.reshape(1), "dq": q.grad}
 
 
 OPS = {
@@ -214,6 +223,7 @@ OPS = {
     "ntxent": ntxent,
     "barlow": barlow,
     "vicreg": vicreg,
+    "byol": byol,
     "silu": activation(lambda x, s: F.silu(x)),
     "gelu": activation(lambda x, s: F.gelu(x, approximate="none")),
     "leaky_relu": activation(lambda x, s: F.leaky_relu(x, negative_slope=s)),

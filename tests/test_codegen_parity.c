@@ -100,6 +100,16 @@
 /* Models whose gradients float32 cannot reproduce (see above). */
 static const char *const forward_only[] = {"resnet50-stl10.xml"};
 
+/* Shipped models left to test_codegen_jit (every gradient, in double):
+ * BYOL's resnet18-stl10 adds no code path here that tests/specs/byol.xml
+ * (the objective, target network included) and resnet18-stl10.xml (the
+ * encoder) miss, but a minute of interpreter time; and at batch 2 its
+ * 4-sample batchnorms in 4096-wide heads leave float32 up to 2.0e-4 from
+ * float64 (head.3.weight, measured), where PyTorch float32 itself misses
+ * by 1.1e-4 (predictor.3.weight). */
+static const char *const left_to_jit[] = {"resnet18-stl10-byol.xml", "resnet18-stl10-barlow.xml",
+                                           "resnet18-stl10-vicreg.xml"};
+
 typedef struct {
     char *spec, *label;
     char *bin, *cdump, *idump, *ref, *ref32, *log;
@@ -186,14 +196,20 @@ static int setup_jobs(void)
             continue;
         }
 #endif
-        /* Objective variants of resnet18-stl10: its encoder, 2048-wide
+        /* resnet18-stl10-byol.xml: its 4-sample batchnorms in 4096-wide
+         * heads put float32 up to 2.0e-4 from float64 at batch 2 (PyTorch
+         * float32 misses by 1.1e-4); tests/specs/byol.xml covers its code.
+         * Objective variants of resnet18-stl10: its encoder, 2048-wide
          * projectors, and losses that tests/specs/barlow.xml and vicreg.xml
          * check at odd sizes. At batch 2 their per-feature statistics are
          * over 2 images (Barlow Twins' standardised features are +-1), so
          * float32 cannot follow float64 there (measured: PyTorch float32
          * misses by 5.6e-3, every gradient excused), and they would add a
          * minute of interpreter time without a code path. */
-        if (strstr(models[i], "/resnet18-stl10-barlow.xml") || strstr(models[i], "/resnet18-stl10-vicreg.xml"))
+        int left = 0;
+        for (size_t k = 0; k < sizeof left_to_jit / sizeof *left_to_jit; k++)
+            left |= !strcmp(strrchr(models[i], '/') + 1, left_to_jit[k]);
+        if (left)
             continue;
         rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift, NULL);
         /* The other convolution kernels, and a binary tuned by measuring

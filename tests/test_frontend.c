@@ -181,6 +181,8 @@ static void check_graph(const sc_spec *m, const sc_graph *g)
         assert_int_equal(last->op, SC_OP_NTXENT);
         assert_true(last->temperature == m->temperature);
         assert_int_equal(g->n[g->nn - 2].op, SC_OP_L2NORM);
+    } else if (m->loss_kind == SC_LOSS_BYOL) {
+        assert_int_equal(last->op, SC_OP_BYOL); /* (l2norm(q), l2norm(t)) */
     } else { /* Barlow Twins and VICReg read the projections themselves */
         assert_int_equal(last->op, m->loss_kind == SC_LOSS_BARLOW ? SC_OP_BARLOW : SC_OP_VICREG);
         assert_memory_equal(last->coef, m->loss_coef, sizeof last->coef);

@@ -750,6 +750,67 @@ static void test_l2norm_known(void **state)
     assert_array_close(2, dxu, wdxu, 1e-15);
 }
 
+/* ---- BYOL --------------------------------------------------------------- */
+
+typedef struct {
+    int n2, d;
+    double *q, *t;
+    double *qn, *tn; /* scratch for the l2norm chain */
+    int chain;
+} byol_ctx;
+
+static double byol_loss(void *p)
+{
+    byol_ctx *c = p;
+    if (!c->chain)
+        return sc_ref_byol(c->n2, c->d, c->q, c->t);
+    sc_ref_l2norm(c->n2, c->d, c->q, c->qn);
+    sc_ref_l2norm(c->n2, c->d, c->t, c->tn);
+    return sc_ref_byol(c->n2, c->d, c->qn, c->tn);
+}
+
+/* byol_bwd alone (any q, t), and chained through q's l2norm as the graph
+ * does; t is the target's: the loss is not differentiated in it. */
+static void gradcheck_byol(int n2, int d, int chain)
+{
+    long nz = (long)n2 * d;
+    byol_ctx c = {n2, d, drand_array(nz), drand_array(nz), dalloc(nz), dalloc(nz), chain};
+    double *dqn = dalloc(nz), *dq = dalloc(nz);
+    if (chain) {
+        byol_loss(&c); /* fills tn */
+        sc_ref_byol_bwd(n2, d, c.tn, dqn);
+        sc_ref_l2norm_bwd(n2, d, dqn, c.q, dq);
+    } else {
+        sc_ref_byol_bwd(n2, d, c.t, dq);
+    }
+    check_grad(chain ? "l2norm+byol dq" : "byol dq", byol_loss, &c, c.q, nz, dq, H);
+}
+
+static void test_byol_grad(void **state)
+{
+    (void)state;
+    gradcheck_byol(6, 7, 0);
+    gradcheck_byol(6, 7, 1);
+    gradcheck_byol(10, 3, 1);
+    gradcheck_byol(2, 1, 0);
+}
+
+/* Identical views give the minimum 0; opposite ones the maximum 8 (each
+ * image's two terms are 4 at most). Row r pairs with row (r + N) mod 2N. */
+static void test_byol_known(void **state)
+{
+    (void)state;
+    double q[4] = {1, 0, 0, 1}, same[4] = {1, 0, 0, 1}, swapped[4] = {0, 1, 1, 0};
+    double opposite[4] = {0, -1, -1, 0};
+    assert_close(sc_ref_byol(2, 2, q, swapped), 0.0, 1e-15);
+    assert_close(sc_ref_byol(2, 2, q, same), 4.0, 1e-15);
+    assert_close(sc_ref_byol(2, 2, q, opposite), 8.0, 1e-15);
+    double dq[4];
+    sc_ref_byol_bwd(2, 2, swapped, dq);
+    double want[4] = {-2, 0, 0, -2}; /* -(2/N) t_p(r), N = 1 */
+    assert_array_close(4, dq, want, 1e-15);
+}
+
 /* ---- NT-Xent ------------------------------------------------------------ */
 
 typedef struct {
@@ -1193,6 +1254,9 @@ int main(void)
         cmocka_unit_test_setup(test_barlow_grad, reset_pool),
         cmocka_unit_test_setup(test_vicreg_grad, reset_pool),
         cmocka_unit_test_setup(test_stat_known, reset_pool),
+        /* last: they draw from the shared stream, which the others' data follows */
+        cmocka_unit_test_setup(test_byol_known, reset_pool),
+        cmocka_unit_test_setup(test_byol_grad, reset_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

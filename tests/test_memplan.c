@@ -385,6 +385,56 @@ static void test_grouped_plans(void **state)
     graphs_free(&s);
 }
 
+/* ---- BYOL: the target network is forward only ---- */
+
+/* tests/specs/byol.xml: no backward node reads a target activation, the
+ * plan ends every one of them by the loss (none is kept for backward),
+ * the target's parameters are buffers, and nothing of it has a gradient. */
+static void test_byol_target(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/byol.xml", src);
+    graphs s;
+    load(path, 3, &s);
+    const sc_graph *g = &s.g[0];
+    int loss_node = g->t[g->loss].producer, acts = 0, params = 0;
+    assert_int_equal(g->n[loss_node].op, SC_OP_BYOL);
+    for (int i = g->nfwd; i < g->nn; i++)
+        for (int k = 0; k < g->n[i].nin; k++) {
+            const sc_tensor *t = &g->t[g->n[i].in[k]];
+            if (!strncmp(t->name, "target.", 7) && t->kind == SC_T_ACT)
+                fail_msg("backward node %d (%s) reads %s", i, sc_op_name(g->n[i].op), t->name);
+        }
+    sc_memplan_opts o = {.threads = 1};
+    sc_memplan mp;
+    assert_int_equal(sc_memplan_build(g, g->loss, &o, &mp), 0);
+    for (int t = 0; t < g->nt; t++) {
+        const sc_tensor *x = &g->t[t];
+        assert_true(strncmp(x->name, "grad/target.", 12) != 0);
+        if (strncmp(x->name, "target.", 7))
+            continue;
+        if (x->kind == SC_T_ACT) {
+            assert_int_equal(mp.region[t], SC_REG_ARENA);
+            if (mp.last[t] > loss_node)
+                fail_msg("%s lives until node %d, after the loss (node %d)", x->name, mp.last[t], loss_node);
+            acts++;
+        } else {
+            assert_int_equal(x->kind, SC_T_BUFFER);
+            assert_int_equal(x->role, SC_ROLE_TARGET);
+            assert_int_equal(mp.region[t], SC_REG_BUFFERS);
+            params += !strstr(x->name, "running_");
+        }
+    }
+    assert_true(acts >= 8);
+    assert_int_equal(params, 8); /* stem, encoder.1 (2), head.0, head.1 (2), head.3 (2) */
+    sc_memplan_free(&mp);
+    graphs_free(&s);
+}
+
 /* ---- the checker catches planted faults ---- */
 
 static void test_planted_faults(void **state)
@@ -543,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_models_and_specs),
         cmocka_unit_test(test_activations_in_place),
         cmocka_unit_test(test_grouped_plans),
+        cmocka_unit_test(test_byol_target),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
     };

@@ -301,6 +301,25 @@ static void dump_statloss(FILE *f, int vicreg, int n2, int d, const double *coef
     put(f, "dz", nz, dz);
 }
 
+/* BYOL's loss as the graph chains it: q and t l2norm'ed, byol, and the
+ * gradient back through q's l2norm; t gets none (the target's). */
+static void dump_byol(FILE *f, int n2, int d)
+{
+    long nz = (long)n2 * d;
+    double *q = drand_array(nz), *t = drand_array(nz);
+    double *qn = dalloc(nz), *tn = dalloc(nz), *dqn = dalloc(nz), *dq = dalloc(nz);
+    sc_ref_l2norm(n2, d, q, qn);
+    sc_ref_l2norm(n2, d, t, tn);
+    double loss = sc_ref_byol(n2, d, qn, tn);
+    sc_ref_byol_bwd(n2, d, tn, dqn);
+    sc_ref_l2norm_bwd(n2, d, dqn, q, dq);
+    fprintf(f, "case byol n2=%d d=%d\n", n2, d);
+    put(f, "q", nz, q);
+    put(f, "t", nz, t);
+    put(f, "loss", 1, &loss);
+    put(f, "dq", nz, dq);
+}
+
 /* Fused ops: batchnorm+relu with its backward (the mask inside batchnorm
  * backward), and add+relu read twice, so that the gradient reaching a and
  * b is add+relu_bwd(r1, r2, y). One pre-relu value is exactly zero (the
@@ -394,6 +413,9 @@ static void test_against_torch(void **state)
     dump_statloss(f, 1, 10, 7, vicreg_paper);
     dump_statloss(f, 1, 14, 5, vicreg_other);
     dump_statloss(f, 1, 18, 13, vicreg_paper);
+    dump_byol(f, 6, 7);
+    dump_byol(f, 10, 3);
+    dump_byol(f, 2, 1);
     dump_bn_relu(f, 3, 2, 4, 5);
     dump_bn_relu(f, 6, 4, 1, 1);
     dump_add_relu(f, 30);

@@ -269,6 +269,7 @@ def parse_spec(path):
     s.head = parse_layers(path, kids["head"])
     loss = kids["loss"]
     s.loss = loss.get("type", "nt-xent")
+    s.predictor = []
     if s.loss == "nt-xent":
         s.temperature = _float(path, loss, "temperature")
         if s.temperature <= 0:
@@ -278,6 +279,13 @@ def parse_spec(path):
     elif s.loss == "vicreg":
         s.coef = tuple(_float(path, loss, k, dv) for k, dv in
                        (("sim-coeff", 25.0), ("std-coeff", 25.0), ("cov-coeff", 1.0), ("eps", 1e-4)))
+    elif s.loss == "byol":
+        # BYOL: the online network's predictor; the target network is a
+        # copy of encoder + head, its parameters an EMA (byol_torch.py).
+        if "predictor" not in kids:
+            raise SpecError("%s: <loss type=\"byol\"> needs <predictor>" % path)
+        s.predictor = parse_layers(path, kids["predictor"])
+        s.tau_base = _float(path, loss, "tau-base", 0.99)
     else:
         raise SpecError("%s: <loss> type=%r" % (path, s.loss))
     s.batch = _int(path, kids["train"], "batch") if "train" in kids and kids["train"].get("batch") else None
@@ -298,6 +306,7 @@ def build(torch, spec):
 
     root = nn.Module()
     params, buffers = [], []
+    ns = [""]  # "target." while building BYOL's target network
 
     def attach(prefix, module):
         parts = prefix.split(".")
@@ -317,7 +326,8 @@ def build(torch, spec):
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.register_buffer("num_batches_tracked", None)
         for n, _ in module.named_parameters(prefix=prefix):
-            params.append(n)
+            # the target's parameters are the compiler's buffers
+            (buffers if ns[0] else params).append(n)
         for n, _ in module.named_buffers(prefix=prefix):
             buffers.append(n)
 
@@ -329,7 +339,7 @@ def build(torch, spec):
         """shape is per sample: (C, H, W) or (D,). Returns (program, shape)."""
         prog = []
         for i, L in enumerate(ls):
-            prefix = L.name if L.name else "%s.%d" % (base, i)
+            prefix = ns[0] + L.name if L.name else "%s.%d" % (base, i)
             k, a = L.kind, L.a
             where = "layer %s (<%s>)" % (prefix, k)
             if k in ("conv", "maxpool", "avgpool", "global-avgpool", "flatten", "stage") \
@@ -418,10 +428,18 @@ def build(torch, spec):
     if len(shape) != 1:
         raise SpecError("the head's output must be 2-D, got [N, %s]"
                         % ", ".join(map(str, shape)))
+    nets = (enc, head)
+    if spec.loss == "byol":
+        pred, _ = layers(spec.predictor, "predictor", shape)
+        ns[0] = "target."
+        tenc, tshape = layers(spec.encoder, "target.encoder", spec.input)
+        thead, _ = layers(spec.head, "target.head", tshape)
+        ns[0] = ""
+        nets = (enc, head, pred, tenc, thead)
     # Cross-check the dotted names against what torch itself reports.
     if set(root.state_dict().keys()) != set(params) | set(buffers):
         raise SpecError("internal: state_dict keys differ from the derived names")
-    return root, (enc, head), params, buffers
+    return root, nets, params, buffers
 
 
 def _out(n, a, where):
@@ -503,6 +521,24 @@ def objective(torch, spec, h):
     return nt_xent(torch, h, spec.temperature)
 
 
+def byol_loss(torch, q, t):
+    """mean over images of 2 - 2 cos(q1, t2) + 2 - 2 cos(q2, t1)."""
+    import torch.nn.functional as F
+    n = q.shape[0] // 2
+    qn, tn = F.normalize(q, dim=1), F.normalize(t, dim=1)
+    return (2 - 2 * (qn[:n] * tn[n:]).sum(1)).mean() + (2 - 2 * (qn[n:] * tn[:n]).sum(1)).mean()
+
+
+def target_copy(torch, root, params):
+    """BYOL: the target network's parameters := the online ones."""
+    tmap = dict(root.named_parameters())
+    with torch.no_grad():
+        for n in params:
+            if "target." + n in tmap:
+                tmap["target." + n].copy_(tmap[n])
+                tmap["target." + n].requires_grad_(False)
+
+
 def step(torch, spec, root, prog, x, autocast=None):
     """autocast: a context for the forward pass and the loss (e.g.
     torch.autocast("cpu", dtype=torch.bfloat16)); backward runs outside it,
@@ -510,7 +546,13 @@ def step(torch, spec, root, prog, x, autocast=None):
     root.train()
     with autocast if autocast is not None else contextlib.nullcontext():
         h = run_program(torch, prog[1], run_program(torch, prog[0], x))
-        loss = objective(torch, spec, h)
+        if spec.loss == "byol":
+            q = run_program(torch, prog[2], h)
+            with torch.no_grad():  # the target: forward only, no gradient
+                t = run_program(torch, prog[4], run_program(torch, prog[3], x))
+            loss = byol_loss(torch, q, t)
+        else:
+            loss = objective(torch, spec, h)
     root.zero_grad(set_to_none=True)
     loss.backward()
     return loss
@@ -552,6 +594,7 @@ def reference(torch, model_path, dump_path, out_path, double):
                 raise SpecError("%s: %s has shape %s, expected %s"
                                 % (dump_path, n, list(t.shape), list(pmap[n].shape)))
             pmap[n].copy_(t)
+    target_copy(torch, root, params)
     # Buffers stay at construction defaults (running_mean 0, running_var 1).
     x = st_tensor(torch, dump_path, tensors, "input")
     c, hh, ww = spec.input
@@ -565,7 +608,7 @@ def reference(torch, model_path, dump_path, out_path, double):
         g = pmap[n].grad
         out.append(("grad/" + n, g if g is not None else torch.zeros_like(pmap[n])))
     for n in buffers:
-        out.append(("running/" + n, bmap[n]))
+        out.append(("running/" + n, bmap[n] if n in bmap else pmap[n]))
     st_write(out_path, out, {"format": "simclrc-torch-ref-1", "params": ",".join(params),
                              "precision": "f64" if double else "f32"})
 
@@ -577,6 +620,7 @@ def make_dump(torch, model_path, out_path, seed, batch):
         root, prog, params, _ = build(torch, spec)
     except SpecError as e:
         raise SpecError("%s: %s" % (model_path, e))
+    target_copy(torch, root, params)
     n = batch or spec.batch or 4
     x = torch.randn(2 * n, *spec.input)
     loss = step(torch, spec, root, prog, x)
