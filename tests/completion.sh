@@ -25,7 +25,7 @@ expect() {
 expect _simclrc "--emit=" "$simclrc" --em
 expect _simclrc "exe obj asm llvm graph dot memplan step-dump" "$simclrc" --emit = ""
 expect _simclrc "--list-models" "$simclrc" --list
-expect _simclrc "resnet18-cifar resnet18-stl10 resnet18-stl10-byol resnet18-stl10-paper" "$simclrc" resnet18-
+expect _simclrc "resnet18-cifar resnet18-stl10 resnet18-stl10-barlow resnet18-stl10-byol resnet18-stl10-paper resnet18-stl10-vicreg" "$simclrc" resnet18-
 expect _simclrc "encoder" "$simclrc" --graph = e
 expect _simclrc "openblas" "$simclrc" --gemm = o
 expect _simclrc_binary "train" "$binary" tr
