@@ -74,7 +74,7 @@ printf 'random init,%s,0\n' "$acc" >>"$out/results.csv"
 {
   echo "| objective | linear probe test accuracy | pretraining time |"
   echo "|---|---:|---:|"
-  tail -n +2 "$out/results.csv" | awk -F, '{ printf "| %s | %.2f%% | %s |\n", $1, 100 * $2, $3 > 0 ? sprintf("%d:%02d", $3 / 60, $3 % 60) : "-" }'
+  tail -n +2 "$out/results.csv" | awk -F, '{ t = $3 > 0 ? sprintf("%d:%02d", $3 / 60, $3 % 60) : "-"; printf "| %s | %.2f%% | %s |\n", $1, 100 * $2, t }'
 } >"$out/objectives.md"
 
 gnuplot <<GP
