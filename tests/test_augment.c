@@ -20,6 +20,7 @@
 
 #include "sc_augment.h"
 #include "sc_stl10.h"
+#include "test_util.h"
 
 extern char **environ;
 
@@ -32,19 +33,7 @@ static size_t ninputs;
 static float *expected;
 static size_t nexpected;
 
-static int run(char *const argv[])
-{
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
-        return -1;
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void *slurp(const char *name, size_t *len)
+static void *slurp_file(const char *name, size_t *len)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -79,14 +68,14 @@ static int setup(void **state)
     char script[512];
     snprintf(script, sizeof script, "%s/tests/augment_fixtures.py", src);
     char *argv[] = {(char *)py, script, dir, NULL};
-    if (run(argv) != 0) {
+    if (run_log(argv, NULL) != 0) {
         fprintf(stderr, "%s %s failed\n", py, script);
         return -1;
     }
     size_t len;
-    inputs = slurp("inputs.u8", &len);
+    inputs = slurp_file("inputs.u8", &len);
     ninputs = len / PIX;
-    expected = slurp("expected.f32", &len);
+    expected = slurp_file("expected.f32", &len);
     nexpected = len / sizeof(float);
     return inputs && expected && ninputs > 0 ? 0 : -1;
 }
@@ -251,9 +240,9 @@ static void converter(void **state)
     snprintf(tool, sizeof tool, "%s/tools/fmnist2stl10", bin);
     snprintf(out, sizeof out, "%s/conv", dir);
     char *argv[] = {tool, "--limit", "4", out, NULL};
-    assert_int_equal(run(argv), 0);
+    assert_int_equal(run_log(argv, NULL), 0);
     size_t len, llen;
-    uint8_t *want = slurp("fmnist.u8", &len), *labels = slurp("fmnist_labels.u8", &llen);
+    uint8_t *want = slurp_file("fmnist.u8", &len), *labels = slurp_file("fmnist_labels.u8", &llen);
     assert_non_null(want);
     assert_non_null(labels);
     assert_int_equal(len, 4 * S * S);
@@ -295,9 +284,9 @@ static void converter(void **state)
     free(labels);
 
     char *bad[] = {tool, "--limit", "0", out, NULL};
-    assert_int_equal(run(bad), 2);
+    assert_int_equal(run_log(bad, NULL), 2);
     char *missing[] = {tool, "--src", "/nonexistent", out, NULL};
-    assert_int_equal(run(missing), 1);
+    assert_int_equal(run_log(missing, NULL), 1);
 }
 
 static void crop_params(void **state)

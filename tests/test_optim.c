@@ -31,6 +31,7 @@
 
 #include "sc_optim.h"
 #include "sc_safetensors.h"
+#include "test_util.h"
 #include "sc_state.h"
 
 #define REL_TOL 1e-5
@@ -47,38 +48,6 @@ static int no_decay[MAX_TENSORS];
 static int ntensors, nsteps;
 static char *cases[MAX_CASES];
 static int ncases;
-
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-static int run(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execv(argv[0], argv);
-        fprintf(stderr, "test_optim: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Splits a comma-separated metadata list into out (strings to free). */
 static int split_list(const char *s, char **out, int max)
@@ -182,7 +151,7 @@ static int setup(void)
         return -1;
     }
     char *argv[] = {(char *)python, script, fxpath, NULL};
-    int st = run(argv);
+    int st = run_log(argv, NULL);
     free(script);
     if (st) {
         fprintf(stderr, "test_optim: optim_torch.py failed (status %d)\n", st);

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "sc_safetensors.h"
+#include "test_util.h"
 
 /* Measured (AMD EPYC Zen 5): every loss and gradient of every spec and of
  * resnet-small identical after rounding to float (both sides round nearly
@@ -50,40 +51,6 @@ static job *jobs;
 static int njobs;
 static char *tmpdir;
 static const char *python_status = "not run";
-
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-/* Runs argv[0] with argv; returns its exit status, or -1 if it could not
- * run or died from a signal. */
-static int run(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execv(argv[0], argv);
-        fprintf(stderr, "test_torch_parity: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -194,7 +161,7 @@ static int setup(void **state)
             argv[a++] = batch;
         argv[a++] = j->spec;
         argv[a] = NULL;
-        j->compiled = run(argv) == 0;
+        j->compiled = run_log(argv, NULL) == 0;
         if (j->compiled)
             fprintf(f, "%s\t%s\t%s\n", j->spec, j->dump, j->ref);
     }
@@ -205,7 +172,7 @@ static int setup(void **state)
 
     char *script = xprintf("%s/tests/torch_step.py", src);
     char *argv[] = {(char *)python, script, "--double", "--batch-file", list, NULL};
-    int st = script ? run(argv) : -1;
+    int st = script ? run_log(argv, NULL) : -1;
     python_status = st == 0 ? "ok" : "failed (see its messages above)";
     free(script);
     free(list);
