@@ -1,151 +1,363 @@
 /* Lowering of per-channel reductions: batchnorm (training, eval, backward,
- * running statistics) and the bias gradient. */
+ * running statistics) and the bias gradient.
+ *
+ * Memory, not arithmetic, bounds these kernels, so each is laid out for
+ * passes over memory:
+ *   - work items are blocks of cb adjacent channels, so that a pass reads
+ *     runs of cb * hw contiguous elements per image (one channel of a 3x3
+ *     map alone is 9 floats per image, a cache line shared with the next
+ *     channel's and 18 KB from the next image's);
+ *   - the spatial loop runs on explicit vectors of VL elements, its
+ *     constant tail on narrower ones, sums in double per vector lane;
+ *   - training batchnorm takes the mean and the variance from one pass of
+ *     shifted sums (x - s, (x - s)^2 about the channel's first element s,
+ *     in double), then applies: 2 reads and 1 write of x's size, where
+ *     the two-pass variance took 3 reads. Backward reads dy (and the relu
+ *     output y when fused) and x twice and writes dx once.
+ * Data-parallel builds keep their phases: sums, squared deviations about
+ * the mean over all ranks, apply (the shift would have to be shared). */
 #include "cg_builder.h"
 
-/* ---- per-channel reductions ---- */
+enum {
+    VL = 16,          /* elements per vector: one AVX-512 register of floats */
+    RUN = 1024,       /* a block's contiguous run per image, elements, at least */
+    MIN_ITEMS = 8,    /* work items a node keeps for the thread pool */
+    MAX_CB = 256      /* channels per block: its per-channel arrays are on the stack */
+};
 
-/* Loops over the elements of channel ch of an [N, C, HW] tensor, calling
- * body with the element index. */
-typedef void (*elem_fn)(sc_codegen *c, LLVMValueRef idx, void *ctx);
+/* ---- vectors of width w (1: a scalar) ---- */
 
-static void for_channel(sc_codegen *c, int64_t n, int64_t ch_count, int64_t hw, LLVMValueRef ch, elem_fn f, void *ctx)
+static LLVMTypeRef vty(LLVMTypeRef t, int w) { return w == 1 ? t : LLVMVectorType(t, (unsigned)w); }
+
+static LLVMValueRef vld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, int w)
 {
-    loop Ln, Lk;
-    LLVMValueRef img = loop_begin(c, &Ln, n);
-    LLVMValueRef base = imul(c, iadd(c, imul(c, img, ci(c, ch_count)), ch), ci(c, hw));
-    LLVMValueRef k = loop_begin(c, &Lk, hw);
-    f(c, iadd(c, base, k), ctx);
-    loop_end(c, &Lk);
-    loop_end(c, &Ln);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vty(c->elt, w), gep(c, p, idx), "");
+    LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
+    return v;
+}
+
+static void vst(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
+{
+    LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
+    LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
+}
+
+static LLVMValueRef splat(sc_codegen *c, LLVMValueRef s, int w)
+{
+    if (w == 1)
+        return s;
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), (unsigned)w);
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), s, LLVMConstInt(c->i32, 0, 0), "");
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(c->i32, (unsigned)w)), "");
+}
+
+static LLVMValueRef vext(sc_codegen *c, LLVMValueRef v, int w)
+{
+    return c->f64_elements ? v : LLVMBuildFPExt(c->b, v, vty(c->f64, w), "");
+}
+
+static LLVMValueRef vrelu(sc_codegen *c, LLVMValueRef v)
+{
+    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, z, ""), v, z, "");
+}
+
+/* dy where the mask y is positive, else 0 */
+static LLVMValueRef vmasked(sc_codegen *c, LLVMValueRef dy, LLVMValueRef y)
+{
+    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(dy));
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, z, ""), dy, z, "");
+}
+
+/* The sum of a double vector's lanes (any order: reassociation allowed). */
+static LLVMValueRef hsum(sc_codegen *c, LLVMValueRef v, int w)
+{
+    if (w == 1)
+        return v;
+    LLVMTypeRef vt = LLVMTypeOf(v);
+    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", strlen("llvm.vector.reduce.fadd"));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
+    LLVMValueRef args[2] = {cd(c, 0), v};
+    return fmf(LLVMBuildCall2(c->b, ft, fn, args, 2, ""));
+}
+
+/* An array of n values of type t on the kernel's stack frame. */
+static LLVMValueRef stack_array(sc_codegen *c, LLVMTypeRef t, int64_t n)
+{
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->b);
+    LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
+    if (first)
+        LLVMPositionBuilderBefore(c->b, first);
+    else
+        LLVMPositionBuilderAtEnd(c->b, c->entry);
+    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(t, (uint64_t)n), "");
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(c->b, cur);
+    return a;
+}
+
+static LLVMValueRef elem_ptr(sc_codegen *c, LLVMTypeRef t, LLVMValueRef a, LLVMValueRef j)
+{
+    return LLVMBuildInBoundsGEP2(c->b, t, a, &j, 1, "");
+}
+
+static LLVMValueRef aget(sc_codegen *c, LLVMTypeRef t, LLVMValueRef a, LLVMValueRef j)
+{
+    return LLVMBuildLoad2(c->b, t, elem_ptr(c, t, a, j), "");
+}
+
+static void aset(sc_codegen *c, LLVMValueRef a, LLVMValueRef j, LLVMValueRef v)
+{
+    LLVMBuildStore(c->b, v, elem_ptr(c, LLVMTypeOf(v), a, j));
+}
+
+/* ---- passes over a block of channels ---- */
+
+/* [N, C, hw] in work items of cb adjacent channels; c0 is the item's first. */
+typedef struct {
+    int64_t n, ch, hw, cb;
+    LLVMValueRef c0;
+} geom;
+
+static geom geometry(const sc_tensor *t)
+{
+    geom g = {.n = t->shape[0], .ch = t->shape[1]};
+    g.hw = t->numel / (g.n * g.ch);
+    g.cb = 1;
+    while (g.cb * g.hw < RUN && 2 * g.cb <= MAX_CB && g.ch % (2 * g.cb) == 0 && g.ch / (2 * g.cb) >= MIN_ITEMS)
+        g.cb *= 2;
+    return g;
+}
+
+/* The block's loop: a work item of the parallel loop. */
+static void begin_block(sc_codegen *c, sc_lowered *res, loop *L, geom *g)
+{
+    g->c0 = imul(c, par_loop(c, res, L, g->ch / g->cb), ci(c, g->cb));
+    snprintf(res->impl, sizeof res->impl, "vector x%d, %lld ch/item", VL, (long long)g->cb);
 }
 
 typedef struct {
-    int relu;                           /* fused: relu after the apply, or the relu mask on dy */
-    LLVMValueRef x, dy, y, dx;          /* pointers; y is the relu output in the fused backward */
-    LLVMValueRef acc1, acc2;            /* double accumulators */
-    LLVMValueRef mean, k1, k2, k3;      /* float scalars */
+    int relu;                       /* fused: relu after the apply, or the relu mask on dy */
+    LLVMValueRef x, dy, y, dx;      /* tensors; y is the relu output in the fused backward */
+    LLVMValueRef a1, a2, a3, a4;    /* [cb] per-channel constants of the block */
+    LLVMValueRef k1, k2, k3, k4;    /* the current channel's, set by the pass's prep */
 } bnctx;
 
-static void bn_sum(sc_codegen *c, LLVMValueRef idx, void *p)
+/* A pass over a block: prep once per (image, channel j of the block), then
+ * body for each run of w elements from idx, giving nterms double terms to
+ * sum into the [cb] double arrays sums (nterms 0: it stores instead). */
+typedef struct {
+    void (*prep)(sc_codegen *c, bnctx *b, LLVMValueRef j);
+    void (*body)(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *terms);
+    int nterms;
+    LLVMValueRef sums[2];
+} pass;
+
+static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
 {
-    bnctx *b = p;
-    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fext(c, ld(c, b->x, idx))));
+    LLVMTypeRef vd = LLVMVectorType(c->f64, VL);
+    int64_t nvec = g->hw / VL, tail = g->hw % VL;
+    LLVMValueRef accv[2], accs[2], terms[2];
+    for (int t = 0; t < p->nterms; t++) {
+        accv[t] = var(c, vd, LLVMConstNull(vd));
+        accs[t] = var(c, c->f64, cd(c, 0));
+    }
+    loop Ln, Lj, Lk;
+    LLVMValueRef img = loop_begin(c, &Ln, g->n);
+    LLVMValueRef j = loop_begin(c, &Lj, g->cb);
+    LLVMValueRef base = imul(c, iadd(c, mad(c, img, g->ch, g->c0), j), ci(c, g->hw));
+    if (p->prep)
+        p->prep(c, b, j);
+    for (int t = 0; t < p->nterms; t++) {
+        set(c, accv[t], LLVMConstNull(vd));
+        set(c, accs[t], cd(c, 0));
+    }
+    if (nvec) {
+        LLVMValueRef k = loop_begin(c, &Lk, nvec);
+        p->body(c, b, mad(c, k, VL, base), VL, terms);
+        for (int t = 0; t < p->nterms; t++)
+            set(c, accv[t], fadd(c, get(c, accv[t], vd), terms[t]));
+        loop_end(c, &Lk);
+    }
+    /* the constant tail in halving widths: 9 = 8 + 1 */
+    int64_t off = nvec * VL;
+    for (int w = VL / 2; w >= 1; w /= 2)
+        if (tail & w) {
+            p->body(c, b, iadd(c, base, ci(c, off)), w, terms);
+            for (int t = 0; t < p->nterms; t++)
+                set(c, accs[t], fadd(c, get(c, accs[t], c->f64), hsum(c, terms[t], w)));
+            off += w;
+        }
+    for (int t = 0; t < p->nterms; t++) {
+        LLVMValueRef s = get(c, accs[t], c->f64);
+        if (nvec)
+            s = fadd(c, s, hsum(c, get(c, accv[t], vd), VL));
+        aset(c, p->sums[t], j, fadd(c, aget(c, c->f64, p->sums[t], j), s));
+    }
+    loop_end(c, &Lj);
+    loop_end(c, &Ln);
 }
 
-static void bn_sqdev(sc_codegen *c, LLVMValueRef idx, void *p)
+/* ---- pass bodies ---- */
+
+static void prep_k12(sc_codegen *c, bnctx *b, LLVMValueRef j)
 {
-    bnctx *b = p;
-    LLVMValueRef d = fsub(c, fext(c, ld(c, b->x, idx)), b->mean);
-    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fmul(c, d, d)));
+    b->k1 = aget(c, c->elt, b->a1, j);
+    b->k2 = aget(c, c->elt, b->a2, j);
 }
 
-
-static void bn_apply(sc_codegen *c, LLVMValueRef idx, void *p)
+static void prep_k1234(sc_codegen *c, bnctx *b, LLVMValueRef j)
 {
-    bnctx *b = p; /* y = x * k1 + k2 */
-    LLVMValueRef v = fadd(c, fmul(c, ld(c, b->x, idx), b->k1), b->k2);
-    st(c, b->y, idx, b->relu ? relu(c, v) : v);
+    prep_k12(c, b, j);
+    b->k3 = aget(c, c->elt, b->a3, j);
+    b->k4 = aget(c, c->elt, b->a4, j);
 }
 
-static LLVMValueRef bn_dy(sc_codegen *c, bnctx *b, LLVMValueRef idx)
+static void prep_d1(sc_codegen *c, bnctx *b, LLVMValueRef j)
 {
-    LLVMValueRef dy = ld(c, b->dy, idx);
-    return b->relu ? masked(c, dy, ld(c, b->y, idx)) : dy;
+    b->k1 = aget(c, c->f64, b->a1, j);
 }
 
-static void bn_bwd_sums(sc_codegen *c, LLVMValueRef idx, void *p)
+/* x - s and its square, s the channel's shift (k1, double) */
+static void body_shifted(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
 {
-    bnctx *b = p;
-    LLVMValueRef dy = fext(c, bn_dy(c, b, idx));
-    LLVMValueRef d = fsub(c, fext(c, ld(c, b->x, idx)), b->mean);
-    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), dy));
-    set(c, b->acc2, fadd(c, get(c, b->acc2, c->f64), fmul(c, dy, d)));
+    t[0] = fsub(c, vext(c, vld(c, b->x, idx, w), w), splat(c, b->k1, w));
+    t[1] = fmul(c, t[0], t[0]);
 }
 
-static void bn_bwd_apply(sc_codegen *c, LLVMValueRef idx, void *p)
+static void body_sum_x(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
 {
-    bnctx *b = p; /* dx = k1 * (dy - k2 - (x - mean) * k3) */
-    LLVMValueRef d = fsub(c, ld(c, b->x, idx), b->mean);
-    LLVMValueRef v = fsub(c, fsub(c, bn_dy(c, b, idx), b->k2), fmul(c, d, b->k3));
-    st(c, b->dx, idx, fmul(c, b->k1, v));
+    t[0] = vext(c, vld(c, b->x, idx, w), w);
 }
 
-static void bias_sum(sc_codegen *c, LLVMValueRef idx, void *p)
+/* (x - mean)^2, the mean (k1) in double */
+static void body_sqdev(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
 {
-    bnctx *b = p;
-    set(c, b->acc1, fadd(c, get(c, b->acc1, c->f64), fext(c, ld(c, b->dy, idx))));
+    LLVMValueRef d = fsub(c, vext(c, vld(c, b->x, idx, w), w), splat(c, b->k1, w));
+    t[0] = fmul(c, d, d);
 }
 
-static void nchw(const sc_tensor *t, int64_t *n, int64_t *ch, int64_t *hw)
+static void body_apply(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
 {
-    *n = t->shape[0];
-    *ch = t->shape[1];
-    *hw = t->numel / (*n * *ch);
+    (void)t; /* y = x * k1 + k2 */
+    LLVMValueRef v = fadd(c, fmul(c, vld(c, b->x, idx, w), splat(c, b->k1, w)), splat(c, b->k2, w));
+    vst(c, b->y, idx, b->relu ? vrelu(c, v) : v);
 }
+
+static LLVMValueRef dy_of(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w)
+{
+    LLVMValueRef dy = vld(c, b->dy, idx, w);
+    return b->relu ? vmasked(c, dy, vld(c, b->y, idx, w)) : dy;
+}
+
+/* dy and dy * (x - mean), the mean (k1) in double */
+static void body_bwd_sums(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
+{
+    t[0] = vext(c, dy_of(c, b, idx, w), w);
+    LLVMValueRef d = fsub(c, vext(c, vld(c, b->x, idx, w), w), splat(c, b->k1, w));
+    t[1] = fmul(c, t[0], d);
+}
+
+static void body_bwd_apply(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
+{
+    (void)t; /* dx = k1 * (dy - k2 - (x - k4) * k3), k4 the mean */
+    LLVMValueRef d = fsub(c, vld(c, b->x, idx, w), splat(c, b->k4, w));
+    LLVMValueRef v = fsub(c, fsub(c, dy_of(c, b, idx, w), splat(c, b->k2, w)), fmul(c, d, splat(c, b->k3, w)));
+    vst(c, b->dx, idx, fmul(c, splat(c, b->k1, w), v));
+}
+
+static void body_sum_dy(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
+{
+    t[0] = vext(c, vld(c, b->dy, idx, w), w);
+}
+
+/* ---- kernels ---- */
 
 static LLVMValueRef inv_std(sc_codegen *c, LLVMValueRef var_f64, double eps)
 {
     return fdiv(c, cd(c, 1.0), call_intrinsic1(c, "llvm.sqrt", c->f64, fadd(c, var_f64, cd(c, eps))));
 }
 
-/* Training-mode batchnorm. One kernel per channel slice: the mean, the
- * variance about it (two passes, in double) and y, while the channel is
- * in cache. Data-parallel builds split that into three phases with the
- * sums reduced over the ranks in between (sc_comm_bn_allreduce), the
- * counts scaled by the ranks covered (sc_comm_bn_ranks). */
+static void zero_sums(sc_codegen *c, const geom *g, LLVMValueRef a)
+{
+    LLVMBuildMemSet(c->b, a, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, 8 * g->cb), 8);
+}
+
+/* The apply constants of channel j (c0 + j) from its mean and variance
+ * (double): y = x * k1 + k2 with k1 = gamma / std, k2 = beta - mean * k1.
+ * Stores the statistics. */
+static void fwd_constants(sc_codegen *c, const sc_node *n, bnctx *b, LLVMValueRef ch, LLVMValueRef j,
+                          LLVMValueRef mean, LLVMValueRef v)
+{
+    st(c, tensor(c, n->out[1]), ch, ftrunc(c, mean));
+    st(c, tensor(c, n->out[2]), ch, ftrunc(c, v));
+    LLVMValueRef scale = fmul(c, fext(c, ld(c, tensor(c, n->in[1]), ch)), inv_std(c, v, n->eps));
+    aset(c, b->a1, j, ftrunc(c, scale));
+    aset(c, b->a2, j, ftrunc(c, fsub(c, fext(c, ld(c, tensor(c, n->in[2]), ch)), fmul(c, mean, scale))));
+}
+
+/* Training-mode batchnorm: shifted sums, then the apply (see the top). */
 sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
 {
     sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *x = &c->g->t[n->in[0]];
-    int64_t N, C, HW;
-    nchw(x, &N, &C, &HW);
+    geom g = geometry(&c->g->t[n->in[0]]);
     bnctx b = {0};
     b.relu = n->op == SC_OP_BATCHNORM_RELU;
     b.x = tensor(c, n->in[0]);
     b.y = tensor(c, n->out[0]);
-    LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
-    LLVMValueRef MEAN = tensor(c, n->out[1]), VAR = tensor(c, n->out[2]);
-    b.acc1 = var(c, c->f64, cd(c, 0));
-    LLVMValueRef m = cd(c, (double)(N * HW));
+    b.a1 = stack_array(c, c->elt, g.cb);
+    b.a2 = stack_array(c, c->elt, g.cb);
+    LLVMValueRef s1 = stack_array(c, c->f64, g.cb), s2 = stack_array(c, c->f64, g.cb);
+    LLVMValueRef shift = stack_array(c, c->f64, g.cb);
+    LLVMValueRef m = cd(c, (double)(g.n * g.hw));
     if (c->mpi) {
         res.nphases = 3;
         m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
     }
     LLVMValueRef S = c->arg_ws; /* MPI: [C] sums, [C] squared deviations */
-    loop Lc;
-    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
-    if (!c->mpi || c->phase == 0) {
-        set(c, b.acc1, cd(c, 0));
-        for_channel(c, N, C, HW, ch, bn_sum, &b);
-        if (c->mpi) {
-            LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, ch));
-            res.hook = 1, res.hook_off = 0, res.hook_n = C;
-            loop_end(c, &Lc);
-            return res;
+    loop Lb, Lj;
+    begin_block(c, &res, &Lb, &g);
+    if (!c->mpi) {
+        LLVMValueRef j = loop_begin(c, &Lj, g.cb);
+        aset(c, shift, j, fext(c, ld(c, b.x, imul(c, iadd(c, g.c0, j), ci(c, g.hw)))));
+        loop_end(c, &Lj);
+        zero_sums(c, &g, s1);
+        zero_sums(c, &g, s2);
+        b.a1 = shift; /* prep_d1 reads the shift as k1 */
+        run_pass(c, &g, &b, &(pass){prep_d1, body_shifted, 2, {s1, s2}});
+        b.a1 = stack_array(c, c->elt, g.cb);
+        j = loop_begin(c, &Lj, g.cb);
+        LLVMValueRef d = fdiv(c, aget(c, c->f64, s1, j), m); /* mean - shift */
+        LLVMValueRef v = fsub(c, fdiv(c, aget(c, c->f64, s2, j), m), fmul(c, d, d));
+        v = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, cd(c, 0), ""), v, cd(c, 0), "");
+        fwd_constants(c, n, &b, iadd(c, g.c0, j), j, fadd(c, aget(c, c->f64, shift, j), d), v);
+        loop_end(c, &Lj);
+    } else if (c->phase < 2) {
+        zero_sums(c, &g, s1);
+        if (c->phase == 1) {
+            LLVMValueRef j = loop_begin(c, &Lj, g.cb);
+            aset(c, shift, j, fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, g.c0, j)), ""), m));
+            loop_end(c, &Lj);
         }
-        b.mean = fdiv(c, get(c, b.acc1, c->f64), m);
-    } else
-        b.mean = fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), ""), m);
-    if (!c->mpi || c->phase == 1) {
-        set(c, b.acc1, cd(c, 0));
-        for_channel(c, N, C, HW, ch, bn_sqdev, &b);
-        if (c->mpi) {
-            LLVMBuildStore(c->b, get(c, b.acc1, c->f64), gep64(c, S, iadd(c, ch, ci(c, C))));
-            res.hook = 1, res.hook_off = C, res.hook_n = C;
-            loop_end(c, &Lc);
-            return res;
-        }
+        b.a1 = shift; /* the mean over all ranks, phase 1 */
+        run_pass(c, &g, &b, &(pass){prep_d1, c->phase ? body_sqdev : body_sum_x, 1, {s1}});
+        LLVMValueRef j = loop_begin(c, &Lj, g.cb);
+        LLVMBuildStore(c->b, aget(c, c->f64, s1, j), gep64(c, S, iadd(c, iadd(c, g.c0, j), ci(c, c->phase * g.ch))));
+        loop_end(c, &Lj);
+        res.hook = 1, res.hook_off = c->phase * g.ch, res.hook_n = g.ch;
+        loop_end(c, &Lb);
+        return res;
+    } else {
+        LLVMValueRef j = loop_begin(c, &Lj, g.cb), ch = iadd(c, g.c0, j);
+        LLVMValueRef mean = fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), ""), m);
+        LLVMValueRef v = fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, g.ch))), ""), m);
+        fwd_constants(c, n, &b, ch, j, mean, v);
+        loop_end(c, &Lj);
     }
-    LLVMValueRef v = c->mpi ? fdiv(c, LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, C))), ""), m)
-                            : fdiv(c, get(c, b.acc1, c->f64), m);
-    st(c, MEAN, ch, ftrunc(c, b.mean));
-    st(c, VAR, ch, ftrunc(c, v));
-    LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, v, n->eps));
-    b.k1 = ftrunc(c, scale);
-    b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, b.mean, scale)));
-    for_channel(c, N, C, HW, ch, bn_apply, &b);
-    loop_end(c, &Lc);
+    run_pass(c, &g, &b, &(pass){prep_k12, body_apply, 0, {0}});
+    loop_end(c, &Lb);
     return res;
 }
 
@@ -153,21 +365,23 @@ sc_lowered sc_cg_lower_batchnorm_eval(sc_codegen *c, int i)
 {
     sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *x = &c->g->t[n->in[0]];
-    int64_t N, C, HW;
-    nchw(x, &N, &C, &HW);
+    geom g = geometry(&c->g->t[n->in[0]]);
     bnctx b = {0};
     b.x = tensor(c, n->in[0]);
     b.y = tensor(c, n->out[0]);
+    b.a1 = stack_array(c, c->elt, g.cb);
+    b.a2 = stack_array(c, c->elt, g.cb);
     LLVMValueRef G = tensor(c, n->in[1]), B = tensor(c, n->in[2]);
     LLVMValueRef RM = tensor(c, n->in[3]), RV = tensor(c, n->in[4]);
-    loop Lc;
-    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
+    loop Lb, Lj;
+    begin_block(c, &res, &Lb, &g);
+    LLVMValueRef j = loop_begin(c, &Lj, g.cb), ch = iadd(c, g.c0, j);
     LLVMValueRef scale = fmul(c, fext(c, ld(c, G, ch)), inv_std(c, fext(c, ld(c, RV, ch)), n->eps));
-    b.k1 = ftrunc(c, scale);
-    b.k2 = ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, fext(c, ld(c, RM, ch)), scale)));
-    for_channel(c, N, C, HW, ch, bn_apply, &b);
-    loop_end(c, &Lc);
+    aset(c, b.a1, j, ftrunc(c, scale));
+    aset(c, b.a2, j, ftrunc(c, fsub(c, fext(c, ld(c, B, ch)), fmul(c, fext(c, ld(c, RM, ch)), scale))));
+    loop_end(c, &Lj);
+    run_pass(c, &g, &b, &(pass){prep_k12, body_apply, 0, {0}});
+    loop_end(c, &Lb);
     return res;
 }
 
@@ -180,53 +394,62 @@ sc_lowered sc_cg_lower_batchnorm_bwd(sc_codegen *c, int i)
     bnctx b = {0};
     b.relu = n->op == SC_OP_BATCHNORM_RELU_BWD;
     int o = b.relu; /* the fused op has the relu output y after dy */
-    const sc_tensor *x = &c->g->t[n->in[1 + o]];
-    int64_t N, C, HW;
-    nchw(x, &N, &C, &HW);
+    geom g = geometry(&c->g->t[n->in[1 + o]]);
     b.dy = tensor(c, n->in[0]);
     b.y = b.relu ? tensor(c, n->in[1]) : NULL;
     b.x = tensor(c, n->in[1 + o]);
     b.dx = tensor(c, n->out[0]);
     LLVMValueRef G = tensor(c, n->in[2 + o]), MEAN = tensor(c, n->in[3 + o]), VAR = tensor(c, n->in[4 + o]);
     LLVMValueRef DG = tensor(c, n->out[1]), DB = tensor(c, n->out[2]);
-    b.acc1 = var(c, c->f64, cd(c, 0));
-    b.acc2 = var(c, c->f64, cd(c, 0));
-    LLVMValueRef m = cd(c, (double)(N * HW)), S = c->arg_ws;
+    LLVMValueRef s1 = stack_array(c, c->f64, g.cb), s2 = stack_array(c, c->f64, g.cb);
+    LLVMValueRef meand = stack_array(c, c->f64, g.cb);
+    LLVMValueRef m = cd(c, (double)(g.n * g.hw)), S = c->arg_ws;
     if (c->mpi) {
         res.nphases = 2;
         m = fmul(c, m, call(c, c->ranks_t, c->ranks_fn, NULL, 0));
     }
-    loop Lc;
-    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
-    LLVMValueRef mean32 = ld(c, MEAN, ch);
-    LLVMValueRef istd = inv_std(c, fext(c, ld(c, VAR, ch)), n->eps);
-    LLVMValueRef sdy, sdyx;
+    loop Lb, Lj;
+    begin_block(c, &res, &Lb, &g);
     if (!c->mpi || c->phase == 0) {
-        set(c, b.acc1, cd(c, 0));
-        set(c, b.acc2, cd(c, 0));
-        b.mean = fext(c, mean32);
-        for_channel(c, N, C, HW, ch, bn_bwd_sums, &b);
-        sdy = get(c, b.acc1, c->f64);
-        sdyx = get(c, b.acc2, c->f64);
-        st(c, DG, ch, ftrunc(c, fmul(c, sdyx, istd)));
+        LLVMValueRef j = loop_begin(c, &Lj, g.cb);
+        aset(c, meand, j, fext(c, ld(c, MEAN, iadd(c, g.c0, j))));
+        loop_end(c, &Lj);
+        zero_sums(c, &g, s1);
+        zero_sums(c, &g, s2);
+        b.a1 = meand;
+        run_pass(c, &g, &b, &(pass){prep_d1, body_bwd_sums, 2, {s1, s2}});
+        j = loop_begin(c, &Lj, g.cb);
+        LLVMValueRef ch = iadd(c, g.c0, j);
+        LLVMValueRef sdy = aget(c, c->f64, s1, j), sdyx = aget(c, c->f64, s2, j);
+        st(c, DG, ch, ftrunc(c, fmul(c, sdyx, inv_std(c, fext(c, ld(c, VAR, ch)), n->eps))));
         st(c, DB, ch, ftrunc(c, sdy));
         if (c->mpi) {
             LLVMBuildStore(c->b, sdy, gep64(c, S, ch));
-            LLVMBuildStore(c->b, sdyx, gep64(c, S, iadd(c, ch, ci(c, C))));
-            res.hook = 1, res.hook_off = 0, res.hook_n = 2 * C;
-            loop_end(c, &Lc);
+            LLVMBuildStore(c->b, sdyx, gep64(c, S, iadd(c, ch, ci(c, g.ch))));
+        }
+        loop_end(c, &Lj);
+        if (c->mpi) {
+            res.hook = 1, res.hook_off = 0, res.hook_n = 2 * g.ch;
+            loop_end(c, &Lb);
             return res;
         }
-    } else {
-        sdy = LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), "");
-        sdyx = LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, C))), "");
     }
-    b.k1 = ftrunc(c, fmul(c, fext(c, ld(c, G, ch)), istd));
-    b.k2 = ftrunc(c, fdiv(c, sdy, m));
-    b.k3 = ftrunc(c, fdiv(c, fmul(c, fmul(c, istd, istd), sdyx), m));
-    b.mean = mean32;
-    for_channel(c, N, C, HW, ch, bn_bwd_apply, &b);
-    loop_end(c, &Lc);
+    b.a1 = stack_array(c, c->elt, g.cb);
+    b.a2 = stack_array(c, c->elt, g.cb);
+    b.a3 = stack_array(c, c->elt, g.cb);
+    b.a4 = stack_array(c, c->elt, g.cb);
+    LLVMValueRef j = loop_begin(c, &Lj, g.cb), ch = iadd(c, g.c0, j);
+    LLVMValueRef sdy = c->mpi ? LLVMBuildLoad2(c->b, c->f64, gep64(c, S, ch), "") : aget(c, c->f64, s1, j);
+    LLVMValueRef sdyx = c->mpi ? LLVMBuildLoad2(c->b, c->f64, gep64(c, S, iadd(c, ch, ci(c, g.ch))), "")
+                               : aget(c, c->f64, s2, j);
+    LLVMValueRef istd = inv_std(c, fext(c, ld(c, VAR, ch)), n->eps);
+    aset(c, b.a1, j, ftrunc(c, fmul(c, fext(c, ld(c, G, ch)), istd)));
+    aset(c, b.a2, j, ftrunc(c, fdiv(c, sdy, m)));
+    aset(c, b.a3, j, ftrunc(c, fdiv(c, fmul(c, fmul(c, istd, istd), sdyx), m)));
+    aset(c, b.a4, j, ld(c, MEAN, ch));
+    loop_end(c, &Lj);
+    run_pass(c, &g, &b, &(pass){prep_k1234, body_bwd_apply, 0, {0}});
+    loop_end(c, &Lb);
     return res;
 }
 
@@ -258,18 +481,17 @@ sc_lowered sc_cg_lower_bias_bwd(sc_codegen *c, int i)
 {
     sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
-    const sc_tensor *dy = &c->g->t[n->in[0]];
-    int64_t N, C, HW;
-    nchw(dy, &N, &C, &HW);
+    geom g = geometry(&c->g->t[n->in[0]]);
     bnctx b = {0};
     b.dy = tensor(c, n->in[0]);
-    LLVMValueRef DB = tensor(c, n->out[0]);
-    b.acc1 = var(c, c->f64, cd(c, 0));
-    loop Lc;
-    LLVMValueRef ch = par_loop(c, &res, &Lc, C);
-    set(c, b.acc1, cd(c, 0));
-    for_channel(c, N, C, HW, ch, bias_sum, &b);
-    st(c, DB, ch, ftrunc(c, get(c, b.acc1, c->f64)));
-    loop_end(c, &Lc);
+    LLVMValueRef DB = tensor(c, n->out[0]), s1 = stack_array(c, c->f64, g.cb);
+    loop Lb, Lj;
+    begin_block(c, &res, &Lb, &g);
+    zero_sums(c, &g, s1);
+    run_pass(c, &g, &b, &(pass){NULL, body_sum_dy, 1, {s1}});
+    LLVMValueRef j = loop_begin(c, &Lj, g.cb);
+    st(c, DB, iadd(c, g.c0, j), ftrunc(c, aget(c, c->f64, s1, j)));
+    loop_end(c, &Lj);
+    loop_end(c, &Lb);
     return res;
 }
