@@ -323,7 +323,7 @@ int sc_tune_table_read(const char *path, sc_tune_table *t, char *err, size_t err
     memset(t, 0, sizeof *t);
     FILE *in = fopen(path, "r");
     if (!in) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot read the --tune table %s: %s", path, strerror(errno));
         return -1;
     }
     enum { NF = 6 };
