@@ -107,8 +107,8 @@ sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_
     /* kc: the A tile (mr x kc) and a panel (kc x nr) in L1. */
     bl.kc = L1_BYTES / (esize * (bl.mr + nr));
     bl.kc = bl.kc < 16 ? 16 : bl.kc / 16 * 16;
-    if (c->gemm_kc > 0) /* --tune's choice */
-        bl.kc = c->gemm_kc;
+    if (c->gemm_kc > 0) /* --tune's choice, one panel within PACK_BYTES */
+        bl.kc = c->gemm_kc < PACK_BYTES / (esize * nr) ? c->gemm_kc : PACK_BYTES / (esize * nr);
     if (bl.kc > k)
         bl.kc = k;
     /* nc: the packed block kc x nc within PACK_BYTES, whole panels. */

@@ -319,6 +319,10 @@ static void test_blocking(void **state)
             assert_true(small.mr == 5 && small.kc == 100);
             assert_true(bl.kc * bl.nc * 4 <= 512 << 10);
         }
+    /* a k-block from a table of any size: the packed panel stays bounded */
+    c->gemm_kc = 1 << 20;
+    sc_gemm_blocking big = sc_cg_gemm_blocking(c, 64, 3136, 100000);
+    assert_true(big.kc >= 1 && big.kc * big.nc * 4 <= 512 << 10);
     sc_codegen_free(c);
 }
 
