@@ -225,8 +225,10 @@ static int compile_tuned(const sc_spec *m, sc_compiled *cp, const char *emit, co
     char err[1024], def[160];
     snprintf(def, sizeof def, "./%s", m->name);
     const char *base = out && strcmp(out, "-") ? out : def;
-    if (measure && !dir_writable(base)) {
-        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", base, strerror(errno));
+    const char *unwritable = !measure ? NULL : !dir_writable(base) ? base
+                                             : table_path && !dir_writable(table_path) ? table_path : NULL;
+    if (unwritable) { /* before minutes of measuring */
+        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", unwritable, strerror(errno));
         return EXIT_INPUT;
     }
     tune_ctx t = {m, cp, target_cpu, opt_level};
