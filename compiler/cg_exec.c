@@ -16,6 +16,7 @@
 #include <llvm-c/Analysis.h>
 
 #include "cg_builder.h"
+#include "tune.h"
 
 /* ---- kernels and entry points ---- */
 
@@ -95,6 +96,9 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase
         snprintf(key + k, len - k, "s%.17g", n->slope); /* the slope is baked in */
     if (n->op >= SC_OP_BARLOW && n->op <= SC_OP_VICREG_BWD && k < len) /* so are the loss coefficients */
         snprintf(key + k, len - k, "c%.17g,%.17g,%.17g,%.17g", n->coef[0], n->coef[1], n->coef[2], n->coef[3]);
+    const sc_conv_pick *p = sc_tune_pick_of(mp->opts.tuning, g, i);
+    if (p && (p->mr || p->kc) && k < len) /* and --tune's GEMM blocking */
+        snprintf(key + k, len - k, "r%dk%d", p->mr, p->kc);
 }
 
 /* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads
@@ -171,7 +175,11 @@ static int kernel_for(sc_codegen *c, int i, int phase, const char *prefix, int *
     c->arg_hi = LLVMGetParam(fn, (unsigned)nptr + 1);
     c->arg_tid = LLVMGetParam(fn, (unsigned)nptr + 2);
     c->gemm_note[0] = 0;
+    const sc_conv_pick *pick = sc_tune_pick_of(c->mp->opts.tuning, c->g, i);
+    c->gemm_mr = pick ? pick->mr : 0;
+    c->gemm_kc = pick ? pick->kc : 0;
     sc_lowered r = lower_node(c, i);
+    c->gemm_mr = c->gemm_kc = 0;
     LLVMBuildRetVoid(c->b);
     char impl[sizeof r.impl + sizeof c->gemm_note + 8];
     if (c->gemm_note[0]) /* the generated GEMMs it calls, by shape */

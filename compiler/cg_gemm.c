@@ -97,12 +97,18 @@ sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_
         bl.mr = 14, bl.nv = 2;
     else
         bl.mr = 6, bl.nv = 2;
+    /* --tune's choice (sc_codegen.gemm_mr): fewer rows, never more than
+     * the registers hold */
+    if (c->gemm_mr > 0 && c->gemm_mr < bl.mr)
+        bl.mr = c->gemm_mr;
     if (m < bl.mr)
         bl.mr = (int)m;
     int64_t nr = (int64_t)bl.nv * bl.vw;
     /* kc: the A tile (mr x kc) and a panel (kc x nr) in L1. */
     bl.kc = L1_BYTES / (esize * (bl.mr + nr));
     bl.kc = bl.kc < 16 ? 16 : bl.kc / 16 * 16;
+    if (c->gemm_kc > 0) /* --tune's choice, one panel within PACK_BYTES */
+        bl.kc = c->gemm_kc < PACK_BYTES / (esize * nr) ? c->gemm_kc : PACK_BYTES / (esize * nr);
     if (bl.kc > k)
         bl.kc = k;
     /* nc: the packed block kc x nc within PACK_BYTES, whole panels. */
@@ -406,17 +412,28 @@ static void str_attr(sc_codegen *c, LLVMValueRef fn, const char *k, const char *
 static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t lda,
                                   int64_t ldb, int64_t ldc, LLVMTypeRef *ft)
 {
+    /* a blocking --tune chose, where it is not the default one, is part
+     * of the name (.r<mr>k<kc>) and of the kernel's */
+    sc_gemm_blocking bl = sc_cg_gemm_blocking(c, m, n, k);
+    int tuned_mr = c->gemm_mr, tuned_kc = c->gemm_kc;
+    c->gemm_mr = c->gemm_kc = 0;
+    sc_gemm_blocking dflt = sc_cg_gemm_blocking(c, m, n, k);
+    c->gemm_mr = tuned_mr, c->gemm_kc = tuned_kc;
+    char tuned[32] = "";
+    if (bl.mr != dflt.mr || bl.kc != dflt.kc)
+        snprintf(tuned, sizeof tuned, "r%dk%lld", bl.mr, (long long)bl.kc);
     char name[160];
-    snprintf(name, sizeof name, "sc_gemm.%c%c%c.%lldx%lldx%lld.%lld.%lld.%lld", c->f64_elements ? 'd' : 's', ta ? 't' : 'n',
-             tb ? 't' : 'n', (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb, (long long)ldc);
+    snprintf(name, sizeof name, "sc_gemm.%c%c%c.%lldx%lldx%lld.%lld.%lld.%lld%s%s", c->f64_elements ? 'd' : 's',
+             ta ? 't' : 'n', tb ? 't' : 'n', (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb,
+             (long long)ldc, *tuned ? "." : "", tuned);
     LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->elt};
     *ft = LLVMFunctionType(c->vd, args, 4, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
     /* the kernel's name says which GEMMs it calls (info --kernels) */
     size_t used = strlen(c->gemm_note);
-    char shape[64];
-    snprintf(shape, sizeof shape, "%s%c%c %lldx%lldx%lld", used ? "+" : "", ta ? 't' : 'n', tb ? 't' : 'n', (long long)m,
-             (long long)n, (long long)k);
+    char shape[128];
+    snprintf(shape, sizeof shape, "%s%c%c %lldx%lldx%lld%s%s", used ? "+" : "", ta ? 't' : 'n', tb ? 't' : 'n',
+             (long long)m, (long long)n, (long long)k, *tuned ? " " : "", tuned);
     if (!strstr(c->gemm_note, shape + (used ? 1 : 0)) && used + strlen(shape) < sizeof c->gemm_note)
         strcat(c->gemm_note, shape);
     if (fn)
@@ -431,7 +448,7 @@ static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int6
     add_attr(c, fn, 2, "readonly", 0);
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
     add_attr(c, fn, LLVMAttributeFunctionIndex, "noinline", 0);
-    gemm g = {ta, tb, m, n, k, lda, ldb, ldc, sc_cg_gemm_blocking(c, m, n, k), NULL, NULL, NULL, NULL, NULL, NULL};
+    gemm g = {ta, tb, m, n, k, lda, ldb, ldc, bl, NULL, NULL, NULL, NULL, NULL, NULL};
     char w[16];
     snprintf(w, sizeof w, "%d", c->gemm_vbits);
     str_attr(c, fn, "min-legal-vector-width", w);

@@ -44,7 +44,10 @@ struct sc_codegen {
      * (--gemm=openblas); the target's vector bits and FMA, probed once;
      * the GEMM shapes the kernel being generated calls (for its name) */
     int gemm_openblas, gemm_vbits, gemm_fma;
-    char gemm_note[96];
+    char gemm_note[160];
+    /* the blocking --tune chose for the kernel being generated: register
+     * rows and k-block (cg_gemm.h; 0: the default rule's) */
+    int gemm_mr, gemm_kc;
     int mpi;
     /* the kernel being generated: its node, pointer arguments, the slice
      * [lo, hi) of its parallel loop and the thread running it */

@@ -39,12 +39,16 @@
 typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT } sc_conv_algo;
 
 /* Per-node choices measured by simclrc --tune: a convolution node whose
- * label and op match an entry uses its algorithm (where legal). */
+ * label and op match an entry uses its algorithm (where legal) and its
+ * GEMMs the register block of mr rows and k-block kc (cg_gemm.h; 0: the
+ * default rule's). */
 typedef struct {
     char label[SC_NAME_MAX];
     sc_opkind op;
     sc_conv_algo algo;
+    int mr, kc;
     double ms_im2col, ms_shift;  /* as measured (shift -1: not legal) */
+    double ms;                   /* the chosen kernel's time */
 } sc_conv_pick;
 
 typedef struct sc_conv_tuning_ {

@@ -48,8 +48,10 @@ static void usage(FILE *f)
             "                      (shifted GEMMs over padded planes where they waste little)\n"
             "  --gemm=KIND         matrix products: generated (default: GEMM kernels generated for\n"
             "                      each shape and this CPU's vectors) or openblas (cblas_sgemm calls)\n"
-            "  --tune              measure each convolution's algorithm on this machine (builds and\n"
-            "                      times the step twice, im2col and shift; slower to compile)\n"
+            "  --tune              measure each convolution's algorithm and GEMM blocking on this\n"
+            "                      machine (builds and times the step 9 times; slower to compile)\n"
+            "  --tune-table=FILE   with --tune, save the measurements to FILE (CSV); without, compile\n"
+            "                      with the choices FILE's measurements give, measuring nothing\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
             "                      machine's CPUs); workspaces are planned per thread\n"
             "  --max-arena-bytes=N refuse a model whose parameters or training arena need more than N\n"
@@ -194,9 +196,10 @@ done:
     return rc;
 }
 
-/* --tune: trial binaries at each convolution policy (without MPI, which
- * does not change a convolution's time), timed, then the real compile with
- * the per-node picks. */
+/* --tune: trial binaries (without MPI, which does not change a
+ * convolution's time; tune.h lists them), timed, then the real compile
+ * with the per-node picks. --tune-table saves the measurements, or,
+ * without --tune, gives them instead of measuring. */
 typedef struct {
     const sc_spec *m;
     sc_compiled *cp;
@@ -204,47 +207,70 @@ typedef struct {
     int opt_level;
 } tune_ctx;
 
-static int build_trial(void *p, const char *exe, int conv)
+static int build_trial(void *p, const char *exe, int conv, const sc_conv_tuning *picks)
 {
     const tune_ctx *t = p;
     sc_memplan_opts saved = plan_opts;
     plan_opts.conv = conv;
     plan_opts.mpi = 0;
-    plan_opts.tuning = NULL;
+    plan_opts.tuning = picks;
     int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
     plan_opts = saved;
     return rc;
 }
 
-static int compile_tuned(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu, int opt_level)
+static int compile_tuned(const sc_spec *m, sc_compiled *cp, const char *emit, const char *out, const char *target_cpu,
+                         int opt_level, int measure, const char *table_path, const char *dump_after)
 {
     char err[1024], def[160];
     snprintf(def, sizeof def, "./%s", m->name);
     const char *base = out && strcmp(out, "-") ? out : def;
-    if (!dir_writable(base)) {
-        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", base, strerror(errno));
+    const char *unwritable = !measure ? NULL : !dir_writable(base) ? base
+                                             : table_path && !dir_writable(table_path) ? table_path : NULL;
+    if (unwritable) { /* before minutes of measuring */
+        fprintf(stderr, "simclrc: error: cannot write %s: %s\n", unwritable, strerror(errno));
         return EXIT_INPUT;
     }
     tune_ctx t = {m, cp, target_cpu, opt_level};
-    sc_conv_tuning tuning;
-    if (sc_tune_convs(build_trial, &t, base, &tuning, err, sizeof err)) {
+    sc_tune_table table;
+    sc_conv_tuning tuning = {NULL, 0};
+    if (measure ? sc_tune_measure(build_trial, &t, base, &table, err, sizeof err)
+                : sc_tune_table_read(table_path, &table, err, sizeof err)) {
         fprintf(stderr, "simclrc: error: %s\n", err);
-        return EXIT_INTERNAL;
+        return measure ? EXIT_INTERNAL : EXIT_INPUT;
     }
-    sc_tune_print(&tuning, stderr);
+    int rc = EXIT_INTERNAL;
+    if (measure && table_path && sc_tune_table_write(&table, table_path, err, sizeof err)) {
+        fprintf(stderr, "simclrc: error: --tune-table: %s\n", err);
+        rc = EXIT_INPUT;
+        goto done;
+    }
+    if (sc_tune_choose(&table, &tuning, err, sizeof err)) {
+        fprintf(stderr, "simclrc: error: %s\n", err);
+        goto done;
+    }
+    if (measure)
+        sc_tune_print(&tuning, stderr);
+    if (dump_after && (!strcmp(dump_after, "all") || !strcmp(dump_after, "schedule"))) {
+        fprintf(stderr, "# tuning (--tune): the convolutions' kernels and GEMM blocking\n");
+        sc_tune_print(&tuning, stderr);
+    }
     plan_opts.tuning = &tuning;
-    int rc = compile(m, cp, emit, out, target_cpu, opt_level);
+    rc = compile(m, cp, emit, out, target_cpu, opt_level);
     plan_opts.tuning = NULL;
+done:
     sc_tune_free(&tuning);
+    sc_tune_table_free(&table);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
+    const char *tune_table = NULL;
     unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_TUNE_TABLE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -257,6 +283,7 @@ int main(int argc, char **argv)
         {"conv", required_argument, 0, OPT_CONV},
         {"gemm", required_argument, 0, OPT_GEMM},
         {"tune", no_argument, 0, OPT_TUNE},
+        {"tune-table", required_argument, 0, OPT_TUNE_TABLE},
         {"max-arena-bytes", required_argument, 0, OPT_MAX_BYTES},
         {"no-size-limit", no_argument, 0, OPT_NO_LIMIT},
         {"no-fuse", no_argument, 0, OPT_NO_FUSE},
@@ -306,6 +333,7 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_TUNE: tune = 1; break;
+        case OPT_TUNE_TABLE: tune_table = optarg; break;
         case OPT_MAX_BYTES:
             if (sc_parse_bytes(optarg, &max_bytes) || max_bytes < 1) {
                 fprintf(stderr, "simclrc: error: --max-arena-bytes needs a byte count such as 68719476736 or "
@@ -438,8 +466,8 @@ int main(int argc, char **argv)
     }
 
     if (codegen && strcmp(emit, "memplan")) {
-        rc = tune ? compile_tuned(&m, &cp, emit, out, target_cpu, opt_level)
-                  : compile(&m, &cp, emit, out, target_cpu, opt_level);
+        rc = tune || tune_table ? compile_tuned(&m, &cp, emit, out, target_cpu, opt_level, tune, tune_table, dump_after)
+                                : compile(&m, &cp, emit, out, target_cpu, opt_level);
     } else if (!strcmp(emit, "memplan")) {
         rc = print_memplan(&cp, shown, w == 1 ? &cp.emp : w == 2 ? &cp.fmp : &cp.smp, out);
     } else if (!strcmp(emit, "step-dump")) {

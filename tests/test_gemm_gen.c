@@ -32,6 +32,7 @@
 #include "cg_gemm.h"
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "tune.h"
 
 #define TOL 16.0
 
@@ -65,9 +66,19 @@ static void fn_name(char *buf, size_t len, int si, int ta, int tb)
     snprintf(buf, len, "test_gemm_%d_%d%d", si, ta, tb);
 }
 
-/* One module with a wrapper per shape and transpose, each calling the
- * generated GEMM. */
-static sc_codegen *build(int f64, const char *cpu)
+/* The shapes --tune's candidate blockings run on: k across the
+ * candidate k-blocks' edges, m not a multiple of any candidate mr, n
+ * across the packed block's edge (nc is 512 at kc 128). */
+static int crosses_kc(int si)
+{
+    const shape *s = &shapes[si];
+    return (s->m == 97 && s->k == 257) || s->k == 1000 || (s->n == 1000 && s->k == 400) || (s->m == 64 && s->k == 576);
+}
+
+/* One module with a wrapper per shape (those of `only`, or all) and
+ * transpose, each calling the generated GEMM, blocked mr x kc (0: the
+ * default rule's). */
+static sc_codegen *build(int f64, const char *cpu, int mr, int kc, int (*only)(int))
 {
     char err[1024];
     sc_codegen_options o = {.target_cpu = cpu, .opt_level = 2, .double_precision = f64};
@@ -76,8 +87,10 @@ static sc_codegen *build(int f64, const char *cpu)
         fail_msg("%s", err);
     LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->elt};
     LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
+    c->gemm_mr = mr;
+    c->gemm_kc = kc;
     for (int si = 0; si < NSHAPES; si++)
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < 4 && (!only || only(si)); t++) {
             int ta = t >> 1, tb = t & 1;
             int64_t lda, ldb, ldc;
             dims(&shapes[si], ta, tb, si, &lda, &ldb, &ldc);
@@ -191,17 +204,60 @@ static double check(sc_codegen *c, int f64, int si, int ta, int tb, double beta)
 /* cpu: NULL for the host (AVX-512 here), or a CPU whose vectors take
  * another path: haswell (AVX2, 256 bits), x86-64 (the generic path:
  * 128 bits, no FMA). */
-static void run(int f64, const char *cpu)
+static double run_blocked(int f64, const char *cpu, int mr, int kc, int (*only)(int))
 {
-    sc_codegen *c = build(f64, cpu);
+    sc_codegen *c = build(f64, cpu, mr, kc, only);
     double worst = 0;
     for (int si = 0; si < NSHAPES; si++)
-        for (int t = 0; t < 4; t++)
+        for (int t = 0; t < 4 && (!only || only(si)); t++)
             for (int bi = 0; bi < 2; bi++)
                 worst = fmax(worst, check(c, f64, si, t >> 1, t & 1, bi ? 1.0 : 0.0));
-    printf("%s, %s: %d shapes x 4 transposes x beta 0/1, worst error %.2f u of sum|a||b| (bound %.0f); %d-bit "
-           "vectors\n", f64 ? "double" : "float", cpu ? cpu : "host", NSHAPES, worst, TOL, c->gemm_vbits);
     sc_codegen_free(c);
+    return worst;
+}
+
+static void run(int f64, const char *cpu)
+{
+    double worst = run_blocked(f64, cpu, 0, 0, NULL);
+    printf("%s, %s: %d shapes x 4 transposes x beta 0/1, worst error %.2f u of sum|a||b| (bound %.0f)\n",
+           f64 ? "double" : "float", cpu ? cpu : "host", NSHAPES, worst, TOL);
+}
+
+/* Every blocking --tune may choose (tune.h's candidates, each register
+ * row count with each k-block), on each vector path, in float (the
+ * blocking does not depend on the element type's code paths). */
+static void test_candidates(void **state)
+{
+    (void)state;
+    static const char *const cpus[] = {NULL, "haswell", "x86-64"};
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    for (int p = 0; p < 3; p++) {
+        if (p == 1 && !avx2)
+            continue;
+        char err[512];
+        sc_codegen_options o = {.target_cpu = cpus[p], .opt_level = 2};
+        sc_codegen *q = sc_codegen_new(&o, err, sizeof err);
+        assert_non_null(q);
+        double worst = 0;
+        int seen[SC_TUNE_NMR * SC_TUNE_NKC], nseen = 0;
+        for (int i = 0; i < SC_TUNE_NMR; i++)
+            for (int j = 0; j < SC_TUNE_NKC; j++) {
+                /* without AVX-512, mr 8 and 14 are 6: run each blocking once */
+                q->gemm_mr = sc_tune_cand_mr[i];
+                q->gemm_kc = sc_tune_cand_kc[j];
+                sc_gemm_blocking bl = sc_cg_gemm_blocking(q, 1000, 1000, 1000);
+                int key = bl.mr * 1000 + (int)bl.kc, dup = 0;
+                for (int k = 0; k < nseen; k++)
+                    dup |= seen[k] == key;
+                if (dup)
+                    continue;
+                seen[nseen++] = key;
+                worst = fmax(worst, run_blocked(0, cpus[p], sc_tune_cand_mr[i], sc_tune_cand_kc[j], crosses_kc));
+            }
+        printf("float, %s: %d distinct candidate blockings, worst error %.2f u of sum|a||b| (bound %.0f)\n",
+               cpus[p] ? cpus[p] : "host", nseen, worst, TOL);
+        sc_codegen_free(q);
+    }
 }
 
 static void test_float(void **state)
@@ -250,6 +306,23 @@ static void test_blocking(void **state)
         assert_true(bl.nc % (bl.nv * bl.vw) == 0);
         assert_true(bl.kc * bl.nc * 4 <= 512 << 10);
     }
+    /* --tune's choice is taken, within the registers and the shape */
+    int regs = c->gemm_vbits == 512 ? 32 : 16;
+    for (int i = 0; i < SC_TUNE_NMR; i++)
+        for (int j = 0; j < SC_TUNE_NKC; j++) {
+            c->gemm_mr = sc_tune_cand_mr[i];
+            c->gemm_kc = sc_tune_cand_kc[j];
+            sc_gemm_blocking bl = sc_cg_gemm_blocking(c, 64, 3136, 576), small = sc_cg_gemm_blocking(c, 5, 9, 100);
+            assert_int_equal(bl.kc, c->gemm_kc);
+            assert_true(bl.mr <= c->gemm_mr && bl.mr * bl.nv + bl.nv + 1 <= regs);
+            assert_true(regs == 16 || bl.mr == c->gemm_mr);
+            assert_true(small.mr == 5 && small.kc == 100);
+            assert_true(bl.kc * bl.nc * 4 <= 512 << 10);
+        }
+    /* a k-block from a table of any size: the packed panel stays bounded */
+    c->gemm_kc = 1 << 20;
+    sc_gemm_blocking big = sc_cg_gemm_blocking(c, 64, 3136, 100000);
+    assert_true(big.kc >= 1 && big.kc * big.nc * 4 <= 512 << 10);
     sc_codegen_free(c);
 }
 
@@ -261,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_double),
         cmocka_unit_test(test_avx2),
         cmocka_unit_test(test_generic),
+        cmocka_unit_test(test_candidates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

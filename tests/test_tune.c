@@ -1,0 +1,290 @@
+/* test_tune: simclrc --tune's choice from its measurement table
+ * (compiler/tune.c), without measuring:
+ * - the choice per node: the algorithm, then the fastest blocking of it;
+ *   equal times go to the smaller (mr, kc), default first; the rows'
+ *   order does not matter;
+ * - the table survives writing and reading; a malformed one is refused
+ *   with its file and line;
+ * - the compiled module (LLVM IR of tests/specs/basic-stages.xml) is a
+ *   function of the table: the same table, read twice or with its rows
+ *   reversed, gives identical bytes; a table that favours another
+ *   blocking changes the GEMM functions (their names carry it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codegen.h"
+#include "model.h"
+#include "pipeline.h"
+#include "tune.h"
+
+static char dir[64];
+
+static sc_tune_row row(const char *node, sc_opkind op, const char *algo, int mr, int kc, double ms)
+{
+    sc_tune_row r = {.op = op, .mr = mr, .kc = kc, .ms = ms};
+    snprintf(r.node, sizeof r.node, "%s", node);
+    snprintf(r.algo, sizeof r.algo, "%s", algo);
+    return r;
+}
+
+static const sc_conv_pick *find(const sc_conv_tuning *t, const char *node, sc_opkind op)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->v[i].op == op && !strcmp(t->v[i].label, node))
+            return &t->v[i];
+    return NULL;
+}
+
+static void choose(sc_tune_row *rows, int n, sc_conv_tuning *picks)
+{
+    sc_tune_table t = {rows, n, n};
+    char err[256];
+    assert_int_equal(sc_tune_choose(&t, picks, err, sizeof err), 0);
+}
+
+static void test_choose(void **state)
+{
+    (void)state;
+    sc_tune_row rows[] = {
+        /* a: shift is faster at the default blocking; among shift's
+         * blockings mr 8 wins; im2col's faster blocking does not count */
+        row("a", SC_OP_CONV2D, "im2col", 0, 0, 10),
+        row("a", SC_OP_CONV2D, "shift", 0, 0, 9),
+        row("a", SC_OP_CONV2D, "shift", 8, 0, 7),
+        row("a", SC_OP_CONV2D, "shift", 8, 256, 7.5),
+        row("a", SC_OP_CONV2D, "im2col", 6, 0, 1),
+        /* a's data gradient: its own choice; a tie between mr 6 kc 384,
+         * mr 6 kc 128 and mr 14: the smaller (mr, kc) */
+        row("a", SC_OP_CONV2D_BWD_DATA, "im2col", 0, 0, 10),
+        row("a", SC_OP_CONV2D_BWD_DATA, "im2col", 14, 0, 4),
+        row("a", SC_OP_CONV2D_BWD_DATA, "im2col", 6, 384, 4),
+        row("a", SC_OP_CONV2D_BWD_DATA, "im2col", 6, 128, 4),
+        /* b: the default ties with a candidate and stays */
+        row("b", SC_OP_CONV2D_BWD_WEIGHT, "im2col", 8, 176, 3),
+        row("b", SC_OP_CONV2D_BWD_WEIGHT, "im2col", 0, 0, 3),
+        /* c: blockings only, no algorithm measured: not chosen */
+        row("c", SC_OP_CONV2D, "im2col", 8, 0, 1),
+    };
+    int n = (int)(sizeof rows / sizeof *rows);
+    sc_conv_tuning t;
+    choose(rows, n, &t);
+    assert_int_equal(t.n, 3);
+    const sc_conv_pick *a = find(&t, "a", SC_OP_CONV2D), *ad = find(&t, "a", SC_OP_CONV2D_BWD_DATA),
+                       *b = find(&t, "b", SC_OP_CONV2D_BWD_WEIGHT);
+    assert_non_null(a);
+    assert_non_null(ad);
+    assert_non_null(b);
+    assert_null(find(&t, "c", SC_OP_CONV2D));
+    assert_int_equal(a->algo, SC_CONV_SHIFT);
+    assert_int_equal(a->mr, 8);
+    assert_int_equal(a->kc, 0);
+    assert_true(a->ms == 7 && a->ms_im2col == 10 && a->ms_shift == 9);
+    assert_int_equal(ad->algo, SC_CONV_IM2COL);
+    assert_int_equal(ad->mr, 6);
+    assert_int_equal(ad->kc, 128);
+    assert_true(ad->ms_shift < 0);
+    assert_int_equal(b->mr, 0);
+    assert_int_equal(b->kc, 0);
+
+    /* the rows reversed: the same picks */
+    sc_tune_row rev[sizeof rows / sizeof *rows];
+    for (int i = 0; i < n; i++)
+        rev[i] = rows[n - 1 - i];
+    sc_conv_tuning t2;
+    choose(rev, n, &t2);
+    assert_int_equal(t2.n, t.n);
+    for (int i = 0; i < t.n; i++) {
+        const sc_conv_pick *p = &t.v[i], *q = find(&t2, p->label, p->op);
+        assert_non_null(q);
+        assert_true(p->algo == q->algo && p->mr == q->mr && p->kc == q->kc && p->ms == q->ms);
+    }
+    /* a table that favours another blocking changes the choice */
+    rows[4] = row("a", SC_OP_CONV2D, "shift", 14, 384, 6.5);
+    sc_conv_tuning t3;
+    choose(rows, n, &t3);
+    a = find(&t3, "a", SC_OP_CONV2D);
+    assert_true(a->mr == 14 && a->kc == 384);
+    sc_tune_free(&t);
+    sc_tune_free(&t2);
+    sc_tune_free(&t3);
+}
+
+static void test_table_file(void **state)
+{
+    (void)state;
+    sc_tune_row rows[] = {row("encoder.0", SC_OP_CONV2D, "im2col", 0, 0, 13.031487),
+                          row("odd \"name\", with comma", SC_OP_CONV2D_BWD_WEIGHT, "shift", 8, 176, 0.5)};
+    sc_tune_table t = {rows, 2, 2}, back;
+    char path[128], err[512];
+    snprintf(path, sizeof path, "%s/t.csv", dir);
+    assert_int_equal(sc_tune_table_write(&t, path, err, sizeof err), 0);
+    assert_int_equal(sc_tune_table_read(path, &back, err, sizeof err), 0);
+    assert_int_equal(back.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(back.v[i].node, rows[i].node);
+        assert_string_equal(back.v[i].algo, rows[i].algo);
+        assert_true(back.v[i].op == rows[i].op && back.v[i].mr == rows[i].mr && back.v[i].kc == rows[i].kc &&
+                    back.v[i].ms == rows[i].ms);
+    }
+    sc_tune_table_free(&back);
+
+    static const char *const bad[] = {"a,conv2d,im2col,0,0\n", "a,relu,im2col,0,0,1\n", "a,conv2d,direct,0,0,1\n",
+                                      "a,conv2d,im2col,17,0,1\n", "a,conv2d,im2col,0,-1,1\n",
+                                      "a,conv2d,im2col,0,0,fast\n", "a,conv2d,im2col,0,0,-1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "node,op,algo,mr,kc,ms\nb,conv2d,im2col,0,0,1\n%s", bad[i]);
+        fclose(f);
+        assert_int_equal(sc_tune_table_read(path, &back, err, sizeof err), -1);
+        char want[160];
+        snprintf(want, sizeof want, "%s:3:", path);
+        if (!strstr(err, want))
+            fail_msg("'%s' for a bad line 3: %s", bad[i], err);
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "index,node,op\n");
+    fclose(f);
+    assert_int_equal(sc_tune_table_read(path, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":1: not a --tune table"));
+    unlink(path);
+}
+
+/* The LLVM IR of basic-stages compiled with the picks of table `t`
+ * (written to a file and read back, as --tune-table does), malloc'd. */
+static char *module_ir(const sc_tune_table *t, const char *name)
+{
+    char spec[4096], path[128], err[1024];
+    snprintf(spec, sizeof spec, "%s/tests/specs/basic-stages.xml", getenv("SC_SOURCE_DIR"));
+    snprintf(path, sizeof path, "%s/%s.csv", dir, name);
+    assert_int_equal(sc_tune_table_write(t, path, err, sizeof err), 0);
+    sc_tune_table back;
+    sc_conv_tuning picks;
+    assert_int_equal(sc_tune_table_read(path, &back, err, sizeof err), 0);
+    assert_int_equal(sc_tune_choose(&back, &picks, err, sizeof err), 0);
+    sc_tune_table_free(&back);
+    unlink(path);
+
+    sc_spec m;
+    assert_int_equal(sc_model_load(spec, &m), 0);
+    sc_passes_opts po = {.classes = 10, .fuse = 1, .last = SC_PASS_MEMPLAN,
+                         .plan = {.threads = 2, .tuning = &picks}};
+    sc_compiled cp;
+    assert_int_equal(sc_passes_run(&m, &po, &cp), 0);
+    sc_codegen_options o = {.opt_level = 2};
+    sc_codegen *cg = sc_codegen_new(&o, err, sizeof err);
+    if (!cg)
+        fail_msg("%s", err);
+    sc_planned ps = {&cp.g, &cp.smp}, pe = {&cp.enc, &cp.emp}, pf = {&cp.ft, &cp.fmp};
+    snprintf(path, sizeof path, "%s/%s.ll", dir, name);
+    if (sc_codegen_module(cg, &m, &ps, &pe, &pf, err, sizeof err) || sc_codegen_emit(cg, "llvm", path, err, sizeof err))
+        fail_msg("%s", err);
+    sc_codegen_free(cg);
+    sc_compiled_free(&cp);
+    sc_model_free(&m);
+    sc_tune_free(&picks);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = 0;
+    fclose(f);
+    unlink(path);
+    return s;
+}
+
+/* Every convolution node of basic-stages' step, with a row at the
+ * default blocking (10 ms) and one at mr 8, kc 128 (ms_blocked). */
+static sc_tune_table table_for(double ms_blocked, int reversed)
+{
+    char spec[4096];
+    snprintf(spec, sizeof spec, "%s/tests/specs/basic-stages.xml", getenv("SC_SOURCE_DIR"));
+    sc_spec m;
+    assert_int_equal(sc_model_load(spec, &m), 0);
+    sc_passes_opts po = {.classes = 10, .fuse = 1, .last = SC_PASS_SCHEDULE};
+    sc_compiled cp;
+    assert_int_equal(sc_passes_run(&m, &po, &cp), 0);
+    sc_tune_table t = {calloc((size_t)cp.g.nn * 2 + 1, sizeof(sc_tune_row)), 0, 0};
+    assert_non_null(t.v);
+    for (int i = 0; i < cp.g.nn; i++) {
+        const sc_node *n = &cp.g.n[i];
+        if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
+            continue;
+        t.v[t.n++] = row(n->label, n->op, "im2col", 0, 0, 10);
+        t.v[t.n++] = row(n->label, n->op, "im2col", 8, 128, ms_blocked);
+    }
+    t.cap = t.n;
+    assert_true(t.n >= 6);
+    for (int i = 0; reversed && i < t.n / 2; i++) {
+        sc_tune_row r = t.v[i];
+        t.v[i] = t.v[t.n - 1 - i];
+        t.v[t.n - 1 - i] = r;
+    }
+    sc_compiled_free(&cp);
+    sc_model_free(&m);
+    return t;
+}
+
+static void test_module(void **state)
+{
+    (void)state;
+    sc_tune_table slow = table_for(12, 0), slow_rev = table_for(12, 1), fast = table_for(5, 0);
+    char *a = module_ir(&slow, "a"), *a2 = module_ir(&slow, "a2"), *ar = module_ir(&slow_rev, "ar"),
+         *b = module_ir(&fast, "b");
+    assert_string_equal(a, a2);
+    assert_string_equal(a, ar);
+    /* the default blocking: no tuned GEMM function */
+    assert_null(strstr(a, "k128"));
+    /* k-block 128 everywhere (mr 8, or 6 without AVX-512), in the GEMM
+     * functions' names and the kernels' */
+    assert_true(strcmp(a, b) != 0);
+    assert_non_null(strstr(b, "@sc_gemm."));
+    assert_non_null(strstr(b, "k128("));
+    assert_non_null(strstr(b, "r8k128") ? strstr(b, "r8k128") : strstr(b, "r6k128"));
+    free(a);
+    free(a2);
+    free(ar);
+    free(b);
+    sc_tune_table_free(&slow);
+    sc_tune_table_free(&slow_rev);
+    sc_tune_table_free(&fast);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sc_test_tune.XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return rmdir(dir);
+}
+
+int main(void)
+{
+    if (!getenv("SC_SOURCE_DIR")) {
+        fprintf(stderr, "test_tune: SC_SOURCE_DIR is not set (run it under ctest)\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choose),
+        cmocka_unit_test(test_table_file),
+        cmocka_unit_test(test_module),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
