@@ -1,27 +1,11 @@
-/* Lowering of convolutions: im2col+gemm, gemm-1x1 and shift+gemm
- * (convplan.h), forward, data gradient and weight gradient. */
+/* Lowering of convolutions: im2col+gemm, implicit-gemm, gemm-1x1 and
+ * shift+gemm (convplan.h), forward, data gradient and weight gradient. */
 #include <stdio.h>
 
 #include "cg_builder.h"
 #include "convplan.h"
 
 /* ---- convolution pieces ---- */
-
-/* The range of output columns ow whose input column ow*s - p + kw lies in
- * [0, w): [lo, hi), computed in generated code from kw (the tap's column
- * offset, kw*d when dilated). */
-static void valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
-{
-    /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
-     * p - kw + s - 1 >= 0 is not guaranteed, so clamp the numerators first. */
-    LLVMValueRef num_lo = imax(c, isub(c, ci(c, g->p), kw), ci(c, 0));
-    *lo = LLVMBuildSDiv(c->b, iadd(c, num_lo, ci(c, g->s - 1)), ci(c, g->s), "");
-    LLVMValueRef num_hi = isub(c, ci(c, g->w - 1 + g->p), kw);
-    LLVMValueRef h = iadd(c, LLVMBuildSDiv(c->b, imax(c, num_hi, ci(c, -1)), ci(c, g->s), ""), ci(c, 1));
-    /* num_hi = -1 means no valid column: sdiv(-1, s) = 0 gives 1, fix up. */
-    h = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, num_hi, ci(c, 0), ""), ci(c, 0), h, "");
-    *hi = imax(c, imin(c, h, ci(c, g->ow)), *lo);
-}
 
 /* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh*d][ow*s - p + kw*d]
  * (0 outside), for one image, col's rows ldc apart; or the reverse,
@@ -38,7 +22,7 @@ static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMVal
     LLVMValueRef lo, hi;
     if (g->d > 1) /* dilated: the tap's offsets are d apart */
         kh = imul(c, kh, ci(c, g->d)), kw = imul(c, kw, ci(c, g->d));
-    valid_cols(c, g, kw, &lo, &hi);
+    sc_cg_conv_valid_cols(c, g, kw, &lo, &hi);
     LLVMValueRef oh = loop_begin(c, &Loh, g->oh);
     LLVMValueRef ih = isub(c, mad(c, oh, g->s, kh), ci(c, g->p));
     LLVMValueRef rowok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
@@ -341,6 +325,13 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
         LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
         sgemm(c, 0, 0, cp.o, cp.ohw, cp.g.c, W, cp.g.c, xn, cp.ohw, cf(c, 0), yn, cp.ohw);
+    } else if (cp.algo == SC_CONV_IMPLICIT) {
+        /* straight into y where the chunk is one image, else by its [O, cols] */
+        LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
+        LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        sc_cg_gemm_conv(c, 0, cp.o, cp.cols, cp.ckk, W, cp.ckk, &cp.g, cp.nb, xn, cf(c, 0), cp.nb == 1 ? yn : p.t, cp.cols);
+        if (cp.nb > 1)
+            gather_chunk(c, &cp, Y, img0, p.t, 1);
     } else if (cp.nb == 1) {
         LLVMValueRef yn = gep(c, Y, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);

@@ -128,7 +128,13 @@ typedef struct {
     sc_gemm_blocking bl;
     LLVMTypeRef vt;           /* <vw x elt> */
     LLVMValueRef A, B, C, beta, bp;
+    LLVMValueRef scratch;     /* implicit, transposed: the gathered rows before packing */
+    int implicit;             /* 0; or B is x's im2col matrix (IM2COL), or its transpose (IM2COL_T) */
+    sc_conv_geom conv;        /* with implicit: x's geometry, nb images */
+    int64_t nb;
 } gemm;
+
+enum { IM2COL = 1, IM2COL_T = 2 };
 
 static LLVMValueRef vconst_mask(sc_codegen *c, int vw, int on)
 {
@@ -329,6 +335,150 @@ static void pack_b(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef k
         pack_panel(c, g, pc, kc, jc, ci(c, full), ncols % nr);
 }
 
+/* ---- implicit GEMM: B gathered from the image ---- */
+
+void sc_cg_conv_valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+    /* lo = ceil((p - kw) / s) clamped at 0; hi = floor((w - 1 + p - kw) / s) + 1 clamped at ow.
+     * p - kw + s - 1 >= 0 is not guaranteed, so clamp the numerators first. */
+    LLVMValueRef num_lo = imax(c, isub(c, ci(c, g->p), kw), ci(c, 0));
+    *lo = LLVMBuildSDiv(c->b, iadd(c, num_lo, ci(c, g->s - 1)), ci(c, g->s), "");
+    LLVMValueRef num_hi = isub(c, ci(c, g->w - 1 + g->p), kw);
+    LLVMValueRef h = iadd(c, LLVMBuildSDiv(c->b, imax(c, num_hi, ci(c, -1)), ci(c, g->s), ""), ci(c, 1));
+    /* num_hi = -1 means no valid column: sdiv(-1, s) = 0 gives 1, fix up. */
+    h = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, num_hi, ci(c, 0), ""), ci(c, 0), h, "");
+    *hi = imax(c, imin(c, h, ci(c, g->ow)), *lo);
+}
+
+static LLVMValueRef sdiv(sc_codegen *c, LLVMValueRef a, int64_t b) { return LLVMBuildSDiv(c->b, a, ci(c, b), ""); }
+static LLVMValueRef srem(sc_codegen *c, LLVMValueRef a, int64_t b) { return LLVMBuildSRem(c->b, a, ci(c, b), ""); }
+
+/* dst[(r - r0)*rs + (q - q0)*qs] = col[r][q] for im2col rows r in [r0,
+ * r0 + nrows) and columns q in [q0, q0 + nq): row r = (ch*k + kh)*k + kw,
+ * column q = (img*oh + oy)*ow + ox reads x[img][ch][oy*s - p + kh*d][ox*s
+ * - p + kw*d], 0 in the padding. The columns go by output rows, each split
+ * into padding, image and padding runs as in im2col. */
+static LLVMValueRef splat_i32(sc_codegen *c, int vw, LLVMValueRef x)
+{
+    LLVMTypeRef iv = LLVMVectorType(c->i32, (unsigned)vw);
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(iv), LLVMBuildTrunc(c->b, x, c->i32, ""),
+                                            LLVMConstInt(c->i32, 0, 0), "");
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(iv), LLVMConstNull(iv), "");
+}
+
+/* dst[t] = src[t*s] for the output row's columns t in [a, b), 0 outside
+ * [e1, e2), in vectors (stride s of 1 or 2: x's run is contiguous, or
+ * every other element, loaded as two vectors and its even lanes kept).
+ * Lanes outside [e1, e2) are masked off the loads, so nothing outside x
+ * is read. */
+static void gather_vectors(sc_codegen *c, const gemm *g, int s, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef a,
+                           LLVMValueRef b, LLVMValueRef e1, LLVMValueRef e2)
+{
+    int vw = g->bl.vw;
+    unsigned align = c->f64_elements ? 8 : 4;
+    LLVMTypeRef over[2] = {g->vt, c->ptr};
+    LLVMValueRef bv = splat_i32(c, vw, b), e1v = splat_i32(c, vw, e1), e2v = splat_i32(c, vw, e2);
+    loop Lv;
+    LLVMValueRef nvec = LLVMBuildSDiv(c->b, iadd(c, isub(c, b, a), ci(c, vw - 1)), ci(c, vw), "");
+    LLVMValueRef t = iadd(c, a, imul(c, loop_range(c, &Lv, ci(c, 0), nvec), ci(c, vw)));
+    LLVMValueRef tv = splat_i32(c, vw, t);
+    LLVMValueRef got[2] = {NULL, NULL};
+    for (int part = 0; part < s; part++) {
+        /* lane j of this load is x element s*t + part*vw + j: column t + (part*vw + j)/s where s divides it */
+        LLVMValueRef off[64], on[64];
+        for (int j = 0; j < vw; j++) {
+            off[j] = LLVMConstInt(c->i32, (unsigned long long)((part * vw + j) / s), 0);
+            on[j] = LLVMConstInt(c->i1, (part * vw + j) % s == 0, 0);
+        }
+        LLVMValueRef ox = LLVMBuildAdd(c->b, tv, LLVMConstVector(off, (unsigned)vw), "");
+        LLVMValueRef m = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ox, e1v, ""),
+                                      LLVMBuildICmp(c->b, LLVMIntSLT, ox, e2v, ""), "");
+        if (s > 1)
+            m = LLVMBuildAnd(c->b, m, LLVMConstVector(on, (unsigned)vw), "");
+        /* not inbounds: src + s*t lies before x where the row starts in padding (those lanes are off) */
+        LLVMValueRef at = iadd(c, imul(c, t, ci(c, s)), ci(c, (int64_t)part * vw));
+        LLVMValueRef largs[4] = {LLVMBuildGEP2(c->b, c->elt, src, &at, 1, ""), LLVMConstInt(c->i32, align, 0), m,
+                                 LLVMConstNull(g->vt)};
+        got[part] = intrinsic(c, "llvm.masked.load", over, 2, largs, 4);
+    }
+    LLVMValueRef v = got[0];
+    if (s == 2) {
+        LLVMValueRef even[64];
+        for (int j = 0; j < vw; j++)
+            even[j] = LLVMConstInt(c->i32, (unsigned long long)(2 * j), 0);
+        v = LLVMBuildShuffleVector(c->b, got[0], got[1], LLVMConstVector(even, (unsigned)vw), "");
+    }
+    LLVMValueRef lane[64];
+    for (int j = 0; j < vw; j++)
+        lane[j] = LLVMConstInt(c->i32, (unsigned long long)j, 0);
+    LLVMValueRef smask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildAdd(c->b, tv, LLVMConstVector(lane, (unsigned)vw), ""),
+                                       bv, "");
+    LLVMValueRef sargs[4] = {v, gep(c, dst, t), LLVMConstInt(c->i32, align, 0), smask};
+    intrinsic(c, "llvm.masked.store", over, 2, sargs, 4);
+    loop_end(c, &Lv);
+}
+
+static void gather(sc_codegen *c, const gemm *g, LLVMValueRef to, LLVMValueRef r0, LLVMValueRef nrows, LLVMValueRef q0,
+                   LLVMValueRef nq, int64_t rs, int64_t qs)
+{
+    const sc_conv_geom *v = &g->conv;
+    loop Lr, Lo, Lz1, Lx, Lz2;
+    LLVMValueRef rl = loop_range(c, &Lr, ci(c, 0), nrows);
+    LLVMValueRef r = iadd(c, r0, rl);
+    LLVMValueRef ch = sdiv(c, r, v->k * v->k), kh = srem(c, sdiv(c, r, v->k), v->k), kw = srem(c, r, v->k);
+    if (v->d > 1) /* dilated: the tap's offsets are d apart */
+        kh = imul(c, kh, ci(c, v->d)), kw = imul(c, kw, ci(c, v->d));
+    LLVMValueRef lo, hi;
+    sc_cg_conv_valid_cols(c, v, kw, &lo, &hi);
+    LLVMValueRef drow = gep(c, to, imul(c, rl, ci(c, rs)));
+    LLVMValueRef q1 = iadd(c, q0, nq);
+    LLVMValueRef orow = loop_range(c, &Lo, sdiv(c, q0, v->ow), sdiv(c, iadd(c, q1, ci(c, v->ow - 1)), v->ow));
+    LLVMValueRef img = sdiv(c, orow, v->oh), oy = srem(c, orow, v->oh), rowq = imul(c, orow, ci(c, v->ow));
+    /* this output row's columns within [q0, q1): ox in [a, b) */
+    LLVMValueRef a = imax(c, isub(c, q0, rowq), ci(c, 0)), b = imin(c, isub(c, q1, rowq), ci(c, v->ow));
+    LLVMValueRef ih = isub(c, mad(c, oy, v->s, kh), ci(c, v->p));
+    LLVMValueRef rowok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                      LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, v->h), ""), "");
+    LLVMValueRef lo2 = LLVMBuildSelect(c->b, rowok, lo, ci(c, v->ow), "");
+    LLVMValueRef hi2 = LLVMBuildSelect(c->b, rowok, hi, ci(c, v->ow), "");
+    LLVMValueRef e1 = imax(c, a, imin(c, lo2, b)), e2 = imax(c, e1, imin(c, hi2, b));
+    LLVMValueRef dst = gep(c, drow, imul(c, isub(c, rowq, q0), ci(c, qs)));
+    /* x index of column ox: the image's channel row ih, ox*s - p + kw; used only where valid */
+    LLVMValueRef xoff = mad(c, mad(c, mad(c, img, v->c, ch), v->h, ih), v->w, isub(c, kw, ci(c, v->p)));
+    if (v->s <= 2 && qs == 1) {
+        gather_vectors(c, g, (int)v->s, dst, LLVMBuildGEP2(c->b, c->elt, g->B, &xoff, 1, ""), a, b, e1, e2);
+    } else {
+        LLVMValueRef o = loop_range(c, &Lz1, a, e1);
+        st(c, dst, imul(c, o, ci(c, qs)), cf(c, 0));
+        loop_end(c, &Lz1);
+        o = loop_range(c, &Lx, e1, e2);
+        st(c, dst, imul(c, o, ci(c, qs)), ld(c, g->B, iadd(c, xoff, imul(c, o, ci(c, v->s)))));
+        loop_end(c, &Lx);
+        o = loop_range(c, &Lz2, e2, b);
+        st(c, dst, imul(c, o, ci(c, qs)), cf(c, 0));
+        loop_end(c, &Lz2);
+    }
+    loop_end(c, &Lo);
+    loop_end(c, &Lr);
+}
+
+/* The block's op(B), kc x ncols: the columns' rows into bp as a
+ * row-major matrix nc wide (the micro-kernel reads it as an unpacked B);
+ * for the transpose, the rows (op(B)'s columns) into the scratch buffer,
+ * kc apart, then packed into panels as B^T is (the gather runs along x's
+ * rows either way, in vectors). */
+static void gather_b(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols)
+{
+    if (g->implicit == IM2COL) {
+        gather(c, g, g->bp, pc, kc, jc, ci(c, ncols), g->ldb, 1);
+        return;
+    }
+    gather(c, g, g->scratch, jc, ci(c, ncols), pc, kc, g->bl.kc, 1);
+    gemm h = *g;
+    h.B = g->scratch, h.ldb = g->bl.kc;
+    pack_b(c, &h, ci(c, 0), kc, ci(c, 0), ncols);
+}
+
 /* One block: columns [jc, jc + ncols), inner [pc, pc + kc) (packed), all
  * rows of C. */
 static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols,
@@ -342,7 +492,9 @@ static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc
      * m is small (measured: 64-row GEMMs ran at 2/3 the speed packed). */
     LLVMValueRef bsrc = g->bp;
     int64_t pstep = 0;
-    if (g->tb)
+    if (g->implicit)
+        gather_b(c, g, pc, kc, jc, ncols), pstep = nr;
+    else if (g->tb)
         pack_b(c, g, pc, kc, jc, ncols);
     else
         bsrc = gep(c, g->B, iadd(c, imul(c, pc, ci(c, g->ldb)), jc)), pstep = nr;
@@ -374,9 +526,13 @@ static void block(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc
 static void define_gemm(sc_codegen *c, gemm *g)
 {
     int64_t kc = g->bl.kc, nc = g->bl.nc;
-    if (g->tb) {
+    if (g->tb || g->implicit) {
         g->bp = LLVMBuildAlloca(c->b, LLVMArrayType2(c->elt, (uint64_t)(kc * nc)), "packed_b");
         LLVMSetAlignment(g->bp, 64);
+    }
+    if (g->implicit == IM2COL_T) {
+        g->scratch = LLVMBuildAlloca(c->b, LLVMArrayType2(c->elt, (uint64_t)(kc * nc)), "gathered_b");
+        LLVMSetAlignment(g->scratch, 64);
     }
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "start");
     LLVMBuildBr(c->b, start);
@@ -407,35 +563,40 @@ static void str_attr(sc_codegen *c, LLVMValueRef fn, const char *k, const char *
                             LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
 }
 
-/* sc_gemm.<s|d><n|t><n|t>.MxNxK.<lda>.<ldb>.<ldc>: the function of this
- * shape, defined on first use. */
-static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t lda,
-                                  int64_t ldb, int64_t ldc, LLVMTypeRef *ft)
+/* A blocking --tune chose, where it is not the default rule's: its
+ * suffix "r<mr>k<kc>" for the kernel's name and note, else "". */
+static void tuned_suffix(sc_codegen *c, int64_t m, int64_t n, int64_t k, char *out, size_t len)
 {
-    /* a blocking --tune chose, where it is not the default one, is part
-     * of the name (.r<mr>k<kc>) and of the kernel's */
     sc_gemm_blocking bl = sc_cg_gemm_blocking(c, m, n, k);
     int tuned_mr = c->gemm_mr, tuned_kc = c->gemm_kc;
     c->gemm_mr = c->gemm_kc = 0;
     sc_gemm_blocking dflt = sc_cg_gemm_blocking(c, m, n, k);
     c->gemm_mr = tuned_mr, c->gemm_kc = tuned_kc;
-    char tuned[32] = "";
+    *out = 0;
     if (bl.mr != dflt.mr || bl.kc != dflt.kc)
-        snprintf(tuned, sizeof tuned, "r%dk%lld", bl.mr, (long long)bl.kc);
-    char name[160];
-    snprintf(name, sizeof name, "sc_gemm.%c%c%c.%lldx%lldx%lld.%lld.%lld.%lld%s%s", c->f64_elements ? 'd' : 's',
-             ta ? 't' : 'n', tb ? 't' : 'n', (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb,
-             (long long)ldc, *tuned ? "." : "", tuned);
+        snprintf(out, len, "r%dk%lld", bl.mr, (long long)bl.kc);
+}
+
+/* The kernel's name says which GEMMs it calls (info --kernels): kind
+ * "nn", "nt".. or, implicit, "in"/"it" (op(B) the im2col matrix or its
+ * transpose). */
+static void note_shape(sc_codegen *c, const char *kind, int64_t m, int64_t n, int64_t k, const char *tuned)
+{
+    size_t used = strlen(c->gemm_note);
+    char shape[128];
+    snprintf(shape, sizeof shape, "%s%s %lldx%lldx%lld%s%s", used ? "+" : "", kind, (long long)m, (long long)n,
+             (long long)k, *tuned ? " " : "", tuned);
+    if (!strstr(c->gemm_note, shape + (used ? 1 : 0)) && used + strlen(shape) < sizeof c->gemm_note)
+        strcat(c->gemm_note, shape);
+}
+
+/* The function called name for the GEMM g (its shape, blocking and B set
+ * up), defined on first use. */
+static LLVMValueRef gemm_function(sc_codegen *c, const char *name, gemm *g, LLVMTypeRef *ft)
+{
     LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->elt};
     *ft = LLVMFunctionType(c->vd, args, 4, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
-    /* the kernel's name says which GEMMs it calls (info --kernels) */
-    size_t used = strlen(c->gemm_note);
-    char shape[128];
-    snprintf(shape, sizeof shape, "%s%c%c %lldx%lldx%lld%s%s", used ? "+" : "", ta ? 't' : 'n', tb ? 't' : 'n',
-             (long long)m, (long long)n, (long long)k, *tuned ? " " : "", tuned);
-    if (!strstr(c->gemm_note, shape + (used ? 1 : 0)) && used + strlen(shape) < sizeof c->gemm_note)
-        strcat(c->gemm_note, shape);
     if (fn)
         return fn;
     fn = LLVMAddFunction(c->mod, name, *ft);
@@ -448,7 +609,6 @@ static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int6
     add_attr(c, fn, 2, "readonly", 0);
     add_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
     add_attr(c, fn, LLVMAttributeFunctionIndex, "noinline", 0);
-    gemm g = {ta, tb, m, n, k, lda, ldb, ldc, bl, NULL, NULL, NULL, NULL, NULL, NULL};
     char w[16];
     snprintf(w, sizeof w, "%d", c->gemm_vbits);
     str_attr(c, fn, "min-legal-vector-width", w);
@@ -458,22 +618,35 @@ static LLVMValueRef gemm_function(sc_codegen *c, int ta, int tb, int64_t m, int6
     str_attr(c, fn, "target-cpu", c->cpu);
     if (*c->features)
         str_attr(c, fn, "target-features", c->features);
-    g.vt = LLVMVectorType(c->elt, (unsigned)g.bl.vw);
+    g->vt = LLVMVectorType(c->elt, (unsigned)g->bl.vw);
     /* generate inside it, then come back to the caller's kernel */
     LLVMValueRef saved_fn = c->fn;
     LLVMBasicBlockRef saved_entry = c->entry, saved_at = LLVMGetInsertBlock(c->b);
     c->fn = fn;
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
-    g.A = LLVMGetParam(fn, 0);
-    g.B = LLVMGetParam(fn, 1);
-    g.C = LLVMGetParam(fn, 2);
-    g.beta = LLVMGetParam(fn, 3);
-    define_gemm(c, &g);
+    g->A = LLVMGetParam(fn, 0);
+    g->B = LLVMGetParam(fn, 1);
+    g->C = LLVMGetParam(fn, 2);
+    g->beta = LLVMGetParam(fn, 3);
+    define_gemm(c, g);
     c->fn = saved_fn;
     c->entry = saved_entry;
     LLVMPositionBuilderAtEnd(c->b, saved_at);
     return fn;
+}
+
+/* out = beta * out where op(A) op(B) is empty (k = 0). */
+static void scale_only(sc_codegen *c, int64_t m, int64_t n, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+{
+    loop Li, Lj;
+    LLVMValueRef i = loop_begin(c, &Li, m);
+    LLVMValueRef j = loop_begin(c, &Lj, n);
+    LLVMValueRef idx = mad(c, i, ldc, j);
+    LLVMValueRef bz = LLVMBuildFCmp(c->b, LLVMRealOEQ, beta, cf(c, 0), "");
+    st(c, out, idx, LLVMBuildSelect(c->b, bz, cf(c, 0), fmul(c, beta, ld(c, out, idx)), ""));
+    loop_end(c, &Lj);
+    loop_end(c, &Li);
 }
 
 void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
@@ -481,19 +654,50 @@ void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, 
 {
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0) { /* op(A) op(B) is 0: out = beta * out */
-        loop Li, Lj;
-        LLVMValueRef i = loop_begin(c, &Li, m);
-        LLVMValueRef j = loop_begin(c, &Lj, n);
-        LLVMValueRef idx = mad(c, i, ldc, j);
-        LLVMValueRef bz = LLVMBuildFCmp(c->b, LLVMRealOEQ, beta, cf(c, 0), "");
-        st(c, out, idx, LLVMBuildSelect(c->b, bz, cf(c, 0), fmul(c, beta, ld(c, out, idx)), ""));
-        loop_end(c, &Lj);
-        loop_end(c, &Li);
+    if (k <= 0) {
+        scale_only(c, m, n, beta, out, ldc);
         return;
     }
+    char kind[3] = {ta ? 't' : 'n', tb ? 't' : 'n', 0}, name[160], tuned[32];
+    tuned_suffix(c, m, n, k, tuned, sizeof tuned);
+    note_shape(c, kind, m, n, k, tuned);
+    /* sc_gemm.<s|d><n|t><n|t>.MxNxK.<lda>.<ldb>.<ldc>[.r<mr>k<kc>] */
+    snprintf(name, sizeof name, "sc_gemm.%c%s.%lldx%lldx%lld.%lld.%lld.%lld%s%s", c->f64_elements ? 'd' : 's', kind,
+             (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb, (long long)ldc,
+             *tuned ? "." : "", tuned);
+    gemm g = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+              .bl = sc_cg_gemm_blocking(c, m, n, k)};
     LLVMTypeRef ft;
-    LLVMValueRef fn = gemm_function(c, ta, tb, m, n, k, lda, ldb, ldc, &ft);
+    LLVMValueRef fn = gemm_function(c, name, &g, &ft);
     LLVMValueRef args[4] = {a, b, out, beta};
+    LLVMBuildCall2(c->b, ft, fn, args, 4, "");
+}
+
+void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                     const sc_conv_geom *v, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        scale_only(c, m, n, beta, out, ldc);
+        return;
+    }
+    const char *kind = tb ? "it" : "in";
+    char tuned[32];
+    tuned_suffix(c, m, n, k, tuned, sizeof tuned);
+    note_shape(c, kind, m, n, k, tuned);
+    /* sc_gemm.<s|d><in|it>.MxNxK.<lda>.<ldc>.<c>x<h>x<w>.k<k>s<s>p<p>d<d>.<oh>x<ow>x<nb>[.r<mr>k<kc>]:
+     * the geometry fixes op(B) */
+    char name[240];
+    snprintf(name, sizeof name, "sc_gemm.%c%s.%lldx%lldx%lld.%lld.%lld.%lldx%lldx%lld.k%llds%lldp%lldd%lld.%lldx%lldx%lld%s%s",
+             c->f64_elements ? 'd' : 's', kind, (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldc,
+             (long long)v->c, (long long)v->h, (long long)v->w, (long long)v->k, (long long)v->s, (long long)v->p,
+             (long long)v->d, (long long)v->oh, (long long)v->ow, (long long)nb, *tuned ? "." : "", tuned);
+    gemm g = {.tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldc = ldc, .bl = sc_cg_gemm_blocking(c, m, n, k),
+              .implicit = tb ? IM2COL_T : IM2COL, .conv = *v, .nb = nb};
+    g.ldb = g.bl.nc; /* IM2COL: the gathered block's rows (IM2COL_T: packed panels) */
+    LLVMTypeRef ft;
+    LLVMValueRef fn = gemm_function(c, name, &g, &ft);
+    LLVMValueRef args[4] = {a, x, out, beta};
     LLVMBuildCall2(c->b, ft, fn, args, 4, "");
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "codegen_internal.h"
+#include "convplan.h"
 
 /* The blocking of one GEMM: a register block of mr rows by nv vectors of
  * vw elements, k in blocks of kc, the packed B block nc columns wide. */
@@ -26,5 +27,19 @@ sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_
  * value; where it is 0, out's old values are ignored (NaN included). */
 void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
                 LLVMValueRef b, int64_t ldb, LLVMValueRef beta, LLVMValueRef out, int64_t ldc);
+
+/* Implicit GEMM of a convolution (no im2col matrix): as sc_cg_gemm with
+ * op(A) = a (m x k, not transposed) and op(B) the im2col matrix of the nb
+ * images at x (geometry g, groups 1; rows c*k*k, columns nb*oh*ow, image
+ * by image), or its transpose when tb. Each k x n block of op(B) is
+ * gathered from x into a stack buffer that stays in cache, instead of the
+ * whole matrix into a workspace. */
+void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                     const sc_conv_geom *g, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc);
+
+/* The output columns ow of a convolution whose input column ow*s - p + kw
+ * lies in [0, w): [lo, hi), in generated code from kw (the tap's column
+ * offset, kw*d when dilated). */
+void sc_cg_conv_valid_cols(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef kw, LLVMValueRef *lo, LLVMValueRef *hi);
 
 #endif

@@ -64,12 +64,31 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
         if (p->op == n->op && !strcmp(p->label, n->label))
             return p->algo == SC_CONV_SHIFT;
     }
+    policy &= ~SC_CONV_EXPLICIT;
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
     if (policy == SC_CONV_FORCE_SHIFT)
         return 1;
     sc_shift_geom s = shift_geom(g, i, threads);
     return (double)s.plane <= SC_SHIFT_WASTE * (double)(s.oh * s.ow);
+}
+
+/* implicit-gemm where im2col+gemm would run and it pays: the forward
+ * convolution at stride 1 or 2 (the gather loads vectors along x's rows;
+ * a larger stride would be scalar), not grouped (one im2col matrix per
+ * GEMM) nor dilated, with the generated GEMM. Measured per GEMM on
+ * resnet18-stl10's shapes (thread CPU time, best of 7, AMD EPYC Zen 5,
+ * machine shared): the implicit GEMM took 1.00x to 1.19x the explicit
+ * GEMM's time at stride 1 and 1.14x to 1.31x at stride 2, while the
+ * im2col pass it saves wrote 1.3 to 5.3 MB of columns for the GEMM to read
+ * back. The weight gradient's implicit form (B = columns^T, gathered then
+ * packed; sc_cg_gemm_conv with tb, tested by test_gemm_conv) took 1.29x
+ * to 1.38x: no better than its im2col, so it keeps it (and cg_conv.c
+ * lowers implicit-gemm for the forward convolution only). */
+static int use_implicit(const sc_node *n, int policy)
+{
+    return !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D && n->stride <= 2 && n->groups == 1 &&
+           n->dilation == 1;
 }
 
 sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
@@ -111,12 +130,19 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
+        if (p.algo == SC_CONV_IM2COL && use_implicit(n, policy)) {
+            p.algo = SC_CONV_IMPLICIT; /* no columns: only the chunk's [O, cols] where nb > 1 */
+            p.at_b = 0;
+            p.at_taps = p.at_partial = p.nb > 1 ? p.o * p.nb * p.ohw : 0;
+        }
         if (p.algo == SC_CONV_IM2COL) {
             p.at_b = p.ckk * p.nb * p.ohw;
             p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? p.o * p.nb * p.ohw : 0);
         }
         if (p.algo == SC_CONV_GEMM1X1)
             snprintf(p.name, sizeof p.name, "gemm-1x1");
+        else if (p.algo == SC_CONV_IMPLICIT)
+            snprintf(p.name, sizeof p.name, p.nb == 1 ? "implicit-gemm" : "implicit-gemm x%lld", (long long)p.nb);
         else if (p.nb == 1)
             snprintf(p.name, sizeof p.name, "im2col+gemm");
         else

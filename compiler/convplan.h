@@ -14,6 +14,12 @@
  *                and dropped). No im2col matrix: each GEMM reads the input
  *                once instead of k*k times over, at the price of the
  *                padding's wasted positions.
+ *   implicit-gemm  im2col+gemm without the im2col matrix: the generated
+ *                GEMM gathers each k x n block of its B operand from the
+ *                images straight into a stack buffer that stays in cache
+ *                (cg_gemm.h, sc_cg_gemm_conv). Forward convolutions at
+ *                stride 1 or 2, where it measured faster (convplan.c);
+ *                the gradients keep their im2col and col2im.
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -36,7 +42,7 @@
 
 #include "ir.h"
 
-typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT } sc_conv_algo;
+typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT } sc_conv_algo;
 
 /* Per-node choices measured by simclrc --tune: a convolution node whose
  * label and op match an entry uses its algorithm (where legal) and its
@@ -57,8 +63,10 @@ typedef struct sc_conv_tuning_ {
 } sc_conv_tuning;
 
 /* sc_memplan_opts.conv; FORCE_SHIFT (every legal convolution, whatever
- * the waste) is for tests */
-enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT };
+ * the waste) is for tests. SC_CONV_EXPLICIT, or'ed into a policy, keeps
+ * the im2col matrix (no implicit-gemm): --gemm=openblas, whose cblas_sgemm
+ * has no implicit form, and A/B comparisons. */
+enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16 };
 
 #define SC_SHIFT_WASTE 1.4
 
@@ -82,7 +90,7 @@ typedef struct {
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
  * kernel runs over chunks of nb images: chunks is its parallel extent.
  * Its workspace, per thread, holds in order: part a (im2col columns
- * [ckk, cols], or the padded source), part b (the chunk's GEMM result
+ * [ckk, cols], or the padded source; none for implicit-gemm), part b (the chunk's GEMM result
  * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
  * GEMMs' output grid), the per-tap weights (shift+gemm) and, for a weight
  * gradient split over threads, the thread's partial dW. */
@@ -96,7 +104,7 @@ typedef struct {
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
-    char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", ... */
+    char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
 } sc_conv_plan;
 
 /* The plan of node i with `threads` workspaces, under the conv policy

@@ -211,7 +211,7 @@ static int build_trial(void *p, const char *exe, int conv, const sc_conv_tuning 
 {
     const tune_ctx *t = p;
     sc_memplan_opts saved = plan_opts;
-    plan_opts.conv = conv;
+    plan_opts.conv = conv | (saved.conv & SC_CONV_EXPLICIT);
     plan_opts.mpi = 0;
     plan_opts.tuning = picks;
     int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
@@ -402,6 +402,8 @@ int main(int argc, char **argv)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         plan_opts.threads = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
     }
+    if (gemm_openblas) /* cblas_sgemm reads an im2col matrix */
+        plan_opts.conv |= SC_CONV_EXPLICIT;
     if (optind != argc - 1) {
         fprintf(stderr, optind >= argc ? "simclrc: error: no model file given\n"
                                        : "simclrc: error: exactly one model file expected\n");

@@ -385,6 +385,45 @@ static void test_grouped_plans(void **state)
     graphs_free(&s);
 }
 
+/* tests/specs/conv-edges.xml: forward convolutions at stride 1 or 2 fold
+ * im2col into the GEMM (implicit-gemm) and their workspace holds no
+ * columns; SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col; the gradients
+ * never fold. */
+static void test_implicit_plans(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/conv-edges.xml", src);
+    graphs s;
+    load(path, 3, &s);
+    const sc_graph *g = &s.g[0];
+    int folded = 0;
+    for (int i = 0; i < g->nn; i++) {
+        const sc_node *n = &g->n[i];
+        if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
+            continue;
+        sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
+        sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+        assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+        if (p.algo != SC_CONV_IMPLICIT) {
+            assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
+            assert_int_equal(p.workspace, e.workspace);
+            continue;
+        }
+        folded++;
+        assert_int_equal(n->op, SC_OP_CONV2D);
+        assert_true(n->stride <= 2 && e.algo == SC_CONV_IM2COL && e.nb == p.nb);
+        assert_int_equal(p.workspace, p.nb > 1 ? p.o * p.cols : 0); /* the explicit one adds ckk * cols */
+        assert_int_equal(e.workspace - p.workspace, e.ckk * e.cols);
+        assert_non_null(strstr(p.name, "implicit-gemm"));
+    }
+    assert_true(folded >= 3);
+    graphs_free(&s);
+}
+
 /* ---- BYOL: the target network is forward only ---- */
 
 /* tests/specs/byol.xml: no backward node reads a target activation, the
@@ -593,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_models_and_specs),
         cmocka_unit_test(test_activations_in_place),
         cmocka_unit_test(test_grouped_plans),
+        cmocka_unit_test(test_implicit_plans),
         cmocka_unit_test(test_byol_target),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
