@@ -58,7 +58,8 @@ static void win_spread(sc_codegen *c, LLVMValueRef xi, void *p)
  * reference's scan of the outputs, so the sums round alike. */
 typedef struct {
     int64_t H, W, OW, K, S, P;
-    unsigned V, L;
+    int64_t span; /* elements of a chunk's span that its taps read */
+    unsigned V, L; /* lanes; elements of a span vector: V times a power of 2 */
     LLVMTypeRef vt, st, ct, it, lt; /* <V x elt>, <L x elt>, <V x i32>, <V x i64>, <L x i64> */
 } mpool;
 
@@ -82,6 +83,64 @@ static void mstore(sc_codegen *c, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef v
     LLVMTypeRef over[2] = {vt, c->ptr};
     LLVMValueRef args[4] = {v, p, LLVMConstInt(c->i32, c->f64_elements ? 8 : 4, 0), mask};
     intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+}
+
+static LLVMValueRef const_vec(LLVMTypeRef t, const int64_t *idx, unsigned n);
+
+/* Piece k (V elements) of a span vector, or pieces put back together. */
+static LLVMValueRef piece(sc_codegen *c, const mpool *m, LLVMValueRef v, unsigned k)
+{
+    int64_t idx[64];
+    for (unsigned j = 0; j < m->V; j++)
+        idx[j] = (int64_t)(k * m->V + j);
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(LLVMTypeOf(v)), const_vec(c->i32, idx, m->V), "");
+}
+
+static LLVMValueRef concat(sc_codegen *c, LLVMValueRef *p, unsigned n)
+{
+    while (n > 1) {
+        unsigned w = LLVMGetVectorSize(LLVMTypeOf(p[0])) * 2;
+        int64_t *idx = malloc(sizeof *idx * w);
+        if (!idx)
+            oom();
+        for (unsigned j = 0; j < w; j++)
+            idx[j] = j;
+        for (unsigned k = 0; k < n / 2; k++)
+            p[k] = LLVMBuildShuffleVector(c->b, p[2 * k], p[2 * k + 1], const_vec(c->i32, idx, w), "");
+        free(idx);
+        n /= 2;
+    }
+    return p[0];
+}
+
+/* Masked load and store of a span, V elements at a time: the target's
+ * masked moves take legal vector types only (LLVM scalarises the rest,
+ * with a branch per element). Pieces past the span are not touched. */
+static LLVMValueRef span_load(sc_codegen *c, const mpool *m, LLVMValueRef p, LLVMValueRef mask, LLVMValueRef pass)
+{
+    unsigned n = m->L / m->V;
+    LLVMValueRef *parts = malloc(sizeof *parts * n);
+    if (!parts)
+        oom();
+    for (unsigned k = 0; k < n; k++) {
+        LLVMValueRef pk = piece(c, m, pass, k);
+        if ((int64_t)k * m->V < m->span) {
+            LLVMValueRef at = LLVMConstInt(c->i64, k * m->V, 0);
+            pk = mload(c, m->vt, LLVMBuildGEP2(c->b, c->elt, p, &at, 1, ""), piece(c, m, mask, k), pk);
+        }
+        parts[k] = pk;
+    }
+    LLVMValueRef v = concat(c, parts, n);
+    free(parts);
+    return v;
+}
+
+static void span_store(sc_codegen *c, const mpool *m, LLVMValueRef p, LLVMValueRef v, LLVMValueRef mask)
+{
+    for (unsigned k = 0; k * m->V < m->L && (int64_t)k * m->V < m->span; k++) {
+        LLVMValueRef at = LLVMConstInt(c->i64, k * m->V, 0);
+        mstore(c, m->vt, LLVMBuildGEP2(c->b, c->elt, p, &at, 1, ""), piece(c, m, v, k), piece(c, m, mask, k));
+    }
 }
 
 /* (math.h's fadd would clash with the builder's) */
@@ -180,7 +239,7 @@ static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X
         LLVMValueRef mask, at = span_row(c, m, xoff, h0, c0, col_ok, kh, &mask);
         /* a plain GEP: the span may start before the tensor (masked off) */
         LLVMValueRef span =
-            mload(c, m->st, LLVMBuildGEP2(c->b, c->elt, X, &at, 1, ""), mask, splat(c, m->st, neg_inf(c)));
+            span_load(c, m, LLVMBuildGEP2(c->b, c->elt, X, &at, 1, ""), mask, splat(c, m->st, neg_inf(c)));
         for (int64_t kw = 0; kw < m->K; kw++) {
             LLVMValueRef v = pick(c, m, span, kw);
             /* PyTorch's rule: move on strictly greater or NaN */
@@ -202,7 +261,7 @@ static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X
     for (int64_t kh = 0; kh < m->K; kh++) {
         LLVMValueRef mask, at = span_row(c, m, xoff, h0, c0, col_ok, kh, &mask);
         LLVMValueRef p = LLVMBuildGEP2(c->b, c->elt, DX, &at, 1, "");
-        LLVMValueRef acc = mload(c, m->st, p, mask, LLVMConstNull(m->st));
+        LLVMValueRef acc = span_load(c, m, p, mask, LLVMConstNull(m->st));
         /* for one dx element and output row, later columns ow hold it at
          * smaller kw: kw downwards adds in the reference's order */
         for (int64_t kw = m->K - 1; kw >= 0; kw--) {
@@ -211,7 +270,7 @@ static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X
             LLVMValueRef at = place(c, m, hit, none, kw);
             acc = LLVMBuildSelect(c->b, at, fadd(c, acc, place(c, m, g, LLVMConstNull(m->vt), kw)), acc, "");
         }
-        mstore(c, m->st, p, acc, mask);
+        span_store(c, m, p, acc, mask);
     }
 }
 
@@ -225,8 +284,9 @@ static sc_lowered lower_maxpool(sc_codegen *c, int i)
     mpool m = {.H = x->shape[2], .W = x->shape[3], .OW = y->shape[3], .K = n->kernel, .S = n->stride, .P = n->pad};
     int64_t OH = y->shape[2];
     m.V = (unsigned)sc_cg_gemm_blocking(c, 1, 1, 1).vw;
-    int64_t span = (int64_t)(m.V - 1) * m.S + m.K;
-    m.L = (unsigned)((span + m.V - 1) / m.V * m.V);
+    m.span = (int64_t)(m.V - 1) * m.S + m.K;
+    for (m.L = m.V; m.L < m.span; m.L *= 2)
+        ;
     m.vt = LLVMVectorType(c->elt, m.V);
     m.st = LLVMVectorType(c->elt, m.L);
     m.ct = LLVMVectorType(c->i32, m.V);
