@@ -112,6 +112,43 @@ static void copy_input(sc_interp *it, double *input)
 
 /* Runs a training graph (SimCLR or fine-tuning) both ways and compares
  * loss, gradients and updated buffers. */
+static int pool_grads_seen; /* max pools' data gradients compared */
+
+/* Whether tensor t's arena storage still holds it after the step: no
+ * tensor or workspace of a later node overlaps it. */
+static int survives(const sc_graph *g, const sc_memplan *mp, int t)
+{
+    int64_t lo = mp->offset[t], hi = lo + g->t[t].numel;
+    for (int u = 0; u < g->nt; u++)
+        if (u != t && mp->region[u] == SC_REG_ARENA && mp->first[u] > mp->first[t] && mp->offset[u] < hi &&
+            mp->offset[u] + g->t[u].numel > lo)
+            return 0;
+    for (int j = mp->first[t] + 1; j < g->nn; j++)
+        if (mp->ws_floats[j] > 0 && mp->ws_offset[j] < hi && mp->ws_offset[j] + mp->ws_floats[j] > lo)
+            return 0;
+    return 1;
+}
+
+/* A max pool's data gradient, where its storage survives the step: the
+ * parameters' gradients cannot tell which of equal inputs took the
+ * gradient (equal values come from equal receptive fields, or from ReLU
+ * zeros whose gradient is dropped), this can. Returns how many it saw. */
+static int check_pool_grads(const char *model, const char *label, const sc_graph *g, const sc_memplan *mp,
+                            const double *arena, const sc_interp *it)
+{
+    int seen = 0;
+    for (int i = 0; i < g->nn; i++) {
+        int t = g->n[i].out[0];
+        if (g->n[i].op != SC_OP_MAXPOOL_BWD || mp->region[t] != SC_REG_ARENA || !survives(g, mp, t))
+            continue;
+        char what[SC_NAME_MAX + 32];
+        snprintf(what, sizeof what, "%s %s", label, g->t[t].name);
+        compare(model, what, arena + mp->offset[t], it->buf[t], g->t[t].numel);
+        seen++;
+    }
+    return seen;
+}
+
 static void check_training(const char *model, const char *label, const sc_graph *g, const sc_memplan *mp,
                            step_fn fn, int64_t params_floats, int64_t buffers_floats, unsigned long long seed)
 {
@@ -142,6 +179,7 @@ static void check_training(const char *model, const char *label, const sc_graph 
         snprintf(what, sizeof what, "%s grad/%s", label, t->name);
         compare(model, what, grads + mp->offset[t->grad], it.buf[t->grad], t->numel);
     }
+    pool_grads_seen += check_pool_grads(model, label, g, mp, arena, &it);
     for (int b = 0; b < g->nbuffers; b++) {
         const sc_tensor *t = &g->t[g->buffers[b]];
         snprintf(what, sizeof what, "%s %s after the step", label, t->name);
@@ -298,7 +336,9 @@ static void test_specs(void **state)
 {
     (void)state;
     conv_policy = SC_CONV_SHIFT_POLICY;
+    pool_grads_seen = 0;
     check_dir("tests/specs", 0);
+    assert_true(pool_grads_seen > 0); /* tests/specs/maxpool-ties.xml has some */
 }
 
 /* Under the sanitizers the two passes below, which run the same compiler
