@@ -23,13 +23,14 @@
 
 typedef void (*step32_fn)(const float *, float *, float *, float *, const float *, float *);
 
-/* What the float32 step decided, per node of the step graph: ReLU masks
- * (bytes) and max-pool argmaxes (index in the input plane). */
+/* What the float32 step decided, per node of the step graph: ReLU outputs
+ * (y > 0 is the decision, y the float32 value) and max-pool argmaxes
+ * (index in the input plane). */
 typedef struct {
     const sc_graph *g;
     const sc_memplan *mp;
     float *base[SC_REG_COUNT];
-    unsigned char **mask;  /* per node, or NULL */
+    float **relu;          /* per node, or NULL */
     long **argmax;         /* per node, or NULL */
     int prev;              /* the node that ran last */
     int oom;
@@ -93,12 +94,11 @@ static void hook(int32_t i)
     if (relu_like(n->op)) {
         long num = r->g->t[n->out[0]].numel;
         const float *y = at(r, n->out[0]);
-        if (!(r->mask[p] = malloc((size_t)num))) {
+        if (!(r->relu[p] = malloc((size_t)num * sizeof *y))) {
             r->oom = 1;
             return;
         }
-        for (long k = 0; k < num; k++)
-            r->mask[p][k] = y[k] > 0.0f;
+        memcpy(r->relu[p], y, (size_t)num * sizeof *y);
     } else if (n->op == SC_OP_MAXPOOL) {
         sc_window w = pool_window(r->g, n);
         long planes = (long)w.n * w.c, cells = (long)w.oh * w.ow;
@@ -134,12 +134,12 @@ static void to_float(float *dst, const double *src, long n)
 }
 
 /* Runs the float32 step in memory, recording its decisions. */
-static int run_f32(const sc_spec *m, sc_compiled *cp, sc_interp *it, record *r, float **grads, char *err,
-                   size_t errlen)
+static int run_f32(const sc_spec *m, sc_compiled *cp, int gemm_openblas, sc_interp *it, record *r, float **grads,
+                   char *err, size_t errlen)
 {
     const sc_graph *g = &cp->g;
     const sc_memplan *mp = &cp->smp;
-    sc_codegen_options o = {.opt_level = 2};
+    sc_codegen_options o = {.opt_level = 2, .gemm_openblas = gemm_openblas};
     sc_codegen *cg = sc_codegen_new(&o, err, errlen);
     if (!cg)
         return -1;
@@ -219,9 +219,10 @@ static void note_margin(f32_flips *fl, double margin, const char *name)
     }
 }
 
-/* After ReLU-like node i: its output takes the float32 mask. A flip
- * changes the output by at most its margin. */
-static void impose_relu(sc_interp *it, int i, const unsigned char *mask, f32_flips *fl)
+/* After ReLU-like node i: its output takes the float32 decisions. A flip
+ * changes the output by at most its margin. Where both sides are
+ * positive, y32 - y64 is the float32 error of the pre-activation. */
+static void impose_relu(sc_interp *it, int i, const float *y32, f32_flips *fl)
 {
     const sc_node *n = &it->g->n[i];
     const sc_tensor *y = &it->g->t[n->out[0]];
@@ -230,12 +231,20 @@ static void impose_relu(sc_interp *it, int i, const unsigned char *mask, f32_fli
         scale = fmax(scale, fabs(pre_activation(it, n, k)));
     fl->decisions += y->numel;
     for (long k = 0; k < y->numel; k++) {
-        if ((yv[k] > 0) == (mask[k] != 0))
+        int keep = y32[k] > 0.0f;
+        if ((yv[k] > 0) == keep) {
+            if (keep) {
+                double e = fabs((double)y32[k] - yv[k]) / fmax(scale, DBL_MIN);
+                fl->max_error = fmax(fl->max_error, e);
+                fl->sum_sq_error += e * e;
+                fl->positives++;
+            }
             continue;
+        }
         double z = pre_activation(it, n, k);
         fl->relu_flips++;
         note_margin(fl, fabs(z) / fmax(scale, DBL_MIN), y->name);
-        yv[k] = mask[k] ? fmax(fabs(z), DBL_MIN) : 0.0;
+        yv[k] = keep ? fmax(fabs(z), DBL_MIN) : 0.0;
     }
 }
 
@@ -322,7 +331,7 @@ static int save(const sc_interp *it, const sc_memplan *mp, const float *grads32,
     return rc;
 }
 
-int f32_imposed_step(const char *spec, int batch, int conv, int threads, unsigned long long seed,
+int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int threads, unsigned long long seed,
                      const char *path, f32_flips *fl, char *err, size_t errlen)
 {
     static int registered;
@@ -356,22 +365,22 @@ int f32_imposed_step(const char *spec, int batch, int conv, int threads, unsigne
         return -1;
     }
     const sc_graph *g = &cp.g;
-    record r = {g, &cp.smp, {0}, calloc((size_t)g->nn, sizeof *r.mask), calloc((size_t)g->nn, sizeof *r.argmax),
+    record r = {g, &cp.smp, {0}, calloc((size_t)g->nn, sizeof *r.relu), calloc((size_t)g->nn, sizeof *r.argmax),
                 -1, 0};
     sc_interp it;
     float *grads32 = NULL;
     int rc = -1;
-    if (!r.mask || !r.argmax)
+    if (!r.relu || !r.argmax)
         snprintf(err, errlen, "out of memory");
     else if (sc_interp_init(&it, g))
         snprintf(err, errlen, "out of memory for the interpreter");
     else {
         seed_interp(&it, seed);
-        if (!run_f32(&m, &cp, &it, &r, &grads32, err, errlen)) {
+        if (!run_f32(&m, &cp, gemm_openblas, &it, &r, &grads32, err, errlen)) {
             for (int i = 0; i < g->nn; i++) {
                 sc_interp_run(&it, i, i + 1);
-                if (r.mask[i])
-                    impose_relu(&it, i, r.mask[i], fl);
+                if (r.relu[i])
+                    impose_relu(&it, i, r.relu[i], fl);
                 else if (r.argmax[i])
                     impose_pool(&it, i, r.argmax[i], fl);
                 else if (g->n[i].op == SC_OP_MAXPOOL_BWD)
@@ -381,11 +390,11 @@ int f32_imposed_step(const char *spec, int batch, int conv, int threads, unsigne
         }
         sc_interp_free(&it);
     }
-    for (int i = 0; r.mask && r.argmax && i < g->nn; i++) {
-        free(r.mask[i]);
+    for (int i = 0; r.relu && r.argmax && i < g->nn; i++) {
+        free(r.relu[i]);
         free(r.argmax[i]);
     }
-    free(r.mask);
+    free(r.relu);
     free(r.argmax);
     free(grads32);
     sc_compiled_free(&cp);

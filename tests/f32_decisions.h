@@ -22,14 +22,19 @@ typedef struct {
     long relu_flips, pool_flips;
     double worst_margin;   /* largest flipped margin, relative to max|pre-activation| of its tensor */
     char worst_at[200];    /* the tensor where it is */
+    /* The float32 error of the ReLU inputs both sides keep (y > 0), on
+     * the same relative scale: */
+    double max_error, sum_sq_error;
+    long positives;
 } f32_flips;
 
-/* Compiles spec (batch, conv policy of convplan.h, threads) to float32 in
+/* Compiles spec (batch, conv policy of convplan.h, generated GEMMs or
+ * cblas_sgemm as --gemm=openblas, threads) to float32 in
  * memory, runs its step from seed, and writes to path the interpreter's
  * step with the float32 decisions imposed: loss and grad/NAME (float32,
  * step-dump names), and the in-memory float32 step's own gradients as
  * f32/grad/NAME. Returns 0, or -1 with a message in err. */
-int f32_imposed_step(const char *spec, int batch, int conv, int threads, unsigned long long seed,
+int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int threads, unsigned long long seed,
                      const char *path, f32_flips *fl, char *err, size_t errlen);
 
 #endif

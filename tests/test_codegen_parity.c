@@ -15,17 +15,21 @@
  * statistics after the step within STATS_TOL of float64 PyTorch.
  *
  * Float32 itself: a ReLU input or a max-pool gap within float rounding of
- * a tie can go the other way in float32, which reroutes gradient upstream.
- * A gradient is therefore excused from GRAD_TOL only where PyTorch in
- * float32, on the same parameters and input, misses float64 PyTorch by
- * more than GRAD_TOL on that tensor (measured in the same run, printed);
- * an excused gradient must still be finite and within EXCUSED_TOL of
- * float64 -- or, where PyTorch float32 is itself further off, within
- * GRAD_TOL of PyTorch float32: the same float32 decisions (named.xml at
- * seed 2005: both float32 steps take a near-tie the other way from
- * float64, PyTorch float32 2.8e-2 off on blk_conv.weight, the compiled
- * step 1.3e-6 from PyTorch float32). Each model's line says how many
- * gradients were compared and how many excused.
+ * a tie can go the other way in float32, which reroutes gradient upstream;
+ * which ties flip depends on the rounding (the seed, the GEMM kernels), so
+ * no seed is chosen to avoid them. Where a gradient misses GRAD_TOL, the
+ * test generates the same step in float32 in memory, records every ReLU and
+ * max-pool decision it takes, and reruns the interpreter in float64 with
+ * those decisions imposed (f32_decisions.h): every gradient of the binary
+ * must then be within GRAD_TOL of that reference, every flipped decision
+ * must be a near-tie (margin within the float32 error the same step shows
+ * on the ReLU inputs it kept), and the interpreter within GRAD_TOL of
+ * float64 PyTorch. Each model's line gives the flips, their worst margin
+ * and the float32 error (resnet18-stl10 at seed 1: one flip in
+ * encoder.4.0.relu1, margin 1.2e-7 of the tensor's largest value, errors up
+ * to 6.1e-6; with it imposed the worst gradient is 1.1e-5 off, against
+ * 8.2e-3 without). Float32 PyTorch's own distance from float64 is printed
+ * for every model.
  *
  * Scale floor: a gradient that is mathematically zero (a bias right before
  * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
@@ -37,8 +41,8 @@
  * statistics): its 36-sample batchnorms over 50 layers leave float32
  * activations far enough from double that PyTorch float32 itself misses the
  * float64 gradients by 0.26 (encoder.7.0.downsample.0.weight; printed by
- * every run), far beyond
- * EXCUSED_TOL. (test_codegen_jit compares the same generated code in
+ * every run): the float32 values themselves, not its decisions, are that
+ * far off. (test_codegen_jit compares the same generated code in
  * double precision, where nothing is in doubt, for every gradient of every
  * model.)
  *
@@ -81,10 +85,7 @@
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
 #define SHIPPED_SEED 1
-/* A decision of the compiled step that float64 takes the other way must
- * be a near-tie: its margin (|ReLU input|, or the max-pool gap) relative
- * to the largest |value| of that tensor in float64. Measured: worst TODO. */
-#define FLIP_TOL 1e-4
+
 
 /* Models whose gradients float32 cannot reproduce (see above). */
 static const char *const forward_only[] = {"resnet50-stl10.xml"};
@@ -557,7 +558,9 @@ static int default_threads(void)
 static int imposed_reference(const job *j, sc_st_file *imp, f32_flips *fl, char *err, size_t errlen)
 {
     int conv = j->cflag && !strcmp(j->cflag, "--conv=shift") ? SC_CONV_SHIFT_POLICY : SC_CONV_IM2COL_POLICY;
-    if (f32_imposed_step(j->spec, j->batch, conv, default_threads(), j->seed, j->imposed, fl, err, errlen))
+    int gemm_openblas = j->cflag && !strcmp(j->cflag, "--gemm=openblas");
+    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, default_threads(), j->seed, j->imposed, fl, err,
+                         errlen))
         return -1;
     return sc_st_read(j->imposed, imp, err, errlen);
 }
@@ -567,7 +570,8 @@ static int imposed_reference(const job *j, sc_st_file *imp, f32_flips *fl, char 
  * STATS_TOL. Where a gradient misses, the float32 step may have decided a
  * near-tie the other way: then its decisions are imposed on the
  * interpreter (f32_decisions.h), every gradient must match that reference
- * at GRAD_TOL, every flipped decision must be a near-tie (FLIP_TOL), and
+ * at GRAD_TOL, every flipped decision must be a near-tie (its margin within the
+ * float32 error measured on the kept ReLU inputs), and
  * the interpreter itself must match float64 PyTorch at GRAD_TOL. */
 static void test_grads(void **state)
 {
@@ -661,16 +665,23 @@ static void test_grads(void **state)
         }
     }
     if (imposed) {
-        int flips_bad = !(fl.worst_margin <= FLIP_TOL);
+        /* A flip is a near-tie when its margin is within the float32
+         * error that the same step shows on the ReLU inputs it kept
+         * (measured on the same scale: relative to the tensor's largest
+         * |value|). At resnet18-stl10 seed 1: one flip, margin 1.2e-7,
+         * against errors up to 6.1e-6 (rms 2.6e-7). */
+        int flips_bad = !(fl.worst_margin <= fl.max_error);
         if (flips_bad)
             print_error("%s: the float32 step decides %s the other way from float64 by a margin of %.3g of "
-                        "the tensor's largest value (> FLIP_TOL %g): not a near-tie\n",
-                        j->label, fl.worst_at, fl.worst_margin, FLIP_TOL);
+                        "the tensor's largest value, above its largest float32 error %.3g: not a near-tie\n",
+                        j->label, fl.worst_at, fl.worst_margin, fl.max_error);
         vd.bad += flips_bad;
         print_message("%-26s %d of %d gradients miss float64 at %g: the float32 step decided %ld ReLU elements "
-                      "and %ld max-pool windows of %ld the other way, worst margin %.3g (%s)\n",
+                      "and %ld max-pool windows of %ld the other way, worst margin %.3g (%s); float32 error of "
+                      "the ReLU inputs kept: max %.3g, rms %.3g\n",
                       j->label, nmissed, ngrads, GRAD_TOL, fl.relu_flips, fl.pool_flips, fl.decisions,
-                      fl.worst_margin, fl.worst_at[0] ? fl.worst_at : "-");
+                      fl.worst_margin, fl.worst_at[0] ? fl.worst_at : "-", fl.max_error,
+                      fl.positives ? sqrt(fl.sum_sq_error / (double)fl.positives) : 0.0);
         print_message("%-26s with those decisions imposed on the interpreter, worst %s: %.3g; the interpreter "
                       "against float64 PyTorch, worst %s: %.3g; in-memory float32 step against the binary %.3g\n",
                       j->label, vd.worst_name, vd.worst, sem.worst_name, sem.worst, same.worst);
