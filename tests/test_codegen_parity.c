@@ -676,6 +676,14 @@ static void test_grads(void **state)
                         "the tensor's largest value, above its largest float32 error %.3g: not a near-tie\n",
                         j->label, fl.worst_at, fl.worst_margin, fl.max_error);
         vd.bad += flips_bad;
+        /* The decisions are the binary's only if the in-memory step is its
+         * code: bit for bit (measured: 0 on every model), except a --tune
+         * binary, whose plan comes from its own measurements. */
+        if (!(same.worst == 0) && !(j->cflag && !strcmp(j->cflag, "--tune"))) {
+            print_error("%s: the in-memory float32 step is not bit-identical to the binary (%.3g): its decisions "
+                        "need not be the binary's\n", j->label, same.worst);
+            vd.bad++;
+        }
         print_message("%-26s %d of %d gradients miss float64 at %g: the float32 step decided %ld ReLU elements "
                       "and %ld max-pool windows of %ld the other way, worst margin %.3g (%s); float32 error of "
                       "the ReLU inputs kept: max %.3g, rms %.3g\n",
