@@ -84,6 +84,11 @@
 #define STATS_TOL 1e-4     /* running statistics: worst 1.9e-5 (ResNet-50), else 1.1e-6 */
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
+/* The shipped models' seed: flips are checked, not avoided (above).
+ * Swept by hand with SC_PARITY_SEED: resnet18-stl10 seed 1, one ReLU flip
+ * (encoder.4.0.relu1, margin 1.2e-7), passes; seed 2, no gradient misses;
+ * seed 3, one flip (encoder.5.1.relu1, margin 7.6e-8; 26 of 64 gradients
+ * miss float64 without it imposed), passes. */
 #define SHIPPED_SEED 1
 
 
