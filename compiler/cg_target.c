@@ -276,6 +276,17 @@ int sc_codegen_emit(sc_codegen *c, const char *kind, const char *path, char *err
 void *sc_codegen_jit(sc_codegen *c, const char *symbol, char *err, size_t errlen)
 {
     if (!c->ee) {
+        /* MCJIT's own target machine is the generic CPU: without the
+         * emitter's CPU and features on each function it would select
+         * other instructions (no FMA, so other roundings) than the
+         * object file of the same module. */
+        for (LLVMValueRef f = LLVMGetFirstFunction(c->mod); f; f = LLVMGetNextFunction(f)) {
+            if (LLVMIsDeclaration(f))
+                continue;
+            LLVMAddTargetDependentFunctionAttr(f, "target-cpu", c->cpu);
+            if (*c->features)
+                LLVMAddTargetDependentFunctionAttr(f, "target-features", c->features);
+        }
         LLVMLinkInMCJIT();
         struct LLVMMCJITCompilerOptions o;
         LLVMInitializeMCJITCompilerOptions(&o, sizeof o);

@@ -15,17 +15,21 @@
  * statistics after the step within STATS_TOL of float64 PyTorch.
  *
  * Float32 itself: a ReLU input or a max-pool gap within float rounding of
- * a tie can go the other way in float32, which reroutes gradient upstream.
- * A gradient is therefore excused from GRAD_TOL only where PyTorch in
- * float32, on the same parameters and input, misses float64 PyTorch by
- * more than GRAD_TOL on that tensor (measured in the same run, printed);
- * an excused gradient must still be finite and within EXCUSED_TOL of
- * float64 -- or, where PyTorch float32 is itself further off, within
- * GRAD_TOL of PyTorch float32: the same float32 decisions (named.xml at
- * seed 2005: both float32 steps take a near-tie the other way from
- * float64, PyTorch float32 2.8e-2 off on blk_conv.weight, the compiled
- * step 1.3e-6 from PyTorch float32). Each model's line says how many
- * gradients were compared and how many excused.
+ * a tie can go the other way in float32, which reroutes gradient upstream;
+ * which ties flip depends on the rounding (the seed, the GEMM kernels), so
+ * no seed is chosen to avoid them. Where a gradient misses GRAD_TOL, the
+ * test generates the same step in float32 in memory, records every ReLU and
+ * max-pool decision it takes, and reruns the interpreter in float64 with
+ * those decisions imposed (f32_decisions.h): every gradient of the binary
+ * must then be within GRAD_TOL of that reference, every flipped decision
+ * must be a near-tie (margin within the float32 error the same step shows
+ * on the ReLU inputs it kept), and the interpreter within GRAD_TOL of
+ * float64 PyTorch. Each model's line gives the flips, their worst margin
+ * and the float32 error (resnet18-stl10 at seed 1: one flip in
+ * encoder.4.0.relu1, margin 1.2e-7 of the tensor's largest value, errors up
+ * to 6.1e-6; with it imposed the worst gradient is 1.1e-5 off, against
+ * 8.2e-3 without). Float32 PyTorch's own distance from float64 is printed
+ * for every model.
  *
  * Scale floor: a gradient that is mathematically zero (a bias right before
  * a batchnorm) is float rounding noise, about 1e-7 of the gradients that
@@ -37,8 +41,8 @@
  * statistics): its 36-sample batchnorms over 50 layers leave float32
  * activations far enough from double that PyTorch float32 itself misses the
  * float64 gradients by 0.26 (encoder.7.0.downsample.0.weight; printed by
- * every run), far beyond
- * EXCUSED_TOL. (test_codegen_jit compares the same generated code in
+ * every run): the float32 values themselves, not its decisions, are that
+ * far off. (test_codegen_jit compares the same generated code in
  * double precision, where nothing is in doubt, for every gradient of every
  * model.)
  *
@@ -66,6 +70,8 @@
 #include "test_util.h"
 #include "test_skip.h"
 
+#include "convplan.h"
+#include "f32_decisions.h"
 #include "sc_blascore.h"
 #include "sc_safetensors.h"
 
@@ -76,26 +82,15 @@
                               (resnet18-stl10's encoder.6.0.bn2.bias); ResNet-50's
                               loss 1.2e-5 */
 #define STATS_TOL 1e-4     /* running statistics: worst 1.9e-5 (ResNet-50), else 1.1e-6 */
-#define EXCUSED_TOL 1e-2   /* where PyTorch float32 misses float64 by > GRAD_TOL */
 #define FLOOR_REL 1e-3
 #define SHIPPED_BATCH 2
-/* Seed 1 was the shipped models' seed until the generated GEMMs (issue
- * 14). A float32 step takes some ReLU near-ties the other way from
- * float64 (test above); which ones depends on the rounding, so a new GEMM
- * moves them. Swept by hand at batch 2 (max relative gradient error
- * against the interpreter; > 1e-4 is a flip):
- *   resnet18-stl10, seed 1..4: generated 8.2e-3, 2e-5, 6.1e-2 (PyTorch
- *     float32 the same 6.1e-2: excused), 1.4e-4 (OpenBLAS the same);
- *     OpenBLAS 1.1e-5, -, 1.0e-5, 1.4e-4;
- *   resnet18-cifar, seed 2..5: generated 1.5e-2, 5.6e-6, 1.4e-1, 8.3e-2;
- *     OpenBLAS 1.7e-2, -, 6.1e-6, 8.2e-6.
- * The GEMMs' own rounding is no worse than OpenBLAS's (rms error on this
- * step's shapes 0.16-0.40 u of sum |a||b| against OpenBLAS's 0.20-0.40
- * u), yet the generated step took more near-ties the other way in this
- * small sample (swept with NT-Xent's products generated too; the seed-1
- * flip stays the same with them on cblas_sgemm); seed 3 is the one where
- * no shipped model takes one that PyTorch float32 does not. */
-#define SHIPPED_SEED 3
+/* The shipped models' seed: flips are checked, not avoided (above).
+ * Swept by hand with SC_PARITY_SEED: resnet18-stl10 seed 1, one ReLU flip
+ * (encoder.4.0.relu1, margin 1.2e-7), passes; seed 2, no gradient misses;
+ * seed 3, one flip (encoder.5.1.relu1, margin 7.6e-8; 26 of 64 gradients
+ * miss float64 without it imposed), passes. */
+#define SHIPPED_SEED 1
+
 
 /* Models whose gradients float32 cannot reproduce (see above). */
 static const char *const forward_only[] = {"resnet50-stl10.xml"};
@@ -112,7 +107,7 @@ static const char *const left_to_jit[] = {"resnet18-stl10-byol.xml", "resnet18-s
 
 typedef struct {
     char *spec, *label;
-    char *bin, *cdump, *idump, *ref, *ref32, *log;
+    char *bin, *cdump, *idump, *ref, *ref32, *imposed, *log;
     int batch;           /* 0: the spec's own */
     unsigned seed;
     int grads;           /* compare gradients */
@@ -160,6 +155,7 @@ static int add_job(const char *spec, int batch, unsigned seed, const char *cflag
     j->idump = xprintf("%s/%d.interp.st", tmpdir, k);
     j->ref = xprintf("%s/%d.torch.st", tmpdir, k);
     j->ref32 = xprintf("%s/%d.torch32.st", tmpdir, k);
+    j->imposed = xprintf("%s/%d.imposed.st", tmpdir, k);
     j->log = xprintf("%s/%d.log", tmpdir, k);
     j->batch = batch;
     j->seed = seed;
@@ -167,7 +163,7 @@ static int add_job(const char *spec, int batch, unsigned seed, const char *cflag
     for (size_t i = 0; i < sizeof forward_only / sizeof *forward_only; i++)
         if (!strcmp(base, forward_only[i]))
             j->grads = 0;
-    return j->spec && j->label && j->bin && j->cdump && j->idump && j->ref && j->ref32 && j->log ? 0 : -1;
+    return j->spec && j->label && j->bin && j->cdump && j->idump && j->ref && j->ref32 && j->imposed && j->log ? 0 : -1;
 }
 
 static int setup_jobs(void)
@@ -287,6 +283,7 @@ static void teardown(void)
         free(j->idump);
         free(j->ref);
         free(j->ref32);
+        free(j->imposed);
         free(j->log);
     }
     free(jobs);
@@ -551,12 +548,36 @@ static void unlink_dumps(const job *j)
     unlink(j->idump);
     unlink(j->ref);
     unlink(j->ref32);
+    unlink(j->imposed);
+}
+
+/* The threads simclrc plans for and the binary runs on by default. */
+static int default_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
+}
+
+/* Runs the float32 step in memory and the interpreter with its decisions
+ * imposed (f32_decisions.h) into j->imposed; reads it into *imp. */
+static int imposed_reference(const job *j, sc_st_file *imp, f32_flips *fl, char *err, size_t errlen)
+{
+    int conv = j->cflag && !strcmp(j->cflag, "--conv=shift") ? SC_CONV_SHIFT_POLICY : SC_CONV_IM2COL_POLICY;
+    int gemm_openblas = j->cflag && !strcmp(j->cflag, "--gemm=openblas");
+    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, default_threads(), j->seed, j->imposed, fl, err,
+                         errlen))
+        return -1;
+    return sc_st_read(j->imposed, imp, err, errlen);
 }
 
 /* Every gradient of the compiled step against the interpreter and float64
- * PyTorch, at GRAD_TOL unless float32 PyTorch itself misses float64 by
- * more than that on the tensor (then at EXCUSED_TOL); running statistics
- * against float64 PyTorch. */
+ * PyTorch at GRAD_TOL; running statistics against float64 PyTorch at
+ * STATS_TOL. Where a gradient misses, the float32 step may have decided a
+ * near-tie the other way: then its decisions are imposed on the
+ * interpreter (f32_decisions.h), every gradient must match that reference
+ * at GRAD_TOL, every flipped decision must be a near-tie (its margin within the
+ * float32 error measured on the kept ReLU inputs), and
+ * the interpreter itself must match float64 PyTorch at GRAD_TOL. */
 static void test_grads(void **state)
 {
     job *j = *state;
@@ -585,14 +606,14 @@ static void test_grads(void **state)
         fail_msg("%s: no reference from %s (torch_step.py exit status %d): %s", j->label, failed,
                  torch_status, err);
     }
-    double floor_t = FLOOR_REL * grad_scale(&r);
-    checker vi = {j->label, "interpreter's dump", FLOOR_REL * grad_scale(&in), 0, "", 0};
+    double floor_t = FLOOR_REL * grad_scale(&r), floor_i = FLOOR_REL * grad_scale(&in);
+    checker vi = {j->label, "interpreter's dump", floor_i, 0, "", 0};
     checker vt = {j->label, "float64 PyTorch reference", floor_t, 0, "", 0};
-    checker ex = {j->label, "float64 PyTorch reference (excused)", floor_t, 0, "", 0};
     checker t32 = {j->label, "float32 PyTorch", floor_t, 0, "", 0};
     checker st = {j->label, "float64 PyTorch reference", 0, 0, "", 0};
     check_close(&vt, &c, &r, "loss", GRAD_TOL);
-    int nrunning = 0, ngrads = 0, nexcused = 0;
+    /* First pass, quiet: does any gradient miss the float64 references? */
+    int nrunning = 0, ngrads = 0, nmissed = 0;
     for (int i = 0; i < r.n; i++) {
         const char *name = r.t[i].name;
         if (!strncmp(name, "running/", 8)) {
@@ -604,42 +625,85 @@ static void test_grads(void **state)
         if (strncmp(name, "grad/", 5))
             continue;
         /* PyTorch float32's own miss, measured here, for every model. */
-        double own = check_close(&t32, &r32, &r, name, INFINITY);
+        check_close(&t32, &r32, &r, name, INFINITY);
         if (!j->grads)
             continue;
         ngrads++;
-        if (own <= GRAD_TOL) {
+        checker probe = vi;
+        nmissed += !(fmax(check_close(&probe, &c, &in, name, INFINITY), check_close(&probe, &c, &r, name, INFINITY)) <=
+                     GRAD_TOL);
+    }
+    sc_st_file imp;
+    f32_flips fl = {0};
+    checker vd = {j->label, "interpreter with the float32 decisions", floor_i, 0, "", 0};
+    checker sem = {j->label, "float64 PyTorch reference (the interpreter's step)", floor_t, 0, "", 0};
+    checker same = {j->label, "in-memory float32 step", floor_i, 0, "", 0};
+    int imposed = 0;
+    if (nmissed) {
+        if (imposed_reference(j, &imp, &fl, err, sizeof err)) {
+            print_error("%s: the float32 decisions could not be imposed: %s\n", j->label, err);
+            vd.bad++;
+        } else
+            imposed = 1;
+    }
+    for (int i = 0; j->grads && i < r.n; i++) {
+        const char *name = r.t[i].name;
+        if (strncmp(name, "grad/", 5))
+            continue;
+        if (!imposed) {
             check_close(&vi, &c, &in, name, GRAD_TOL);
             check_close(&vt, &c, &r, name, GRAD_TOL);
-        } else {
-            /* Within EXCUSED_TOL of float64, or, where float32 PyTorch
-             * itself is further off, the same float32 decisions: within
-             * GRAD_TOL of float32 PyTorch. Never NaN. */
-            nexcused++;
-            checker probe = ex;
-            double e = fmax(check_close(&probe, &c, &in, name, INFINITY), check_close(&probe, &c, &r, name, INFINITY));
-            checker same = {j->label, "float32 PyTorch step", floor_t, 0, "", 0};
-            double e32 = check_close(&same, &c, &r32, name, INFINITY);
-            if (!(e <= EXCUSED_TOL) && !(e32 <= GRAD_TOL)) {
-                check_close(&ex, &c, &r, name, EXCUSED_TOL);
-                check_close(&ex, &c, &r32, name, GRAD_TOL);
-            }
-            if (e > ex.worst || !ex.worst_name[0]) {
-                ex.worst = e;
-                snprintf(ex.worst_name, sizeof ex.worst_name, "%s", name);
-            }
-            print_message("%-26s excused %s: PyTorch float32 misses float64 by %.3g, compiled by %.3g "
-                          "(%.3g from PyTorch float32)\n",
-                          j->label, name + 5, own, e, e32);
+            continue;
+        }
+        check_close(&vd, &c, &imp, name, GRAD_TOL);
+        check_close(&sem, &in, &r, name, GRAD_TOL);
+        char f32name[SC_NAME_MAX + 16];
+        snprintf(f32name, sizeof f32name, "f32/%s", name);
+        const sc_st_tensor *x = sc_st_get(&imp, f32name);
+        if (x) {
+            /* The in-memory float32 step is the binary's code: report how
+             * far it is from the binary (0 when bit-identical). */
+            sc_st_tensor alias = *x;
+            alias.name = (char *)name;
+            sc_st_file one = {.n = 1, .t = &alias};
+            check_close(&same, &c, &one, name, INFINITY);
         }
     }
-    if (j->grads) {
-        print_message("%-26s %d gradients compared, %d excused; worst enforced against the interpreter %s: "
-                      "%.3g, against PyTorch %s: %.3g\n",
-                      j->label, ngrads, nexcused, vi.worst_name, vi.worst, vt.worst_name, vt.worst);
-        if (nexcused)
-            print_message("%-26s worst excused %s: %.3g from float64\n", j->label, ex.worst_name, ex.worst);
-    } else
+    if (imposed) {
+        /* A flip is a near-tie when its margin is within the float32
+         * error that the same step shows on the ReLU inputs it kept
+         * (measured on the same scale: relative to the tensor's largest
+         * |value|). At resnet18-stl10 seed 1: one flip, margin 1.2e-7,
+         * against errors up to 6.1e-6 (rms 2.6e-7). */
+        int flips_bad = !(fl.worst_margin <= fl.max_error);
+        if (flips_bad)
+            print_error("%s: the float32 step decides %s the other way from float64 by a margin of %.3g of "
+                        "the tensor's largest value, above its largest float32 error %.3g: not a near-tie\n",
+                        j->label, fl.worst_at, fl.worst_margin, fl.max_error);
+        vd.bad += flips_bad;
+        /* The decisions are the binary's only if the in-memory step is its
+         * code: bit for bit (measured: 0 on every model), except a --tune
+         * binary, whose plan comes from its own measurements. */
+        if (!(same.worst == 0) && !(j->cflag && !strcmp(j->cflag, "--tune"))) {
+            print_error("%s: the in-memory float32 step is not bit-identical to the binary (%.3g): its decisions "
+                        "need not be the binary's\n", j->label, same.worst);
+            vd.bad++;
+        }
+        print_message("%-26s %d of %d gradients miss float64 at %g: the float32 step decided %ld ReLU elements "
+                      "and %ld max-pool windows of %ld the other way, worst margin %.3g (%s); float32 error of "
+                      "the ReLU inputs kept: max %.3g, rms %.3g\n",
+                      j->label, nmissed, ngrads, GRAD_TOL, fl.relu_flips, fl.pool_flips, fl.decisions,
+                      fl.worst_margin, fl.worst_at[0] ? fl.worst_at : "-", fl.max_error,
+                      fl.positives ? sqrt(fl.sum_sq_error / (double)fl.positives) : 0.0);
+        print_message("%-26s with those decisions imposed on the interpreter, worst %s: %.3g; the interpreter "
+                      "against float64 PyTorch, worst %s: %.3g; in-memory float32 step against the binary %.3g\n",
+                      j->label, vd.worst_name, vd.worst, sem.worst_name, sem.worst, same.worst);
+        sc_st_free(&imp);
+    } else if (j->grads)
+        print_message("%-26s %d gradients within %g, worst against the interpreter %s: %.3g, against PyTorch "
+                      "%s: %.3g\n",
+                      j->label, ngrads, GRAD_TOL, vi.worst_name, vi.worst, vt.worst_name, vt.worst);
+    else
         print_message("%-26s forward only: loss off by %.3g\n", j->label, vt.worst);
     print_message("%-26s PyTorch float32 against float64: worst gradient %s: %.3g\n", j->label, t32.worst_name,
                   t32.worst);
@@ -649,7 +713,7 @@ static void test_grads(void **state)
     sc_st_free(&r);
     sc_st_free(&r32);
     unlink_dumps(j);
-    int bad = vi.bad + vt.bad + ex.bad + st.bad;
+    int bad = vi.bad + vt.bad + vd.bad + sem.bad + st.bad;
     if (bad)
         fail_msg("%s: the compiled step does not match its references (%d tensors differ)", j->label, bad);
 }
