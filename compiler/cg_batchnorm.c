@@ -85,16 +85,7 @@ static LLVMValueRef hsum(sc_codegen *c, LLVMValueRef v, int w)
 /* An array of n values of type t on the kernel's stack frame. */
 static LLVMValueRef stack_array(sc_codegen *c, LLVMTypeRef t, int64_t n)
 {
-    LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->b);
-    LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
-    if (first)
-        LLVMPositionBuilderBefore(c->b, first);
-    else
-        LLVMPositionBuilderAtEnd(c->b, c->entry);
-    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(t, (uint64_t)n), "");
-    LLVMSetAlignment(a, 64);
-    LLVMPositionBuilderAtEnd(c->b, cur);
-    return a;
+    return entry_alloca(c, LLVMArrayType2(t, (uint64_t)n), 64);
 }
 
 static LLVMValueRef elem_ptr(sc_codegen *c, LLVMTypeRef t, LLVMValueRef a, LLVMValueRef j)

@@ -95,9 +95,10 @@ static inline LLVMValueRef call_intrinsic1(sc_codegen *c, const char *name, LLVM
     return fmf(LLVMBuildCall2(c->b, ft, fn, &x, 1, ""));
 }
 
-/* Scalars that live across loop iterations: allocas in the entry block,
- * which mem2reg turns into registers. */
-static inline LLVMValueRef var(sc_codegen *c, LLVMTypeRef t, LLVMValueRef init)
+/* An alloca of type t at the top of the entry block (so it is one slot
+ * of the frame, not one per loop iteration), aligned to align bytes (0:
+ * the type's). */
+static inline LLVMValueRef entry_alloca(sc_codegen *c, LLVMTypeRef t, unsigned align)
 {
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->b);
     LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
@@ -106,7 +107,17 @@ static inline LLVMValueRef var(sc_codegen *c, LLVMTypeRef t, LLVMValueRef init)
     else
         LLVMPositionBuilderAtEnd(c->b, c->entry);
     LLVMValueRef a = LLVMBuildAlloca(c->b, t, "");
+    if (align)
+        LLVMSetAlignment(a, align);
     LLVMPositionBuilderAtEnd(c->b, cur);
+    return a;
+}
+
+/* Scalars that live across loop iterations: allocas in the entry block,
+ * which mem2reg turns into registers. */
+static inline LLVMValueRef var(sc_codegen *c, LLVMTypeRef t, LLVMValueRef init)
+{
+    LLVMValueRef a = entry_alloca(c, t, 0);
     LLVMBuildStore(c->b, init, a);
     return a;
 }
