@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sc_safetensors.h"
 #include "sc_state.h"
 
 /* Writes s (parameters, input, loss, gradients) to path, with seed in the
@@ -15,6 +16,10 @@
  * running/NAME, beyond what the format requires, so that their update can
  * be checked too. Returns 0, or -1 with a message in err. */
 int sc_stepdump_save(const sc_state *s, uint64_t seed, const char *path, char *err, size_t errlen);
+
+/* Adds parameter or buffer p of the tensors at base to w as PREFIX+name:
+ * the one way both dump writers name and shape a tensor. */
+void sc_stepdump_add_param(sc_st_writer *w, const char *prefix, const sc_param_info *p, const float *base);
 
 /* `dump-step --steps K` (stepdump_steps.c): K whole training steps from
  * the seeded initialisation, each sc_step, the optimizer of <train> at the

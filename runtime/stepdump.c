@@ -7,7 +7,7 @@
 
 #include "sc_safetensors.h"
 
-static void add(sc_st_writer *w, const char *prefix, const sc_param_info *p, const float *base)
+void sc_stepdump_add_param(sc_st_writer *w, const char *prefix, const sc_param_info *p, const float *base)
 {
     char name[512];
     int64_t shape[4];
@@ -34,7 +34,7 @@ int sc_stepdump_save(const sc_state *s, uint64_t seed, const char *path, char *e
     names[0] = '\0';
     size_t at = 0;
     for (int i = 0; i < d->nparams; i++) {
-        add(w, "", &d->params[i], s->params);
+        sc_stepdump_add_param(w, "", &d->params[i], s->params);
         at += (size_t)snprintf(names + at, len - at, "%s%s", i ? "," : "", d->params[i].name);
     }
     int64_t in_shape[4] = {2 * (int64_t)d->batch, d->in_c, d->in_h, d->in_w};
@@ -42,9 +42,9 @@ int sc_stepdump_save(const sc_state *s, uint64_t seed, const char *path, char *e
     int64_t one = 1;
     sc_st_writer_f32(w, "loss", 1, &one, s->loss);
     for (int i = 0; i < d->nparams; i++)
-        add(w, "grad/", &d->params[i], s->grads);
+        sc_stepdump_add_param(w, "grad/", &d->params[i], s->grads);
     for (int i = 0; i < d->nbuffers; i++)
-        add(w, "running/", &d->buffers[i], s->buffers);
+        sc_stepdump_add_param(w, "running/", &d->buffers[i], s->buffers);
 
     char seedstr[32];
     snprintf(seedstr, sizeof seedstr, "%" PRIu64, seed);

@@ -12,16 +12,6 @@
 #include "sc_optim.h"
 #include "sc_safetensors.h"
 
-static void add(sc_st_writer *w, const char *prefix, const sc_param_info *p, const float *base)
-{
-    char name[512];
-    int64_t shape[4];
-    snprintf(name, sizeof name, "%s%s", prefix, p->name);
-    for (int k = 0; k < p->ndim; k++)
-        shape[k] = p->shape[k];
-    sc_st_writer_f32(w, name, p->ndim, shape, base + p->offset);
-}
-
 /* Appends "%.17g," to a growing list (the caller frees *list). */
 static int append(char **list, size_t *len, double v)
 {
@@ -58,7 +48,7 @@ int sc_stepdump_steps(sc_state *s, uint64_t seed, int64_t steps, const char *pat
     size_t nlen = 0, llen = 0, tlen = 0;
     int rc = w && losses ? 0 : -1;
     for (int i = 0; i < d->nparams && !rc; i++) {
-        add(w, "", &d->params[i], s->params);
+        sc_stepdump_add_param(w, "", &d->params[i], s->params);
         size_t n = strlen(d->params[i].name) + 2;
         char *p = realloc(names, nlen + n);
         rc = p ? 0 : -1;
@@ -87,9 +77,9 @@ int sc_stepdump_steps(sc_state *s, uint64_t seed, int64_t steps, const char *pat
         int64_t k = steps;
         sc_st_writer_f32(w, "loss", 1, &k, losses);
         for (int i = 0; i < d->nparams; i++)
-            add(w, "after/", &d->params[i], s->params);
+            sc_stepdump_add_param(w, "after/", &d->params[i], s->params);
         for (int i = 0; i < d->nbuffers; i++)
-            add(w, "after/", &d->buffers[i], s->buffers);
+            sc_stepdump_add_param(w, "after/", &d->buffers[i], s->buffers);
         char num[32];
         sc_st_writer_meta(w, "format", "simclrc-steps-1");
         sc_st_writer_meta(w, "model", d->name ? d->name : "");
