@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages simclrc needs to build, test and run its
 # demos, when any is missing. Needs root (or sudo) only when installing.
+# With arguments, installs those packages instead, by the same rules
+# (bench/install-deps.sh passes the benchmark's one extra package).
 set -euo pipefail
 
 pkgs=(
@@ -17,6 +19,7 @@ pkgs=(
   dpkg-dev man-db           # the Debian package (cpack: dpkg-shlibdeps), the man page test
   clang-19 libclang-rt-19-dev  # libFuzzer for the fuzz targets (tools/fuzz.sh)
 )
+[ $# -gt 0 ] && pkgs=("$@")
 
 missing=()
 for p in "${pkgs[@]}"; do
