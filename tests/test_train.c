@@ -56,24 +56,9 @@
 #include <cmocka.h>
 
 #include "sc_safetensors.h"
+#include "test_util.h"
 
 static char *tmpdir, *binary, *fm_big, *fm_small;
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        abort();
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 static double now_seconds(void)
 {
@@ -136,30 +121,9 @@ static int run(char *const argv[], const char *out, const char *err, long fsize)
     return finish(start(argv, out, err, fsize));
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(b);
-        return NULL;
-    }
-    fclose(f);
-    b[n] = 0;
-    if (len)
-        *len = (size_t)n;
-    return b;
-}
-
 static void assert_file_contains(const char *path, const char *what)
 {
-    char *s = slurp(path, NULL);
+    char *s = slurp(path);
     assert_non_null(s);
     if (!strstr(s, what))
         fail_msg("expected '%s' in %s:\n%s", what, path, s);
@@ -170,7 +134,7 @@ static void assert_file_contains(const char *path, const char *what)
 static void expect_status(int got, int want, const char *errfile)
 {
     if (got != want) {
-        char *s = errfile ? slurp(errfile, NULL) : NULL;
+        char *s = errfile ? slurp(errfile) : NULL;
         fail_msg("exit status %d, expected %d; stderr:\n%s", got, want, s ? s : "(none)");
     }
 }
@@ -187,7 +151,7 @@ typedef struct {
 
 static void read_metrics(const char *path, metrics *m)
 {
-    char *s = slurp(path, NULL);
+    char *s = slurp(path);
     assert_non_null(s);
     char *save = NULL, *line = strtok_r(s, "\n", &save);
     assert_non_null(line);
@@ -213,7 +177,7 @@ static void read_metrics(const char *path, metrics *m)
 /* knn.csv rows: step, epoch, accuracy. */
 static int read_knn(const char *path, long long *step, long long *epoch, double *acc, int max)
 {
-    char *s = slurp(path, NULL);
+    char *s = slurp(path);
     assert_non_null(s);
     char *save = NULL, *line = strtok_r(s, "\n", &save);
     assert_non_null(line);
@@ -586,7 +550,7 @@ static void test_guards(void **st)
                      "--knn-every", "0", NULL};
     expect_status(run(argv1, NULL, errf, 0), 0, errf);
     size_t n;
-    char *good = slurp(ckpt, &n);
+    char *good = slurp_len(ckpt, &n);
     assert_non_null(good);
 
     /* NaN: the first step at lr 1e30 is finite, the next one is not. */
@@ -602,7 +566,7 @@ static void test_guards(void **st)
     assert_file_contains(errf, "The last good checkpoint, ");
     free(want);
     size_t n2;
-    char *now = slurp(ckpt, &n2);
+    char *now = slurp_len(ckpt, &n2);
     assert_int_equal(n2, n);
     assert_memory_equal(good, now, n);
     free(now);
@@ -614,7 +578,7 @@ static void test_guards(void **st)
     expect_status(run(argv_full, NULL, errf, (long)n - 1), 1, errf);
     assert_file_contains(errf, "File too large");
     assert_file_contains(errf, "the previous checkpoint (step 10) is intact");
-    now = slurp(ckpt, &n2);
+    now = slurp_len(ckpt, &n2);
     assert_int_equal(n2, n);
     assert_memory_equal(good, now, n);
     free(now);
@@ -684,7 +648,7 @@ static void test_guards(void **st)
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *from = xprintf("%s/%s", fm_small, files[i]), *to = xprintf("%s/%s", bad, files[i]);
         size_t len;
-        char *bytes = slurp(from, &len);
+        char *bytes = slurp_len(from, &len);
         assert_non_null(bytes);
         if (!strcmp(files[i], "test_X.bin"))
             len -= 1000;
@@ -736,7 +700,7 @@ static int setup(void **st)
     int rc = 0;
     double t0 = now_seconds();
     if (run(cc, NULL, errf, 0) || run(c1, "/dev/null", errf, 0) || run(c2, "/dev/null", errf, 0)) {
-        char *s = slurp(errf, NULL);
+        char *s = slurp(errf);
         fprintf(stderr, "test_train: setup failed:\n%s\n", s ? s : "");
         free(s);
         rc = -1;

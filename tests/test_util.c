@@ -24,7 +24,7 @@ char *xprintf(const char *fmt, ...)
     return s;
 }
 
-char *slurp(const char *path)
+char *slurp_len(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -43,7 +43,14 @@ char *slurp(const char *path)
     fclose(f);
     if (s)
         s[n] = '\0';
+    if (s && len)
+        *len = n;
     return s;
+}
+
+char *slurp(const char *path)
+{
+    return slurp_len(path, NULL);
 }
 
 pid_t run_start(char *const argv[], const char *log)

@@ -26,5 +26,8 @@ int test_tmpfile(const char *name, char *path, size_t len);
 char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The whole of a small text file, or NULL. */
 char *slurp(const char *path);
+/* The same for any file, its size in *len (len may be NULL); the bytes
+ * are followed by a '\0' not counted. */
+char *slurp_len(const char *path, size_t *len);
 
 #endif
