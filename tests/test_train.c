@@ -56,6 +56,7 @@
 #include <cmocka.h>
 
 #include "sc_safetensors.h"
+#include "st_compare.h"
 #include "test_util.h"
 
 static char *tmpdir, *binary, *fm_big, *fm_small;
@@ -223,33 +224,11 @@ static long long ckpt_meta_int(const char *path, const char *key)
     return x;
 }
 
-/* Every tensor of a in b with the same dtype, shape and bytes, and the
- * other way round; the same position. */
+/* The same tensors and run metadata, and the optimizer's state among them. */
 static void assert_same_checkpoint(const char *a, const char *b)
 {
-    sc_st_file fa, fb;
-    char err[512];
-    if (sc_st_read(a, &fa, err, sizeof err) || sc_st_read(b, &fb, err, sizeof err))
-        fail_msg("%s", err);
-    assert_int_equal(fa.n, fb.n);
-    int optim = 0;
-    for (int i = 0; i < fa.n; i++) {
-        const sc_st_tensor *x = &fa.t[i], *y = sc_st_get(&fb, x->name);
-        if (!y)
-            fail_msg("%s has %s, %s does not", a, x->name, b);
-        assert_string_equal(x->dtype, y->dtype);
-        assert_int_equal(x->ndim, y->ndim);
-        assert_int_equal(x->nbytes, y->nbytes);
-        if (memcmp(x->data, y->data, x->nbytes))
-            fail_msg("tensor %s differs between %s and %s", x->name, a, b);
-        optim += !strncmp(x->name, "optim/", 6);
-    }
-    assert_true(optim > 0);
     static const char *const keys[] = {"model", "step", "epoch", "seed", "optim_step", "kind"};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
-        assert_string_equal(sc_st_meta(&fa, keys[k]), sc_st_meta(&fb, keys[k]));
-    sc_st_free(&fa);
-    sc_st_free(&fb);
+    assert_true(st_assert_same(a, b, keys, sizeof keys / sizeof *keys, "optim/") > 0);
 }
 
 static void assert_same_metrics(const char *a, const char *b)
