@@ -63,30 +63,22 @@ static const float mul = 1e-5f, add = 1e-5f; /* products stay normal, sums far f
         "xmm12", "xmm13", "cc"
 
 #if defined(__x86_64__)
-static void loop_zmm(long iters)
-{
-    /* vxorps on zmm needs AVX512DQ; zeroing the xmm clears the whole zmm. */
-    __asm__ volatile(ZERO12("xmm") "vbroadcastss %1, %%zmm12\n\t"
-                                   "vbroadcastss %2, %%zmm13\n\t"
-                                   "1:\n\t" FMA12("zmm") "dec %0\n\t"
-                                                         "jnz 1b\n\t"
-                                                         "vzeroupper\n\t"
-                     : "+r"(iters)
-                     : "m"(mul), "m"(add)
-                     : CLOBBERS);
-}
-
-static void loop_ymm(long iters)
-{
-    __asm__ volatile(ZERO12("xmm") "vbroadcastss %1, %%ymm12\n\t"
-                                   "vbroadcastss %2, %%ymm13\n\t"
-                                   "1:\n\t" FMA12("ymm") "dec %0\n\t"
-                                                         "jnz 1b\n\t"
-                                                         "vzeroupper\n\t"
-                     : "+r"(iters)
-                     : "m"(mul), "m"(add)
-                     : CLOBBERS);
-}
+/* One loop per register width R; vxorps on zmm needs AVX512DQ, so the
+ * accumulators are zeroed as xmm, which clears the whole register. */
+#define FMA_LOOP(NAME, R)                                                                                 \
+    static void NAME(long iters)                                                                          \
+    {                                                                                                     \
+        __asm__ volatile(ZERO12("xmm") "vbroadcastss %1, %%" R "12\n\t"                                    \
+                                       "vbroadcastss %2, %%" R "13\n\t"                                    \
+                                       "1:\n\t" FMA12(R) "dec %0\n\t"                                      \
+                                                         "jnz 1b\n\t"                                      \
+                                                         "vzeroupper\n\t"                                  \
+                         : "+r"(iters)                                                                    \
+                         : "m"(mul), "m"(add)                                                             \
+                         : CLOBBERS);                                                                     \
+    }
+FMA_LOOP(loop_zmm, "zmm")
+FMA_LOOP(loop_ymm, "ymm")
 
 static int have(int zmm)
 {
