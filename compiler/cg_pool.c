@@ -299,9 +299,9 @@ static void scatter_chunk(sc_codegen *c, const mpool *m, LLVMValueRef X, LLVMVal
 }
 
 /* ---- max pooling backward, gathered ----
- * Per plane, two passes. The first finds every window's argmax (as the
- * chunks above) and keeps code and dy per output in a scratch on the
- * stack, rows of rs entries, output ow at entry e + ow, the entries
+ * Per plane, two passes. The first finds every window's argmax
+ * (row_argmax, col_argmax) and keeps code and dy per output in a scratch
+ * on the stack, rows of rs entries, output ow at entry e + ow, the entries
  * around them code -1 (never hit) and dy 0. The second writes each dx
  * row once, in blocks of V*S columns from column b*V*S - P, the columns
  * of outputs b*V .. b*V + V - 1's first S taps; the windows that reach a
@@ -318,7 +318,7 @@ typedef struct {
     unsigned bl; /* block columns, V*S */
 } gplan;
 
-/* the largest scratch (codes and dy of a plane) put on the stack */
+/* the largest scratch (a plane's row maxima, codes and dy) put on the stack */
 #define GATHER_SCRATCH_MAX (256 << 10)
 /* the most output rows per input row, and the largest stride, unrolled */
 #define GATHER_MAX_TAPS 8
@@ -331,7 +331,8 @@ static int gather_plan(const mpool *m, int64_t OH, int esz, gplan *p)
     p->bl = (unsigned)(m->V * m->S);
     p->nb = (m->W + m->P + p->bl - 1) / p->bl;
     p->rs = p->e + (p->nb > p->nw ? p->nb : p->nw) * m->V;
-    return p->nr <= GATHER_MAX_TAPS && m->S <= GATHER_MAX_TAPS && OH * p->rs * (4 + esz) <= GATHER_SCRATCH_MAX;
+    int64_t bytes = (OH * p->rs + m->H * p->nw * m->V) * (4 + esz);
+    return p->nr <= GATHER_MAX_TAPS && m->S <= GATHER_MAX_TAPS && bytes <= GATHER_SCRATCH_MAX;
 }
 
 static LLVMValueRef vload(sc_codegen *c, LLVMTypeRef vt, LLVMValueRef p, unsigned align)
@@ -351,15 +352,81 @@ static LLVMValueRef gep_t(sc_codegen *c, LLVMTypeRef t, LLVMValueRef p, LLVMValu
     return LLVMBuildGEP2(c->b, t, p, &at, 1, "");
 }
 
-/* The first pass over one output row: codes and dy into scratch row oh. */
-static void gather_codes(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueRef X, LLVMValueRef Y,
-                         LLVMValueRef codes, LLVMValueRef gs, LLVMValueRef xoff, LLVMValueRef yoff, LLVMValueRef oh)
+/* Per lane (output column), the code of the window's first in-bounds
+ * tap in row kh0, where the reference's scan starts. */
+static LLVMValueRef first_tap(sc_codegen *c, const mpool *m, LLVMValueRef lane, LLVMValueRef kh0)
+{
+    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
+                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
+    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
+    return LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
+                        splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
+}
+
+/* The first pass, separable: per input row, each output column's
+ * maximum over its K taps of that row and the tap (row_argmax); then per
+ * output row, the K rows' maxima combined (col_argmax). x is read once,
+ * row after row. Exact: the reference's scan, kh-major, moves on strictly
+ * greater or NaN; over one row from -inf it ends at the row's last NaN,
+ * else its first maximum, and moving to that on the same rule from the
+ * rows before gives what the scan gives. */
+static void row_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueRef X, LLVMValueRef hv,
+                       LLVMValueRef hk, LLVMValueRef xoff, LLVMValueRef ih)
 {
     unsigned ea = c->f64_elements ? 8 : 4;
     loop Lw;
     LLVMValueRef w = loop_begin(c, &Lw, p->nw);
     LLVMValueRef ow0 = imul(c, w, ci(c, m->V));
-    LLVMValueRef lane_ok, code = chunk_argmax(c, m, X, xoff, oh, ow0, &lane_ok);
+    LLVMValueRef c0 = isub(c, imul(c, ow0, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, m->lt, c0), iota(c, m->L), "");
+    LLVMValueRef col_ok = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(m->lt)),
+                                       vcmp(c, LLVMIntSLT, col, splat(c, m->lt, ci(c, m->W))), "");
+    LLVMValueRef lane = LLVMBuildAdd(c->b, splat(c, m->it, ow0), iota(c, m->V), "");
+    LLVMValueRef code = first_tap(c, m, lane, ci(c, 0));
+    LLVMValueRef at = iadd(c, xoff, iadd(c, imul(c, ih, ci(c, m->W)), c0));
+    LLVMValueRef span =
+        span_load(c, m, LLVMBuildGEP2(c->b, c->elt, X, &at, 1, ""), col_ok, splat(c, m->st, neg_inf(c)));
+    LLVMValueRef best = splat(c, m->vt, neg_inf(c));
+    for (int64_t kw = 0; kw < m->K; kw++) {
+        LLVMValueRef v = pick(c, m, span, kw);
+        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
+                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        best = LLVMBuildSelect(c->b, up, v, best, "");
+        code = LLVMBuildSelect(c->b, up, splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)kw, 0)), code, "");
+    }
+    LLVMValueRef hat = iadd(c, imul(c, ih, ci(c, p->nw * m->V)), ow0);
+    vstore(c, best, gep_t(c, c->elt, hv, hat), ea);
+    vstore(c, code, gep_t(c, c->i32, hk, hat), 4);
+    loop_end(c, &Lw);
+}
+
+static void col_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueRef Y, LLVMValueRef hv,
+                       LLVMValueRef hk, LLVMValueRef codes, LLVMValueRef gs, LLVMValueRef yoff, LLVMValueRef oh)
+{
+    unsigned ea = c->f64_elements ? 8 : 4;
+    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef kh0 = imax(c, isub(c, ci(c, 0), h0), ci(c, 0));
+    loop Lw;
+    LLVMValueRef w = loop_begin(c, &Lw, p->nw);
+    LLVMValueRef ow0 = imul(c, w, ci(c, m->V));
+    LLVMValueRef lane = LLVMBuildAdd(c->b, splat(c, m->it, ow0), iota(c, m->V), "");
+    LLVMValueRef lane_ok = vcmp(c, LLVMIntSLT, lane, splat(c, m->it, ci(c, m->OW)));
+    LLVMValueRef code = first_tap(c, m, lane, kh0);
+    LLVMValueRef best = splat(c, m->vt, neg_inf(c));
+    for (int64_t kh = 0; kh < m->K; kh++) {
+        LLVMValueRef ih = iadd(c, h0, ci(c, kh));
+        LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                       LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, m->H), ""), "");
+        LLVMValueRef at = iadd(c, imul(c, imin(c, imax(c, ih, ci(c, 0)), ci(c, m->H - 1)), ci(c, p->nw * m->V)), ow0);
+        LLVMValueRef v = vload(c, m->vt, gep_t(c, c->elt, hv, at), ea);
+        v = LLVMBuildSelect(c->b, ok, v, splat(c, m->vt, neg_inf(c)), ""); /* a padding row never wins */
+        LLVMValueRef k = LLVMBuildAdd(c->b, vload(c, m->ct, gep_t(c, c->i32, hk, at), 4),
+                                      splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)(kh * m->K), 0)), "");
+        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
+                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        best = LLVMBuildSelect(c->b, up, v, best, "");
+        code = LLVMBuildSelect(c->b, up, k, code, "");
+    }
     LLVMValueRef g = mload(c, m->vt, gep(c, Y, iadd(c, yoff, iadd(c, imul(c, oh, ci(c, m->OW)), ow0))), lane_ok,
                            LLVMConstNull(m->vt));
     code = LLVMBuildSelect(c->b, lane_ok, code, LLVMConstAllOnes(m->ct), "");
@@ -486,10 +553,12 @@ static sc_lowered lower_maxpool_bwd(sc_codegen *c, int i)
     gplan p;
     int gather = gather_plan(&m, OH, c->f64_elements ? 8 : 4, &p);
     sc_lowered res = lowered(gather ? "gather" : "vector");
-    LLVMValueRef codes = NULL, gs = NULL;
+    LLVMValueRef codes = NULL, gs = NULL, hv = NULL, hk = NULL;
     if (gather) {
         codes = entry_alloca(c, LLVMArrayType2(c->i32, (uint64_t)(OH * p.rs)), 64);
         gs = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)(OH * p.rs)), 64);
+        hv = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)(m.H * p.nw * m.V)), 64);
+        hk = entry_alloca(c, LLVMArrayType2(c->i32, (uint64_t)(m.H * p.nw * m.V)), 64);
         gather_pads(c, &m, &p, OH, codes, gs);
     }
     loop Lp, Loh, Lw;
@@ -497,8 +566,12 @@ static sc_lowered lower_maxpool_bwd(sc_codegen *c, int i)
     LLVMValueRef xoff = imul(c, plane, ci(c, m.H * m.W));
     LLVMValueRef yoff = imul(c, plane, ci(c, OH * m.OW));
     if (gather) {
+        loop Lr;
+        LLVMValueRef r = loop_begin(c, &Lr, m.H);
+        row_argmax(c, &m, &p, X, hv, hk, xoff, r);
+        loop_end(c, &Lr);
         LLVMValueRef oh = loop_begin(c, &Loh, OH);
-        gather_codes(c, &m, &p, X, Y, codes, gs, xoff, yoff, oh);
+        col_argmax(c, &m, &p, Y, hv, hk, codes, gs, yoff, oh);
         loop_end(c, &Loh);
         LLVMValueRef ih = loop_begin(c, &Lw, m.H);
         gather_row(c, &m, &p, OH, DX, codes, gs, xoff, ih);
