@@ -228,6 +228,17 @@ static LLVMValueRef span_row(sc_codegen *c, const mpool *m, LLVMValueRef xoff, L
     return iadd(c, iadd(c, xoff, imul(c, ihc, ci(c, m->W))), c0);
 }
 
+/* Per lane (output column), the code of the window's first in-bounds
+ * tap in row kh0, where the reference's scan starts. */
+static LLVMValueRef first_tap(sc_codegen *c, const mpool *m, LLVMValueRef lane, LLVMValueRef kh0)
+{
+    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
+                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
+    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
+    return LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
+                        splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
+}
+
 /* The argmax of each window of a chunk, outputs (oh, ow0 .. ow0+V-1) of
  * the plane at xoff: code kh*K + kw per lane; *lane_ok says which lanes
  * are outputs. */
@@ -241,13 +252,7 @@ static LLVMValueRef chunk_argmax(sc_codegen *c, const mpool *m, LLVMValueRef X, 
     LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, m->lt, c0), iota(c, m->L), "");
     LLVMValueRef col_ok = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(m->lt)),
                                        vcmp(c, LLVMIntSLT, col, splat(c, m->lt, ci(c, m->W))), "");
-    /* Each lane starts at its first in-bounds tap, as the reference. */
-    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
-                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
-    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
-    LLVMValueRef kh0 = imax(c, isub(c, ci(c, 0), h0), ci(c, 0));
-    LLVMValueRef code = LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
-                                     splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
+    LLVMValueRef code = first_tap(c, m, lane, imax(c, isub(c, ci(c, 0), h0), ci(c, 0)));
     LLVMValueRef best = splat(c, m->vt, neg_inf(c));
     for (int64_t kh = 0; kh < m->K; kh++) {
         LLVMValueRef mask, at = span_row(c, m, xoff, h0, c0, col_ok, kh, &mask);
@@ -350,17 +355,6 @@ static void vstore(sc_codegen *c, LLVMValueRef v, LLVMValueRef p, unsigned align
 static LLVMValueRef gep_t(sc_codegen *c, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef at)
 {
     return LLVMBuildGEP2(c->b, t, p, &at, 1, "");
-}
-
-/* Per lane (output column), the code of the window's first in-bounds
- * tap in row kh0, where the reference's scan starts. */
-static LLVMValueRef first_tap(sc_codegen *c, const mpool *m, LLVMValueRef lane, LLVMValueRef kh0)
-{
-    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
-                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
-    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
-    return LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
-                        splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
 }
 
 /* The first pass, separable: per input row, each output column's
