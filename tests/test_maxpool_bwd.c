@@ -2,7 +2,8 @@
  * (sc_ref_maxpool_bwd), node by node: overlapping windows (k3 s2 p1, k3
  * s1, k2 s1 p1), k2 s2, k3 s3, a kernel smaller than its stride (inputs
  * no window reads), odd sizes, rows wider than several blocks, batch 1
- * and 3, ties (inputs drawn from five values) and NaN (one input in 16).
+ * and 3, ties (inputs drawn from five values), NaN (one input in 16)
+ * and -inf (three in 16: windows of it only, which keep their first).
  * dx starts as NaN, so an element left unwritten shows, and guards on
  * both sides of it must stay untouched; the planes are split over two
  * calls, as over two threads. A plane too large for the gather's
@@ -151,7 +152,8 @@ static void check(sc_codegen *c, int f64, int i, const char *impl)
     char *x = alloc(nx * esz), *dy = alloc(ny * esz), *dx = alloc((nx + 2 * GUARD) * esz);
     uint64_t seed = (uint64_t)i * 2 + (uint64_t)f64;
     for (size_t j = 0; j < nx; j++) {
-        X[j] = next(&seed) % 16 == 0 ? NAN : (double)(int)(next(&seed) % 5) - 2; /* ties and NaN */
+        uint64_t r = next(&seed) % 16; /* ties, NaN, and -inf (as padding: a window of it keeps its first) */
+        X[j] = r == 0 ? NAN : r <= 3 ? -INFINITY : (double)(int)(next(&seed) % 5) - 2;
         put(x, j, f64, X[j]);
     }
     for (size_t j = 0; j < ny; j++) {
