@@ -64,9 +64,10 @@ static void win_spread(sc_codegen *c, LLVMValueRef xi, void *p)
  * column ow0*S - P); tap (kh, kw) of lane j is element j*S + kw of the
  * span, picked out by a constant shuffle. Padding loads as -inf, which
  * never wins, so no branch depends on the position or the data. The
- * backward finds the argmax the same way (from x: no extra buffer) and
- * adds dy into each dx span in registers, in the order of the
- * reference's scan of the outputs, so the sums round alike. */
+ * backward finds the argmax this way (from x: no extra buffer) and then
+ * gathers (below) or, for a plane too large, scatters dy into dx, in
+ * the order of the reference's scan of the outputs, so the sums round
+ * alike. */
 typedef struct {
     int64_t H, W, OW, K, S, P;
     int64_t span; /* elements of a chunk's span that its taps read */
@@ -227,24 +228,31 @@ static LLVMValueRef span_row(sc_codegen *c, const mpool *m, LLVMValueRef xoff, L
     return iadd(c, iadd(c, xoff, imul(c, ihc, ci(c, m->W))), c0);
 }
 
-/* One chunk: outputs (oh, ow0 .. ow0+V-1) of the plane at xoff/yoff. */
-static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X, LLVMValueRef Y, LLVMValueRef DX,
-                          LLVMValueRef xoff, LLVMValueRef yoff, LLVMValueRef oh, LLVMValueRef ow0)
+/* Per lane (output column), the code of the window's first in-bounds
+ * tap in row kh0, where the reference's scan starts. */
+static LLVMValueRef first_tap(sc_codegen *c, const mpool *m, LLVMValueRef lane, LLVMValueRef kh0)
+{
+    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
+                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
+    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
+    return LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
+                        splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
+}
+
+/* The argmax of each window of a chunk, outputs (oh, ow0 .. ow0+V-1) of
+ * the plane at xoff: code kh*K + kw per lane; *lane_ok says which lanes
+ * are outputs. */
+static LLVMValueRef chunk_argmax(sc_codegen *c, const mpool *m, LLVMValueRef X, LLVMValueRef xoff, LLVMValueRef oh,
+                                 LLVMValueRef ow0, LLVMValueRef *lane_ok)
 {
     LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, m->S)), ci(c, m->P));
     LLVMValueRef c0 = isub(c, imul(c, ow0, ci(c, m->S)), ci(c, m->P)); /* span's first column */
     LLVMValueRef lane = LLVMBuildAdd(c->b, splat(c, m->it, ow0), iota(c, m->V), "");
-    LLVMValueRef lane_ok = vcmp(c, LLVMIntSLT, lane, splat(c, m->it, ci(c, m->OW)));
+    *lane_ok = vcmp(c, LLVMIntSLT, lane, splat(c, m->it, ci(c, m->OW)));
     LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, m->lt, c0), iota(c, m->L), "");
     LLVMValueRef col_ok = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(m->lt)),
                                        vcmp(c, LLVMIntSLT, col, splat(c, m->lt, ci(c, m->W))), "");
-    /* Each lane starts at its first in-bounds tap, as the reference. */
-    LLVMValueRef kw0 = LLVMBuildSub(c->b, splat(c, m->it, ci(c, m->P)),
-                                    LLVMBuildMul(c->b, lane, splat(c, m->it, ci(c, m->S)), ""), "");
-    kw0 = LLVMBuildSelect(c->b, vcmp(c, LLVMIntSGT, kw0, LLVMConstNull(m->it)), kw0, LLVMConstNull(m->it), "");
-    LLVMValueRef kh0 = imax(c, isub(c, ci(c, 0), h0), ci(c, 0));
-    LLVMValueRef code = LLVMBuildAdd(c->b, LLVMBuildTrunc(c->b, kw0, m->ct, ""),
-                                     splat(c, m->ct, LLVMBuildTrunc(c->b, imul(c, kh0, ci(c, m->K)), c->i32, "")), "");
+    LLVMValueRef code = first_tap(c, m, lane, imax(c, isub(c, ci(c, 0), h0), ci(c, 0)));
     LLVMValueRef best = splat(c, m->vt, neg_inf(c));
     for (int64_t kh = 0; kh < m->K; kh++) {
         LLVMValueRef mask, at = span_row(c, m, xoff, h0, c0, col_ok, kh, &mask);
@@ -261,13 +269,23 @@ static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X
                                    code, "");
         }
     }
+    return code;
+}
+
+/* The scatter form, for planes too large for the gather's scratch: one
+ * chunk adds its dy into the dx spans its windows cover (dx zeroed
+ * beforehand). */
+static void scatter_chunk(sc_codegen *c, const mpool *m, LLVMValueRef X, LLVMValueRef Y, LLVMValueRef DX,
+                          LLVMValueRef xoff, LLVMValueRef yoff, LLVMValueRef oh, LLVMValueRef ow0)
+{
+    LLVMValueRef lane_ok, code = chunk_argmax(c, m, X, xoff, oh, ow0, &lane_ok);
+    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef c0 = isub(c, imul(c, ow0, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, m->lt, c0), iota(c, m->L), "");
+    LLVMValueRef col_ok = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(m->lt)),
+                                       vcmp(c, LLVMIntSLT, col, splat(c, m->lt, ci(c, m->W))), "");
     LLVMValueRef yat = iadd(c, yoff, iadd(c, imul(c, oh, ci(c, m->OW)), ow0));
-    LLVMValueRef yp = gep(c, Y, yat);
-    if (!bwd) {
-        mstore(c, m->vt, yp, best, lane_ok);
-        return;
-    }
-    LLVMValueRef g = mload(c, m->vt, yp, lane_ok, LLVMConstNull(m->vt));
+    LLVMValueRef g = mload(c, m->vt, gep(c, Y, yat), lane_ok, LLVMConstNull(m->vt));
     LLVMValueRef none = LLVMConstNull(LLVMVectorType(c->i1, m->V));
     for (int64_t kh = 0; kh < m->K; kh++) {
         LLVMValueRef mask, at = span_row(c, m, xoff, h0, c0, col_ok, kh, &mask);
@@ -285,13 +303,235 @@ static void maxpool_chunk(sc_codegen *c, const mpool *m, int bwd, LLVMValueRef X
     }
 }
 
-static sc_lowered lower_maxpool(sc_codegen *c, int i)
+/* ---- max pooling backward, gathered ----
+ * Per plane, two passes. The first finds every window's argmax
+ * (row_argmax, col_argmax) and keeps code and dy per output in a scratch
+ * on the stack, rows of rs entries, output ow at entry e + ow, the entries
+ * around them code -1 (never hit) and dy 0. The second writes each dx
+ * row once, in blocks of V*S columns from column b*V*S - P, the columns
+ * of outputs b*V .. b*V + V - 1's first S taps; the windows that reach a
+ * block are outputs b*V - e .. b*V + V - 1 (gather_row). No zeroing, no
+ * read of dx, and every input row is written whole (zeros where no
+ * window reaches). Sums run in the reference's order: output rows
+ * upwards, then columns ow upwards. */
+typedef struct {
+    int64_t e;   /* outputs left of a block's first whose windows reach it */
+    int64_t nr;  /* output rows that can cover one input row */
+    int64_t nw;  /* chunks of V outputs per output row (first pass) */
+    int64_t nb;  /* blocks per input row (second pass) */
+    int64_t rs;  /* scratch entries per output row */
+    unsigned bl; /* block columns, V*S */
+} gplan;
+
+/* the largest scratch (a plane's row maxima, codes and dy) put on the stack */
+#define GATHER_SCRATCH_MAX (256 << 10)
+/* the most output rows per input row, and the largest stride, unrolled */
+#define GATHER_MAX_TAPS 8
+
+static int gather_plan(const mpool *m, int64_t OH, int esz, gplan *p)
 {
-    sc_lowered res = lowered("vector");
+    p->e = (m->K - 1) / m->S;
+    p->nr = (m->K + m->S - 1) / m->S;
+    p->nw = (m->OW + m->V - 1) / m->V;
+    p->bl = (unsigned)(m->V * m->S);
+    p->nb = (m->W + m->P + p->bl - 1) / p->bl;
+    p->rs = p->e + (p->nb > p->nw ? p->nb : p->nw) * m->V;
+    int64_t bytes = (OH * p->rs + m->H * p->nw * m->V) * (4 + esz);
+    return p->nr <= GATHER_MAX_TAPS && m->S <= GATHER_MAX_TAPS && bytes <= GATHER_SCRATCH_MAX;
+}
+
+static LLVMValueRef vload(sc_codegen *c, LLVMTypeRef vt, LLVMValueRef p, unsigned align)
+{
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vt, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static void vstore(sc_codegen *c, LLVMValueRef v, LLVMValueRef p, unsigned align)
+{
+    LLVMSetAlignment(LLVMBuildStore(c->b, v, p), align);
+}
+
+static LLVMValueRef gep_t(sc_codegen *c, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef at)
+{
+    return LLVMBuildGEP2(c->b, t, p, &at, 1, "");
+}
+
+/* The first pass, separable: per input row, each output column's
+ * maximum over its K taps of that row and the tap (row_argmax); then per
+ * output row, the K rows' maxima combined (col_argmax). x is read once,
+ * row after row. Exact: the reference's scan, kh-major, moves on strictly
+ * greater or NaN; over one row from -inf it ends at the row's last NaN,
+ * else its first maximum, and moving to that on the same rule from the
+ * rows before gives what the scan gives. */
+static void row_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueRef X, LLVMValueRef hv,
+                       LLVMValueRef hk, LLVMValueRef xoff, LLVMValueRef ih)
+{
+    unsigned ea = c->f64_elements ? 8 : 4;
+    loop Lw;
+    LLVMValueRef w = loop_begin(c, &Lw, p->nw);
+    LLVMValueRef ow0 = imul(c, w, ci(c, m->V));
+    LLVMValueRef c0 = isub(c, imul(c, ow0, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, m->lt, c0), iota(c, m->L), "");
+    LLVMValueRef col_ok = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(m->lt)),
+                                       vcmp(c, LLVMIntSLT, col, splat(c, m->lt, ci(c, m->W))), "");
+    LLVMValueRef lane = LLVMBuildAdd(c->b, splat(c, m->it, ow0), iota(c, m->V), "");
+    LLVMValueRef code = first_tap(c, m, lane, ci(c, 0));
+    LLVMValueRef at = iadd(c, xoff, iadd(c, imul(c, ih, ci(c, m->W)), c0));
+    LLVMValueRef span =
+        span_load(c, m, LLVMBuildGEP2(c->b, c->elt, X, &at, 1, ""), col_ok, splat(c, m->st, neg_inf(c)));
+    LLVMValueRef best = splat(c, m->vt, neg_inf(c));
+    for (int64_t kw = 0; kw < m->K; kw++) {
+        LLVMValueRef v = pick(c, m, span, kw);
+        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
+                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        best = LLVMBuildSelect(c->b, up, v, best, "");
+        code = LLVMBuildSelect(c->b, up, splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)kw, 0)), code, "");
+    }
+    LLVMValueRef hat = iadd(c, imul(c, ih, ci(c, p->nw * m->V)), ow0);
+    vstore(c, best, gep_t(c, c->elt, hv, hat), ea);
+    vstore(c, code, gep_t(c, c->i32, hk, hat), 4);
+    loop_end(c, &Lw);
+}
+
+static void col_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueRef Y, LLVMValueRef hv,
+                       LLVMValueRef hk, LLVMValueRef codes, LLVMValueRef gs, LLVMValueRef yoff, LLVMValueRef oh)
+{
+    unsigned ea = c->f64_elements ? 8 : 4;
+    LLVMValueRef h0 = isub(c, imul(c, oh, ci(c, m->S)), ci(c, m->P));
+    LLVMValueRef kh0 = imax(c, isub(c, ci(c, 0), h0), ci(c, 0));
+    loop Lw;
+    LLVMValueRef w = loop_begin(c, &Lw, p->nw);
+    LLVMValueRef ow0 = imul(c, w, ci(c, m->V));
+    LLVMValueRef lane = LLVMBuildAdd(c->b, splat(c, m->it, ow0), iota(c, m->V), "");
+    LLVMValueRef lane_ok = vcmp(c, LLVMIntSLT, lane, splat(c, m->it, ci(c, m->OW)));
+    LLVMValueRef code = first_tap(c, m, lane, kh0);
+    LLVMValueRef best = splat(c, m->vt, neg_inf(c));
+    for (int64_t kh = 0; kh < m->K; kh++) {
+        LLVMValueRef ih = iadd(c, h0, ci(c, kh));
+        LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci(c, 0), ""),
+                                       LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci(c, m->H), ""), "");
+        LLVMValueRef at = iadd(c, imul(c, imin(c, imax(c, ih, ci(c, 0)), ci(c, m->H - 1)), ci(c, p->nw * m->V)), ow0);
+        LLVMValueRef v = vload(c, m->vt, gep_t(c, c->elt, hv, at), ea);
+        v = LLVMBuildSelect(c->b, ok, v, splat(c, m->vt, neg_inf(c)), ""); /* a padding row never wins */
+        LLVMValueRef k = LLVMBuildAdd(c->b, vload(c, m->ct, gep_t(c, c->i32, hk, at), 4),
+                                      splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)(kh * m->K), 0)), "");
+        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
+                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        best = LLVMBuildSelect(c->b, up, v, best, "");
+        code = LLVMBuildSelect(c->b, up, k, code, "");
+    }
+    LLVMValueRef g = mload(c, m->vt, gep(c, Y, iadd(c, yoff, iadd(c, imul(c, oh, ci(c, m->OW)), ow0))), lane_ok,
+                           LLVMConstNull(m->vt));
+    code = LLVMBuildSelect(c->b, lane_ok, code, LLVMConstAllOnes(m->ct), "");
+    LLVMValueRef at = iadd(c, imul(c, oh, ci(c, p->rs)), iadd(c, ow0, ci(c, p->e)));
+    vstore(c, code, gep_t(c, c->i32, codes, at), 4);
+    vstore(c, g, gep_t(c, c->elt, gs, at), ea);
+    loop_end(c, &Lw);
+}
+
+/* Lane j of the S vectors acc[t] to block column j*S + t. */
+static LLVMValueRef interleave(sc_codegen *c, const mpool *m, LLVMValueRef *acc)
+{
+    unsigned V = m->V, S = (unsigned)m->S;
+    int64_t *idx = malloc(sizeof *idx * V * S);
+    if (!idx)
+        oom();
+    LLVMValueRef cur = acc[0];
+    for (unsigned t = 1; t < S; t++) { /* concatenate: acc[0] .. acc[t] */
+        for (unsigned q = 0; q < t * V; q++)
+            idx[q] = q < V ? (int64_t)q : -1;
+        LLVMValueRef wide = LLVMBuildShuffleVector(c->b, acc[t], LLVMGetPoison(m->vt), const_vec(c->i32, idx, t * V), "");
+        for (unsigned q = 0; q < (t + 1) * V; q++)
+            idx[q] = q;
+        cur = LLVMBuildShuffleVector(c->b, cur, wide, const_vec(c->i32, idx, (t + 1) * V), "");
+    }
+    if (S > 1) {
+        for (unsigned q = 0; q < S * V; q++)
+            idx[q] = (int64_t)(q % S * V + q / S);
+        cur = LLVMBuildShuffleVector(c->b, cur, LLVMGetPoison(LLVMTypeOf(cur)), const_vec(c->i32, idx, S * V), "");
+    }
+    free(idx);
+    return cur;
+}
+
+/* The second pass over one input row ih: dx row ih, block by block.
+ * Block column j*S + t (t < S) is tap t + d*S of output j - d, for each
+ * d >= 0 with a tap that far: per t, the outputs' codes and dy load
+ * lane-aligned from entry j0 - d (no shuffle), and the S sums are
+ * interleaved at the end. */
+static void gather_row(sc_codegen *c, const mpool *m, const gplan *p, int64_t OH, LLVMValueRef DX, LLVMValueRef codes,
+                       LLVMValueRef gs, LLVMValueRef xoff, LLVMValueRef ih)
+{
+    unsigned ea = c->f64_elements ? 8 : 4;
+    LLVMTypeRef bc = LLVMVectorType(c->i64, p->bl);
+    /* output rows oh_lo .. oh_hi cover row ih */
+    LLVMValueRef num = imax(c, iadd(c, ih, ci(c, m->P - m->K + 1)), ci(c, 0));
+    LLVMValueRef oh_lo = LLVMBuildSDiv(c->b, iadd(c, num, ci(c, m->S - 1)), ci(c, m->S), "");
+    LLVMValueRef oh_hi = imin(c, LLVMBuildSDiv(c->b, iadd(c, ih, ci(c, m->P)), ci(c, m->S), ""), ci(c, OH - 1));
+    LLVMValueRef rowat[GATHER_MAX_TAPS], base[GATHER_MAX_TAPS];
+    for (int64_t n = 0; n < p->nr; n++) {
+        LLVMValueRef oh = iadd(c, oh_lo, ci(c, n));
+        LLVMValueRef ok = LLVMBuildICmp(c->b, LLVMIntSLE, oh, oh_hi, "");
+        LLVMValueRef ohc = imin(c, oh, ci(c, OH - 1));
+        LLVMValueRef kh = isub(c, iadd(c, ih, ci(c, m->P)), imul(c, ohc, ci(c, m->S)));
+        /* a row that does not cover ih asks for codes below -1: never there */
+        base[n] = LLVMBuildSelect(c->b, ok, LLVMBuildTrunc(c->b, imul(c, kh, ci(c, m->K)), c->i32, ""),
+                                  LLVMConstInt(c->i32, (unsigned long long)-(int64_t)(m->K + 2), 1), "");
+        rowat[n] = iadd(c, imul(c, ohc, ci(c, p->rs)), ci(c, p->e));
+    }
+    loop Lb;
+    LLVMValueRef b = loop_begin(c, &Lb, p->nb);
+    LLVMValueRef j0 = imul(c, b, ci(c, m->V));
+    LLVMValueRef acc[GATHER_MAX_TAPS];
+    for (int64_t t = 0; t < m->S; t++) {
+        acc[t] = LLVMConstNull(m->vt);
+        for (int64_t n = 0; n < p->nr; n++)
+            for (int64_t d = (m->K - 1 - t) / m->S; t < m->K && d >= 0; d--) {
+                LLVMValueRef at = isub(c, iadd(c, rowat[n], j0), ci(c, d));
+                LLVMValueRef cv = vload(c, m->ct, gep_t(c, c->i32, codes, at), 4);
+                LLVMValueRef gv = vload(c, m->vt, gep_t(c, c->elt, gs, at), ea);
+                LLVMValueRef want = LLVMBuildAdd(c->b, base[n], LLVMConstInt(c->i32, (unsigned)(t + d * m->S), 0), "");
+                LLVMValueRef hit = vcmp(c, LLVMIntEQ, cv, splat(c, m->ct, want));
+                acc[t] = LLVMBuildSelect(c->b, hit, fadd(c, acc[t], gv), acc[t], "");
+            }
+    }
+    LLVMValueRef all = interleave(c, m, acc);
+    LLVMValueRef c0 = isub(c, imul(c, b, ci(c, p->bl)), ci(c, m->P));
+    LLVMValueRef col = LLVMBuildAdd(c->b, splat(c, bc, c0), const_vec(c->i64, NULL, p->bl), "");
+    LLVMValueRef mask = LLVMBuildAnd(c->b, vcmp(c, LLVMIntSGE, col, LLVMConstNull(bc)),
+                                     vcmp(c, LLVMIntSLT, col, splat(c, bc, ci(c, m->W))), "");
+    LLVMValueRef at = iadd(c, xoff, iadd(c, imul(c, ih, ci(c, m->W)), c0));
+    LLVMValueRef dst = gep_t(c, c->elt, DX, at); /* may start before the tensor: masked off */
+    for (unsigned k = 0; k < p->bl / m->V; k++) {
+        LLVMValueRef off = LLVMConstInt(c->i64, k * m->V, 0);
+        mstore(c, m->vt, gep_t(c, c->elt, dst, off), piece(c, m, all, k), piece(c, m, mask, k));
+    }
+    loop_end(c, &Lb);
+}
+
+/* Scratch entries outside the outputs: code -1 and dy 0, once per call. */
+static void gather_pads(sc_codegen *c, const mpool *m, const gplan *p, int64_t OH, LLVMValueRef codes, LLVMValueRef gs)
+{
+    loop Lr;
+    LLVMValueRef r = loop_begin(c, &Lr, OH);
+    LLVMValueRef row = imul(c, r, ci(c, p->rs));
+    for (int64_t j = 0; j < p->rs; j++) {
+        if (j == p->e)
+            j = p->e + p->nw * m->V;
+        if (j >= p->rs)
+            break;
+        LLVMValueRef at = iadd(c, row, ci(c, j));
+        LLVMBuildStore(c->b, LLVMConstAllOnes(c->i32), gep_t(c, c->i32, codes, at));
+        LLVMBuildStore(c->b, cf(c, 0), gep_t(c, c->elt, gs, at));
+    }
+    loop_end(c, &Lr);
+}
+
+static sc_lowered lower_maxpool_bwd(sc_codegen *c, int i)
+{
     const sc_node *n = &c->g->n[i];
-    int bwd = n->op == SC_OP_MAXPOOL_BWD;
-    const sc_tensor *x = bwd ? &c->g->t[n->out[0]] : &c->g->t[n->in[0]];
-    const sc_tensor *y = bwd ? &c->g->t[n->in[0]] : &c->g->t[n->out[0]];
+    const sc_tensor *x = &c->g->t[n->out[0]], *y = &c->g->t[n->in[0]];
     mpool m = {.H = x->shape[2], .W = x->shape[3], .OW = y->shape[3], .K = n->kernel, .S = n->stride, .P = n->pad};
     int64_t OH = y->shape[2];
     m.V = (unsigned)sc_cg_gemm_blocking(c, 1, 1, 1).vw;
@@ -303,20 +543,41 @@ static sc_lowered lower_maxpool(sc_codegen *c, int i)
     m.ct = LLVMVectorType(c->i32, m.V);
     m.it = LLVMVectorType(c->i64, m.V);
     m.lt = LLVMVectorType(c->i64, m.L);
-    LLVMValueRef X = bwd ? tensor(c, n->in[1]) : tensor(c, n->in[0]);
-    LLVMValueRef Y = bwd ? tensor(c, n->in[0]) : tensor(c, n->out[0]); /* y or dy */
-    LLVMValueRef DX = bwd ? tensor(c, n->out[0]) : NULL;
+    LLVMValueRef X = tensor(c, n->in[1]), Y = tensor(c, n->in[0]), DX = tensor(c, n->out[0]);
+    gplan p;
+    int gather = gather_plan(&m, OH, c->f64_elements ? 8 : 4, &p);
+    sc_lowered res = lowered(gather ? "gather" : "vector");
+    LLVMValueRef codes = NULL, gs = NULL, hv = NULL, hk = NULL;
+    if (gather) {
+        codes = entry_alloca(c, LLVMArrayType2(c->i32, (uint64_t)(OH * p.rs)), 64);
+        gs = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)(OH * p.rs)), 64);
+        hv = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)(m.H * p.nw * m.V)), 64);
+        hk = entry_alloca(c, LLVMArrayType2(c->i32, (uint64_t)(m.H * p.nw * m.V)), 64);
+        gather_pads(c, &m, &p, OH, codes, gs);
+    }
     loop Lp, Loh, Lw;
     LLVMValueRef plane = par_loop(c, &res, &Lp, (int64_t)x->shape[0] * x->shape[1]);
     LLVMValueRef xoff = imul(c, plane, ci(c, m.H * m.W));
     LLVMValueRef yoff = imul(c, plane, ci(c, OH * m.OW));
-    if (bwd) /* windows overlap only within a plane */
-        zero(c, gep(c, DX, xoff), m.H * m.W);
-    LLVMValueRef oh = loop_begin(c, &Loh, OH);
-    LLVMValueRef w = loop_begin(c, &Lw, (m.OW + m.V - 1) / m.V);
-    maxpool_chunk(c, &m, bwd, X, Y, DX, xoff, yoff, oh, imul(c, w, ci(c, m.V)));
-    loop_end(c, &Lw);
-    loop_end(c, &Loh);
+    if (gather) {
+        loop Lr;
+        LLVMValueRef r = loop_begin(c, &Lr, m.H);
+        row_argmax(c, &m, &p, X, hv, hk, xoff, r);
+        loop_end(c, &Lr);
+        LLVMValueRef oh = loop_begin(c, &Loh, OH);
+        col_argmax(c, &m, &p, Y, hv, hk, codes, gs, yoff, oh);
+        loop_end(c, &Loh);
+        LLVMValueRef ih = loop_begin(c, &Lw, m.H);
+        gather_row(c, &m, &p, OH, DX, codes, gs, xoff, ih);
+        loop_end(c, &Lw);
+    } else {
+        zero(c, gep(c, DX, xoff), m.H * m.W); /* windows overlap only within a plane */
+        LLVMValueRef oh = loop_begin(c, &Loh, OH);
+        LLVMValueRef w = loop_begin(c, &Lw, (m.OW + m.V - 1) / m.V);
+        scatter_chunk(c, &m, X, Y, DX, xoff, yoff, oh, imul(c, w, ci(c, m.V)));
+        loop_end(c, &Lw);
+        loop_end(c, &Loh);
+    }
     loop_end(c, &Lp);
     return res;
 }
@@ -329,7 +590,7 @@ sc_lowered sc_cg_lower_pool(sc_codegen *c, int i)
     /* The forward stays a scalar loop: the vector chunks measured 3x
      * slower there (bwd: on par), cause not found yet. */
     if (n->op == SC_OP_MAXPOOL_BWD)
-        return lower_maxpool(c, i);
+        return lower_maxpool_bwd(c, i);
     sc_lowered res = lowered("loop");
     int max = n->op == SC_OP_MAXPOOL;
     int bwd = n->op == SC_OP_AVGPOOL_BWD;
