@@ -387,8 +387,9 @@ static void test_grouped_plans(void **state)
 
 /* tests/specs/conv-edges.xml: forward convolutions at stride 1 or 2 fold
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
- * columns; SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col; the gradients
- * never fold. */
+ * columns; data gradients at stride 1 run as flipped forward convolutions
+ * (flip+implicit-gemm); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col;
+ * weight gradients never fold. */
 static void test_implicit_plans(void **state)
 {
     (void)state;
@@ -400,7 +401,7 @@ static void test_implicit_plans(void **state)
     graphs s;
     load(path, 3, &s);
     const sc_graph *g = &s.g[0];
-    int folded = 0;
+    int folded = 0, flipped = 0;
     for (int i = 0; i < g->nn; i++) {
         const sc_node *n = &g->n[i];
         if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
@@ -408,6 +409,15 @@ static void test_implicit_plans(void **state)
         sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
         sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
         assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+        if (p.algo == SC_CONV_FLIP) { /* a stride-1 data gradient: no columns, the flipped weights */
+            flipped++;
+            assert_true(n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->pad <= n->kernel - 1);
+            assert_true(e.algo == SC_CONV_IM2COL);
+            assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
+            assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
+            assert_non_null(strstr(p.name, "flip+implicit-gemm"));
+            continue;
+        }
         if (p.algo != SC_CONV_IMPLICIT) {
             assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
             assert_int_equal(p.workspace, e.workspace);
@@ -421,6 +431,7 @@ static void test_implicit_plans(void **state)
         assert_non_null(strstr(p.name, "implicit-gemm"));
     }
     assert_true(folded >= 3);
+    assert_true(flipped >= 3); /* 3x3 p0, 1x1 over chunks, 7x7 p1; 3x3 p3 cannot flip */
     graphs_free(&s);
 }
 
