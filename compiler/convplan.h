@@ -25,7 +25,8 @@
  *                flip geometry), by implicit-gemm: no columns, no col2im,
  *                no zeroing of dx. Phase 0 writes the flipped weights
  *                [C, O*K*K] once into thread 0's workspace; phase 1 runs
- *                the chunks. Where the plan chooses it: convplan.c.
+ *                the chunks. Where dx has SC_FLIP_MIN_C channels or more
+ *                (convplan.c has the measurements).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -75,6 +76,9 @@ typedef struct sc_conv_tuning_ {
 enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16 };
 
 #define SC_SHIFT_WASTE 1.4
+
+/* flip+implicit-gemm only where dx has this many channels (convplan.c) */
+#define SC_FLIP_MIN_C 128
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
