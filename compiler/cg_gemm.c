@@ -590,6 +590,13 @@ static void note_shape(sc_codegen *c, const char *kind, int64_t m, int64_t n, in
         strcat(c->gemm_note, shape);
 }
 
+void sc_cg_gemm_note(sc_codegen *c, const char *kind, int64_t m, int64_t n, int64_t k)
+{
+    char tuned[32];
+    tuned_suffix(c, m, n, k, tuned, sizeof tuned);
+    note_shape(c, kind, m, n, k, tuned);
+}
+
 /* The function called name for the GEMM g (its shape, blocking and B set
  * up), defined on first use. */
 static LLVMValueRef gemm_function(sc_codegen *c, const char *name, gemm *g, LLVMTypeRef *ft)
@@ -685,7 +692,7 @@ void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLV
     const char *kind = tb ? "it" : "in";
     char tuned[32];
     tuned_suffix(c, m, n, k, tuned, sizeof tuned);
-    note_shape(c, kind, m, n, k, tuned);
+    sc_cg_gemm_note(c, kind, m, n, k);
     /* sc_gemm.<s|d><in|it>.MxNxK.<lda>.<ldc>.<c>x<h>x<w>.k<k>s<s>p<p>d<d>.<oh>x<ow>x<nb>[.r<mr>k<kc>]:
      * the geometry fixes op(B) */
     char name[240];

@@ -37,6 +37,11 @@ void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, 
 void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
                      const sc_conv_geom *g, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc);
 
+/* Adds "kind MxNxK" to the running kernel's name (info --kernels) as
+ * sc_cg_gemm and sc_cg_gemm_conv do, for a phase of a kernel whose GEMM
+ * runs in another phase. */
+void sc_cg_gemm_note(sc_codegen *c, const char *kind, int64_t m, int64_t n, int64_t k);
+
 /* The output columns ow of a convolution whose input column ow*s - p + kw
  * lies in [0, w): [lo, hi), in generated code from kw (the tap's column
  * offset, kw*d when dilated). */

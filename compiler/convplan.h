@@ -18,8 +18,15 @@
  *                GEMM gathers each k x n block of its B operand from the
  *                images straight into a stack buffer that stays in cache
  *                (cg_gemm.h, sc_cg_gemm_conv). Forward convolutions at
- *                stride 1 or 2, where it measured faster (convplan.c);
- *                the gradients keep their im2col and col2im.
+ *                stride 1 or 2, where it measured faster (convplan.c).
+ *   flip+implicit-gemm  the data gradient of a stride-1 convolution as
+ *                the forward convolution of dy (padded k-1-p) with the
+ *                weights transposed and their taps flipped (sc_conv_plan's
+ *                flip geometry), by implicit-gemm: no columns, no col2im,
+ *                no zeroing of dx. Phase 0 writes the flipped weights
+ *                [C, O*K*K] once into thread 0's workspace; phase 1 runs
+ *                the chunks. Where dx has SC_FLIP_MIN_C channels or more
+ *                (convplan.c has the measurements).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -42,7 +49,7 @@
 
 #include "ir.h"
 
-typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT } sc_conv_algo;
+typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT, SC_CONV_FLIP } sc_conv_algo;
 
 /* Per-node choices measured by simclrc --tune: a convolution node whose
  * label and op match an entry uses its algorithm (where legal) and its
@@ -70,6 +77,9 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 
 #define SC_SHIFT_WASTE 1.4
 
+/* flip+implicit-gemm only where dx has this many channels (convplan.c) */
+#define SC_FLIP_MIN_C 128
+
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
  * apart (dilation); channels in `groups` slices. */
@@ -92,7 +102,8 @@ typedef struct {
  * Its workspace, per thread, holds in order: part a (im2col columns
  * [ckk, cols], or the padded source; none for implicit-gemm), part b (the chunk's GEMM result
  * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
- * GEMMs' output grid), the per-tap weights (shift+gemm) and, for a weight
+ * GEMMs' output grid), the per-tap weights (shift+gemm; flip+implicit-gemm's
+ * flipped weights, used in thread 0's part only) and, for a weight
  * gradient split over threads, the thread's partial dW. */
 typedef struct {
     sc_conv_algo algo;
@@ -102,6 +113,7 @@ typedef struct {
     int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
+    sc_conv_geom flip;        /* SC_CONV_FLIP only: the convolution of dy giving dx (cols = nb*h*w) */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
     char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
@@ -110,6 +122,14 @@ typedef struct {
 /* The plan of node i with `threads` workspaces, under the conv policy
  * (SC_CONV_IM2COL_POLICY..) and the tuning table's picks (or NULL). */
 sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning);
+
+/* flip+implicit-gemm: the forward convolution whose output is the data
+ * gradient of the convolution g (stride 1, groups 1, not dilated, padding
+ * 0..k-1) of o output channels. Its input is dy (o channels of oh x ow,
+ * padded k-1-p), its output dx (g's c channels of h x w), its weights W's
+ * transposed with the taps flipped: wf[ch][(o*k + kh)*k + kw] =
+ * W[o][ch][k-1-kh][k-1-kw]. */
+sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o);
 
 /* Images per chunk of a convolution over n images of ohw output pixels:
  * enough that one GEMM has a few hundred columns, a divisor of n, and at

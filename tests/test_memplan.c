@@ -387,8 +387,9 @@ static void test_grouped_plans(void **state)
 
 /* tests/specs/conv-edges.xml: forward convolutions at stride 1 or 2 fold
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
- * columns; SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col; the gradients
- * never fold. */
+ * columns; data gradients at stride 1 run as flipped forward convolutions
+ * (flip+implicit-gemm); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col;
+ * weight gradients never fold. */
 static void test_implicit_plans(void **state)
 {
     (void)state;
@@ -400,7 +401,7 @@ static void test_implicit_plans(void **state)
     graphs s;
     load(path, 3, &s);
     const sc_graph *g = &s.g[0];
-    int folded = 0;
+    int folded = 0, flipped = 0;
     for (int i = 0; i < g->nn; i++) {
         const sc_node *n = &g->n[i];
         if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
@@ -408,6 +409,16 @@ static void test_implicit_plans(void **state)
         sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
         sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
         assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+        if (p.algo == SC_CONV_FLIP) { /* a stride-1 data gradient: no columns, the flipped weights */
+            flipped++;
+            assert_true(n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->pad <= n->kernel - 1 &&
+                        p.g.c >= SC_FLIP_MIN_C);
+            assert_true(e.algo == SC_CONV_IM2COL);
+            assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
+            assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
+            assert_non_null(strstr(p.name, "flip+implicit-gemm"));
+            continue;
+        }
         if (p.algo != SC_CONV_IMPLICIT) {
             assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
             assert_int_equal(p.workspace, e.workspace);
@@ -421,6 +432,50 @@ static void test_implicit_plans(void **state)
         assert_non_null(strstr(p.name, "implicit-gemm"));
     }
     assert_true(folded >= 3);
+    assert_int_equal(flipped, 0); /* the spec's channels are all below SC_FLIP_MIN_C */
+    graphs_free(&s);
+}
+
+/* tests/specs/dgrad-flip.xml: every stride-1 data gradient of at least
+ * SC_FLIP_MIN_C channels runs flipped (flip+implicit-gemm), its workspace
+ * the chunk's [C, nb*H*W] and the flipped weights; the stride-2 one and
+ * SC_CONV_EXPLICIT keep GEMM plus col2im. */
+static void test_flip_plans(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/specs/dgrad-flip.xml", src);
+    graphs s;
+    load(path, 3, &s);
+    const sc_graph *g = &s.g[0];
+    int flipped = 0, kept = 0;
+    for (int i = 0; i < g->nn; i++) {
+        const sc_node *n = &g->n[i];
+        if (n->op != SC_OP_CONV2D_BWD_DATA)
+            continue;
+        sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
+        sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+        assert_int_not_equal(e.algo, SC_CONV_FLIP);
+        if (n->stride != 1) {
+            assert_int_equal(p.algo, SC_CONV_IM2COL);
+            kept++;
+            continue;
+        }
+        assert_int_equal(p.algo, SC_CONV_FLIP);
+        assert_true(p.g.c >= SC_FLIP_MIN_C);
+        assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
+        assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
+        assert_int_equal(p.flip.c, p.o);
+        assert_int_equal(p.flip.oh, p.g.h);
+        assert_int_equal(p.flip.ow, p.g.w);
+        assert_int_equal(p.flip.p, p.g.k - 1 - p.g.p);
+        assert_non_null(strstr(p.name, "flip+implicit-gemm"));
+        flipped++;
+    }
+    assert_true(flipped >= 3 && kept >= 1); /* 3x3 p2, 1x1, 5x5 p0; the stride-2 3x3 */
     graphs_free(&s);
 }
 
@@ -633,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_activations_in_place),
         cmocka_unit_test(test_grouped_plans),
         cmocka_unit_test(test_implicit_plans),
+        cmocka_unit_test(test_flip_plans),
         cmocka_unit_test(test_byol_target),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
