@@ -70,6 +70,13 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 
 #define SC_SHIFT_WASTE 1.4
 
+/* At most this many floats in a chunk's im2col columns (4 MB): late
+ * stages' chunks of many images (resnet18-cifar's 4x4 layer 4: 32 images,
+ * 9.4 MB per thread) otherwise set the arena's peak. Measured on
+ * resnet18-cifar b32 (AMD EPYC Zen 5, 2 threads): the step's CPU time
+ * within noise of the uncapped plan, the arena 15 MB smaller. */
+#define SC_CONV_COLS_MAX (1 << 20)
+
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
  * apart (dilation); channels in `groups` slices. */
@@ -93,17 +100,23 @@ typedef struct {
  * [ckk, cols], or the padded source; none for implicit-gemm), part b (the chunk's GEMM result
  * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
  * GEMMs' output grid), the per-tap weights (shift+gemm) and, for a weight
- * gradient split over threads, the thread's partial dW. */
+ * gradient split over its chunks, the thread's partial dW (every thread but
+ * the last, which sums into dW itself: the memory plan leaves its partial
+ * out of the arena). */
 typedef struct {
     sc_conv_algo algo;
     sc_conv_geom g;
     int64_t n, nb, chunks;
+    int64_t slices;           /* weight gradient split over dW's columns: >1 slices of input
+                               * channels run in parallel, each over every chunk */
     int64_t o;                /* output channels of the forward conv */
     int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
+    int64_t last_unused;      /* floats at the end of the last thread's workspace it never
+                               * touches: its partial dW (it sums into dW itself) */
     char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
 } sc_conv_plan;
 
