@@ -73,8 +73,10 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 /* At most this many floats in a chunk's im2col columns (4 MB): late
  * stages' chunks of many images (resnet18-cifar's 4x4 layer 4: 32 images,
  * 9.4 MB per thread) otherwise set the arena's peak. Measured on
- * resnet18-cifar b32 (AMD EPYC Zen 5, 2 threads): the step's CPU time
- * within noise of the uncapped plan, the arena 15 MB smaller. */
+ * resnet18-cifar b32 (AMD EPYC Zen 5, machine shared, user CPU time of
+ * bench-step --threads 1, 2 alternating rounds): 7.32-7.38 s capped at
+ * 1M floats against 7.54 s uncapped and 7.63 s at 2M; the arena 340 MB
+ * uncapped, 308 MB with the cap and the weight gradient's slices. */
 #define SC_CONV_COLS_MAX (1 << 20)
 
 /* The geometry of the forward convolution a node belongs to: input x of c
