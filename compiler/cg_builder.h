@@ -215,12 +215,7 @@ static inline LLVMValueRef tensor(sc_codegen *c, int t)
 
 /* A node's workspace: the running thread's own part where the memory
  * plan gave one per thread. */
-static inline int64_t ws_stride(sc_codegen *c, int node)
-{
-    int per_thread;
-    sc_node_workspace(c->g, node, &c->mp->opts, &per_thread);
-    return per_thread ? c->mp->ws_floats[node] / c->mp->opts.threads : 0;
-}
+static inline int64_t ws_stride(sc_codegen *c, int node) { return c->mp->ws_stride[node]; }
 
 static inline LLVMValueRef workspace(sc_codegen *c, int node)
 {

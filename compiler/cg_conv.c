@@ -460,6 +460,33 @@ sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
     return res;
 }
 
+/* The weight gradient in slices of dW's columns (convplan.c, use_slices):
+ * slice s takes input channels [s*C/S, (s+1)*C/S), i.e. dW's columns
+ * [s*CKK/S, (s+1)*CKK/S), and sums every chunk's GEMM into them. */
+static void bwd_weight_slices(sc_codegen *c, const sc_conv_plan *cp, sc_lowered *res, LLVMValueRef DY, LLVMValueRef X,
+                              LLVMValueRef DW)
+{
+    conv_ws p = conv_workspace(c, c->node, cp);
+    sc_conv_geom gs = cp->g;
+    gs.c = cp->g.c / cp->slices;
+    int64_t rows = cp->ckk / cp->slices, chw = cp->g.c * cp->g.h * cp->g.w;
+    loop Ls, Ln, Lj;
+    LLVMValueRef s = par_loop(c, res, &Ls, cp->slices);
+    LLVMValueRef xs = gep(c, X, imul(c, s, ci(c, gs.c * gs.h * gs.w)));
+    LLVMValueRef dws = gep(c, DW, imul(c, s, ci(c, rows)));
+    LLVMValueRef chunk = loop_begin(c, &Ln, cp->chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp->nb));
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    gather_chunk(c, cp, DY, img0, p.t, 0); /* even of one image: one path */
+    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
+    LLVMValueRef xn = gep(c, xs, imul(c, iadd(c, img0, j), ci(c, chw)));
+    im2col(c, &gs, xn, gep(c, p.col, imul(c, j, ci(c, cp->ohw))), cp->cols, 0);
+    loop_end(c, &Lj);
+    sgemm(c, 0, 1, cp->o, rows, cp->cols, p.t, cp->cols, p.col, cp->cols, beta, dws, cp->ckk);
+    loop_end(c, &Ln);
+    loop_end(c, &Ls);
+}
+
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
@@ -469,6 +496,10 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     sc_conv_plan cp = node_plan(c, i);
     int64_t stride = ws_stride(c, i), part_at = cp.at_partial;
     sc_lowered res = lowered(cp.name);
+    if (cp.slices > 1) {
+        bwd_weight_slices(c, &cp, &res, DY, X, DW);
+        return res;
+    }
     res.nphases = threads > 1 ? 2 : 1;
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
@@ -479,7 +510,7 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         LLVMValueRef blk = par_loop(c, &res, &Lb, (dw->numel + BLOCK - 1) / BLOCK);
         LLVMValueRef k0 = imul(c, blk, ci(c, BLOCK));
         LLVMValueRef k1 = imin(c, iadd(c, k0, ci(c, BLOCK)), ci(c, dw->numel));
-        LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
+        LLVMValueRef t = loop_range(c, &Lt, ci(c, 0), isub(c, T, ci(c, 1)));
         LLVMValueRef part = gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), ci(c, part_at)));
         LLVMValueRef k = loop_range(c, &Lk, k0, k1);
         st(c, DW, k, fadd(c, ld(c, DW, k), ld(c, part, k)));
@@ -489,11 +520,13 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         return res;
     }
     conv_ws p = conv_workspace(c, i, &cp);
-    /* Thread 0 sums its chunks into dW, the others into their partials. */
+    /* The last thread sums its chunks into dW, the others into their
+     * partials: the last one's is not in the arena (convplan.h). */
     LLVMValueRef target = DW;
     if (threads > 1) {
         LLVMValueRef part = gep(c, workspace(c, i), ci(c, part_at));
-        target = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_tid, ci(c, 0), ""), DW, part, "");
+        LLVMValueRef last = isub(c, runtime_threads(c), ci(c, 1));
+        target = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_tid, last, ""), DW, part, "");
         branch Be;
         if_begin(c, &Be, LLVMBuildICmp(c->b, LLVMIntEQ, c->arg_lo, c->arg_hi, ""));
         zero(c, target, dw->numel);

@@ -114,6 +114,27 @@ static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1)
            n->dilation == 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && !one_image_1x1 && c >= SC_FLIP_MIN_C;
 }
 
+/* A weight gradient over threads sums each thread's chunks into a
+ * partial dW, added up afterwards. Where that partial is at least as large
+ * as a chunk's columns (late stages: few pixels, many channels), the
+ * threads take slices of dW's columns instead (input channels, each over
+ * every chunk): no partial to hold, zero or add up, and the same GEMM
+ * FLOPs with the same im2col work in all. */
+static int use_slices(const sc_node *n, const sc_conv_plan *p, int threads)
+{
+    return n->op == SC_OP_CONV2D_BWD_WEIGHT && p->algo == SC_CONV_IM2COL && threads > 1 && p->g.groups == 1 &&
+           p->g.c % threads == 0 && p->o >= p->cols;
+}
+
+/* The largest divisor of n up to nb whose chunk's im2col columns (ckk x
+ * nb*ohw) stay within SC_CONV_COLS_MAX floats, or 1. */
+static int64_t cap_chunk(int64_t n, int64_t nb, int64_t ckk, int64_t ohw)
+{
+    while (nb > 1 && (n % nb || ckk * nb * ohw > SC_CONV_COLS_MAX))
+        nb--;
+    return nb;
+}
+
 sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
 {
     const sc_node *n = &g->n[i];
@@ -162,6 +183,8 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * GEMM result [O, nb*OH*OW]; a 1x1 convolution of one image at a
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
+        if (!use_implicit(n, policy))
+            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
         if (p.algo == SC_CONV_IM2COL && use_implicit(n, policy)) {
             p.algo = SC_CONV_IMPLICIT; /* no columns: only the chunk's [O, cols] where nb > 1 */
@@ -187,6 +210,16 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     }
     p.cols = p.nb * (p.algo == SC_CONV_FLIP ? p.g.h * p.g.w : p.ohw);
     p.chunks = p.n / p.nb;
+    p.slices = 1;
+    if (use_slices(n, &p, threads)) {
+        p.slices = threads;
+        p.at_b = p.ckk / p.slices * p.cols;
+        p.at_taps = p.at_partial = p.at_b + p.o * p.cols; /* dy's chunk gathered, even of one image */
+        partial = 0;
+        size_t len = strlen(p.name);
+        snprintf(p.name + len, sizeof p.name - len, " c/%lld", (long long)p.slices);
+    }
     p.workspace = p.at_partial + partial;
+    p.last_unused = partial;
     return p;
 }

@@ -80,6 +80,15 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 /* flip+implicit-gemm only where dx has this many channels (convplan.c) */
 #define SC_FLIP_MIN_C 128
 
+/* At most this many floats in a chunk's im2col columns (4 MB): late
+ * stages' chunks of many images (resnet18-cifar's 4x4 layer 4: 32 images,
+ * 9.4 MB per thread) otherwise set the arena's peak. Measured on
+ * resnet18-cifar b32 (AMD EPYC Zen 5, machine shared, user CPU time of
+ * bench-step --threads 1, 2 alternating rounds): 7.32-7.38 s capped at
+ * 1M floats against 7.54 s uncapped and 7.63 s at 2M; the arena 340 MB
+ * uncapped, 308 MB with the cap and the weight gradient's slices. */
+#define SC_CONV_COLS_MAX (1 << 20)
+
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
  * apart (dilation); channels in `groups` slices. */
@@ -104,11 +113,15 @@ typedef struct {
  * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
  * GEMMs' output grid), the per-tap weights (shift+gemm; flip+implicit-gemm's
  * flipped weights, used in thread 0's part only) and, for a weight
- * gradient split over threads, the thread's partial dW. */
+ * gradient split over its chunks, the thread's partial dW (every thread but
+ * the last, which sums into dW itself: the memory plan leaves its partial
+ * out of the arena). */
 typedef struct {
     sc_conv_algo algo;
     sc_conv_geom g;
     int64_t n, nb, chunks;
+    int64_t slices;           /* weight gradient split over dW's columns: >1 slices of input
+                               * channels run in parallel, each over every chunk */
     int64_t o;                /* output channels of the forward conv */
     int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
@@ -116,6 +129,8 @@ typedef struct {
     sc_conv_geom flip;        /* SC_CONV_FLIP only: the convolution of dy giving dx (cols = nb*h*w) */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
+    int64_t last_unused;      /* floats at the end of the last thread's workspace it never
+                               * touches: its partial dW (it sums into dW itself) */
     char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
 } sc_conv_plan;
 

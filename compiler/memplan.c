@@ -50,6 +50,13 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
     }
 }
 
+int64_t sc_node_workspace_unused(const sc_graph *g, int i, const sc_memplan_opts *o)
+{
+    if (g->n[i].op != SC_OP_CONV2D_BWD_WEIGHT)
+        return 0;
+    return sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning).last_unused;
+}
+
 typedef struct {
     int64_t size;
     int first, last;
@@ -98,6 +105,7 @@ void sc_memplan_free(sc_memplan *mp)
     free(mp->inplace);
     free(mp->ws_offset);
     free(mp->ws_floats);
+    free(mp->ws_stride);
     memset(mp, 0, sizeof *mp);
 }
 
@@ -196,9 +204,10 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
     int *root = malloc(((size_t)g->nt + 1) * sizeof *root);
     mp->ws_offset = calloc((size_t)g->nn + 1, sizeof *mp->ws_offset);
     mp->ws_floats = calloc((size_t)g->nn + 1, sizeof *mp->ws_floats);
+    mp->ws_stride = calloc((size_t)g->nn + 1, sizeof *mp->ws_stride);
     item *items = calloc((size_t)(g->nt + g->nn) + 1, sizeof *items);
     if (!mp->region || !mp->offset || !mp->first || !mp->last || !mp->inplace || !glast || !root ||
-        !mp->ws_offset || !mp->ws_floats || !items) {
+        !mp->ws_offset || !mp->ws_floats || !mp->ws_stride || !items) {
         free(items);
         free(glast);
         free(root);
@@ -279,8 +288,11 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
     for (int i = 0; i < g->nn; i++) {
         int per_thread;
         mp->ws_floats[i] = sc_node_workspace(g, i, &mp->opts, &per_thread);
-        if (per_thread)
-            mp->ws_floats[i] = align_up(mp->ws_floats[i]) * mp->opts.threads;
+        if (per_thread && mp->ws_floats[i]) {
+            mp->ws_stride[i] = align_up(mp->ws_floats[i]);
+            mp->ws_floats[i] = mp->ws_stride[i] * (mp->opts.threads - 1) + mp->ws_floats[i] -
+                               sc_node_workspace_unused(g, i, &mp->opts);
+        }
         if (mp->ws_floats[i]) {
             items[n++] = (item){align_up(mp->ws_floats[i]), i, i, 0, -1 - i};
             mp->sum_floats += align_up(mp->ws_floats[i]);

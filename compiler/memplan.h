@@ -54,6 +54,7 @@ typedef struct {
     int *inplace;         /* per tensor: the input whose storage it takes, or -1 */
     int64_t *ws_offset;   /* per node: workspace offset in the arena */
     int64_t *ws_floats;   /* per node: workspace size, 0 if none */
+    int64_t *ws_stride;   /* per node: floats between two threads' workspaces, 0 if not per thread */
     int64_t params_floats, buffers_floats;
     int64_t arena_floats; /* peak: the arena's size */
     int64_t sum_floats;   /* all arena tensors and workspaces added up */
@@ -63,6 +64,9 @@ typedef struct {
 /* The workspace a node needs, in floats: per thread (*per_thread set) or
  * for the whole node. */
 int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, int *per_thread);
+/* Of a per-thread workspace: the floats at the end of the last thread's
+ * part that it never uses, left out of the arena. */
+int64_t sc_node_workspace_unused(const sc_graph *g, int i, const sc_memplan_opts *o);
 /* Plans g; out is the tensor placed in SC_REG_OUT (g->loss or the
  * features); o NULL means one thread, no MPI. Returns 0, or -1 when out of
  * memory. */

@@ -546,7 +546,7 @@ static int cmd_bench_step(int argc, char **argv)
            2.0 * d->batch / per, 1e3 * per, d->flops_per_step / per / 1e9, 1e3 * warm,
            (double)s.loss[0]);
     printf("FLOPs per step %.0f (forward and backward; %.3f GFLOP)\n", d->flops_per_step, d->flops_per_step / 1e9);
-    printf("SGD update %.2f ms per step (%.1f%% of the step; one thread)\n", 1e3 * update / (double)steps,
+    printf("SGD update %.2f ms per step (%.1f%% of the step; the kernel threads)\n", 1e3 * update / (double)steps,
            total > 0 ? 100 * update / total : 0);
     double peak = peak_rss_mb();
     printf("peak RSS %.1f MB\n", peak);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sc_parallel.h"
 #include "sc_state.h"
 
 const char *sc_optim_kind_name(int kind)
@@ -24,10 +25,22 @@ typedef struct {
     int no_decay;
 } tensor;
 
+/* A block of one tensor's elements: the unit the elementwise updates
+ * (SGD, Adam) split over the thread pool. */
+typedef struct {
+    int tensor;
+    int64_t start, len;
+} block;
+
+/* Elements per block: 64 KB of each array, enough to hide a task's cost. */
+#define BLOCK 16384
+
 struct sc_optim {
     sc_optim_config c;
     tensor *params;
     int nparams;
+    block *blocks;
+    int64_t nblocks;
     int64_t floats;
     int64_t steps;
     int nstate;
@@ -118,7 +131,14 @@ sc_optim *sc_optim_new(const sc_optim_config *c, const sc_param_info *params, in
         o->params[i].offset = params[i].offset;
         o->params[i].numel = params[i].numel;
         o->params[i].no_decay = params[i].no_decay != 0;
+        o->nblocks += (params[i].numel + BLOCK - 1) / BLOCK;
     }
+    o->blocks = malloc(sizeof *o->blocks * (size_t)(o->nblocks ? o->nblocks : 1));
+    if (!o->blocks)
+        goto oom;
+    for (int i = 0, b = 0; i < nparams; i++)
+        for (int64_t s = 0; s < params[i].numel; s += BLOCK)
+            o->blocks[b++] = (block){i, s, params[i].numel - s < BLOCK ? params[i].numel - s : BLOCK};
     if (c->kind == SC_OPT_ADAM || c->kind == SC_OPT_ADAMW) {
         o->state_name[o->nstate++] = "exp_avg";
         o->state_name[o->nstate++] = "exp_avg_sq";
@@ -142,6 +162,7 @@ void sc_optim_free(sc_optim *o)
     for (int i = 0; i < MAX_STATE; i++)
         free(o->state[i]);
     free(o->params);
+    free(o->blocks);
     free(o);
 }
 
@@ -216,31 +237,61 @@ static void lars_tensor(float *w, const float *g, float *buf, int64_t n, double 
     }
 }
 
-void sc_optim_step(sc_optim *o, float *params, const float *grads, double lr)
+typedef struct {
+    const sc_optim *o;
+    float *params;
+    const float *grads;
+    double lr;
+    int64_t t;
+} step_task;
+
+/* Elements [start, start + len) of tensor i. SGD and Adam update each
+ * element from its own values alone, so any split gives the same bits. */
+static void update(const sc_optim *o, float *params, const float *grads, double lr, int64_t t, int i,
+                   int64_t start, int64_t len)
 {
     const sc_optim_config *c = &o->c;
-    int64_t t = ++o->steps;
-    for (int i = 0; i < o->nparams; i++) {
-        const tensor *p = &o->params[i];
-        float *w = params + p->offset;
-        const float *g = grads + p->offset;
-        double wd = p->no_decay ? 0 : c->weight_decay;
-        float *s0 = o->nstate > 0 ? o->state[0] + p->offset : NULL;
-        float *s1 = o->nstate > 1 ? o->state[1] + p->offset : NULL;
-        switch (c->kind) {
-        case SC_OPT_SGD:
-            sgd_tensor(w, g, s0, p->numel, lr, wd, c->momentum, c->nesterov);
-            break;
-        case SC_OPT_ADAM:
-        case SC_OPT_ADAMW:
-            adam_tensor(w, g, s0, s1, p->numel, c, lr, wd, c->kind == SC_OPT_ADAMW, t);
-            break;
-        case SC_OPT_LARS:
-            lars_tensor(w, g, s0, p->numel, lr, wd, c->momentum, c->nesterov, c->trust_coef,
-                        !p->no_decay);
-            break;
-        }
+    const tensor *p = &o->params[i];
+    int64_t at = p->offset + start;
+    float *w = params + at;
+    const float *g = grads + at;
+    double wd = p->no_decay ? 0 : c->weight_decay;
+    float *s0 = o->nstate > 0 ? o->state[0] + at : NULL;
+    float *s1 = o->nstate > 1 ? o->state[1] + at : NULL;
+    switch (c->kind) {
+    case SC_OPT_SGD:
+        sgd_tensor(w, g, s0, len, lr, wd, c->momentum, c->nesterov);
+        break;
+    case SC_OPT_ADAM:
+    case SC_OPT_ADAMW:
+        adam_tensor(w, g, s0, s1, len, c, lr, wd, c->kind == SC_OPT_ADAMW, t);
+        break;
+    case SC_OPT_LARS: /* whole tensors: the trust ratio sums over one */
+        lars_tensor(w, g, s0, len, lr, wd, c->momentum, c->nesterov, c->trust_coef, !p->no_decay);
+        break;
     }
+}
+
+static void update_blocks(void *ctx, int64_t lo, int64_t hi, int64_t tid)
+{
+    const step_task *k = ctx;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        const block *bl = &k->o->blocks[b];
+        update(k->o, k->params, k->grads, k->lr, k->t, bl->tensor, bl->start, bl->len);
+    }
+}
+
+void sc_optim_step(sc_optim *o, float *params, const float *grads, double lr)
+{
+    int64_t t = ++o->steps;
+    if (o->c.kind == SC_OPT_LARS) {
+        for (int i = 0; i < o->nparams; i++)
+            update(o, params, grads, lr, t, i, 0, o->params[i].numel);
+        return;
+    }
+    step_task k = {o, params, grads, lr, t};
+    sc_parallel_for(update_blocks, &k, o->nblocks);
 }
 
 double sc_lr_scaled(double lr, int scaling_linear, int batch)

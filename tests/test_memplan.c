@@ -479,6 +479,99 @@ static void test_flip_plans(void **state)
     graphs_free(&s);
 }
 
+/* ---- chunks and the weight gradient's thread split ---- */
+
+static int is_conv(sc_opkind op)
+{
+    return op == SC_OP_CONV2D || op == SC_OP_CONV2D_BWD_DATA || op == SC_OP_CONV2D_BWD_WEIGHT;
+}
+
+static int slice_nodes, capped_nodes;
+
+/* Node i's plan on `threads`: an im2col chunk holds at most
+ * SC_CONV_COLS_MAX floats of columns unless it is one image, and is the
+ * largest divisor of the batch within sc_conv_chunk's pick that does; a
+ * weight gradient in slices keeps no partial dW, one split over chunks
+ * keeps one per thread but the last; the memory plan sizes the workspace
+ * to match (stride per thread, the last thread's unused tail left out). */
+static void check_chunks(const sc_graph *g, int i, int threads, const sc_memplan *mp)
+{
+    const sc_node *n = &g->n[i];
+    sc_conv_plan p = sc_conv_plan_node(g, i, threads, SC_CONV_IM2COL_POLICY, NULL);
+    int64_t dw = n->op == SC_OP_CONV2D_BWD_WEIGHT ? g->t[n->out[0]].numel : 0;
+    if (p.algo == SC_CONV_IM2COL) {
+        int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1;
+        for (int64_t d = 1; d <= want; d++)
+            if (p.n % d == 0 && p.ckk * d * p.ohw <= SC_CONV_COLS_MAX)
+                best = d;
+        assert_int_equal(p.nb, best);
+        assert_true(p.nb == 1 || p.ckk * p.cols <= SC_CONV_COLS_MAX);
+        capped_nodes += p.nb < want;
+    }
+    if (p.slices > 1) {
+        slice_nodes++;
+        assert_int_equal(n->op, SC_OP_CONV2D_BWD_WEIGHT);
+        assert_int_equal(p.slices, threads);
+        assert_int_equal(p.g.c % p.slices, 0);
+        assert_true(p.o >= p.cols);
+        assert_int_equal(p.last_unused, 0);
+        assert_int_equal(p.workspace, p.ckk / p.slices * p.cols + p.o * p.cols);
+        assert_non_null(strstr(p.name, " c/"));
+    } else {
+        assert_int_equal(p.slices, 1);
+        assert_int_equal(p.last_unused, threads > 1 ? dw : 0);
+    }
+    int64_t stride = (p.workspace + 15) / 16 * 16;
+    assert_int_equal(mp->ws_stride[i], p.workspace ? stride : 0);
+    assert_int_equal(mp->ws_floats[i], p.workspace ? stride * (threads - 1) + p.workspace - p.last_unused : 0);
+}
+
+static void chunks_file(const char *path, const char *name, void *ctx)
+{
+    int batch = ctx ? *(const int *)ctx : 2;
+    (void)name;
+    for (int threads = 1; threads <= 2; threads++) {
+        graphs s;
+        load(path, batch, &s);
+        const sc_graph *g = &s.g[0];
+        sc_memplan_opts o = {.threads = threads};
+        sc_memplan mp;
+        assert_int_equal(sc_memplan_build(g, result_of(g), &o, &mp), 0);
+        for (int i = 0; i < g->nn; i++)
+            if (is_conv(g->n[i].op))
+                check_chunks(g, i, threads, &mp);
+        sc_memplan_free(&mp);
+        graphs_free(&s);
+    }
+}
+
+/* Every shipped model and test spec at batch 2, and resnet18-cifar at
+ * the benchmark's batch 32, whose late stages (8x8 and 4x4 planes of 256
+ * and 512 channels) take the capped chunks and the sliced weight
+ * gradient. */
+static void test_chunk_plans(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    for_each_xml("tests/specs", chunks_file);
+    slice_nodes = capped_nodes = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/resnet18-cifar.xml", src);
+    chunks_file(path, "resnet18-cifar", NULL);
+    /* test_codegen_jit_resnet18-cifar runs these on two threads (double) */
+    print_message("resnet18-cifar b2: %d weight gradients in slices\n", slice_nodes);
+    assert_true(slice_nodes >= 8);
+    slice_nodes = capped_nodes = 0;
+    int batch = 32;
+    chunks_file(path, "resnet18-cifar", &batch);
+    print_message("resnet18-cifar b32: %d weight gradients in slices, %d capped chunks\n", slice_nodes,
+                  capped_nodes);
+    assert_true(slice_nodes >= 8 && capped_nodes >= 8);
+    for_each_xml("models", chunks_file);
+}
+
 /* ---- BYOL: the target network is forward only ---- */
 
 /* tests/specs/byol.xml: no backward node reads a target activation, the
@@ -690,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_implicit_plans),
         cmocka_unit_test(test_flip_plans),
         cmocka_unit_test(test_byol_target),
+        cmocka_unit_test(test_chunk_plans),
         cmocka_unit_test(test_same_results),
         cmocka_unit_test(test_driver),
     };
