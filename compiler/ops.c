@@ -68,10 +68,10 @@ double sc_node_flops(const sc_graph *g, int i)
     const sc_tensor *out0 = n->nout ? &g->t[n->out[0]] : NULL;
     switch (n->op) {
     case SC_OP_CONV2D:
-    case SC_OP_CONV2D_STATS: { /* the statistics: 3 per element */
+    case SC_OP_CONV2D_STATS: { /* the statistics' few per element stay the batchnorm's count */
         const sc_tensor *w = &g->t[n->in[1]];
         double macs = (double)out0->numel * w->shape[1] * w->shape[2] * w->shape[3];
-        return 2 * macs + (n->nin > 2 ? (double)out0->numel : 0) + (n->op == SC_OP_CONV2D_STATS ? 3.0 * out0->numel : 0);
+        return 2 * macs + (n->nin > 2 ? (double)out0->numel : 0);
     }
     case SC_OP_CONV2D_BWD_DATA: {
         const sc_tensor *w = &g->t[n->in[1]];
