@@ -10,9 +10,9 @@
  * ir.h), written by the convolution while each chunk of its output is
  * still in cache, and merged by the batchnorm in image order instead of a
  * pass over y. The merge order is fixed by the chunks, which the
- * convolution plan sizes for the thread count: results are the same for
- * every run with a given thread count, and differ across thread counts by
- * rounding only.
+ * convolution plan sizes for the thread count given when compiling: a
+ * binary gives the same results at any runtime thread count; binaries
+ * compiled for other thread counts differ by rounding only.
  *
  * It applies where a forward conv2d's output is the input x of a forward
  * batchnorm or batchnorm+relu (fused or not) that has no statistics yet.
