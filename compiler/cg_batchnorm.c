@@ -288,7 +288,33 @@ static void fwd_constants(sc_codegen *c, const sc_node *n, bnctx *b, LLVMValueRe
     aset(c, b->a2, j, ftrunc(c, fsub(c, fext(c, ld(c, tensor(c, n->in[2]), ch)), fmul(c, mean, scale))));
 }
 
-/* Training-mode batchnorm: shifted sums, then the apply (see the top). */
+/* The mean and biased variance of channel ch from the convolution's
+ * per-chunk statistics (fuse_stats.c): rows of [N, C, 3] with a positive
+ * count merged in image order, in double (sc_ref_stats_merge). */
+static void merged_stats(sc_codegen *c, LLVMValueRef S, int64_t nimg, int64_t nch, LLVMValueRef ch, LLVMValueRef *mean,
+                         LLVMValueRef *v)
+{
+    LLVMValueRef cnt = var(c, c->f64, cd(c, 0)), mu = var(c, c->f64, cd(c, 0)), m2 = var(c, c->f64, cd(c, 0));
+    loop Li;
+    LLVMValueRef img = loop_begin(c, &Li, nimg);
+    LLVMValueRef at = imul(c, mad(c, img, nch, ch), ci(c, 3));
+    LLVMValueRef nt = fext(c, ld(c, S, at));
+    branch B;
+    if_begin(c, &B, LLVMBuildFCmp(c->b, LLVMRealOGT, nt, cd(c, 0), ""));
+    LLVMValueRef na = get(c, cnt, c->f64), tot = fadd(c, na, nt);
+    LLVMValueRef d = fsub(c, fext(c, ld(c, S, iadd(c, at, ci(c, 1)))), get(c, mu, c->f64));
+    set(c, mu, fadd(c, get(c, mu, c->f64), fdiv(c, fmul(c, d, nt), tot)));
+    LLVMValueRef cross = fdiv(c, fmul(c, fmul(c, d, d), fmul(c, na, nt)), tot);
+    set(c, m2, fadd(c, get(c, m2, c->f64), fadd(c, fext(c, ld(c, S, iadd(c, at, ci(c, 2)))), cross)));
+    set(c, cnt, tot);
+    if_end(c, &B);
+    loop_end(c, &Li);
+    *mean = get(c, mu, c->f64);
+    *v = fdiv(c, get(c, m2, c->f64), get(c, cnt, c->f64));
+}
+
+/* Training-mode batchnorm: shifted sums, then the apply (see the top);
+ * with conv2d+stats's statistics as fourth input, no pass for the sums. */
 sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
 {
     sc_lowered res = lowered("loop");
@@ -310,7 +336,13 @@ sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
     LLVMValueRef S = c->arg_ws; /* MPI: [C] sums, [C] squared deviations */
     loop Lb, Lj;
     begin_block(c, &res, &Lb, &g);
-    if (!c->mpi) {
+    if (!c->mpi && n->nin > 3) {
+        LLVMValueRef j = loop_begin(c, &Lj, g.cb), ch = iadd(c, g.c0, j), mean, v;
+        merged_stats(c, tensor(c, n->in[3]), g.n, g.ch, ch, &mean, &v);
+        fwd_constants(c, n, &b, ch, j, mean, v);
+        loop_end(c, &Lj);
+        snprintf(res.impl, sizeof res.impl, "vector x%d, %lld ch/item, stats", VL, (long long)g.cb);
+    } else if (!c->mpi) {
         LLVMValueRef j = loop_begin(c, &Lj, g.cb);
         aset(c, shift, j, fext(c, ld(c, b.x, imul(c, iadd(c, g.c0, j), ci(c, g.hw)))));
         loop_end(c, &Lj);

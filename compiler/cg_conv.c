@@ -267,6 +267,10 @@ static void lower_conv_shift(sc_codegen *c, int i, sc_lowered *res, const sc_con
         loop_end(c, &Lo);
         loop_end(c, &Lj);
     }
+    if (n->op == SC_OP_CONV2D_STATS) {
+        sc_cg_conv_chunk_stats(c, i, img0, p.s.nb);
+        strncat(res->impl, " +stats", sizeof res->impl - strlen(res->impl) - 1);
+    }
     loop_end(c, &Ln);
 }
 
@@ -357,6 +361,10 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
         loop_end(c, &Lp);
         loop_end(c, &Lo);
         loop_end(c, &Lj);
+    }
+    if (n->op == SC_OP_CONV2D_STATS) {
+        sc_cg_conv_chunk_stats(c, i, img0, cp.nb);
+        strncat(res.impl, " +stats", sizeof res.impl - strlen(res.impl) - 1);
     }
     loop_end(c, &Ln);
     return res;

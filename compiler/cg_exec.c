@@ -23,7 +23,8 @@
 static sc_lowered lower_node(sc_codegen *c, int i)
 {
     switch (c->g->n[i].op) {
-    case SC_OP_CONV2D: return sc_cg_lower_conv(c, i);
+    case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS: return sc_cg_lower_conv(c, i);
     case SC_OP_CONV2D_BWD_DATA: return sc_cg_lower_conv_bwd_data(c, i);
     case SC_OP_CONV2D_BWD_WEIGHT: return sc_cg_lower_conv_bwd_weight(c, i);
     case SC_OP_BIAS_BWD: return sc_cg_lower_bias_bwd(c, i);

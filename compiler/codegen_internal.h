@@ -93,6 +93,9 @@ typedef struct {
  * builder's position in c->fn, from its arguments in c; returns what it
  * decided. */
 sc_lowered sc_cg_lower_conv(sc_codegen *c, int i);
+/* conv2d+stats: the statistics of node i's output's chunk of nb images
+ * from img0, into its second output (cg_convstats.c). */
+void sc_cg_conv_chunk_stats(sc_codegen *c, int i, LLVMValueRef img0, int64_t nb);
 sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i);

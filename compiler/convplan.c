@@ -21,6 +21,7 @@ static void shift_roles(const sc_graph *g, int i, const sc_tensor **src, const s
     const sc_node *n = &g->n[i];
     switch (n->op) {
     case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS:
         *src = &g->t[n->in[0]], *dst = &g->t[n->out[0]], *pad = n->pad;
         break;
     case SC_OP_CONV2D_BWD_DATA: /* a stride-1 conv of dy, padded k-1-p, with flipped taps */
@@ -87,7 +88,7 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * lowers implicit-gemm for the forward convolution only). */
 static int use_implicit(const sc_node *n, int policy)
 {
-    return !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D && n->stride <= 2 && n->groups == 1 &&
+    return !(policy & SC_CONV_EXPLICIT) && (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS) && n->stride <= 2 && n->groups == 1 &&
            n->dilation == 1;
 }
 
@@ -140,7 +141,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     const sc_node *n = &g->n[i];
     /* x is the forward convolution's input, y its output */
     const sc_tensor *x, *y;
-    if (n->op == SC_OP_CONV2D)
+    if (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS)
         x = &g->t[n->in[0]], y = &g->t[n->out[0]];
     else if (n->op == SC_OP_CONV2D_BWD_DATA)
         x = &g->t[n->out[0]], y = &g->t[n->in[0]];

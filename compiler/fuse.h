@@ -19,4 +19,10 @@
  * (fusion never changes results, so the graph stays correct). */
 int sc_fuse(sc_graph *g);
 
+/* Gives each forward batchnorm whose input a conv2d makes that input's
+ * statistics from the convolution's epilogue (fuse_stats.c): the conv2d
+ * becomes conv2d+stats with a second output, the batchnorm reads it as
+ * its fourth input. Run after sc_fuse. Returns the number of rewrites. */
+int sc_fuse_stats(sc_graph *g);
+
 #endif

@@ -90,9 +90,12 @@ static void run_node(sc_interp *it, int i)
     const sc_tensor *y = n->nout ? &g->t[out[0]] : NULL;
 
     switch (n->op) {
-    case SC_OP_CONV2D: {
+    case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS: {
         sc_window w = window(n, x, y);
         sc_ref_conv2d(&w, b[in[0]], b[in[1]], n->nin > 2 ? b[in[2]] : NULL, b[out[0]]);
+        if (n->op == SC_OP_CONV2D_STATS)
+            sc_ref_conv_stats(y->shape[0], y->shape[1], per_channel(y), b[out[0]], b[out[1]]);
         break;
     }
     case SC_OP_CONV2D_BWD_DATA: { /* (dy, w) -> dx */
@@ -109,6 +112,11 @@ static void run_node(sc_interp *it, int i)
         sc_ref_bias_bwd(x->shape[0], x->shape[1], per_channel(x), b[in[0]], b[out[0]]);
         break;
     case SC_OP_BATCHNORM:
+        if (n->nin > 3) { /* (x, gamma, beta, stats) */
+            sc_ref_batchnorm_stats(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[3]],
+                                   b[in[1]], b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
+            break;
+        }
         sc_ref_batchnorm(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                          b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
         break;
@@ -230,6 +238,12 @@ static void run_node(sc_interp *it, int i)
         sc_ref_vicreg_bwd(x->shape[0], x->shape[1], n->coef, b[in[0]], b[out[0]]);
         break;
     case SC_OP_BATCHNORM_RELU:
+        if (n->nin > 3) {
+            sc_ref_batchnorm_stats(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[3]],
+                                   b[in[1]], b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
+            sc_ref_relu(x->numel, b[out[0]], b[out[0]]);
+            break;
+        }
         sc_ref_batchnorm_relu(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                               b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
         break;

@@ -58,7 +58,9 @@ typedef struct {
 typedef enum {
     /* forward */
     SC_OP_CONV2D,          /* (x, w [, b]) -> y                         */
-    SC_OP_BATCHNORM,       /* (x, gamma, beta) -> (y, mean, var)   var biased */
+    SC_OP_BATCHNORM,       /* (x, gamma, beta [, stats]) -> (y, mean, var)   var biased;
+                              stats (fuse_stats.c): its input's statistics from the conv2d+stats
+                              that made x, merged instead of read from x */
     SC_OP_BN_RUNNING,      /* (mean, var, running_mean, running_var) -> ()  in place */
     SC_OP_RELU,            /* (x) -> y */
     SC_OP_MAXPOOL,         /* (x) -> y */
@@ -72,7 +74,7 @@ typedef enum {
     SC_OP_BATCHNORM_EVAL,  /* (x, gamma, beta, running_mean, running_var) -> y */
     SC_OP_SOFTMAX_XENT,    /* (logits [N,K], labels [N]) -> loss[1]   labels hold class indices */
     /* forward, made by fusion (fuse.c) only */
-    SC_OP_BATCHNORM_RELU,  /* (x, gamma, beta) -> (y, mean, var)   y = relu(batchnorm(x)) */
+    SC_OP_BATCHNORM_RELU,  /* (x, gamma, beta [, stats]) -> (y, mean, var)   y = relu(batchnorm(x)) */
     SC_OP_ADD_RELU,        /* (a, b) -> y   y = relu(a + b) */
     /* backward */
     SC_OP_CONV2D_BWD_DATA,   /* (dy, w) -> dx */
@@ -117,6 +119,12 @@ typedef enum {
      * partner is p(r) = (r + N) mod 2N, the other view of the image */
     SC_OP_BYOL,              /* (q, t) -> loss[1]   loss = (1/N) sum_r (2 - 2 q_r . t_p(r)) */
     SC_OP_BYOL_BWD,          /* (t) -> dq   dq_r = -(2/N) t_p(r); t gets no gradient */
+    /* forward, made by fusion (fuse.c) only: a convolution that also takes
+     * its output's batchnorm statistics while the output is in cache */
+    SC_OP_CONV2D_STATS,      /* (x, w [, b]) -> (y, stats)   y = conv2d; stats [N, C, 3]: per
+                                chunk of images, at the chunk's first image (the other rows'
+                                count 0), per channel: count, mean, sum of squared deviations
+                                about that mean (refops.h, sc_ref_conv_stats) */
     SC_OP_COUNT
 } sc_opkind;
 

@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "  --dump-after=PASS   print the graph after PASS to stderr (build, autodiff, encoder, finetune,\n"
             "                      fuse, schedule, all)\n"
             "  --no-fuse           skip the fusion pass: every op its own kernel (also -fno-fuse)\n"
+            "  --fuse-stats        batchnorms take their statistics from the convolution that made their\n"
+            "                      input (conv2d+stats), not from a pass over it (off by default)\n"
             "  --graph=WHICH       graph for graph, dot, memplan and step-dump: simclr (default), encoder, finetune\n"
             "  --classes=N         classes of the fine-tuning classifier (default 10)\n"
             "  --seed=N            seed of step-dump inputs and parameter initialisation (default 0)\n"
@@ -269,8 +271,8 @@ int main(int argc, char **argv)
     const char *out = NULL, *emit = "exe", *dump_after = NULL, *target_cpu = NULL, *which = "simclr";
     const char *tune_table = NULL;
     unsigned long long seed = 0, batch = 0, classes = 10;
-    int opt_level = 2, threads_given = 0, fuse = 1, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_TUNE_TABLE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
+    int opt_level = 2, threads_given = 0, fuse = 1, fuse_stats = 0, tune = 0;
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_FUSE_STATS, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_TUNE_TABLE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -287,6 +289,7 @@ int main(int argc, char **argv)
         {"max-arena-bytes", required_argument, 0, OPT_MAX_BYTES},
         {"no-size-limit", no_argument, 0, OPT_NO_LIMIT},
         {"no-fuse", no_argument, 0, OPT_NO_FUSE},
+        {"fuse-stats", no_argument, 0, OPT_FUSE_STATS},
         {"mpi", no_argument, 0, OPT_MPI},
         {"list-models", no_argument, 0, OPT_LIST_MODELS},
         {"help", no_argument, 0, 'h'},
@@ -370,6 +373,7 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_NO_FUSE: fuse = 0; break;
+        case OPT_FUSE_STATS: fuse_stats = 1; break;
         case OPT_MPI:
             if (!sc_link_have_mpi()) {
                 fprintf(stderr, "simclrc: error: --mpi: this simclrc was built without MPI (install "
@@ -448,7 +452,7 @@ int main(int argc, char **argv)
         sc_model_free(&m);
         return EXIT_INPUT;
     }
-    sc_passes_opts po = {.batch = (int)batch, .classes = (int)classes, .fuse = fuse, .last = SC_PASS_SCHEDULE,
+    sc_passes_opts po = {.batch = (int)batch, .classes = (int)classes, .fuse = fuse, .fuse_stats = fuse_stats, .last = SC_PASS_SCHEDULE,
                          .plan = plan_opts, .dump_after = dump_after};
     sc_compiled cp;
     int rc = sc_passes_run(&m, &po, &cp);

@@ -22,6 +22,7 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
     *per_thread = 0;
     switch (n->op) {
     case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS:
     case SC_OP_CONV2D_BWD_DATA:
     case SC_OP_CONV2D_BWD_WEIGHT:
         *per_thread = 1;

@@ -45,6 +45,7 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_LEAKY_RELU_BWD] = "leaky_relu_bwd",
     [SC_OP_BYOL] = "byol",
     [SC_OP_BYOL_BWD] = "byol_bwd",
+    [SC_OP_CONV2D_STATS] = "conv2d+stats",
 };
 
 const char *sc_op_name(sc_opkind op)
@@ -54,7 +55,7 @@ const char *sc_op_name(sc_opkind op)
 
 int sc_op_is_fused(sc_opkind op)
 {
-    return op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU || op == SC_OP_BATCHNORM_RELU_BWD ||
+    return op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU || op == SC_OP_BATCHNORM_RELU_BWD || op == SC_OP_CONV2D_STATS ||
            op == SC_OP_ADD_RELU_BWD;
 }
 
@@ -66,7 +67,8 @@ double sc_node_flops(const sc_graph *g, int i)
     const sc_tensor *in0 = &g->t[n->in[0]];
     const sc_tensor *out0 = n->nout ? &g->t[n->out[0]] : NULL;
     switch (n->op) {
-    case SC_OP_CONV2D: {
+    case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS: { /* the statistics' few per element stay the batchnorm's count */
         const sc_tensor *w = &g->t[n->in[1]];
         double macs = (double)out0->numel * w->shape[1] * w->shape[2] * w->shape[3];
         return 2 * macs + (n->nin > 2 ? (double)out0->numel : 0);

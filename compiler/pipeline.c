@@ -76,8 +76,11 @@ int sc_passes_run(const sc_spec *m, const sc_passes_opts *o, sc_compiled *c)
     if (o->last < SC_PASS_FUSE)
         return 0;
     for (int i = 0; i < 3; i++)
-        if (o->fuse)
+        if (o->fuse) {
             sc_fuse(all[i]);
+            if (o->fuse_stats)
+                sc_fuse_stats(all[i]);
+        }
     for (int i = 0; dumps(o, SC_PASS_FUSE) && i < 3; i++) {
         fprintf(df, "# after pass fuse (%s graph%s)\n", gnames[i], o->fuse ? "" : ", disabled by --no-fuse");
         sc_graph_print(all[i], df);

@@ -33,6 +33,8 @@ typedef struct {
     int batch;             /* images per step; 0: the model's */
     int classes;           /* classes of the fine-tuning classifier */
     int fuse;              /* 0: the fuse pass leaves the graphs alone (--no-fuse) */
+    int fuse_stats;        /* 1: with fuse, batchnorm statistics in conv epilogues (--fuse-stats; off by
+                              default: no gain measured, README "Batchnorm statistics in the epilogue") */
     sc_pass last;          /* the last pass to run */
     sc_memplan_opts plan;  /* for schedule and memplan */
     const char *dump_after;/* print the graphs after this pass ("all": every one), or NULL */

@@ -31,6 +31,7 @@ static void print_attrs(const sc_node *n, FILE *f)
 {
     switch (n->op) {
     case SC_OP_CONV2D:
+    case SC_OP_CONV2D_STATS:
     case SC_OP_CONV2D_BWD_DATA:
     case SC_OP_CONV2D_BWD_WEIGHT:
     case SC_OP_MAXPOOL:

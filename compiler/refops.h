@@ -93,6 +93,17 @@ void sc_ref_copy(long n, const double *x, double *y);
 void sc_ref_batchnorm_relu(int n, int c, int hw, double eps, const double *x,
                            const double *gamma, const double *beta, double *y,
                            double *mean, double *var);
+/* Batchnorm statistics from a convolution's epilogue (ref_bnstats.c).
+ * stats is [n, c, 3]: per image (a chunk of images in generated code,
+ * its first image's row; the others' count 0) and channel, the count,
+ * the mean and the sum of squared deviations about that mean. */
+void sc_ref_conv_stats(int n, int c, int hw, const double *y, double *stats);
+/* mean and biased var [c] of the rows of stats with a positive count,
+ * merged in image order. */
+void sc_ref_stats_merge(int n, int c, const double *stats, double *mean, double *var);
+/* sc_ref_batchnorm with the statistics merged from stats, not from x. */
+void sc_ref_batchnorm_stats(int n, int c, int hw, double eps, const double *x, const double *stats,
+                            const double *gamma, const double *beta, double *y, double *mean, double *var);
 void sc_ref_add_relu(long n, const double *a, const double *b, double *y);
 /* Batchnorm backward of the masked gradient (y > 0 ? dy : 0). */
 void sc_ref_batchnorm_relu_bwd(int n, int c, int hw, double eps,

@@ -331,7 +331,8 @@ static int save(const sc_interp *it, const sc_memplan *mp, const float *grads32,
     return rc;
 }
 
-int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int threads, unsigned long long seed,
+int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int fuse_stats, int threads,
+                     unsigned long long seed,
                      const char *path, f32_flips *fl, char *err, size_t errlen)
 {
     static int registered;
@@ -356,7 +357,7 @@ int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, i
         snprintf(err, errlen, "%s: cannot load the model", spec);
         return -1;
     }
-    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_MEMPLAN,
+    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .fuse_stats = fuse_stats, .last = SC_PASS_MEMPLAN,
                          .plan = {.threads = threads, .conv = conv}};
     sc_compiled cp;
     if (sc_passes_run(&m, &po, &cp)) {

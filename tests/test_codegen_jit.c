@@ -233,6 +233,7 @@ static void check_encoder(const char *model, const sc_graph *g, const sc_memplan
  * shapes; the models run with the shift policy's cost model, which mixes
  * the two. */
 static int conv_policy = SC_CONV_SHIFT_POLICY;
+static int fuse_stats; /* --fuse-stats: batchnorm statistics from conv2d+stats */
 
 /* The JIT's sc_model, read through the C declaration of sc_abi.h: each
  * table row is its tensor (name, shape, place, role, torchvision key). */
@@ -282,7 +283,7 @@ static void check_file(const char *path, int batch, int full)
     assert_int_equal(sc_model_load(path, &m), 0);
     /* The driver's passes; planned and run on two threads, so the split
      * loops and the per-thread partial sums are checked too. */
-    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .last = SC_PASS_MEMPLAN,
+    sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .fuse_stats = fuse_stats, .last = SC_PASS_MEMPLAN,
                          .plan = {.threads = THREADS, .conv = conv_policy}};
     sc_compiled cp;
     assert_int_equal(sc_passes_run(&m, &po, &cp), 0);
@@ -375,6 +376,32 @@ static void test_specs_shift(void **state)
     check_dir("tests/specs", 0);
 }
 
+/* With --fuse-stats: the specs whose convolutions feed batchnorms through
+ * every plan: implicit-gemm at strides 1 and 2 with odd sizes and chunks
+ * of several images (conv-edges, residual), gemm-1x1 (bottleneck),
+ * im2col+gemm grouped and dilated (grouped), shift+gemm (residual, forced). */
+static void test_specs_fuse_stats(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"conv-edges.xml", "residual.xml", "bottleneck.xml", "grouped.xml"};
+    const char *src = getenv("SC_SOURCE_DIR");
+    assert_non_null(src);
+    char path[4096];
+    int batch = 0;
+    fuse_stats = 1;
+    for (int policy = 0; policy < 2; policy++) {
+        conv_policy = policy ? SC_CONV_FORCE_SHIFT : SC_CONV_SHIFT_POLICY;
+        for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+            if (policy && strcmp(specs[k], "residual.xml"))
+                continue;
+            snprintf(path, sizeof path, "%s/tests/specs/%s", src, specs[k]);
+            check_timed(path, specs[k], &batch);
+        }
+    }
+    fuse_stats = 0;
+    conv_policy = SC_CONV_SHIFT_POLICY;
+}
+
 /* One shipped model (argv), SimCLR step at batch 2: CTest runs one test
  * per model so that they spread over the cores. */
 static const char *model_path;
@@ -409,6 +436,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_specs_im2col),
         cmocka_unit_test(test_specs_shift),
+        cmocka_unit_test(test_specs_fuse_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,6 +214,9 @@ static int setup_jobs(void)
             rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift, "--conv=shift");
         if (!rc && strstr(models[i], "/resnet-small.xml"))
             rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift, "--tune");
+        /* batchnorm statistics from conv2d+stats (opt-in) */
+        if (!rc && strstr(models[i], "/resnet-small.xml"))
+            rc = add_job(models[i], SHIPPED_BATCH, SHIPPED_SEED + shift, "--fuse-stats");
     }
     for (int i = 0; specs && i < nspecs; i++)
         free(specs[i]);
@@ -564,8 +567,9 @@ static int imposed_reference(const job *j, sc_st_file *imp, f32_flips *fl, char 
 {
     int conv = j->cflag && !strcmp(j->cflag, "--conv=shift") ? SC_CONV_SHIFT_POLICY : SC_CONV_IM2COL_POLICY;
     int gemm_openblas = j->cflag && !strcmp(j->cflag, "--gemm=openblas");
-    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, default_threads(), j->seed, j->imposed, fl, err,
-                         errlen))
+    int fuse_stats = j->cflag && !strcmp(j->cflag, "--fuse-stats");
+    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, fuse_stats, default_threads(), j->seed, j->imposed, fl,
+                         err, errlen))
         return -1;
     return sc_st_read(j->imposed, imp, err, errlen);
 }
