@@ -397,6 +397,56 @@ sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
     return res;
 }
 
+/* dst[((j*h + y)*w + x)*c + ch] = X[img0 + j][ch][y][x]: the chunk's
+ * images channels-last, the implicit weight gradient's source. */
+static void to_channels_last(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef X, LLVMValueRef img0, LLVMValueRef dst)
+{
+    int64_t hw = cp->g.h * cp->g.w;
+    loop Lj, Lp, Lc;
+    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, cp->g.c * hw)));
+    LLVMValueRef dn = gep(c, dst, imul(c, j, ci(c, cp->g.c * hw)));
+    LLVMValueRef px = loop_begin(c, &Lp, hw);
+    LLVMValueRef drow = gep(c, dn, imul(c, px, ci(c, cp->g.c)));
+    LLVMValueRef ch = loop_begin(c, &Lc, cp->g.c);
+    st(c, drow, ch, ld(c, xn, mad(c, ch, hw, px)));
+    loop_end(c, &Lc);
+    loop_end(c, &Lp);
+    loop_end(c, &Lj);
+}
+
+/* The implicit weight gradient's second phase, over dW's rows: the other
+ * threads' partials summed in, then the row's columns from tap-major
+ * (kh, kw, c) back to dW's [c][kh][kw] through a stack copy. */
+static void rows_finish(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, LLVMValueRef DW, int64_t stride,
+                        int64_t part_at)
+{
+    int64_t kk = cp->g.k * cp->g.k, ckk = cp->ckk;
+    snprintf(res->impl, sizeof res->impl, "sum of partials, taps reordered");
+    LLVMValueRef buf = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)ckk), 64);
+    LLVMValueRef T = runtime_threads(c);
+    loop Lo, Lt, Lk, Lc, Lq;
+    LLVMValueRef o = par_loop(c, res, &Lo, cp->o);
+    LLVMValueRef row = gep(c, DW, imul(c, o, ci(c, ckk)));
+    LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
+    LLVMValueRef part = gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), iadd(c, ci(c, part_at), imul(c, o, ci(c, ckk)))));
+    LLVMValueRef k = loop_begin(c, &Lk, ckk);
+    st(c, row, k, fadd(c, ld(c, row, k), ld(c, part, k)));
+    loop_end(c, &Lk);
+    loop_end(c, &Lt);
+    if (kk > 1) {
+        LLVMValueRef k2 = loop_begin(c, &Lk, ckk);
+        st(c, buf, k2, ld(c, row, k2));
+        loop_end(c, &Lk);
+        LLVMValueRef tap = loop_begin(c, &Lq, kk);
+        LLVMValueRef ch = loop_begin(c, &Lc, cp->g.c);
+        st(c, row, mad(c, ch, kk, tap), ld(c, buf, mad(c, tap, cp->g.c, ch)));
+        loop_end(c, &Lc);
+        loop_end(c, &Lq);
+    }
+    loop_end(c, &Lo);
+}
+
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
@@ -406,7 +456,11 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     sc_conv_plan cp = node_plan(c, i);
     int64_t stride = ws_stride(c, i), part_at = cp.at_partial;
     sc_lowered res = lowered(cp.name);
-    res.nphases = threads > 1 ? 2 : 1;
+    res.nphases = threads > 1 || cp.algo == SC_CONV_IMPLICIT ? 2 : 1;
+    if (c->phase == 1 && cp.algo == SC_CONV_IMPLICIT) {
+        rows_finish(c, &res, &cp, DW, stride, part_at);
+        return res;
+    }
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
         enum { BLOCK = 4096 };
@@ -450,6 +504,14 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
         sgemm(c, 0, 1, cp.o, cp.g.c, cp.ohw, dyn, cp.ohw, xn, cp.ohw, beta, DW, cp.g.c);
+    } else if (cp.algo == SC_CONV_IMPLICIT) {
+        /* dW, columns tap-major, += dy . rows of the chunk's channels-last images */
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        if (cp.nb > 1)
+            gather_chunk(c, &cp, DY, img0, p.t, 0);
+        to_channels_last(c, &cp, X, img0, p.col);
+        sc_cg_gemm_conv_rows(c, cp.o, cp.ckk, cp.cols, cp.nb > 1 ? p.t : dyn, cp.cols, &cp.g, cp.nb, p.col, beta, DW,
+                             cp.ckk);
     } else if (cp.nb == 1) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);

@@ -85,10 +85,13 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * packed; sc_cg_gemm_conv with tb, tested by test_gemm_conv) took 1.29x
  * to 1.38x: no better than its im2col, so it keeps it (and cg_conv.c
  * lowers implicit-gemm for the forward convolution only). */
-static int use_implicit(const sc_node *n, int policy)
+static int use_implicit(const sc_node *n, int64_t c, int policy)
 {
-    return !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D && n->stride <= 2 && n->groups == 1 &&
-           n->dilation == 1;
+    if ((policy & SC_CONV_EXPLICIT) || n->groups != 1)
+        return 0;
+    if (n->op == SC_OP_CONV2D)
+        return n->stride <= 2 && n->dilation == 1;
+    return n->op == SC_OP_CONV2D_BWD_WEIGHT && c >= SC_ROWS_MIN_C;
 }
 
 sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
@@ -130,10 +133,12 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
-        if (p.algo == SC_CONV_IM2COL && use_implicit(n, policy)) {
-            p.algo = SC_CONV_IMPLICIT; /* no columns: only the chunk's [O, cols] where nb > 1 */
-            p.at_b = 0;
-            p.at_taps = p.at_partial = p.nb > 1 ? p.o * p.nb * p.ohw : 0;
+        if (p.algo == SC_CONV_IM2COL && use_implicit(n, p.g.c, policy)) {
+            /* no columns: only the chunk's [O, cols] where nb > 1, after
+             * the chunk's images channels-last for the weight gradient */
+            p.algo = SC_CONV_IMPLICIT;
+            p.at_b = n->op == SC_OP_CONV2D_BWD_WEIGHT ? p.nb * p.g.c * p.g.h * p.g.w : 0;
+            p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? p.o * p.nb * p.ohw : 0);
         }
         if (p.algo == SC_CONV_IM2COL) {
             p.at_b = p.ckk * p.nb * p.ohw;

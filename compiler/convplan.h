@@ -18,8 +18,15 @@
  *                GEMM gathers each k x n block of its B operand from the
  *                images straight into a stack buffer that stays in cache
  *                (cg_gemm.h, sc_cg_gemm_conv). Forward convolutions at
- *                stride 1 or 2, where it measured faster (convplan.c);
- *                the gradients keep their im2col and col2im.
+ *                stride 1 or 2, where it measured faster (convplan.c).
+ *                The weight gradient's form ("ir", sc_cg_gemm_conv_rows)
+ *                copies the chunk's images channels-last, gathers each
+ *                block of B = columns^T as runs of channels (no transposing
+ *                pack) and sums dW with its columns tap-major, (kh, kw, c);
+ *                a second phase puts each row back in [c][kh][kw] order.
+ *                Where x has at least SC_ROWS_MIN_C channels (a run of
+ *                fewer fills too little of a vector). The data gradient
+ *                keeps its col2im.
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -69,6 +76,7 @@ typedef struct sc_conv_tuning_ {
 enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16 };
 
 #define SC_SHIFT_WASTE 1.4
+#define SC_ROWS_MIN_C 16
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
