@@ -81,10 +81,14 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * machine shared): the implicit GEMM took 1.00x to 1.19x the explicit
  * GEMM's time at stride 1 and 1.14x to 1.31x at stride 2, while the
  * im2col pass it saves wrote 1.3 to 5.3 MB of columns for the GEMM to read
- * back. The weight gradient's implicit form (B = columns^T, gathered then
- * packed; sc_cg_gemm_conv with tb, tested by test_gemm_conv) took 1.29x
- * to 1.38x: no better than its im2col, so it keeps it (and cg_conv.c
- * lowers implicit-gemm for the forward convolution only). */
+ * back. The weight gradient folded in NCHW (B = columns^T, gathered then
+ * packed; sc_cg_gemm_conv with tb) took 1.29x to 1.38x: no better than
+ * its im2col. Folded channels-last ("ir", sc_cg_gemm_conv_rows: no
+ * transposing pack) it ran at 0.98x to 1.10x the explicit GEMM's speed on
+ * the same shapes (bench/wgrad_bench.c, the explicit one without its
+ * im2col pass), so weight gradients take it where x has at least
+ * SC_ROWS_MIN_C channels (the stem's 3-channel runs fill too little of a
+ * vector), grouped ones excepted (one tap-major dW per group). */
 static int use_implicit(const sc_node *n, int64_t c, int policy)
 {
     if ((policy & SC_CONV_EXPLICIT) || n->groups != 1)
