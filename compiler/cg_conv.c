@@ -81,15 +81,16 @@ static conv_ws conv_workspace(sc_codegen *c, int i, const sc_conv_plan *cp)
     return p;
 }
 
-/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
-static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
-                         int to_nchw)
+/* dst[o][j*ohw + q] = src_(img0+j)[o0 + o][q] for the chunk and rows
+ * rows o < nrows, or the reverse. */
+static void gather_rows(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef o0,
+                        int64_t nrows, LLVMValueRef t, int to_nchw)
 {
     loop Lj, Lo, Lq;
     LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
     LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, cp->o * cp->ohw)));
-    LLVMValueRef o = loop_begin(c, &Lo, cp->o);
-    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, cp->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, nrows);
+    LLVMValueRef a = gep(c, img, imul(c, iadd(c, o0, o), ci(c, cp->ohw)));
     LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, cp->cols)), imul(c, j, ci(c, cp->ohw))));
     LLVMValueRef q = loop_begin(c, &Lq, cp->ohw);
     if (to_nchw)
@@ -99,6 +100,13 @@ static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nch
     loop_end(c, &Lq);
     loop_end(c, &Lo);
     loop_end(c, &Lj);
+}
+
+/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
+static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+                         int to_nchw)
+{
+    gather_rows(c, cp, nchw, img0, ci(c, 0), cp->o, t, to_nchw);
 }
 
 /* im2col of every image of the chunk into col. */
@@ -421,19 +429,23 @@ static void to_channels_last(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef
 static void rows_finish(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, LLVMValueRef DW, int64_t stride,
                         int64_t part_at)
 {
+    int threads = c->mp->opts.threads;
     int64_t kk = cp->g.k * cp->g.k, ckk = cp->ckk;
-    snprintf(res->impl, sizeof res->impl, "sum of partials, taps reordered");
+    int sums = threads > 1 && cp->mslices == 1; /* split by rows: no partials */
+    snprintf(res->impl, sizeof res->impl, sums ? "sum of partials, taps reordered" : "taps reordered");
     LLVMValueRef buf = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)ckk), 64);
-    LLVMValueRef T = runtime_threads(c);
     loop Lo, Lt, Lk, Lc, Lq;
     LLVMValueRef o = par_loop(c, res, &Lo, cp->o);
     LLVMValueRef row = gep(c, DW, imul(c, o, ci(c, ckk)));
-    LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), T);
-    LLVMValueRef part = gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), iadd(c, ci(c, part_at), imul(c, o, ci(c, ckk)))));
-    LLVMValueRef k = loop_begin(c, &Lk, ckk);
-    st(c, row, k, fadd(c, ld(c, row, k), ld(c, part, k)));
-    loop_end(c, &Lk);
-    loop_end(c, &Lt);
+    if (sums) {
+        LLVMValueRef t = loop_range(c, &Lt, ci(c, 1), runtime_threads(c));
+        LLVMValueRef part =
+            gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), iadd(c, ci(c, part_at), imul(c, o, ci(c, ckk)))));
+        LLVMValueRef k = loop_begin(c, &Lk, ckk);
+        st(c, row, k, fadd(c, ld(c, row, k), ld(c, part, k)));
+        loop_end(c, &Lk);
+        loop_end(c, &Lt);
+    }
     if (kk > 1) {
         LLVMValueRef k2 = loop_begin(c, &Lk, ckk);
         st(c, buf, k2, ld(c, row, k2));
@@ -445,6 +457,29 @@ static void rows_finish(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, 
         loop_end(c, &Lq);
     }
     loop_end(c, &Lo);
+}
+
+/* The implicit weight gradient split by dW's rows (convplan.h,
+ * mslices): slice s computes rows [s*ms, (s+1)*ms) over every chunk in
+ * turn, the first overwriting. Each slice is one item of the parallel
+ * loop, so no two threads share a row whatever the threads at run time. */
+static void rows_split(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, const conv_ws *p, LLVMValueRef DY,
+                       LLVMValueRef X, LLVMValueRef DW)
+{
+    int64_t ms = cp->o / cp->mslices;
+    loop Ls, Ln;
+    LLVMValueRef o0 = imul(c, par_loop(c, res, &Ls, cp->mslices), ci(c, ms));
+    LLVMValueRef chunk = loop_begin(c, &Ln, cp->chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp->nb));
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    LLVMValueRef a = gep(c, DY, iadd(c, imul(c, img0, ci(c, cp->o * cp->ohw)), imul(c, o0, ci(c, cp->ohw))));
+    if (cp->nb > 1)
+        gather_rows(c, cp, DY, img0, o0, ms, p->t, 0), a = p->t;
+    to_channels_last(c, cp, X, img0, p->col);
+    sc_cg_gemm_conv_rows(c, ms, cp->ckk, cp->cols, a, cp->nb > 1 ? cp->cols : cp->ohw, &cp->g, cp->nb, p->col, beta,
+                         gep(c, DW, imul(c, o0, ci(c, cp->ckk))), cp->ckk);
+    loop_end(c, &Ln);
+    loop_end(c, &Ls);
 }
 
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
@@ -480,6 +515,10 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         return res;
     }
     conv_ws p = conv_workspace(c, i, &cp);
+    if (cp.mslices > 1) {
+        rows_split(c, &res, &cp, &p, DY, X, DW);
+        return res;
+    }
     /* Thread 0 sums its chunks into dW, the others into their partials. */
     LLVMValueRef target = DW;
     if (threads > 1) {

@@ -119,8 +119,9 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     p.ohw = p.g.oh * p.g.ow;
     p.cgkk = p.ckk / p.g.groups;
     p.og = p.o / p.g.groups;
-    /* With threads, the weight gradient sums per-thread partials. */
+    /* With threads, the weight gradient sums per-thread partials (unless split by rows). */
     int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
+    p.mslices = 1;
     int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0 && n->groups == 1;
     if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
         sc_shift_geom s = shift_geom(g, i, threads);
@@ -141,8 +142,15 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
             /* no columns: only the chunk's [O, cols] where nb > 1, after
              * the chunk's images channels-last for the weight gradient */
             p.algo = SC_CONV_IMPLICIT;
+            int64_t rows = p.o;
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 && p.n * p.ohw < SC_MSPLIT_POSITIONS * threads &&
+                p.o % threads == 0 && p.o / threads >= SC_MSPLIT_ROWS) {
+                p.mslices = threads;
+                p.nb = sc_conv_chunk(p.n, p.ohw, 1);
+                rows = p.o / threads, partial = 0;
+            }
             p.at_b = n->op == SC_OP_CONV2D_BWD_WEIGHT ? p.nb * p.g.c * p.g.h * p.g.w : 0;
-            p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? p.o * p.nb * p.ohw : 0);
+            p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? rows * p.nb * p.ohw : 0);
         }
         if (p.algo == SC_CONV_IM2COL) {
             p.at_b = p.ckk * p.nb * p.ohw;
@@ -159,6 +167,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         if (p.g.groups > 1) {
             size_t len = strlen(p.name);
             snprintf(p.name + len, sizeof p.name - len, " g%lld", (long long)p.g.groups);
+        }
+        if (p.mslices > 1) {
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " rows/%lld", (long long)p.mslices);
         }
     }
     p.cols = p.nb * p.ohw;

@@ -77,6 +77,13 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 
 #define SC_SHIFT_WASTE 1.4
 #define SC_ROWS_MIN_C 16
+/* The implicit weight gradient on T threads splits dW's rows instead of
+ * the images where each thread would see fewer than SC_MSPLIT_POSITIONS
+ * output positions (its partial dW then costs a memory pass as large as
+ * a fair part of its GEMM: resnet18-stl10's layer 4, 288 per thread at
+ * batch 32) and the rows divide into T slices of at least SC_MSPLIT_ROWS. */
+#define SC_MSPLIT_POSITIONS 1024
+#define SC_MSPLIT_ROWS 16
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
@@ -110,6 +117,8 @@ typedef struct {
     int64_t ckk, ohw, cols;   /* im2col rows (c*k*k), output pixels, nb*ohw */
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
+    int64_t mslices;          /* implicit weight gradient split by dW's rows: slices of o/mslices rows
+                               * (the kernel's parallel extent, every chunk in each; no partials); else 1 */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
     char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
