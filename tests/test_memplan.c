@@ -385,43 +385,58 @@ static void test_grouped_plans(void **state)
     graphs_free(&s);
 }
 
-/* tests/specs/conv-edges.xml: forward convolutions at stride 1 or 2 fold
+/* tests/specs/conv-edges.xml (batch 3) and resnet18-stl10 at batch 2,
+ * whose weight gradients from layer 2 on see few output positions per
+ * thread and split by rows: forward convolutions at stride 1 or 2 fold
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
- * columns; SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col; the gradients
- * never fold. */
+ * columns; weight gradients fold where x has SC_ROWS_MIN_C channels or
+ * more, their workspace the chunk's channels-last images instead (and the
+ * partial dW, unless split by rows); SC_CONV_EXPLICIT (--gemm=openblas)
+ * keeps im2col; the data gradient never folds. */
 static void test_implicit_plans(void **state)
 {
     (void)state;
     const char *src = getenv("SC_SOURCE_DIR");
     if (!src)
         skip();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/specs/conv-edges.xml", src);
-    graphs s;
-    load(path, 3, &s);
-    const sc_graph *g = &s.g[0];
-    int folded = 0;
-    for (int i = 0; i < g->nn; i++) {
-        const sc_node *n = &g->n[i];
-        if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
-            continue;
-        sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
-        sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
-        assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
-        if (p.algo != SC_CONV_IMPLICIT) {
-            assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
-            assert_int_equal(p.workspace, e.workspace);
-            continue;
+    int folded = 0, wgrads = 0, split = 0;
+    for (int file = 0; file < 2; file++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src, file ? "models/resnet18-stl10.xml" : "tests/specs/conv-edges.xml");
+        graphs s;
+        load(path, file ? 2 : 3, &s);
+        const sc_graph *g = &s.g[0];
+        for (int i = 0; i < g->nn; i++) {
+            const sc_node *n = &g->n[i];
+            if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
+                continue;
+            sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
+            sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+            assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+            if (p.algo != SC_CONV_IMPLICIT) {
+                assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
+                assert_int_equal(p.workspace, e.workspace);
+                continue;
+            }
+            folded++;
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+                int64_t rows = p.o / p.mslices, partial = p.mslices > 1 ? 0 : p.o * p.ckk;
+                assert_true(p.g.c >= SC_ROWS_MIN_C && n->groups == 1 && e.algo != SC_CONV_IMPLICIT);
+                assert_int_equal(p.workspace, p.nb * p.g.c * p.g.h * p.g.w + (p.nb > 1 ? rows * p.cols : 0) + partial);
+                assert_non_null(strstr(p.name, "implicit-gemm"));
+                assert_int_equal(strstr(p.name, " rows/") != NULL, p.mslices > 1);
+                wgrads++, split += p.mslices > 1;
+                continue;
+            }
+            assert_int_equal(n->op, SC_OP_CONV2D);
+            assert_true(n->stride <= 2 && e.algo == SC_CONV_IM2COL && e.nb == p.nb);
+            assert_int_equal(p.workspace, p.nb > 1 ? p.o * p.cols : 0); /* the explicit one adds ckk * cols */
+            assert_int_equal(e.workspace - p.workspace, e.ckk * e.cols);
+            assert_non_null(strstr(p.name, "implicit-gemm"));
         }
-        folded++;
-        assert_int_equal(n->op, SC_OP_CONV2D);
-        assert_true(n->stride <= 2 && e.algo == SC_CONV_IM2COL && e.nb == p.nb);
-        assert_int_equal(p.workspace, p.nb > 1 ? p.o * p.cols : 0); /* the explicit one adds ckk * cols */
-        assert_int_equal(e.workspace - p.workspace, e.ckk * e.cols);
-        assert_non_null(strstr(p.name, "implicit-gemm"));
+        graphs_free(&s);
     }
-    assert_true(folded >= 3);
-    graphs_free(&s);
+    assert_true(folded >= 3 && wgrads >= 2 && split >= 1);
 }
 
 /* ---- BYOL: the target network is forward only ---- */
