@@ -31,6 +31,7 @@ static const shape shapes[] = {
     {"layer1 3x3", 64, 64, 24, 3, 1, 1, 1},      {"layer2 3x3", 128, 128, 12, 3, 1, 1, 4},
     {"layer3 3x3", 256, 256, 6, 3, 1, 1, 8},     {"layer4 3x3", 512, 512, 3, 3, 1, 1, 32},
     {"layer4 3x3 s2", 512, 256, 6, 3, 2, 1, 32}, {"layer2 1x1 s2", 128, 64, 24, 1, 2, 0, 4},
+    {"layer4 rows/2", 256, 512, 3, 3, 1, 1, 32}, /* one thread's half of dW's rows (convplan.h, mslices) */
 };
 #define NSHAPES (int)(sizeof shapes / sizeof *shapes)
 
