@@ -84,9 +84,9 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * back. The weight gradient folded in NCHW (B = columns^T, gathered then
  * packed; sc_cg_gemm_conv with tb) took 1.29x to 1.38x: no better than
  * its im2col. Folded channels-last ("ir", sc_cg_gemm_conv_rows: no
- * transposing pack) it ran at 0.98x to 1.10x the explicit GEMM's speed on
+ * transposing pack) it ran at 0.96x to 1.03x the explicit GEMM's speed on
  * the same shapes (bench/wgrad_bench.c, the explicit one without its
- * im2col pass), so weight gradients take it where x has at least
+ * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
  * SC_ROWS_MIN_C channels (the stem's 3-channel runs fill too little of a
  * vector), grouped ones excepted (one tap-major dW per group). */
 static int use_implicit(const sc_node *n, int64_t c, int policy)
