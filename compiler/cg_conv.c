@@ -82,15 +82,16 @@ static conv_ws conv_workspace(sc_codegen *c, int i, const sc_conv_plan *cp)
     return p;
 }
 
-/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
-static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
-                         int to_nchw)
+/* dst[o][j*ohw + q] = src_(img0+j)[o0 + o][q] for the chunk and rows
+ * rows o < nrows, or the reverse. */
+static void gather_rows(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef o0,
+                        int64_t nrows, LLVMValueRef t, int to_nchw)
 {
     loop Lj, Lo, Lq;
     LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
     LLVMValueRef img = gep(c, nchw, imul(c, iadd(c, img0, j), ci(c, cp->o * cp->ohw)));
-    LLVMValueRef o = loop_begin(c, &Lo, cp->o);
-    LLVMValueRef a = gep(c, img, imul(c, o, ci(c, cp->ohw)));
+    LLVMValueRef o = loop_begin(c, &Lo, nrows);
+    LLVMValueRef a = gep(c, img, imul(c, iadd(c, o0, o), ci(c, cp->ohw)));
     LLVMValueRef b = gep(c, t, iadd(c, imul(c, o, ci(c, cp->cols)), imul(c, j, ci(c, cp->ohw))));
     LLVMValueRef q = loop_begin(c, &Lq, cp->ohw);
     if (to_nchw)
@@ -100,6 +101,13 @@ static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nch
     loop_end(c, &Lq);
     loop_end(c, &Lo);
     loop_end(c, &Lj);
+}
+
+/* dst[o][j*ohw + q] = src_(img0+j)[o][q] for the chunk, or the reverse. */
+static void gather_chunk(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef nchw, LLVMValueRef img0, LLVMValueRef t,
+                         int to_nchw)
+{
+    gather_rows(c, cp, nchw, img0, ci(c, 0), cp->o, t, to_nchw);
 }
 
 /* im2col of every image of the chunk into col. */
@@ -495,6 +503,83 @@ static void bwd_weight_slices(sc_codegen *c, const sc_conv_plan *cp, sc_lowered 
     loop_end(c, &Ls);
 }
 
+/* dst[((j*h + y)*w + x)*c + ch] = X[img0 + j][ch][y][x]: the chunk's
+ * images channels-last, the implicit weight gradient's source. */
+static void to_channels_last(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef X, LLVMValueRef img0, LLVMValueRef dst)
+{
+    int64_t hw = cp->g.h * cp->g.w;
+    loop Lj, Lp, Lc;
+    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
+    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, cp->g.c * hw)));
+    LLVMValueRef dn = gep(c, dst, imul(c, j, ci(c, cp->g.c * hw)));
+    LLVMValueRef px = loop_begin(c, &Lp, hw);
+    LLVMValueRef drow = gep(c, dn, imul(c, px, ci(c, cp->g.c)));
+    LLVMValueRef ch = loop_begin(c, &Lc, cp->g.c);
+    st(c, drow, ch, ld(c, xn, mad(c, ch, hw, px)));
+    loop_end(c, &Lc);
+    loop_end(c, &Lp);
+    loop_end(c, &Lj);
+}
+
+/* The implicit weight gradient's second phase, over dW's rows: the
+ * partials of every thread but the last (which summed into dW) added, then the row's columns from tap-major
+ * (kh, kw, c) back to dW's [c][kh][kw] through a stack copy. */
+static void rows_finish(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, LLVMValueRef DW, int64_t stride,
+                        int64_t part_at)
+{
+    int threads = c->mp->opts.threads;
+    int64_t kk = cp->g.k * cp->g.k, ckk = cp->ckk;
+    int sums = threads > 1 && cp->mslices == 1; /* split by rows: no partials */
+    snprintf(res->impl, sizeof res->impl, sums ? "sum of partials, taps reordered" : "taps reordered");
+    LLVMValueRef buf = entry_alloca(c, LLVMArrayType2(c->elt, (uint64_t)ckk), 64);
+    loop Lo, Lt, Lk, Lc, Lq;
+    LLVMValueRef o = par_loop(c, res, &Lo, cp->o);
+    LLVMValueRef row = gep(c, DW, imul(c, o, ci(c, ckk)));
+    if (sums) {
+        LLVMValueRef t = loop_range(c, &Lt, ci(c, 0), isub(c, runtime_threads(c), ci(c, 1)));
+        LLVMValueRef part =
+            gep(c, c->arg_ws, iadd(c, imul(c, t, ci(c, stride)), iadd(c, ci(c, part_at), imul(c, o, ci(c, ckk)))));
+        LLVMValueRef k = loop_begin(c, &Lk, ckk);
+        st(c, row, k, fadd(c, ld(c, row, k), ld(c, part, k)));
+        loop_end(c, &Lk);
+        loop_end(c, &Lt);
+    }
+    if (kk > 1) {
+        LLVMValueRef k2 = loop_begin(c, &Lk, ckk);
+        st(c, buf, k2, ld(c, row, k2));
+        loop_end(c, &Lk);
+        LLVMValueRef tap = loop_begin(c, &Lq, kk);
+        LLVMValueRef ch = loop_begin(c, &Lc, cp->g.c);
+        st(c, row, mad(c, ch, kk, tap), ld(c, buf, mad(c, tap, cp->g.c, ch)));
+        loop_end(c, &Lc);
+        loop_end(c, &Lq);
+    }
+    loop_end(c, &Lo);
+}
+
+/* The implicit weight gradient split by dW's rows (convplan.h,
+ * mslices): slice s computes rows [s*ms, (s+1)*ms) over every chunk in
+ * turn, the first overwriting. Each slice is one item of the parallel
+ * loop, so no two threads share a row whatever the threads at run time. */
+static void rows_split(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, const conv_ws *p, LLVMValueRef DY,
+                       LLVMValueRef X, LLVMValueRef DW)
+{
+    int64_t ms = cp->o / cp->mslices;
+    loop Ls, Ln;
+    LLVMValueRef o0 = imul(c, par_loop(c, res, &Ls, cp->mslices), ci(c, ms));
+    LLVMValueRef chunk = loop_begin(c, &Ln, cp->chunks);
+    LLVMValueRef img0 = imul(c, chunk, ci(c, cp->nb));
+    LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
+    LLVMValueRef a = gep(c, DY, iadd(c, imul(c, img0, ci(c, cp->o * cp->ohw)), imul(c, o0, ci(c, cp->ohw))));
+    if (cp->nb > 1)
+        gather_rows(c, cp, DY, img0, o0, ms, p->t, 0), a = p->t;
+    to_channels_last(c, cp, X, img0, p->col);
+    sc_cg_gemm_conv_rows(c, ms, cp->ckk, cp->cols, a, cp->nb > 1 ? cp->cols : cp->ohw, &cp->g, cp->nb, p->col, beta,
+                         gep(c, DW, imul(c, o0, ci(c, cp->ckk))), cp->ckk);
+    loop_end(c, &Ln);
+    loop_end(c, &Ls);
+}
+
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
 {
     const sc_node *n = &c->g->n[i];
@@ -508,7 +593,11 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         bwd_weight_slices(c, &cp, &res, DY, X, DW);
         return res;
     }
-    res.nphases = threads > 1 ? 2 : 1;
+    res.nphases = threads > 1 || cp.algo == SC_CONV_IMPLICIT ? 2 : 1;
+    if (c->phase == 1 && cp.algo == SC_CONV_IMPLICIT) {
+        rows_finish(c, &res, &cp, DW, stride, part_at);
+        return res;
+    }
     if (c->phase == 1) {
         /* dW += the other threads' partial sums, in blocks over threads */
         enum { BLOCK = 4096 };
@@ -528,6 +617,10 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         return res;
     }
     conv_ws p = conv_workspace(c, i, &cp);
+    if (cp.mslices > 1) {
+        rows_split(c, &res, &cp, &p, DY, X, DW);
+        return res;
+    }
     /* The last thread sums its chunks into dW, the others into their
      * partials: the last one's is not in the arena (convplan.h). */
     LLVMValueRef target = DW;
@@ -554,6 +647,14 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, cp.g.c * cp.g.h * cp.g.w)));
         sgemm(c, 0, 1, cp.o, cp.g.c, cp.ohw, dyn, cp.ohw, xn, cp.ohw, beta, DW, cp.g.c);
+    } else if (cp.algo == SC_CONV_IMPLICIT) {
+        /* dW, columns tap-major, += dy . rows of the chunk's channels-last images */
+        LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
+        if (cp.nb > 1)
+            gather_chunk(c, &cp, DY, img0, p.t, 0);
+        to_channels_last(c, &cp, X, img0, p.col);
+        sc_cg_gemm_conv_rows(c, cp.o, cp.ckk, cp.cols, cp.nb > 1 ? p.t : dyn, cp.cols, &cp.g, cp.nb, p.col, beta, DW,
+                             cp.ckk);
     } else if (cp.nb == 1) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);

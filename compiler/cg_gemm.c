@@ -129,12 +129,13 @@ typedef struct {
     LLVMTypeRef vt;           /* <vw x elt> */
     LLVMValueRef A, B, C, beta, bp;
     LLVMValueRef scratch;     /* implicit, transposed: the gathered rows before packing */
-    int implicit;             /* 0; or B is x's im2col matrix (IM2COL), or its transpose (IM2COL_T) */
+    int implicit;             /* 0; or B is x's im2col matrix (IM2COL), its transpose (IM2COL_T), or the
+                               * transpose with columns tap-major from channels-last x (IM2ROW) */
     sc_conv_geom conv;        /* with implicit: x's geometry, nb images */
     int64_t nb;
 } gemm;
 
-enum { IM2COL = 1, IM2COL_T = 2 };
+enum { IM2COL = 1, IM2COL_T = 2, IM2ROW = 3 };
 
 static LLVMValueRef vconst_mask(sc_codegen *c, int vw, int on)
 {
@@ -462,6 +463,64 @@ static void gather(sc_codegen *c, const gemm *g, LLVMValueRef to, LLVMValueRef r
     loop_end(c, &Lr);
 }
 
+/* dst[0..len) = src[0..len) where on, else 0, in vectors under masks
+ * (nothing is read where off). */
+static void copy_run(sc_codegen *c, const gemm *g, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef len, LLVMValueRef on)
+{
+    int vw = g->bl.vw;
+    unsigned align = c->f64_elements ? 8 : 4;
+    LLVMTypeRef over[2] = {g->vt, c->ptr};
+    LLVMValueRef lane[64];
+    for (int j = 0; j < vw; j++)
+        lane[j] = LLVMConstInt(c->i32, (unsigned long long)j, 0);
+    LLVMValueRef lenv = splat_i32(c, vw, len), onv = LLVMBuildICmp(c->b, LLVMIntNE, splat_i32(c, vw, LLVMBuildZExt(c->b, on, c->i64, "")),
+                                                                LLVMConstNull(LLVMVectorType(c->i32, (unsigned)vw)), "");
+    loop Lv;
+    LLVMValueRef nvec = sdiv(c, iadd(c, len, ci(c, vw - 1)), vw);
+    LLVMValueRef t = imul(c, loop_range(c, &Lv, ci(c, 0), nvec), ci(c, vw));
+    LLVMValueRef in = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildAdd(c->b, splat_i32(c, vw, t), LLVMConstVector(lane, (unsigned)vw), ""),
+                                    lenv, "");
+    /* not inbounds: src lies outside x where the pixel is padding (then every lane is off) */
+    LLVMValueRef largs[4] = {LLVMBuildGEP2(c->b, c->elt, src, &t, 1, ""), LLVMConstInt(c->i32, align, 0),
+                             LLVMBuildAnd(c->b, in, onv, ""), LLVMConstNull(g->vt)};
+    LLVMValueRef v = intrinsic(c, "llvm.masked.load", over, 2, largs, 4);
+    LLVMValueRef sargs[4] = {v, gep(c, dst, t), LLVMConstInt(c->i32, align, 0), in};
+    intrinsic(c, "llvm.masked.store", over, 2, sargs, 4);
+    loop_end(c, &Lv);
+}
+
+/* IM2ROW: bp[kk*ldb + j - jc] = x_nhwc[img][oy*s - p + kh*d][ox*s - p +
+ * kw*d][ch] (0 in the padding) for the block's rows kk (output position
+ * q = pc + kk = (img*oh + oy)*ow + ox) and columns j in [jc, jc + ncols),
+ * j = (kh*k + kw)*c + ch: each (position, tap) a contiguous run of
+ * channels, copied in vectors. */
+static void gather_rows(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef jc, int64_t ncols)
+{
+    const sc_conv_geom *v = &g->conv;
+    loop Lk, Lt;
+    LLVMValueRef kk = loop_range(c, &Lk, ci(c, 0), kc);
+    LLVMValueRef q = iadd(c, pc, kk);
+    LLVMValueRef img = sdiv(c, q, v->oh * v->ow), oy = srem(c, sdiv(c, q, v->ow), v->oh), ox = srem(c, q, v->ow);
+    LLVMValueRef iy0 = isub(c, imul(c, oy, ci(c, v->s)), ci(c, v->p)), ix0 = isub(c, imul(c, ox, ci(c, v->s)), ci(c, v->p));
+    LLVMValueRef drow = gep(c, g->bp, imul(c, kk, ci(c, g->ldb)));
+    LLVMValueRef j1 = iadd(c, jc, ci(c, ncols));
+    LLVMValueRef t = loop_range(c, &Lt, sdiv(c, jc, v->c), sdiv(c, iadd(c, j1, ci(c, v->c - 1)), v->c));
+    LLVMValueRef iy = mad(c, sdiv(c, t, v->k), v->d, iy0), ix = mad(c, srem(c, t, v->k), v->d, ix0);
+    LLVMValueRef on = LLVMBuildAnd(c->b,
+                                   LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iy, ci(c, 0), ""),
+                                                LLVMBuildICmp(c->b, LLVMIntSLT, iy, ci(c, v->h), ""), ""),
+                                   LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ix, ci(c, 0), ""),
+                                                LLVMBuildICmp(c->b, LLVMIntSLT, ix, ci(c, v->w), ""), ""),
+                                   "");
+    LLVMValueRef tc = imul(c, t, ci(c, v->c));
+    LLVMValueRef c0 = imax(c, isub(c, jc, tc), ci(c, 0)), c1 = imin(c, isub(c, j1, tc), ci(c, v->c));
+    LLVMValueRef pix = mad(c, mad(c, img, v->h, iy), v->w, ix);
+    LLVMValueRef src = LLVMBuildGEP2(c->b, c->elt, g->B, (LLVMValueRef[]){iadd(c, imul(c, pix, ci(c, v->c)), c0)}, 1, "");
+    copy_run(c, g, gep(c, drow, isub(c, iadd(c, tc, c0), jc)), src, isub(c, c1, c0), on);
+    loop_end(c, &Lt);
+    loop_end(c, &Lk);
+}
+
 /* The block's op(B), kc x ncols: the columns' rows into bp as a
  * row-major matrix nc wide (the micro-kernel reads it as an unpacked B);
  * for the transpose, the rows (op(B)'s columns) into the scratch buffer,
@@ -471,6 +530,10 @@ static void gather_b(sc_codegen *c, const gemm *g, LLVMValueRef pc, LLVMValueRef
 {
     if (g->implicit == IM2COL) {
         gather(c, g, g->bp, pc, kc, jc, ci(c, ncols), g->ldb, 1);
+        return;
+    }
+    if (g->implicit == IM2ROW) {
+        gather_rows(c, g, pc, kc, jc, ncols);
         return;
     }
     gather(c, g, g->scratch, jc, ci(c, ncols), pc, kc, g->bl.kc, 1);
@@ -680,8 +743,9 @@ void sc_cg_gemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, int64_t k, 
     LLVMBuildCall2(c->b, ft, fn, args, 4, "");
 }
 
-void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
-                     const sc_conv_geom *v, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+/* The implicit GEMMs' one body: kind IM2COL, IM2COL_T or IM2ROW. */
+static void gemm_conv(sc_codegen *c, int kind, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                      const sc_conv_geom *v, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -689,22 +753,36 @@ void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLV
         scale_only(c, m, n, beta, out, ldc);
         return;
     }
-    const char *kind = tb ? "it" : "in";
+    const char *kinds[] = {"", "in", "it", "ir"};
     char tuned[32];
     tuned_suffix(c, m, n, k, tuned, sizeof tuned);
-    sc_cg_gemm_note(c, kind, m, n, k);
-    /* sc_gemm.<s|d><in|it>.MxNxK.<lda>.<ldc>.<c>x<h>x<w>.k<k>s<s>p<p>d<d>.<oh>x<ow>x<nb>[.r<mr>k<kc>]:
+    note_shape(c, kinds[kind], m, n, k, tuned);
+    /* sc_gemm.<s|d><in|it|ir>.MxNxK.<lda>.<ldc>.<c>x<h>x<w>.k<k>s<s>p<p>d<d>.<oh>x<ow>x<nb>[.r<mr>k<kc>]:
      * the geometry fixes op(B) */
     char name[240];
     snprintf(name, sizeof name, "sc_gemm.%c%s.%lldx%lldx%lld.%lld.%lld.%lldx%lldx%lld.k%llds%lldp%lldd%lld.%lldx%lldx%lld%s%s",
-             c->f64_elements ? 'd' : 's', kind, (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldc,
-             (long long)v->c, (long long)v->h, (long long)v->w, (long long)v->k, (long long)v->s, (long long)v->p,
-             (long long)v->d, (long long)v->oh, (long long)v->ow, (long long)nb, *tuned ? "." : "", tuned);
-    gemm g = {.tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldc = ldc, .bl = sc_cg_gemm_blocking(c, m, n, k),
-              .implicit = tb ? IM2COL_T : IM2COL, .conv = *v, .nb = nb};
-    g.ldb = g.bl.nc; /* IM2COL: the gathered block's rows (IM2COL_T: packed panels) */
+             c->f64_elements ? 'd' : 's', kinds[kind], (long long)m, (long long)n, (long long)k, (long long)lda,
+             (long long)ldc, (long long)v->c, (long long)v->h, (long long)v->w, (long long)v->k, (long long)v->s,
+             (long long)v->p, (long long)v->d, (long long)v->oh, (long long)v->ow, (long long)nb, *tuned ? "." : "",
+             tuned);
+    gemm g = {.tb = kind == IM2COL_T, .m = m, .n = n, .k = k, .lda = lda, .ldc = ldc, .bl = sc_cg_gemm_blocking(c, m, n, k),
+              .implicit = kind, .conv = *v, .nb = nb};
+    g.ldb = g.bl.nc; /* IM2COL, IM2ROW: the gathered block's rows (IM2COL_T: packed panels) */
     LLVMTypeRef ft;
     LLVMValueRef fn = gemm_function(c, name, &g, &ft);
     LLVMValueRef args[4] = {a, x, out, beta};
     LLVMBuildCall2(c->b, ft, fn, args, 4, "");
+}
+
+void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                     const sc_conv_geom *v, int64_t nb, LLVMValueRef x, LLVMValueRef beta, LLVMValueRef out, int64_t ldc)
+{
+    gemm_conv(c, tb ? IM2COL_T : IM2COL, m, n, k, a, lda, v, nb, x, beta, out, ldc);
+}
+
+void sc_cg_gemm_conv_rows(sc_codegen *c, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                          const sc_conv_geom *v, int64_t nb, LLVMValueRef x_nhwc, LLVMValueRef beta, LLVMValueRef out,
+                          int64_t ldc)
+{
+    gemm_conv(c, IM2ROW, m, n, k, a, lda, v, nb, x_nhwc, beta, out, ldc);
 }

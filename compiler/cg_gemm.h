@@ -42,6 +42,16 @@ void sc_cg_gemm_conv(sc_codegen *c, int tb, int64_t m, int64_t n, int64_t k, LLV
  * runs in another phase. */
 void sc_cg_gemm_note(sc_codegen *c, const char *kind, int64_t m, int64_t n, int64_t k);
 
+/* The weight gradient's implicit GEMM with channels-last taps ("ir"):
+ * as sc_cg_gemm_conv with tb, but op(B)'s columns tap-major, j = (kh*k +
+ * kw)*c + ch, and x_nhwc the nb images channels-last ([img][h][w][c]).
+ * op(B)[q][j] = x_nhwc[img][oy*s - p + kh*d][ox*s - p + kw*d][ch] (0 in
+ * the padding): each gathered block row is a few contiguous channel runs,
+ * and op(B) is read in place as an untransposed B (no transposing pack). */
+void sc_cg_gemm_conv_rows(sc_codegen *c, int64_t m, int64_t n, int64_t k, LLVMValueRef a, int64_t lda,
+                          const sc_conv_geom *g, int64_t nb, LLVMValueRef x_nhwc, LLVMValueRef beta, LLVMValueRef out,
+                          int64_t ldc);
+
 /* The output columns ow of a convolution whose input column ow*s - p + kw
  * lies in [0, w): [lo, hi), in generated code from kw (the tap's column
  * offset, kw*d when dilated). */

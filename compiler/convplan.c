@@ -82,14 +82,21 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * machine shared): the implicit GEMM took 1.00x to 1.19x the explicit
  * GEMM's time at stride 1 and 1.14x to 1.31x at stride 2, while the
  * im2col pass it saves wrote 1.3 to 5.3 MB of columns for the GEMM to read
- * back. The weight gradient's implicit form (B = columns^T, gathered then
- * packed; sc_cg_gemm_conv with tb, tested by test_gemm_conv) took 1.29x
- * to 1.38x: no better than its im2col, so it keeps it (and cg_conv.c
- * lowers implicit-gemm for the forward convolution only). */
-static int use_implicit(const sc_node *n, int policy)
+ * back. The weight gradient folded in NCHW (B = columns^T, gathered then
+ * packed; sc_cg_gemm_conv with tb) took 1.29x to 1.38x: no better than
+ * its im2col. Folded channels-last ("ir", sc_cg_gemm_conv_rows: no
+ * transposing pack) it ran at 0.96x to 1.03x the explicit GEMM's speed on
+ * the same shapes (bench/wgrad_bench.c, the explicit one without its
+ * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
+ * SC_ROWS_MIN_C channels (the stem's 3-channel runs fill too little of a
+ * vector), grouped ones excepted (one tap-major dW per group). */
+static int use_implicit(const sc_node *n, int64_t c, int policy)
 {
-    return !(policy & SC_CONV_EXPLICIT) && (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS) && n->stride <= 2 && n->groups == 1 &&
-           n->dilation == 1;
+    if ((policy & SC_CONV_EXPLICIT) || n->groups != 1)
+        return 0;
+    if (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS)
+        return n->stride <= 2 && n->dilation == 1;
+    return n->op == SC_OP_CONV2D_BWD_WEIGHT && c >= SC_ROWS_MIN_C;
 }
 
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
@@ -157,8 +164,9 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     p.ohw = p.g.oh * p.g.ow;
     p.cgkk = p.ckk / p.g.groups;
     p.og = p.o / p.g.groups;
-    /* With threads, the weight gradient sums per-thread partials. */
+    /* With threads, the weight gradient sums per-thread partials (unless split by rows). */
     int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
+    p.mslices = 1;
     int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0 && n->groups == 1;
     if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
         sc_shift_geom s = shift_geom(g, i, threads);
@@ -184,13 +192,22 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * GEMM result [O, nb*OH*OW]; a 1x1 convolution of one image at a
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
-        if (!use_implicit(n, policy))
+        if (!use_implicit(n, p.g.c, policy))
             p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
-        if (p.algo == SC_CONV_IM2COL && use_implicit(n, policy)) {
-            p.algo = SC_CONV_IMPLICIT; /* no columns: only the chunk's [O, cols] where nb > 1 */
-            p.at_b = 0;
-            p.at_taps = p.at_partial = p.nb > 1 ? p.o * p.nb * p.ohw : 0;
+        if (p.algo == SC_CONV_IM2COL && use_implicit(n, p.g.c, policy)) {
+            /* no columns: only the chunk's [O, cols] where nb > 1, after
+             * the chunk's images channels-last for the weight gradient */
+            p.algo = SC_CONV_IMPLICIT;
+            int64_t rows = p.o;
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 && p.n * p.ohw < SC_MSPLIT_POSITIONS * threads &&
+                p.o % threads == 0 && p.o / threads >= SC_MSPLIT_ROWS) {
+                p.mslices = threads;
+                p.nb = sc_conv_chunk(p.n, p.ohw, 1);
+                rows = p.o / threads, partial = 0;
+            }
+            p.at_b = n->op == SC_OP_CONV2D_BWD_WEIGHT ? p.nb * p.g.c * p.g.h * p.g.w : 0;
+            p.at_taps = p.at_partial = p.at_b + (p.nb > 1 ? rows * p.nb * p.ohw : 0);
         }
         if (p.algo == SC_CONV_IM2COL) {
             p.at_b = p.ckk * p.nb * p.ohw;
@@ -207,6 +224,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         if (p.g.groups > 1) {
             size_t len = strlen(p.name);
             snprintf(p.name + len, sizeof p.name - len, " g%lld", (long long)p.g.groups);
+        }
+        if (p.mslices > 1) {
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " rows/%lld", (long long)p.mslices);
         }
     }
     p.cols = p.nb * (p.algo == SC_CONV_FLIP ? p.g.h * p.g.w : p.ohw);

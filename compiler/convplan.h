@@ -19,6 +19,13 @@
  *                images straight into a stack buffer that stays in cache
  *                (cg_gemm.h, sc_cg_gemm_conv). Forward convolutions at
  *                stride 1 or 2, where it measured faster (convplan.c).
+ *                The weight gradient's form ("ir", sc_cg_gemm_conv_rows)
+ *                copies the chunk's images channels-last, gathers each
+ *                block of B = columns^T as runs of channels (no transposing
+ *                pack) and sums dW with its columns tap-major, (kh, kw, c);
+ *                a second phase puts each row back in [c][kh][kw] order.
+ *                Where x has at least SC_ROWS_MIN_C channels (a run of
+ *                fewer fills too little of a vector).
  *   flip+implicit-gemm  the data gradient of a stride-1 convolution as
  *                the forward convolution of dy (padded k-1-p) with the
  *                weights transposed and their taps flipped (sc_conv_plan's
@@ -76,6 +83,14 @@ typedef struct sc_conv_tuning_ {
 enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16 };
 
 #define SC_SHIFT_WASTE 1.4
+#define SC_ROWS_MIN_C 16
+/* The implicit weight gradient on T threads splits dW's rows instead of
+ * the images where each thread would see fewer than SC_MSPLIT_POSITIONS
+ * output positions (its partial dW then costs a memory pass as large as
+ * a fair part of its GEMM: resnet18-stl10's layer 4, 288 per thread at
+ * batch 32) and the rows divide into T slices of at least SC_MSPLIT_ROWS. */
+#define SC_MSPLIT_POSITIONS 1024
+#define SC_MSPLIT_ROWS 16
 
 /* flip+implicit-gemm only where dx has this many channels (convplan.c) */
 #define SC_FLIP_MIN_C 128
@@ -127,6 +142,8 @@ typedef struct {
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
     sc_conv_geom flip;        /* SC_CONV_FLIP only: the convolution of dy giving dx (cols = nb*h*w) */
+    int64_t mslices;          /* implicit weight gradient split by dW's rows: slices of o/mslices rows
+                               * (the kernel's parallel extent, every chunk in each; no partials); else 1 */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
     int64_t last_unused;      /* floats at the end of the last thread's workspace it never

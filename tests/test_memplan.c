@@ -385,55 +385,72 @@ static void test_grouped_plans(void **state)
     graphs_free(&s);
 }
 
-/* tests/specs/conv-edges.xml: forward convolutions at stride 1 or 2 fold
+/* tests/specs/conv-edges.xml (batch 3) and resnet18-stl10 at batch 2,
+ * whose weight gradients from layer 2 on see few output positions per
+ * thread and split by rows: forward convolutions at stride 1 or 2 fold
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
- * columns; data gradients at stride 1 run as flipped forward convolutions
- * (flip+implicit-gemm); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col;
- * weight gradients never fold. */
+ * columns; data gradients at stride 1 of SC_FLIP_MIN_C channels or more
+ * run as flipped forward convolutions (flip+implicit-gemm; none in the
+ * spec, some in resnet18-stl10); weight gradients fold where x has
+ * SC_ROWS_MIN_C channels or more, their workspace the chunk's
+ * channels-last images instead (and the partial dW, unless split by
+ * rows); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col. */
 static void test_implicit_plans(void **state)
 {
     (void)state;
     const char *src = getenv("SC_SOURCE_DIR");
     if (!src)
         skip();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/specs/conv-edges.xml", src);
-    graphs s;
-    load(path, 3, &s);
-    const sc_graph *g = &s.g[0];
-    int folded = 0, flipped = 0;
-    for (int i = 0; i < g->nn; i++) {
-        const sc_node *n = &g->n[i];
-        if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
-            continue;
-        sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
-        sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
-        assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
-        if (p.algo == SC_CONV_FLIP) { /* a stride-1 data gradient: no columns, the flipped weights */
-            flipped++;
-            assert_true(n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->pad <= n->kernel - 1 &&
-                        p.g.c >= SC_FLIP_MIN_C);
-            assert_true(e.algo == SC_CONV_IM2COL);
-            assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
-            assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
-            assert_non_null(strstr(p.name, "flip+implicit-gemm"));
-            continue;
+    int folded = 0, wgrads = 0, split = 0, flipped[2] = {0, 0};
+    for (int file = 0; file < 2; file++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src, file ? "models/resnet18-stl10.xml" : "tests/specs/conv-edges.xml");
+        graphs s;
+        load(path, file ? 2 : 3, &s);
+        const sc_graph *g = &s.g[0];
+        for (int i = 0; i < g->nn; i++) {
+            const sc_node *n = &g->n[i];
+            if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
+                continue;
+            sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
+            sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+            assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+            if (p.algo == SC_CONV_FLIP) { /* a stride-1 data gradient: no columns, the flipped weights */
+                flipped[file]++;
+                assert_true(n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->pad <= n->kernel - 1 &&
+                            p.g.c >= SC_FLIP_MIN_C);
+                assert_true(e.algo == SC_CONV_IM2COL);
+                assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
+                assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
+                assert_non_null(strstr(p.name, "flip+implicit-gemm"));
+                continue;
+            }
+            if (p.algo != SC_CONV_IMPLICIT) {
+                assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
+                assert_int_equal(p.workspace, e.workspace);
+                continue;
+            }
+            folded++;
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+                int64_t rows = p.o / p.mslices, partial = p.mslices > 1 ? 0 : p.o * p.ckk;
+                assert_true(p.g.c >= SC_ROWS_MIN_C && n->groups == 1 && e.algo != SC_CONV_IMPLICIT);
+                assert_int_equal(p.workspace, p.nb * p.g.c * p.g.h * p.g.w + (p.nb > 1 ? rows * p.cols : 0) + partial);
+                assert_non_null(strstr(p.name, "implicit-gemm"));
+                assert_int_equal(strstr(p.name, " rows/") != NULL, p.mslices > 1);
+                wgrads++, split += p.mslices > 1;
+                continue;
+            }
+            assert_int_equal(n->op, SC_OP_CONV2D);
+            assert_true(n->stride <= 2 && e.algo == SC_CONV_IM2COL && e.nb == p.nb);
+            assert_int_equal(p.workspace, p.nb > 1 ? p.o * p.cols : 0); /* the explicit one adds ckk * cols */
+            assert_int_equal(e.workspace - p.workspace, e.ckk * e.cols);
+            assert_non_null(strstr(p.name, "implicit-gemm"));
         }
-        if (p.algo != SC_CONV_IMPLICIT) {
-            assert_true(n->op != SC_OP_CONV2D || n->stride > 2 || e.algo == SC_CONV_GEMM1X1);
-            assert_int_equal(p.workspace, e.workspace);
-            continue;
-        }
-        folded++;
-        assert_int_equal(n->op, SC_OP_CONV2D);
-        assert_true(n->stride <= 2 && e.algo == SC_CONV_IM2COL && e.nb == p.nb);
-        assert_int_equal(p.workspace, p.nb > 1 ? p.o * p.cols : 0); /* the explicit one adds ckk * cols */
-        assert_int_equal(e.workspace - p.workspace, e.ckk * e.cols);
-        assert_non_null(strstr(p.name, "implicit-gemm"));
+        graphs_free(&s);
     }
-    assert_true(folded >= 3);
-    assert_int_equal(flipped, 0); /* the spec's channels are all below SC_FLIP_MIN_C */
-    graphs_free(&s);
+    assert_true(folded >= 3 && wgrads >= 2 && split >= 1);
+    assert_int_equal(flipped[0], 0); /* the spec's channels are all below SC_FLIP_MIN_C */
+    assert_true(flipped[1] >= 1);
 }
 
 /* tests/specs/dgrad-flip.xml: every stride-1 data gradient of at least
@@ -494,10 +511,10 @@ static int slice_nodes, capped_nodes;
  * weight gradient in slices keeps no partial dW, one split over chunks
  * keeps one per thread but the last; the memory plan sizes the workspace
  * to match (stride per thread, the last thread's unused tail left out). */
-static void check_chunks(const sc_graph *g, int i, int threads, const sc_memplan *mp)
+static void check_chunks(const sc_graph *g, int i, int threads, int policy, const sc_memplan *mp)
 {
     const sc_node *n = &g->n[i];
-    sc_conv_plan p = sc_conv_plan_node(g, i, threads, SC_CONV_IM2COL_POLICY, NULL);
+    sc_conv_plan p = sc_conv_plan_node(g, i, threads, policy, NULL);
     int64_t dw = n->op == SC_OP_CONV2D_BWD_WEIGHT ? g->t[n->out[0]].numel : 0;
     if (p.algo == SC_CONV_IM2COL) {
         int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1;
@@ -519,7 +536,8 @@ static void check_chunks(const sc_graph *g, int i, int threads, const sc_memplan
         assert_non_null(strstr(p.name, " c/"));
     } else {
         assert_int_equal(p.slices, 1);
-        assert_int_equal(p.last_unused, threads > 1 ? dw : 0);
+        /* split by dW's rows (implicit): no partials either */
+        assert_int_equal(p.last_unused, threads > 1 && p.mslices <= 1 ? dw : 0);
     }
     int64_t stride = (p.workspace + 15) / 16 * 16;
     assert_int_equal(mp->ws_stride[i], p.workspace ? stride : 0);
@@ -530,24 +548,28 @@ static void chunks_file(const char *path, const char *name, void *ctx)
 {
     int batch = ctx ? *(const int *)ctx : 2;
     (void)name;
-    for (int threads = 1; threads <= 2; threads++) {
-        graphs s;
-        load(path, batch, &s);
-        const sc_graph *g = &s.g[0];
-        sc_memplan_opts o = {.threads = threads};
-        sc_memplan mp;
-        assert_int_equal(sc_memplan_build(g, result_of(g), &o, &mp), 0);
-        for (int i = 0; i < g->nn; i++)
-            if (is_conv(g->n[i].op))
-                check_chunks(g, i, threads, &mp);
-        sc_memplan_free(&mp);
-        graphs_free(&s);
-    }
+    /* the generated GEMMs' plans and --gemm=openblas's (im2col everywhere) */
+    static const int policies[] = {SC_CONV_IM2COL_POLICY, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT};
+    for (int threads = 1; threads <= 2; threads++)
+        for (int k = 0; k < 2; k++) {
+            graphs s;
+            load(path, batch, &s);
+            const sc_graph *g = &s.g[0];
+            sc_memplan_opts o = {.threads = threads, .conv = policies[k]};
+            sc_memplan mp;
+            assert_int_equal(sc_memplan_build(g, result_of(g), &o, &mp), 0);
+            for (int i = 0; i < g->nn; i++)
+                if (is_conv(g->n[i].op))
+                    check_chunks(g, i, threads, policies[k], &mp);
+            sc_memplan_free(&mp);
+            graphs_free(&s);
+        }
 }
 
 /* Every shipped model and test spec at batch 2, and resnet18-cifar at
  * the benchmark's batch 32, whose late stages (8x8 and 4x4 planes of 256
- * and 512 channels) take the capped chunks and the sliced weight
+ * and 512 channels) take the capped chunks and, under --gemm=openblas
+ * (the generated GEMMs fold those weight gradients: ir), the sliced weight
  * gradient. */
 static void test_chunk_plans(void **state)
 {
