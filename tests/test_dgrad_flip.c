@@ -185,32 +185,12 @@ static void run(int f64, const char *cpu)
     sc_codegen_free(c);
 }
 
-static void test_float(void **state)
-{
-    (void)state;
-    run(0, NULL);
-}
-
-static void test_double(void **state)
-{
-    (void)state;
-    run(1, NULL);
-}
-
-static void test_other_vectors(void **state)
-{
-    (void)state;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        run(0, "haswell");
-    run(0, "x86-64");
-}
+#include "kernel_targets.h"
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_float),
-        cmocka_unit_test(test_double),
-        cmocka_unit_test(test_other_vectors),
+        KERNEL_TARGET_TESTS,
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

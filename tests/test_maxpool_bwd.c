@@ -196,29 +196,7 @@ static void run(int f64, const char *cpu)
     sc_codegen_free(c);
 }
 
-static void test_host_float(void **state)
-{
-    (void)state;
-    run(0, NULL);
-}
-
-static void test_host_double(void **state)
-{
-    (void)state;
-    run(1, NULL);
-}
-
-static void test_haswell(void **state)
-{
-    (void)state;
-    run(0, "haswell");
-}
-
-static void test_generic(void **state)
-{
-    (void)state;
-    run(0, "x86-64");
-}
+#include "kernel_targets.h"
 
 static double cpu_seconds(void)
 {
@@ -267,10 +245,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--bench"))
         return bench();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_host_float),
-        cmocka_unit_test(test_host_double),
-        cmocka_unit_test(test_haswell),
-        cmocka_unit_test(test_generic),
+        KERNEL_TARGET_TESTS,
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
