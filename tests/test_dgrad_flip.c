@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "kernel_buf.h"
+
 #include "cg_gemm.h"
 #include "codegen.h"
 #include "codegen_internal.h"
@@ -83,29 +85,6 @@ static sc_codegen *build(int f64, const char *cpu)
         fail_msg("%s", err);
     return c;
 }
-
-static double frand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
-}
-
-static void *alloc(size_t n)
-{
-    void *p = malloc(n);
-    assert_non_null(p);
-    return p;
-}
-
-static void put(void *m, size_t i, double v, int f64)
-{
-    if (f64)
-        ((double *)m)[i] = v;
-    else
-        ((float *)m)[i] = (float)v;
-}
-
-static double get(const void *m, size_t i, int f64) { return f64 ? ((const double *)m)[i] : ((const float *)m)[i]; }
 
 static double check(sc_codegen *c, int f64, int ci)
 {

@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include "kernel_buf.h"
+
 #include "cg_gemm.h"
 #include "codegen.h"
 #include "codegen_internal.h"
@@ -109,12 +111,6 @@ static sc_codegen *build(int f64, const char *cpu)
     return c;
 }
 
-static double frand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
-}
-
 /* col[r][q] of the images X (double), r = (ch*k + kh)*k + kw, q = (img*oh + oy)*ow + ox */
 static double col_at(const conv *v, const double *X, int64_t r, int64_t q)
 {
@@ -125,13 +121,6 @@ static double col_at(const conv *v, const double *X, int64_t r, int64_t q)
     if (ih < 0 || ih >= v->h || iw < 0 || iw >= v->w)
         return 0;
     return X[((img * v->c + ch) * v->h + ih) * v->w + iw];
-}
-
-static void *alloc(size_t n)
-{
-    void *p = malloc(n);
-    assert_non_null(p);
-    return p;
 }
 
 /* Fills m (elements of esz bytes) and its double image M alike. */

@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "kernel_buf.h"
+
 #include "cg_gemm.h"
 #include "codegen.h"
 #include "codegen_internal.h"
@@ -106,12 +108,6 @@ static sc_codegen *build(int f64, const char *cpu, int mr, int kc, int (*only)(i
     if (sc_codegen_optimize(c, err, sizeof err))
         fail_msg("%s", err);
     return c;
-}
-
-static double frand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
 }
 
 /* Runs shape si, transposes ta tb, with beta, and returns the worst

@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "kernel_buf.h"
+
 #include "codegen.h"
 #include "codegen_internal.h"
 #include "ir.h"
@@ -113,23 +115,6 @@ static uint64_t next(uint64_t *s)
     return *s >> 33;
 }
 
-static void *alloc(size_t n)
-{
-    void *p = malloc(n);
-    assert_non_null(p);
-    return p;
-}
-
-static void put(void *a, size_t i, int f64, double v)
-{
-    if (f64)
-        ((double *)a)[i] = v;
-    else
-        ((float *)a)[i] = (float)v;
-}
-
-static double get_at(const void *a, size_t i, int f64) { return f64 ? ((const double *)a)[i] : ((const float *)a)[i]; }
-
 static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
 static kern_fn lookup(sc_codegen *c, int i)
@@ -154,15 +139,15 @@ static void check(sc_codegen *c, int f64, int i, const char *impl)
     for (size_t j = 0; j < nx; j++) {
         uint64_t r = next(&seed) % 16; /* ties, NaN, and -inf (as padding: a window of it keeps its first) */
         X[j] = r == 0 ? NAN : r <= 3 ? -INFINITY : (double)(int)(next(&seed) % 5) - 2;
-        put(x, j, f64, X[j]);
+        put(x, j, X[j], f64);
     }
     for (size_t j = 0; j < ny; j++) {
         double r = (double)(int)(next(&seed) % 513) - 256;
         DY[j] = f64 ? r / 3.0 : r / 64.0;
-        put(dy, j, f64, DY[j]);
+        put(dy, j, DY[j], f64);
     }
     for (size_t j = 0; j < nx + 2 * GUARD; j++)
-        put(dx, j, f64, j < GUARD || j >= nx + GUARD ? 12345.0 : NAN);
+        put(dx, j, j < GUARD || j >= nx + GUARD ? 12345.0 : NAN, f64);
     sc_ref_maxpool_bwd(&w, DY, X, DX);
     kern_fn fn = lookup(c, i);
     int64_t planes = (int64_t)v->n * v->c;
@@ -170,7 +155,7 @@ static void check(sc_codegen *c, int f64, int i, const char *impl)
     fn(dy, x, dx + GUARD * esz, planes / 2, planes);
     for (size_t j = 0; j < nx + 2 * GUARD; j++) {
         int inside = j >= GUARD && j < nx + GUARD;
-        double got = get_at(dx, j, f64), want = inside ? DX[j - GUARD] : 12345.0;
+        double got = get(dx, j, f64), want = inside ? DX[j - GUARD] : 12345.0;
         if (!same(got, want))
             fail_msg("%s pool %d (%dx%dx%dx%d k%d s%d p%d, %s): dx[%lld] = %.17g, want %.17g", f64 ? "double" : "float",
                      i, v->n, v->c, v->h, v->w, v->k, v->s, v->p, impl, (long long)j - GUARD, got, want);
