@@ -98,8 +98,8 @@ static void kernel_key(const sc_graph *g, const sc_memplan *mp, int i, int phase
     if (n->op >= SC_OP_BARLOW && n->op <= SC_OP_VICREG_BWD && k < len) /* so are the loss coefficients */
         snprintf(key + k, len - k, "c%.17g,%.17g,%.17g,%.17g", n->coef[0], n->coef[1], n->coef[2], n->coef[3]);
     const sc_conv_pick *p = sc_tune_pick_of(mp->opts.tuning, g, i);
-    if (p && (p->mr || p->kc) && k < len) /* and --tune's GEMM blocking */
-        snprintf(key + k, len - k, "r%dk%d", p->mr, p->kc);
+    if (p && k < len) /* and --tune's formulation, chunking and GEMM blocking */
+        snprintf(key + k, len - k, "f%dc%lldr%dk%d", (int)p->form, (long long)p->cols_max, p->mr, p->kc);
 }
 
 /* The sc_parallel_for wrapper of kernel k: task(ctx, lo, hi, tid) loads

@@ -3,6 +3,81 @@
 #include <stdio.h>
 #include <string.h>
 
+#define FWD (1u << 0)
+#define DGRAD (1u << 1)
+#define WGRAD (1u << 2)
+
+/* The formulations (convplan.h): the name in --tune tables, the ops they
+ * apply to, and the kernel names the plan gives them (name prefixes; the
+ * first entry whose prefix and `also` substring match wins). */
+static const struct {
+    const char *name;
+    unsigned ops;
+    const char *kernel[2], *also;
+} forms[SC_FORM_COUNT] = {
+    [SC_FORM_AUTO] = {"auto", FWD | DGRAD | WGRAD, {NULL, NULL}, NULL},
+    [SC_FORM_IM2COL] = {"im2col", FWD | DGRAD | WGRAD, {"im2col+gemm", "gemm-1x1"}, NULL},
+    [SC_FORM_SHIFT] = {"shift", FWD | DGRAD | WGRAD, {"shift+gemm", NULL}, NULL},
+    [SC_FORM_IMPLICIT] = {"implicit", FWD | WGRAD, {"implicit-gemm", NULL}, NULL},
+    [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
+    [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
+};
+
+const char *sc_conv_form_name(sc_conv_form f)
+{
+    return f >= 0 && f < SC_FORM_COUNT ? forms[f].name : "?";
+}
+
+int sc_conv_form_parse(const char *name, sc_conv_form *f)
+{
+    for (int k = 0; k < SC_FORM_COUNT; k++)
+        if (!strcmp(forms[k].name, name)) {
+            *f = (sc_conv_form)k;
+            return 0;
+        }
+    return -1;
+}
+
+static unsigned op_bit(sc_opkind op)
+{
+    return op == SC_OP_CONV2D || op == SC_OP_CONV2D_STATS ? FWD
+           : op == SC_OP_CONV2D_BWD_DATA                  ? DGRAD
+           : op == SC_OP_CONV2D_BWD_WEIGHT                ? WGRAD
+                                                          : 0;
+}
+
+int sc_conv_form_applies(sc_conv_form f, sc_opkind op)
+{
+    return f >= 0 && f < SC_FORM_COUNT && (forms[f].ops & op_bit(op));
+}
+
+sc_conv_form sc_conv_form_of_kernel(const char *name)
+{
+    sc_conv_form found = SC_FORM_AUTO;
+    size_t best = 0;
+    /* the longest matching prefix, an `also` substring counting extra */
+    for (int k = 0; k < SC_FORM_COUNT; k++)
+        for (int j = 0; j < 2 && forms[k].kernel[j]; j++) {
+            size_t len = strlen(forms[k].kernel[j]);
+            if (strncmp(name, forms[k].kernel[j], len) || (forms[k].also && !strstr(name, forms[k].also)))
+                continue;
+            len += forms[k].also ? strlen(forms[k].also) : 0;
+            if (len > best)
+                found = (sc_conv_form)k, best = len;
+        }
+    return found;
+}
+
+/* Node i's pick of --tune, or NULL. */
+static const sc_conv_pick *pick_of(const sc_graph *g, int i, const sc_conv_tuning *tuning)
+{
+    const sc_node *n = &g->n[i];
+    for (int k = 0; tuning && k < tuning->n; k++)
+        if (tuning->v[k].op == n->op && !strcmp(tuning->v[k].label, n->label))
+            return &tuning->v[k];
+    return NULL;
+}
+
 int64_t sc_conv_chunk(int64_t n, int64_t ohw, int threads)
 {
     int64_t want = (512 + ohw - 1) / ohw, best = 1;
@@ -50,21 +125,19 @@ static sc_shift_geom shift_geom(const sc_graph *g, int i, int threads)
     return s;
 }
 
-/* Shift+gemm for a convolution that is not 1x1: the tuning table's pick,
- * else the policy. Shifting needs unit stride and, for the data
- * gradient's flipped padding, pad <= kernel - 1. */
-static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
+/* Shift+gemm for a convolution that is not 1x1: where --tune picked a
+ * formulation for the node, that one is shift or not, else the policy.
+ * Shifting needs unit stride and, for the data gradient's flipped
+ * padding, pad <= kernel - 1. */
+static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc_conv_pick *pick)
 {
     const sc_node *n = &g->n[i];
     int legal = n->stride == 1 && n->kernel > 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && n->groups == 1 &&
                 n->dilation == 1;
     if (!legal)
         return 0;
-    for (int k = 0; tuning && k < tuning->n; k++) {
-        const sc_conv_pick *p = &tuning->v[k];
-        if (p->op == n->op && !strcmp(p->label, n->label))
-            return p->algo == SC_CONV_SHIFT;
-    }
+    if (pick)
+        return pick->form == SC_FORM_SHIFT;
     policy &= ~SC_CONV_EXPLICIT;
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
@@ -90,13 +163,14 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
  * SC_ROWS_MIN_C channels (the stem's 3-channel runs fill too little of a
  * vector), grouped ones excepted (one tap-major dW per group). */
-static int use_implicit(const sc_node *n, int64_t c, int policy)
+static int use_implicit(const sc_node *n, int64_t c, int policy, sc_conv_form form)
 {
-    if ((policy & SC_CONV_EXPLICIT) || n->groups != 1)
+    if ((policy & SC_CONV_EXPLICIT) || n->groups != 1 || form == SC_FORM_IM2COL)
         return 0;
+    int forced = form == SC_FORM_IMPLICIT || form == SC_FORM_ROWS;
     if (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS)
         return n->stride <= 2 && n->dilation == 1;
-    return n->op == SC_OP_CONV2D_BWD_WEIGHT && c >= SC_ROWS_MIN_C;
+    return n->op == SC_OP_CONV2D_BWD_WEIGHT && (c >= SC_ROWS_MIN_C || forced);
 }
 
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
@@ -116,10 +190,22 @@ sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
  * 1.3x at 256 and 1.0x to 1.08x at 512 (where flipping the 2.4M weights
  * costs a tenth of the node). A 1x1 convolution of one image per chunk is one
  * GEMM already (gemm-1x1). */
-static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1)
+static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1, sc_conv_form form)
 {
-    return !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->groups == 1 &&
-           n->dilation == 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && !one_image_1x1 && c >= SC_FLIP_MIN_C;
+    int legal = !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 &&
+                n->groups == 1 && n->dilation == 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && !one_image_1x1;
+    return legal && (form == SC_FORM_FLIP || (form == SC_FORM_AUTO && c >= SC_FLIP_MIN_C));
+}
+
+/* The implicit weight gradient split by dW's rows (convplan.h,
+ * SC_MSPLIT_*), or as --tune picked where the rows divide among the
+ * threads. */
+static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
+{
+    if (threads < 2 || p->o % threads || form == SC_FORM_IMPLICIT)
+        return 0;
+    return form == SC_FORM_ROWS ||
+           (p->n * p->ohw < SC_MSPLIT_POSITIONS * threads && p->o / threads >= SC_MSPLIT_ROWS);
 }
 
 /* A weight gradient over threads sums each thread's chunks into a
@@ -135,10 +221,10 @@ static int use_slices(const sc_node *n, const sc_conv_plan *p, int threads)
 }
 
 /* The largest divisor of n up to nb whose chunk's im2col columns (ckk x
- * nb*ohw) stay within SC_CONV_COLS_MAX floats, or 1. */
-static int64_t cap_chunk(int64_t n, int64_t nb, int64_t ckk, int64_t ohw)
+ * nb*ohw) stay within cols_max floats, or 1. */
+static int64_t cap_chunk(int64_t n, int64_t nb, int64_t ckk, int64_t ohw, int64_t cols_max)
 {
-    while (nb > 1 && (n % nb || ckk * nb * ohw > SC_CONV_COLS_MAX))
+    while (nb > 1 && (n % nb || ckk * nb * ohw > cols_max))
         nb--;
     return nb;
 }
@@ -168,7 +254,12 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
     p.mslices = 1;
     int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0 && n->groups == 1;
-    if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
+    const sc_conv_pick *pick = pick_of(g, i, tuning);
+    sc_conv_form form = pick && sc_conv_form_applies(pick->form, n->op) ? pick->form : SC_FORM_AUTO;
+    int shift = !one_by_one && use_shift(g, i, threads, policy, pick);
+    if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)))
+        form = SC_FORM_AUTO; /* not legal here: the plan's rules */
+    if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;
         p.shift = s;
@@ -177,7 +268,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.at_taps = p.at_b + s.cd * s.stride;
         p.at_partial = p.at_taps + s.k * s.k * s.cs * s.cd;
         snprintf(p.name, sizeof p.name, "shift+gemm x%lld", (long long)p.nb);
-    } else if (use_flip(n, p.g.c, policy, one_by_one && sc_conv_chunk(p.n, p.ohw, threads) == 1)) {
+    } else if (use_flip(n, p.g.c, policy, one_by_one && sc_conv_chunk(p.n, p.ohw, threads) == 1, form)) {
         /* dx = conv(dy, W flipped): O input channels of OH x OW, padded
          * k-1-p, giving C channels of H x W */
         p.algo = SC_CONV_FLIP;
@@ -192,16 +283,16 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * GEMM result [O, nb*OH*OW]; a 1x1 convolution of one image at a
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
-        if (!use_implicit(n, p.g.c, policy))
-            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw);
+        int implicit = use_implicit(n, p.g.c, policy, form);
+        if (!implicit)
+            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw, pick && pick->cols_max > 0 ? pick->cols_max : SC_CONV_COLS_MAX);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
-        if (p.algo == SC_CONV_IM2COL && use_implicit(n, p.g.c, policy)) {
+        if (p.algo == SC_CONV_IM2COL && implicit) {
             /* no columns: only the chunk's [O, cols] where nb > 1, after
              * the chunk's images channels-last for the weight gradient */
             p.algo = SC_CONV_IMPLICIT;
             int64_t rows = p.o;
-            if (n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 && p.n * p.ohw < SC_MSPLIT_POSITIONS * threads &&
-                p.o % threads == 0 && p.o / threads >= SC_MSPLIT_ROWS) {
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT && use_rows(&p, threads, form)) {
                 p.mslices = threads;
                 p.nb = sc_conv_chunk(p.n, p.ohw, 1);
                 rows = p.o / threads, partial = 0;
@@ -240,6 +331,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         partial = 0;
         size_t len = strlen(p.name);
         snprintf(p.name + len, sizeof p.name - len, " c/%lld", (long long)p.slices);
+    }
+    if (pick) { /* info --kernels and the profile show --tune's nodes */
+        size_t len = strlen(p.name);
+        snprintf(p.name + len, sizeof p.name - len, " tuned");
     }
     p.workspace = p.at_partial + partial;
     p.last_unused = partial;

@@ -58,17 +58,47 @@
 
 typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT, SC_CONV_FLIP } sc_conv_algo;
 
+/* The formulations --tune measures and imposes per node (convplan.c has
+ * their table: name, the ops they apply to, the kernel names they give).
+ * SC_FORM_AUTO leaves the choice to the plan's rules (a pick of it still
+ * rules out shift+gemm, whatever the policy). A pick of a formulation its
+ * node cannot take (shift at stride 2, flip of a forward conv, ...) gets
+ * the plan's rules instead. A new formulation is one enum value, one
+ * table entry and its branch in sc_conv_plan_node. */
+typedef enum {
+    SC_FORM_AUTO,
+    SC_FORM_IM2COL,   /* im2col+gemm (gemm-1x1 where it applies), data gradient + col2im */
+    SC_FORM_SHIFT,    /* shift+gemm */
+    SC_FORM_IMPLICIT, /* implicit-gemm: forward, or the weight gradient's "ir" split by images */
+    SC_FORM_ROWS,     /* the weight gradient's "ir" split by dW's rows (rows/T) */
+    SC_FORM_FLIP,     /* flip+implicit-gemm data gradient */
+    SC_FORM_COUNT
+} sc_conv_form;
+
+/* The formulation's name in --tune tables ("auto", "im2col", "shift",
+ * "implicit", "rows", "flip"); sc_conv_form_parse is its inverse (0, or
+ * -1 for an unknown name). */
+const char *sc_conv_form_name(sc_conv_form f);
+int sc_conv_form_parse(const char *name, sc_conv_form *f);
+/* Whether node op `op` can be imposed formulation f (by its op alone). */
+int sc_conv_form_applies(sc_conv_form f, sc_opkind op);
+/* The formulation of a kernel named by sc_conv_plan_node (a profile's
+ * impl), or SC_FORM_AUTO for a name it does not know. */
+sc_conv_form sc_conv_form_of_kernel(const char *name);
+
 /* Per-node choices measured by simclrc --tune: a convolution node whose
- * label and op match an entry uses its algorithm (where legal) and its
+ * label and op match an entry takes its formulation (where legal), its
  * GEMMs the register block of mr rows and k-block kc (cg_gemm.h; 0: the
- * default rule's). */
+ * default rule's), and im2col chunks of at most cols_max floats of
+ * columns (0: SC_CONV_COLS_MAX). */
 typedef struct {
     char label[SC_NAME_MAX];
     sc_opkind op;
-    sc_conv_algo algo;
+    sc_conv_form form;
     int mr, kc;
-    double ms_im2col, ms_shift;  /* as measured (shift -1: not legal) */
-    double ms;                   /* the chosen kernel's time */
+    int64_t cols_max;
+    double ms_form[SC_FORM_COUNT]; /* as measured at the default blocking (-1: not measured) */
+    double ms;                     /* the chosen kernel's time */
 } sc_conv_pick;
 
 typedef struct sc_conv_tuning_ {

@@ -53,7 +53,13 @@ static int column(char **head, int n, const char *name)
     return -1;
 }
 
-const int sc_tune_cand_mr[SC_TUNE_NMR] = {6, 8, 14}, sc_tune_cand_kc[SC_TUNE_NKC] = {128, 176, 256, 384};
+/* The table's header; HEADER_V1 (before the formulations and cols) is
+ * still read. */
+#define HEADER "node,op,algo,mr,kc,ms,cols"
+#define HEADER_V1 "node,op,algo,mr,kc,ms"
+
+const int sc_tune_cand_mr[SC_TUNE_NMR] = {6, 8, 14}, sc_tune_cand_kc[SC_TUNE_NKC] = {128, 176, 256, 384},
+          sc_tune_cand_cols[SC_TUNE_NCOLS] = {1 << 18, 1 << 22};
 
 static int add_row(sc_tune_table *t, const sc_tune_row *r)
 {
@@ -90,9 +96,11 @@ const sc_conv_pick *sc_tune_pick_of(const sc_conv_tuning *picks, const sc_graph 
 
 /* Reads the convolution rows of a profile CSV (sc_profile.h:
  * index,node,op,impl,calls,total_ms,flops) into t, each with the
- * blocking `picks` gave its node; only_shift keeps the rows of nodes
- * that ran as shift+gemm. */
-static int read_profile(FILE *in, const sc_conv_tuning *picks, int only_shift, sc_tune_table *t, char *err,
+ * formulation its kernel's name shows and the blocking `picks` gave its
+ * node. With picks, only the rows of nodes that have one count, and with
+ * only != SC_FORM_AUTO only those whose pick is of formulation `only`
+ * (the trial's subjects). */
+static int read_profile(FILE *in, const sc_conv_tuning *picks, sc_conv_form only, sc_tune_table *t, char *err,
                         size_t errlen)
 {
     enum { MAXF = 16 };
@@ -113,15 +121,13 @@ static int read_profile(FILE *in, const sc_conv_tuning *picks, int only_shift, s
         sc_opkind op;
         if (nf < nh || strncmp(f[co], "conv2d", 6) || op_by_name(f[co], &op))
             continue;
-        int shift = !strncmp(f[ci], "shift", 5);
-        if (only_shift && !shift)
-            continue;
-        sc_tune_row r = {.op = op, .ms = strtod(f[cm], NULL)};
+        sc_tune_row r = {.op = op, .ms = strtod(f[cm], NULL), .form = sc_conv_form_of_kernel(f[ci])};
         snprintf(r.node, sizeof r.node, "%s", f[cn]);
-        snprintf(r.algo, sizeof r.algo, "%s", shift ? "shift" : "im2col");
         const sc_conv_pick *p = pick_by(picks, r.node, op);
+        if (picks && (!p || (only != SC_FORM_AUTO && p->form != only)))
+            continue;
         if (p)
-            r.mr = p->mr, r.kc = p->kc;
+            r.mr = p->mr, r.kc = p->kc, r.cols = (int)p->cols_max;
         if (add_row(t, &r)) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -132,7 +138,7 @@ static int read_profile(FILE *in, const sc_conv_tuning *picks, int only_shift, s
 
 /* Runs `exe bench-step --steps 2 --profile --profile-csv FILE` and adds
  * the convolution rows of the table to t. */
-static int profile(const char *exe, const sc_conv_tuning *picks, int only_shift, sc_tune_table *t, char *err,
+static int profile(const char *exe, const sc_conv_tuning *picks, sc_conv_form only, sc_tune_table *t, char *err,
                    size_t errlen)
 {
     char cmd[8400], csv[4200];
@@ -144,65 +150,139 @@ static int profile(const char *exe, const sc_conv_tuning *picks, int only_shift,
     }
     int before = t->n, status = system(cmd);
     FILE *in = status == 0 ? fopen(csv, "r") : NULL;
-    int rc = in ? read_profile(in, picks, only_shift, t, err, errlen) : -1;
+    int rc = in ? read_profile(in, picks, only, t, err, errlen) : -1;
     if (in)
         fclose(in);
     unlink(csv);
-    if (!in || (rc == 0 && !only_shift && t->n == before)) {
+    if (!in || (rc == 0 && t->n == before)) {
         snprintf(err, errlen, "--tune: '%s bench-step --profile' failed or printed no convolutions", exe);
         return -1;
     }
     return rc;
 }
 
-/* One trial: builds at policy conv with picks, times, adds the rows. */
-static int trial(sc_tune_build_fn build, void *ctx, const char *out, int idx, const char *what, int conv,
-                 const sc_conv_tuning *picks, sc_tune_table *t, char *err, size_t errlen)
+/* One trial: builds with picks (NULL: the plan's rules everywhere),
+ * times, adds the rows of its subjects (read_profile). */
+static int trial(sc_tune_build_fn build, void *ctx, const char *out, int idx, const char *what,
+                 const sc_conv_tuning *picks, sc_conv_form only, sc_tune_table *t, char *err, size_t errlen)
 {
     char exe[4200];
     /* a path, not a name for the shell to look up */
     snprintf(exe, sizeof exe, "%s%s.tune%d.%ld", strchr(out, '/') ? "" : "./", out, idx, (long)getpid());
     fprintf(stderr, "simclrc: --tune: building and timing %s\n", what);
-    int bad = build(ctx, exe, conv, picks);
+    int bad = build(ctx, exe, SC_CONV_IM2COL_POLICY, picks);
     if (!bad)
-        bad = profile(exe, picks, conv == SC_CONV_FORCE_SHIFT, t, err, errlen);
+        bad = profile(exe, picks, only, t, err, errlen);
     else
         snprintf(err, errlen, "--tune: building a trial binary failed");
     unlink(exe);
     return bad ? -1 : 0;
 }
 
+/* The next round of formulations: every node (of t's rows) that has a
+ * formulation of its op neither measured nor tried yet gets the first
+ * such one (SC_FORM_AUTO excepted); tried[] holds a mask per node, in
+ * the order of the nodes' first rows. *n 0: nothing left to try. */
+static int next_forms(const sc_tune_table *t, unsigned *tried, sc_conv_tuning *round, char *err, size_t errlen)
+{
+    round->n = 0;
+    round->v = calloc((size_t)t->n + 1, sizeof *round->v);
+    if (!round->v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int node = 0;
+    for (int i = 0; i < t->n; i++) {
+        const sc_tune_row *r = &t->v[i];
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = !(t->v[j].op == r->op && !strcmp(t->v[j].node, r->node));
+        if (!first)
+            continue;
+        unsigned *m = &tried[node++];
+        for (int j = i; j < t->n; j++)
+            if (t->v[j].op == r->op && !strcmp(t->v[j].node, r->node))
+                *m |= 1u << t->v[j].form;
+        for (int f = SC_FORM_AUTO + 1; f < SC_FORM_COUNT; f++)
+            if (sc_conv_form_applies((sc_conv_form)f, r->op) && !(*m >> f & 1)) {
+                sc_conv_pick *p = &round->v[round->n++];
+                snprintf(p->label, sizeof p->label, "%s", r->node);
+                p->op = r->op;
+                p->form = (sc_conv_form)f;
+                *m |= 1u << f;
+                break;
+            }
+    }
+    return 0;
+}
+
+/* A copy of picks with every pick's blocking or chunking set by `set`
+ * (0: mr, 1: kc, 2: cols of im2col picks) to candidate v. */
+static int with_blocking(const sc_conv_tuning *picks, int set, int v, sc_conv_tuning *tr, char *err, size_t errlen)
+{
+    tr->n = picks->n;
+    tr->v = malloc((size_t)(picks->n ? picks->n : 1) * sizeof *tr->v);
+    if (!tr->v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(tr->v, picks->v, (size_t)picks->n * sizeof *tr->v);
+    for (int k = 0; k < tr->n; k++) {
+        sc_conv_pick *p = &tr->v[k];
+        if (set == 0)
+            p->mr = v, p->kc = 0;
+        else if (set == 1)
+            p->kc = v;
+        else if (p->form == SC_FORM_IM2COL)
+            p->cols_max = v;
+    }
+    return 0;
+}
+
 int sc_tune_measure(sc_tune_build_fn build, void *ctx, const char *out, sc_tune_table *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
-    sc_conv_tuning picks = {NULL, 0};
-    char what[64];
+    sc_conv_tuning picks = {NULL, 0}, tr = {NULL, 0};
+    unsigned *tried = NULL;
+    char what[96];
     int idx = 0, rc = -1;
-    if (trial(build, ctx, out, idx++, "the im2col+gemm variant", SC_CONV_IM2COL_POLICY, NULL, t, err, errlen) ||
-        trial(build, ctx, out, idx++, "the shift+gemm variant", SC_CONV_FORCE_SHIFT, NULL, t, err, errlen))
+    if (trial(build, ctx, out, idx++, "the plan's own kernels", NULL, SC_FORM_AUTO, t, err, errlen))
         goto done;
-    /* mr at the algorithms chosen, then kc at the mr chosen */
-    for (int stage = 0; stage < 2; stage++) {
-        int ncand = stage ? SC_TUNE_NKC : SC_TUNE_NMR;
+    /* the other formulations, one more per node and trial */
+    tried = calloc((size_t)t->n + 1, sizeof *tried);
+    if (!tried) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (int round = 1;; round++) {
+        if (next_forms(t, tried, &tr, err, errlen))
+            goto done;
+        if (!tr.n)
+            break;
+        snprintf(what, sizeof what, "formulations, round %d (%d nodes)", round, tr.n);
+        int bad = trial(build, ctx, out, idx++, what, &tr, SC_FORM_AUTO, t, err, errlen);
+        sc_tune_free(&tr);
+        if (bad)
+            goto done;
+    }
+    sc_tune_free(&tr);
+    /* mr at the formulations chosen, then kc at the mr chosen, then the
+     * im2col chunks' cap at both (where a node chose im2col) */
+    static const char *const stage_name[3] = {"register rows", "k-block", "im2col chunks of at most (floats)"};
+    for (int stage = 0; stage < 3; stage++) {
+        const int *cand = stage == 0 ? sc_tune_cand_mr : stage == 1 ? sc_tune_cand_kc : sc_tune_cand_cols;
+        int ncand = stage == 0 ? SC_TUNE_NMR : stage == 1 ? SC_TUNE_NKC : SC_TUNE_NCOLS, im2col = 0;
         sc_tune_free(&picks);
         if (sc_tune_choose(t, &picks, err, errlen))
             goto done;
-        for (int j = 0; j < ncand; j++) {
-            sc_conv_tuning tr = picks;
-            tr.v = malloc((size_t)(picks.n ? picks.n : 1) * sizeof *tr.v);
-            if (!tr.v) {
-                snprintf(err, errlen, "out of memory");
+        for (int k = 0; k < picks.n; k++)
+            im2col |= picks.v[k].form == SC_FORM_IM2COL;
+        for (int j = 0; j < ncand && (stage < 2 || im2col); j++) {
+            if (with_blocking(&picks, stage, cand[j], &tr, err, errlen))
                 goto done;
-            }
-            memcpy(tr.v, picks.v, (size_t)picks.n * sizeof *tr.v);
-            for (int k = 0; k < tr.n; k++) {
-                if (stage)
-                    tr.v[k].kc = sc_tune_cand_kc[j];
-                else
-                    tr.v[k].mr = sc_tune_cand_mr[j], tr.v[k].kc = 0;
-            }
-            snprintf(what, sizeof what, "the GEMMs at %s %d", stage ? "k-block" : "register rows", stage ? sc_tune_cand_kc[j] : sc_tune_cand_mr[j]);
-            int bad = trial(build, ctx, out, idx++, what, SC_CONV_IM2COL_POLICY, &tr, t, err, errlen);
+            snprintf(what, sizeof what, "the GEMMs at %s %d", stage_name[stage], cand[j]);
+            int bad = trial(build, ctx, out, idx++, what, &tr, stage == 2 ? SC_FORM_IM2COL : SC_FORM_AUTO, t, err,
+                            errlen);
             sc_tune_free(&tr);
             if (bad)
                 goto done;
@@ -210,30 +290,34 @@ int sc_tune_measure(sc_tune_build_fn build, void *ctx, const char *out, sc_tune_
     }
     rc = 0;
 done:
+    free(tried);
+    sc_tune_free(&tr);
     sc_tune_free(&picks);
     if (rc)
         sc_tune_table_free(t);
     return rc;
 }
 
-/* r before s in the choice: less time, then the smaller (mr, kc). */
+/* r before s in the choice: less time, then the smaller (mr, kc, cols). */
 static int better(const sc_tune_row *r, const sc_tune_row *s)
 {
     if (r->ms != s->ms)
         return r->ms < s->ms;
     if (r->mr != s->mr)
         return r->mr < s->mr;
-    return r->kc < s->kc;
+    if (r->kc != s->kc)
+        return r->kc < s->kc;
+    return r->cols < s->cols;
 }
 
-/* The fastest row of (node, op) with algorithm algo, at the default
+/* The fastest row of (node, op) of formulation form, at the default
  * blocking only where dflt; NULL if none. */
-static const sc_tune_row *best(const sc_tune_table *t, const char *node, sc_opkind op, const char *algo, int dflt)
+static const sc_tune_row *best(const sc_tune_table *t, const char *node, sc_opkind op, sc_conv_form form, int dflt)
 {
     const sc_tune_row *b = NULL;
     for (int i = 0; i < t->n; i++) {
         const sc_tune_row *r = &t->v[i];
-        if (r->op != op || strcmp(r->node, node) || strcmp(r->algo, algo) || (dflt && (r->mr || r->kc)))
+        if (r->op != op || strcmp(r->node, node) || r->form != form || (dflt && (r->mr || r->kc || r->cols)))
             continue;
         if (!b || better(r, b))
             b = r;
@@ -254,20 +338,23 @@ int sc_tune_choose(const sc_tune_table *t, sc_conv_tuning *picks, char *err, siz
         const sc_tune_row *r = &t->v[i];
         if (pick_by(picks, r->node, r->op))
             continue;
-        const sc_tune_row *im = best(t, r->node, r->op, "im2col", 1), *sh = best(t, r->node, r->op, "shift", 1);
-        if (!im && !sh)
-            continue;  /* only tuned blockings: the algorithm was never compared */
-        sc_conv_pick *p = &picks->v[picks->n++];
-        snprintf(p->label, sizeof p->label, "%s", r->node);
-        p->op = r->op;
-        p->ms_im2col = im ? im->ms : -1;
-        p->ms_shift = sh ? sh->ms : -1;
-        int shift = sh && (!im || sh->ms < im->ms);
-        p->algo = shift ? SC_CONV_SHIFT : SC_CONV_IM2COL;
-        const sc_tune_row *b = best(t, r->node, r->op, shift ? "shift" : "im2col", 0);
-        p->mr = b->mr;
-        p->kc = b->kc;
-        p->ms = b->ms;
+        sc_conv_pick p = {.op = r->op, .form = SC_FORM_COUNT};
+        double fastest = 0;
+        for (int f = 0; f < SC_FORM_COUNT; f++) {
+            const sc_tune_row *b = best(t, r->node, r->op, (sc_conv_form)f, 1);
+            p.ms_form[f] = b ? b->ms : -1;
+            if (b && (p.form == SC_FORM_COUNT || b->ms < fastest))
+                p.form = (sc_conv_form)f, fastest = b->ms;
+        }
+        if (p.form == SC_FORM_COUNT)
+            continue; /* only tuned blockings: the formulations were never compared */
+        snprintf(p.label, sizeof p.label, "%s", r->node);
+        const sc_tune_row *b = best(t, r->node, r->op, p.form, 0);
+        p.mr = b->mr;
+        p.kc = b->kc;
+        p.cols_max = b->cols;
+        p.ms = b->ms;
+        picks->v[picks->n++] = p;
     }
     return 0;
 }
@@ -284,14 +371,15 @@ int sc_tune_table_write(const sc_tune_table *t, const char *path, char *err, siz
     FILE *f = fopen(tmp, "w");
     int bad = !f;
     if (f) {
-        fprintf(f, "node,op,algo,mr,kc,ms\n");
+        fprintf(f, "%s\n", HEADER);
         for (int i = 0; i < t->n; i++) {
             const sc_tune_row *r = &t->v[i];
             /* the label quoted (RFC 4180), whatever characters it has */
             fputc('"', f);
             for (const char *c = r->node; *c; c++)
                 fputs(*c == '"' ? "\"\"" : (char[2]){*c, 0}, f);
-            fprintf(f, "\",%s,%s,%d,%d,%.6f\n", sc_op_name(r->op), r->algo, r->mr, r->kc, r->ms);
+            fprintf(f, "\",%s,%s,%d,%d,%.6f,%d\n", sc_op_name(r->op), sc_conv_form_name(r->form), r->mr, r->kc, r->ms,
+                    r->cols);
         }
         bad = ferror(f);
         bad |= fclose(f) != 0;
@@ -318,6 +406,29 @@ static int int_field(const char *s, int max, int *v)
     return 0;
 }
 
+/* One line of a table (v1: without cols, whose algo "im2col" was the
+ * plan's rules short of shift+gemm); 0, or -1 for a malformed one. */
+static int parse_row(char *line, int v1, sc_tune_row *r)
+{
+    enum { NF = 7 };
+    char *f[NF + 1], *e = NULL;
+    int nf = strchr(line, '\n') ? csv_split(line, f, NF + 1) : 0, want = v1 ? NF - 1 : NF;
+    if (nf != want || strlen(f[0]) >= sizeof r->node || op_by_name(f[1], &r->op) || strncmp(f[1], "conv2d", 6) ||
+        int_field(f[3], 16, &r->mr) || int_field(f[4], 1 << 20, &r->kc) || (!v1 && int_field(f[6], 1 << 30, &r->cols)))
+        return -1;
+    if (v1 && (strcmp(f[2], "im2col") && strcmp(f[2], "shift")))
+        return -1;
+    if (v1)
+        r->form = strcmp(f[2], "shift") ? SC_FORM_AUTO : SC_FORM_SHIFT;
+    else if (sc_conv_form_parse(f[2], &r->form) || !sc_conv_form_applies(r->form, r->op))
+        return -1;
+    r->ms = strtod(f[5], &e);
+    if (e == f[5] || *e || !(r->ms >= 0 && r->ms < 1e12))
+        return -1;
+    snprintf(r->node, sizeof r->node, "%s", f[0]);
+    return 0;
+}
+
 int sc_tune_table_read(const char *path, sc_tune_table *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -326,30 +437,28 @@ int sc_tune_table_read(const char *path, sc_tune_table *t, char *err, size_t err
         snprintf(err, errlen, "cannot read the --tune table %s: %s", path, strerror(errno));
         return -1;
     }
-    enum { NF = 6 };
-    char line[1024], *f[NF + 1];
-    int lineno = 1, rc = 0;
-    if (!fgets(line, sizeof line, in) || strcmp(line, "node,op,algo,mr,kc,ms\n")) {
-        snprintf(err, errlen, "%s:1: not a --tune table (header node,op,algo,mr,kc,ms expected)", path);
+    char line[1024];
+    int lineno = 1, rc = 0, v1 = 0;
+    if (!fgets(line, sizeof line, in) ||
+        (strcmp(line, HEADER "\n") && !(v1 = !strcmp(line, HEADER_V1 "\n")))) {
+        snprintf(err, errlen, "%s:1: not a --tune table (header %s expected)", path, HEADER);
         rc = -1;
     }
     while (!rc && fgets(line, sizeof line, in)) {
         lineno++;
         sc_tune_row r = {.op = SC_OP_COUNT};
-        char *e = NULL;
-        int nf = strchr(line, '\n') ? csv_split(line, f, NF + 1) : 0;
-        if (nf == NF)
-            r.ms = strtod(f[5], &e);
-        if (nf != NF || strlen(f[0]) >= sizeof r.node || op_by_name(f[1], &r.op) || strncmp(f[1], "conv2d", 6) ||
-            (strcmp(f[2], "im2col") && strcmp(f[2], "shift")) || int_field(f[3], 16, &r.mr) ||
-            int_field(f[4], 1 << 20, &r.kc) || e == f[5] || *e || !(r.ms >= 0 && r.ms < 1e12)) {
-            snprintf(err, errlen, "%s:%d: expected node,conv2d*,im2col|shift,mr (0-16),kc (0-1048576),ms", path,
-                     lineno);
+        if (parse_row(line, v1, &r)) {
+            if (v1)
+                snprintf(err, errlen, "%s:%d: expected node,conv2d*,im2col|shift,mr (0-16),kc (0-1048576),ms", path,
+                         lineno);
+            else
+                snprintf(err, errlen,
+                         "%s:%d: expected node,conv2d*,algo (a formulation of the op: auto, im2col, shift, "
+                         "implicit, rows, flip),mr (0-16),kc (0-1048576),ms,cols (0-1073741824)",
+                         path, lineno);
             rc = -1;
             break;
         }
-        snprintf(r.node, sizeof r.node, "%s", f[0]);
-        snprintf(r.algo, sizeof r.algo, "%s", f[2]);
         if (add_row(t, &r)) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
@@ -370,16 +479,18 @@ void sc_tune_free(sc_conv_tuning *t)
 
 void sc_tune_print(const sc_conv_tuning *t, FILE *f)
 {
-    fprintf(f, "simclrc: --tune: per convolution, ms over 2 steps (im2col+gemm / shift+gemm at the default "
-               "blocking), the choice and its GEMM blocking (mr x kc, 0: default) and time\n");
+    fprintf(f, "simclrc: --tune: per convolution, ms over 2 steps of each formulation measured at the default "
+               "blocking, the choice with its GEMM blocking (mr x kc, 0: default), im2col chunk cap (floats, 0: "
+               "default) and time\n");
     for (int i = 0; i < t->n; i++) {
         const sc_conv_pick *p = &t->v[i];
-        char a[32] = "-", b[32] = "-";
-        if (p->ms_im2col >= 0)
-            snprintf(a, sizeof a, "%.2f", p->ms_im2col);
-        if (p->ms_shift >= 0)
-            snprintf(b, sizeof b, "%.2f", p->ms_shift);
-        fprintf(f, "  %-28s %-18s %9s %9s  %-11s mr %2d kc %3d %9.2f\n", p->label, sc_op_name(p->op), a, b,
-                p->algo == SC_CONV_SHIFT ? "shift+gemm" : "im2col+gemm", p->mr, p->kc, p->ms);
+        char forms[256] = "";
+        size_t len = 0;
+        for (int k = 0; k < SC_FORM_COUNT && len < sizeof forms; k++)
+            if (p->ms_form[k] >= 0)
+                len += (size_t)snprintf(forms + len, sizeof forms - len, " %s %.2f", sc_conv_form_name((sc_conv_form)k),
+                                        p->ms_form[k]);
+        fprintf(f, "  %-28s %-18s%-40s -> %-8s mr %2d kc %3d cols %7lld %9.2f\n", p->label, sc_op_name(p->op), forms,
+                sc_conv_form_name(p->form), p->mr, p->kc, (long long)p->cols_max, p->ms);
     }
 }
