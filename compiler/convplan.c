@@ -162,7 +162,9 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * the same shapes (bench/wgrad_bench.c, the explicit one without its
  * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
  * SC_ROWS_MIN_C channels (the stem's 3-channel runs fill too little of a
- * vector), grouped ones excepted (one tap-major dW per group). */
+ * vector), grouped ones excepted (one tap-major dW per group). A --tune
+ * pick of implicit or rows lifts that channel threshold; one of im2col
+ * keeps the columns. */
 static int use_implicit(const sc_node *n, int64_t c, int policy, sc_conv_form form)
 {
     if ((policy & SC_CONV_EXPLICIT) || n->groups != 1 || form == SC_FORM_IM2COL)
@@ -189,7 +191,8 @@ sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
  * to 0.95x the speed at C = 64 (layer 1), 1.0x to 1.1x at 128, 1.2x to
  * 1.3x at 256 and 1.0x to 1.08x at 512 (where flipping the 2.4M weights
  * costs a tenth of the node). A 1x1 convolution of one image per chunk is one
- * GEMM already (gemm-1x1). */
+ * GEMM already (gemm-1x1). A --tune pick of flip lifts the channel
+ * threshold; any other pick rules flip out. */
 static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1, sc_conv_form form)
 {
     int legal = !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 &&

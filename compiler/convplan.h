@@ -178,7 +178,8 @@ typedef struct {
     int64_t workspace;        /* floats per thread */
     int64_t last_unused;      /* floats at the end of the last thread's workspace it never
                                * touches: its partial dW (it sums into dW itself) */
-    char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ... */
+    char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ...;
+                               * " tuned" at the end where a --tune pick applies */
 } sc_conv_plan;
 
 /* The plan of node i with `threads` workspaces, under the conv policy

@@ -51,7 +51,7 @@ static void usage(FILE *f)
             "  --gemm=KIND         matrix products: generated (default: GEMM kernels generated for\n"
             "                      each shape and this CPU's vectors) or openblas (cblas_sgemm calls)\n"
             "  --tune              measure each convolution's algorithm and GEMM blocking on this\n"
-            "                      machine (builds and times the step 9 times; slower to compile)\n"
+            "                      machine (builds and times the step up to 13 times; slower to compile)\n"
             "  --tune-table=FILE   with --tune, save the measurements to FILE (CSV); without, compile\n"
             "                      with the choices FILE's measurements give, measuring nothing\n"
             "  --threads=N         most threads the binary will run its kernels on (default: this\n"
