@@ -99,9 +99,11 @@ const sc_conv_pick *sc_tune_pick_of(const sc_conv_tuning *picks, const sc_graph 
  * formulation its kernel's name shows and the blocking `picks` gave its
  * node. With picks, only the rows of nodes that have one count, and with
  * only != SC_FORM_AUTO only those whose pick is of formulation `only`
- * (the trial's subjects). */
-static int read_profile(FILE *in, const sc_conv_tuning *picks, sc_conv_form only, sc_tune_table *t, char *err,
-                        size_t errlen)
+ * (the trial's subjects); and only where the node ran as its pick asked
+ * (a formulation it cannot take ran the plan's rules, measured already).
+ * *seen: the convolution rows of the profile. */
+static int read_profile(FILE *in, const sc_conv_tuning *picks, sc_conv_form only, sc_tune_table *t, int *seen,
+                        char *err, size_t errlen)
 {
     enum { MAXF = 16 };
     char head[1024], line[1024], *h[MAXF], *f[MAXF];
@@ -124,7 +126,8 @@ static int read_profile(FILE *in, const sc_conv_tuning *picks, sc_conv_form only
         sc_tune_row r = {.op = op, .ms = strtod(f[cm], NULL), .form = sc_conv_form_of_kernel(f[ci])};
         snprintf(r.node, sizeof r.node, "%s", f[cn]);
         const sc_conv_pick *p = pick_by(picks, r.node, op);
-        if (picks && (!p || (only != SC_FORM_AUTO && p->form != only)))
+        (*seen)++;
+        if (picks && (!p || (only != SC_FORM_AUTO && p->form != only) || (p->form != SC_FORM_AUTO && p->form != r.form)))
             continue;
         if (p)
             r.mr = p->mr, r.kc = p->kc, r.cols = (int)p->cols_max;
@@ -148,13 +151,13 @@ static int profile(const char *exe, const sc_conv_tuning *picks, sc_conv_form on
         snprintf(err, errlen, "--tune: the path %s is too long", exe);
         return -1;
     }
-    int before = t->n, status = system(cmd);
+    int seen = 0, status = system(cmd);
     FILE *in = status == 0 ? fopen(csv, "r") : NULL;
-    int rc = in ? read_profile(in, picks, only, t, err, errlen) : -1;
+    int rc = in ? read_profile(in, picks, only, t, &seen, err, errlen) : -1;
     if (in)
         fclose(in);
     unlink(csv);
-    if (!in || (rc == 0 && t->n == before)) {
+    if (!in || (rc == 0 && !seen)) {
         snprintf(err, errlen, "--tune: '%s bench-step --profile' failed or printed no convolutions", exe);
         return -1;
     }

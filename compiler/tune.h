@@ -20,9 +20,10 @@
  *      and 4M floats instead of SC_CONV_COLS_MAX (1M).
  * 13 builds in all (9 without im2col nodes). A node's rows for one
  * choice are its forward, data-gradient and weight-gradient nodes
- * separately (each is its own node, with its own kernels). A trial's
- * formulation that a node cannot take runs the plan's rules instead, and
- * its row records what ran (the kernel's name in the profile). */
+ * separately (each is its own node, with its own kernels). Rows record
+ * the formulation that ran, read from the kernel's name in the profile; a
+ * trial's formulation that a node cannot take runs the plan's rules
+ * instead, measured already, and adds no row. */
 #ifndef SC_TUNE_H
 #define SC_TUNE_H
 

@@ -5,6 +5,8 @@
  *   cap of it;
  *   equal times go to the smaller (mr, kc), default first; the rows'
  *   order does not matter;
+ * - the search (sc_tune_measure) against a model machine: trial builds
+ *   that write scripts printing the profile the picks would give;
  * - the plan takes the formulation a pick asks for where the node can,
  *   the plan's rules where not;
  * - the table survives writing and reading, tables of the first format
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -246,6 +249,98 @@ static void test_plan_forms(void **state)
     sc_model_free(&m);
 }
 
+/* sc_tune_measure's search against a model machine: the "binary" a
+ * trial build writes is a script printing the profile CSV the picks would
+ * give, its times from a table (no timing). One node of each op: "a"
+ * (forward: shift fastest, then mr 8), its data gradient (flip fastest, kc
+ * 256; shift+gemm not legal: it runs im2col, the plan's rule) and its
+ * weight gradient (im2col fastest, chunks of 256K floats). */
+typedef struct {
+    int builds;
+} fake_ctx;
+
+static const char *fake_impl(sc_conv_form f)
+{
+    static const char *const names[SC_FORM_COUNT] = {
+        [SC_FORM_IM2COL] = "im2col+gemm x2", [SC_FORM_SHIFT] = "shift+gemm x1", [SC_FORM_IMPLICIT] = "implicit-gemm",
+        [SC_FORM_ROWS] = "implicit-gemm rows/2", [SC_FORM_FLIP] = "flip+implicit-gemm x2"};
+    return names[f];
+}
+
+static int fake_build(void *p, const char *exe, int conv, const sc_conv_tuning *picks)
+{
+    fake_ctx *x = p;
+    x->builds++;
+    assert_int_equal(conv, SC_CONV_IM2COL_POLICY);
+    static const sc_opkind ops[3] = {SC_OP_CONV2D, SC_OP_CONV2D_BWD_DATA, SC_OP_CONV2D_BWD_WEIGHT};
+    static const sc_conv_form rules[3] = {SC_FORM_IMPLICIT, SC_FORM_IM2COL, SC_FORM_IMPLICIT};
+    /* ms at the default blocking per formulation (0: cannot take it) */
+    static const double base[3][SC_FORM_COUNT] = {
+        {[SC_FORM_IM2COL] = 5, [SC_FORM_SHIFT] = 4, [SC_FORM_IMPLICIT] = 6},
+        {[SC_FORM_IM2COL] = 7, [SC_FORM_FLIP] = 3},
+        {[SC_FORM_IM2COL] = 4, [SC_FORM_SHIFT] = 8, [SC_FORM_IMPLICIT] = 5, [SC_FORM_ROWS] = 6}};
+    FILE *f = fopen(exe, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\ncat > \"$6\" <<'EOF'\nindex,node,op,impl,calls,total_ms,flops\n");
+    for (int o = 0; o < 3; o++) {
+        sc_conv_pick none = {.form = SC_FORM_AUTO};
+        const sc_conv_pick *pk = NULL;
+        for (int k = 0; picks && k < picks->n; k++)
+            if (picks->v[k].op == ops[o] && !strcmp(picks->v[k].label, "a"))
+                pk = &picks->v[k];
+        if (!pk)
+            pk = &none;
+        sc_conv_form ran = pk->form != SC_FORM_AUTO && base[o][pk->form] > 0 ? pk->form : rules[o];
+        double ms = base[o][ran];
+        if (o == 0 && pk->mr == 8)
+            ms -= 1;
+        if (o == 1 && pk->kc == 256)
+            ms -= 0.25;
+        if (o == 2 && ran == SC_FORM_IM2COL && pk->cols_max == 1 << 18)
+            ms -= 0.5;
+        fprintf(f, "%d,a,%s,%s%s,2,%.3f,1\n", o, sc_op_name(ops[o]), fake_impl(ran), picks ? " tuned" : "", ms);
+    }
+    fprintf(f, "EOF\n");
+    fclose(f);
+    return chmod(exe, 0755);
+}
+
+static void test_measure(void **state)
+{
+    (void)state;
+    char out[128], err[512];
+    snprintf(out, sizeof out, "%s/model", dir);
+    fake_ctx x = {0};
+    sc_tune_table t;
+    sc_conv_tuning picks;
+    if (sc_tune_measure(fake_build, &x, out, &t, err, sizeof err))
+        fail_msg("%s", err);
+    /* the plan's kernels, 3 rounds of formulations (the weight gradient
+     * has 4), mr, kc, and the im2col chunks (the weight gradient chose
+     * im2col) */
+    assert_int_equal(x.builds, 1 + 3 + SC_TUNE_NMR + SC_TUNE_NKC + SC_TUNE_NCOLS);
+    /* the data gradient's shift+gemm ran the plan's im2col: no second row
+     * of it at the default blocking */
+    int dgrad_im2col = 0;
+    for (int i = 0; i < t.n; i++)
+        dgrad_im2col += t.v[i].op == SC_OP_CONV2D_BWD_DATA && t.v[i].form == SC_FORM_IM2COL && !t.v[i].mr &&
+                        !t.v[i].kc && !t.v[i].cols;
+    assert_int_equal(dgrad_im2col, 1);
+    choose(t.v, t.n, &picks);
+    assert_int_equal(picks.n, 3);
+    const sc_conv_pick *a = find(&picks, "a", SC_OP_CONV2D), *ad = find(&picks, "a", SC_OP_CONV2D_BWD_DATA),
+                       *aw = find(&picks, "a", SC_OP_CONV2D_BWD_WEIGHT);
+    assert_true(a && ad && aw);
+    assert_true(a->form == SC_FORM_SHIFT && a->mr == 8 && a->kc == 0 && a->ms == 3);
+    assert_true(ad->form == SC_FORM_FLIP && ad->kc == 256 && ad->mr == 0 && ad->ms == 2.75);
+    assert_true(ad->ms_form[SC_FORM_SHIFT] < 0 && ad->ms_form[SC_FORM_IM2COL] == 7);
+    assert_true(aw->form == SC_FORM_IM2COL && aw->cols_max == 1 << 18 && aw->ms == 3.5);
+    for (int f = SC_FORM_IM2COL; f <= SC_FORM_ROWS; f++)
+        assert_true(aw->ms_form[f] > 0);
+    sc_tune_free(&picks);
+    sc_tune_table_free(&t);
+}
+
 static void test_table_file(void **state)
 {
     (void)state;
@@ -467,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_choose),
         cmocka_unit_test(test_choose_forms),
         cmocka_unit_test(test_plan_forms),
+        cmocka_unit_test(test_measure),
         cmocka_unit_test(test_table_file),
         cmocka_unit_test(test_module),
     };
