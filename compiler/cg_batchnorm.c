@@ -27,21 +27,6 @@ enum {
 
 /* ---- vectors of width w (1: a scalar) ---- */
 
-static LLVMTypeRef vty(LLVMTypeRef t, int w) { return w == 1 ? t : LLVMVectorType(t, (unsigned)w); }
-
-static LLVMValueRef vld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, int w)
-{
-    LLVMValueRef v = LLVMBuildLoad2(c->b, vty(c->elt, w), gep(c, p, idx), "");
-    LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
-    return v;
-}
-
-static void vst(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
-{
-    LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
-    LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
-}
-
 static LLVMValueRef splat(sc_codegen *c, LLVMValueRef s, int w)
 {
     if (w == 1)
@@ -54,19 +39,6 @@ static LLVMValueRef splat(sc_codegen *c, LLVMValueRef s, int w)
 static LLVMValueRef vext(sc_codegen *c, LLVMValueRef v, int w)
 {
     return c->f64_elements ? v : LLVMBuildFPExt(c->b, v, vty(c->f64, w), "");
-}
-
-static LLVMValueRef vrelu(sc_codegen *c, LLVMValueRef v)
-{
-    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(v));
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, z, ""), v, z, "");
-}
-
-/* dy where the mask y is positive, else 0 */
-static LLVMValueRef vmasked(sc_codegen *c, LLVMValueRef dy, LLVMValueRef y)
-{
-    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(dy));
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, z, ""), dy, z, "");
 }
 
 /* The sum of a double vector's lanes (any order: reassociation allowed). */
@@ -233,13 +205,13 @@ static void body_apply(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMVal
 {
     (void)t; /* y = x * k1 + k2 */
     LLVMValueRef v = fadd(c, fmul(c, vld(c, b->x, idx, w), splat(c, b->k1, w)), splat(c, b->k2, w));
-    vst(c, b->y, idx, b->relu ? vrelu(c, v) : v);
+    vst(c, b->y, idx, b->relu ? relu(c, v) : v);
 }
 
 static LLVMValueRef dy_of(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w)
 {
     LLVMValueRef dy = vld(c, b->dy, idx, w);
-    return b->relu ? vmasked(c, dy, vld(c, b->y, idx, w)) : dy;
+    return b->relu ? masked(c, dy, vld(c, b->y, idx, w)) : dy;
 }
 
 /* dy and dy * (x - mean), the mean (k1) in double */
