@@ -117,14 +117,31 @@ typedef struct {
     LLVMValueRef sums[2];
 } pass;
 
+/* A w-lane double vector in the first lanes of a VL-lane one, zeros after. */
+static LLVMValueRef widen(sc_codegen *c, LLVMValueRef v, int w)
+{
+    LLVMTypeRef vd = LLVMVectorType(c->f64, VL);
+    if (w == 1)
+        return LLVMBuildInsertElement(c->b, LLVMConstNull(vd), v, LLVMConstInt(c->i32, 0, 0), "");
+    LLVMValueRef idx[VL];
+    for (int q = 0; q < VL; q++)
+        idx[q] = LLVMConstInt(c->i32, (unsigned)(q < w ? q : w), 0);
+    return LLVMBuildShuffleVector(c->b, v, LLVMConstNull(LLVMTypeOf(v)), LLVMConstVector(idx, VL), "");
+}
+
+/* The sums run per channel in VL double lanes (acc, [cb] vectors on the
+ * stack), the tail's terms in the first lanes, and fold to one double per
+ * channel after the pass: no horizontal sum per (image, channel), which
+ * cost more than the data at 3x3 maps (9 elements: two of them per term). */
 static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
 {
     LLVMTypeRef vd = LLVMVectorType(c->f64, VL);
     int64_t nvec = g->hw / VL, tail = g->hw % VL;
-    LLVMValueRef accv[2], accs[2], terms[2];
+    LLVMValueRef acc[2], accv[2], terms[2];
     for (int t = 0; t < p->nterms; t++) {
+        acc[t] = stack_array(c, vd, g->cb);
+        LLVMBuildMemSet(c->b, acc[t], LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, 8 * VL * g->cb), 64);
         accv[t] = var(c, vd, LLVMConstNull(vd));
-        accs[t] = var(c, c->f64, cd(c, 0));
     }
     loop Ln, Lj, Lk;
     LLVMValueRef img = loop_begin(c, &Ln, g->n);
@@ -132,10 +149,8 @@ static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
     LLVMValueRef base = imul(c, iadd(c, mad(c, img, g->ch, g->c0), j), ci(c, g->hw));
     if (p->prep)
         p->prep(c, b, j);
-    for (int t = 0; t < p->nterms; t++) {
-        set(c, accv[t], LLVMConstNull(vd));
-        set(c, accs[t], cd(c, 0));
-    }
+    for (int t = 0; t < p->nterms; t++)
+        set(c, accv[t], aget(c, vd, acc[t], j));
     if (nvec) {
         LLVMValueRef k = loop_begin(c, &Lk, nvec);
         p->body(c, b, mad(c, k, VL, base), VL, terms);
@@ -149,17 +164,19 @@ static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
         if (tail & w) {
             p->body(c, b, iadd(c, base, ci(c, off)), w, terms);
             for (int t = 0; t < p->nterms; t++)
-                set(c, accs[t], fadd(c, get(c, accs[t], c->f64), hsum(c, terms[t], w)));
+                set(c, accv[t], fadd(c, get(c, accv[t], vd), widen(c, terms[t], w)));
             off += w;
         }
-    for (int t = 0; t < p->nterms; t++) {
-        LLVMValueRef s = get(c, accs[t], c->f64);
-        if (nvec)
-            s = fadd(c, s, hsum(c, get(c, accv[t], vd), VL));
-        aset(c, p->sums[t], j, fadd(c, aget(c, c->f64, p->sums[t], j), s));
-    }
+    for (int t = 0; t < p->nterms; t++)
+        aset(c, acc[t], j, get(c, accv[t], vd));
     loop_end(c, &Lj);
     loop_end(c, &Ln);
+    for (int t = 0; t < p->nterms; t++) {
+        j = loop_begin(c, &Lj, g->cb);
+        LLVMValueRef s = hsum(c, aget(c, vd, acc[t], j), VL);
+        aset(c, p->sums[t], j, fadd(c, aget(c, c->f64, p->sums[t], j), s));
+        loop_end(c, &Lj);
+    }
 }
 
 /* ---- pass bodies ---- */
