@@ -8,7 +8,10 @@
  * sums' case) and the relu forms get a mask of about half their elements.
  *
  * Each tensor is compared to the reference (double) relative to its
- * largest magnitude: within DOUBLE_TOL in double, FLOAT_TOL in float. */
+ * largest magnitude: within DOUBLE_TOL in double, FLOAT_TOL in float.
+ *
+ *   test_batchnorm_kernels --bench   times each op at resnet18-stl10's
+ *   shapes (batch 32: 64 images), one thread, and prints GB/s by CPU time */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -257,8 +261,112 @@ static void test_double(void **state)
     run(1);
 }
 
-int main(void)
+static double cpu_seconds(void)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Each op at each shape, all channels on this thread: bytes of the
+ * [n, c, hw] tensors read and written once (x and y; dy, x and dx, and
+ * y with the relu) per second of CPU time, best of 5. */
+static int bench(void)
+{
+    static const shape r18[] = {{64, 64, 2304}, {64, 64, 576}, {64, 128, 144}, {64, 256, 36}, {64, 512, 9}};
+    for (int s = 0; s < 5; s++) {
+        const shape *v = &r18[s];
+        char err[1024];
+        sc_codegen_options o = {.opt_level = 2};
+        sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
+        if (!c)
+            return fprintf(stderr, "%s\n", err), 1;
+        LLVMTypeRef args[4] = {c->ptr, c->ptr, c->i64, c->i64};
+        LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
+        int64_t extent[NOPS];
+        char impl[40] = "";
+        for (int o_ = 0; o_ < NOPS; o_++) {
+            sc_graph g;
+            node_graph(&g, ops[o_], v);
+            char name[64];
+            fn_name(name, sizeof name, o_, s);
+            c->fn = LLVMAddFunction(c->mod, name, ft);
+            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+            LLVMPositionBuilderAtEnd(c->b, c->entry);
+            c->g = &g;
+            c->node = 0;
+            for (int k = 0; k < MAXIN + MAXOUT; k++) {
+                LLVMValueRef idx = LLVMConstInt(c->i64, (unsigned long long)(k < MAXIN ? k : k - MAXIN), 0);
+                LLVMValueRef at = LLVMBuildGEP2(c->b, c->ptr, LLVMGetParam(c->fn, k < MAXIN ? 0 : 1), &idx, 1, "");
+                LLVMValueRef p = LLVMBuildLoad2(c->b, c->ptr, at, "");
+                if (k < MAXIN)
+                    c->arg_in[k] = p;
+                else
+                    c->arg_out[k - MAXIN] = p;
+            }
+            c->arg_ws = LLVMConstNull(c->ptr);
+            c->arg_lo = LLVMGetParam(c->fn, 2);
+            c->arg_hi = LLVMGetParam(c->fn, 3);
+            sc_lowered r = is_bwd(ops[o_]) ? sc_cg_lower_batchnorm_bwd(c, 0) : sc_cg_lower_batchnorm(c, 0);
+            extent[o_] = r.extent;
+            snprintf(impl, sizeof impl, "%s", r.impl);
+            LLVMBuildRetVoid(c->b);
+            c->g = NULL;
+            sc_graph_free(&g);
+        }
+        if (sc_codegen_optimize(c, err, sizeof err))
+            return fprintf(stderr, "%s\n", err), 1;
+        size_t big = (size_t)v->n * v->c * v->hw;
+        float *t[4], *p[4];
+        for (int k = 0; k < 4; k++) {
+            t[k] = malloc(big * 4);
+            p[k] = malloc((size_t)v->c * 4);
+            if (!t[k] || !p[k])
+                return fprintf(stderr, "bench: out of memory\n"), 1;
+            uint64_t seed = (uint64_t)k + 1;
+            for (size_t j = 0; j < big; j++)
+                t[k][j] = (float)frand(&seed);
+            for (int j = 0; j < v->c; j++)
+                p[k][j] = 1.0f + 0.5f * (float)frand(&seed);
+        }
+        for (int o_ = 0; o_ < NOPS; o_++) {
+            int op = ops[o_], relu = op == SC_OP_BATCHNORM_RELU_BWD;
+            void *in[MAXIN], *out[MAXOUT] = {t[3], p[2], p[3]};
+            if (!is_bwd(op))
+                in[0] = t[0], in[1] = p[0], in[2] = p[1];
+            else if (relu)
+                in[0] = t[0], in[1] = t[1], in[2] = t[2], in[3] = p[0], in[4] = p[1], in[5] = p[2];
+            else
+                in[0] = t[0], in[1] = t[2], in[2] = p[0], in[3] = p[1], in[4] = p[2];
+            char name[64];
+            fn_name(name, sizeof name, o_, s);
+            kern_fn fn = (kern_fn)(uintptr_t)sc_codegen_jit(c, name, err, sizeof err);
+            if (!fn)
+                return fprintf(stderr, "%s\n", err), 1;
+            double best = 1e30;
+            for (int r = 0; r < 5; r++) {
+                double t0 = cpu_seconds();
+                fn(in, out, 0, extent[o_]);
+                double dt = cpu_seconds() - t0;
+                best = dt < best ? dt : best;
+            }
+            int tensors = is_bwd(op) ? 3 + relu : 2;
+            printf("%-20s %3dx%3dx%4d (%s): %8.3f ms, %5.1f GB/s\n", sc_op_name((sc_opkind)op), v->n, v->c, v->hw, impl,
+                   best * 1e3, (double)tensors * (double)big * 4 / best * 1e-9);
+        }
+        for (int k = 0; k < 4; k++) {
+            free(t[k]);
+            free(p[k]);
+        }
+        sc_codegen_free(c);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--bench"))
+        return bench();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_float), cmocka_unit_test(test_double)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

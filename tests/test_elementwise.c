@@ -11,8 +11,8 @@
  *
  * Exact: one operation per element, the reference's rounded.
  *
- *   test_elementwise --bench   times add+relu in place at resnet18-stl10's
- *   64 x 64 x 24 x 24 and prints GB/s by CPU time */
+ *   test_elementwise --bench   times the add family and relu_bwd in place
+ *   at resnet18-stl10's sizes, one thread, and prints GB/s by CPU time */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,61 +201,67 @@ static double cpu_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* add+relu in place at resnet18-stl10's 64 x 64 x 24 x 24 (batch 32):
- * bytes read (a, b) and written (y) per second of CPU time, best of 10. */
+/* add, add+relu, add+relu_bwd and relu_bwd in place (out over the first
+ * input, as the memory plan runs them) at resnet18-stl10's sizes (batch
+ * 32: 64 x 64 x 24 x 24 and 64 x 512 x 3 x 3), one thread: bytes of the
+ * inputs read and the output written per second of CPU time, best of 5. */
 static int bench(void)
 {
-    enum { N = 64 * 64 * 24 * 24 };
-    char err[1024];
-    sc_codegen_options o = {.opt_level = 2};
-    sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
-    if (!c)
-        return fprintf(stderr, "%s\n", err), 1;
-    LLVMTypeRef args[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->i64};
-    c->fn = LLVMAddFunction(c->mod, "bench", LLVMFunctionType(c->vd, args, 6, 0));
-    c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-    LLVMPositionBuilderAtEnd(c->b, c->entry);
-    sc_graph g;
-    sc_graph_init(&g);
-    int shape[1] = {N}, in[2], out;
-    in[0] = sc_graph_tensor(&g, "a", SC_T_ACT, 1, shape, 0);
-    in[1] = sc_graph_tensor(&g, "b", SC_T_ACT, 1, shape, 0);
-    out = sc_graph_tensor(&g, "y", SC_T_ACT, 1, shape, 0);
-    sc_graph_node(&g, SC_OP_ADD_RELU, in, 2, &out, 1, 0, "node");
-    c->g = &g;
-    c->node = 0;
-    for (int k = 0; k < 3; k++)
-        c->arg_in[k] = LLVMGetParam(c->fn, (unsigned)k);
-    c->arg_out[0] = LLVMGetParam(c->fn, 3);
-    c->arg_lo = LLVMGetParam(c->fn, 4);
-    c->arg_hi = LLVMGetParam(c->fn, 5);
-    sc_lowered r = sc_cg_lower_elementwise(c, 0);
-    LLVMBuildRetVoid(c->b);
-    c->g = NULL;
-    sc_graph_free(&g);
-    if (sc_codegen_optimize(c, err, sizeof err))
-        return fprintf(stderr, "%s\n", err), 1;
-    kern_fn fn = (kern_fn)(uintptr_t)sc_codegen_jit(c, "bench", err, sizeof err);
-    float *a = malloc(N * 4), *b = malloc(N * 4);
-    if (!fn || !a || !b)
-        return fprintf(stderr, "bench: %s\n", fn ? "out of memory" : err), 1;
-    uint64_t seed = 1;
-    for (size_t j = 0; j < N; j++) {
-        a[j] = (float)frand(&seed);
-        b[j] = (float)frand(&seed);
-    }
-    double best = 1e30;
-    for (int k = 0; k < 10; k++) {
-        double t0 = cpu_seconds();
-        fn(a, b, NULL, a, 0, r.extent);
-        double t = cpu_seconds() - t0;
-        best = t < best ? t : best;
-    }
-    printf("add+relu (%s) in place, %d floats: %.3f ms, %.1f GB/s (a, b read, y written; CPU time, best of 10)\n",
-           r.impl, N, best * 1e3, 3.0 * N * 4 / best * 1e-9);
-    free(a);
-    free(b);
-    sc_codegen_free(c);
+    static const int bops[] = {SC_OP_ADD, SC_OP_ADD_RELU, SC_OP_ADD_RELU_BWD, SC_OP_RELU_BWD};
+    static const int bsizes[] = {64 * 64 * 576, 64 * 512 * 9};
+    for (int s = 0; s < 2; s++)
+        for (int o_ = 0; o_ < 4; o_++) {
+            int op = bops[o_], n = bsizes[s];
+            char err[1024];
+            sc_codegen_options o = {.opt_level = 2};
+            sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
+            if (!c)
+                return fprintf(stderr, "%s\n", err), 1;
+            LLVMTypeRef args[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->i64};
+            c->fn = LLVMAddFunction(c->mod, "bench", LLVMFunctionType(c->vd, args, 6, 0));
+            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+            LLVMPositionBuilderAtEnd(c->b, c->entry);
+            sc_graph g;
+            sc_graph_init(&g);
+            int shape[1] = {n}, in[3], out;
+            for (int k = 0; k < nin(op); k++)
+                in[k] = sc_graph_tensor(&g, k == 0 ? "a" : k == 1 ? "b" : "c", SC_T_ACT, 1, shape, 0);
+            out = sc_graph_tensor(&g, "y", SC_T_ACT, 1, shape, 0);
+            sc_graph_node(&g, (sc_opkind)op, in, nin(op), &out, 1, 0, "node");
+            c->g = &g;
+            c->node = 0;
+            for (int k = 0; k < 3; k++)
+                c->arg_in[k] = LLVMGetParam(c->fn, (unsigned)k);
+            c->arg_out[0] = LLVMGetParam(c->fn, 3);
+            c->arg_lo = LLVMGetParam(c->fn, 4);
+            c->arg_hi = LLVMGetParam(c->fn, 5);
+            sc_lowered r = sc_cg_lower_elementwise(c, 0);
+            LLVMBuildRetVoid(c->b);
+            c->g = NULL;
+            sc_graph_free(&g);
+            if (sc_codegen_optimize(c, err, sizeof err))
+                return fprintf(stderr, "%s\n", err), 1;
+            kern_fn fn = (kern_fn)(uintptr_t)sc_codegen_jit(c, "bench", err, sizeof err);
+            float *t[3] = {malloc((size_t)n * 4), malloc((size_t)n * 4), malloc((size_t)n * 4)};
+            if (!fn || !t[0] || !t[1] || !t[2])
+                return fprintf(stderr, "bench: %s\n", fn ? "out of memory" : err), 1;
+            uint64_t seed = 1;
+            for (int k = 0; k < 3; k++)
+                for (int j = 0; j < n; j++)
+                    t[k][j] = (float)frand(&seed);
+            double best = 1e30;
+            for (int k = 0; k < 5; k++) {
+                double t0 = cpu_seconds();
+                fn(t[0], t[1], t[2], t[0], 0, r.extent);
+                double dt = cpu_seconds() - t0;
+                best = dt < best ? dt : best;
+            }
+            printf("%-14s %8d floats in place (%s): %7.3f ms, %5.1f GB/s\n", sc_op_name((sc_opkind)op), n, r.impl,
+                   best * 1e3, (nin(op) + 1.0) * n * 4 / best * 1e-9);
+            for (int k = 0; k < 3; k++)
+                free(t[k]);
+            sc_codegen_free(c);
+        }
     return 0;
 }
 
