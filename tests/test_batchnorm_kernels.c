@@ -10,8 +10,9 @@
  * Each tensor is compared to the reference (double) relative to its
  * largest magnitude: within DOUBLE_TOL in double, FLOAT_TOL in float.
  *
- *   test_batchnorm_kernels --bench   times each op at resnet18-stl10's
- *   shapes (batch 32: 64 images), one thread, and prints GB/s by CPU time */
+ *   test_batchnorm_kernels --bench   times each op at resnet18-stl10's and
+ *   resnet-small's shapes (batch 32: 64 images), one thread, and prints
+ *   GB/s by CPU time */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,8 +274,10 @@ static double cpu_seconds(void)
  * y with the relu) per second of CPU time, best of 5. */
 static int bench(void)
 {
-    static const shape r18[] = {{64, 64, 2304}, {64, 64, 576}, {64, 128, 144}, {64, 256, 36}, {64, 512, 9}};
-    for (int s = 0; s < 5; s++) {
+    static const shape r18[] = {{64, 64, 2304}, {64, 64, 576}, {64, 128, 144}, {64, 256, 36}, {64, 512, 9},
+                                /* resnet-small's */
+                                {64, 16, 1024}, {64, 32, 256}, {64, 64, 64}};
+    for (int s = 0; s < (int)(sizeof r18 / sizeof *r18); s++) {
         const shape *v = &r18[s];
         char err[1024];
         sc_codegen_options o = {.opt_level = 2};
