@@ -27,21 +27,6 @@ enum {
 
 /* ---- vectors of width w (1: a scalar) ---- */
 
-static LLVMTypeRef vty(LLVMTypeRef t, int w) { return w == 1 ? t : LLVMVectorType(t, (unsigned)w); }
-
-static LLVMValueRef vld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, int w)
-{
-    LLVMValueRef v = LLVMBuildLoad2(c->b, vty(c->elt, w), gep(c, p, idx), "");
-    LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
-    return v;
-}
-
-static void vst(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
-{
-    LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
-    LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
-}
-
 static LLVMValueRef splat(sc_codegen *c, LLVMValueRef s, int w)
 {
     if (w == 1)
@@ -54,19 +39,6 @@ static LLVMValueRef splat(sc_codegen *c, LLVMValueRef s, int w)
 static LLVMValueRef vext(sc_codegen *c, LLVMValueRef v, int w)
 {
     return c->f64_elements ? v : LLVMBuildFPExt(c->b, v, vty(c->f64, w), "");
-}
-
-static LLVMValueRef vrelu(sc_codegen *c, LLVMValueRef v)
-{
-    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(v));
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, z, ""), v, z, "");
-}
-
-/* dy where the mask y is positive, else 0 */
-static LLVMValueRef vmasked(sc_codegen *c, LLVMValueRef dy, LLVMValueRef y)
-{
-    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(dy));
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, z, ""), dy, z, "");
 }
 
 /* The sum of a double vector's lanes (any order: reassociation allowed). */
@@ -145,14 +117,31 @@ typedef struct {
     LLVMValueRef sums[2];
 } pass;
 
+/* A w-lane double vector in the first lanes of a VL-lane one, zeros after. */
+static LLVMValueRef widen(sc_codegen *c, LLVMValueRef v, int w)
+{
+    LLVMTypeRef vd = LLVMVectorType(c->f64, VL);
+    if (w == 1)
+        return LLVMBuildInsertElement(c->b, LLVMConstNull(vd), v, LLVMConstInt(c->i32, 0, 0), "");
+    LLVMValueRef idx[VL];
+    for (int q = 0; q < VL; q++)
+        idx[q] = LLVMConstInt(c->i32, (unsigned)(q < w ? q : w), 0);
+    return LLVMBuildShuffleVector(c->b, v, LLVMConstNull(LLVMTypeOf(v)), LLVMConstVector(idx, VL), "");
+}
+
+/* The sums run per channel in VL double lanes (acc, [cb] vectors on the
+ * stack), the tail's terms in the first lanes, and fold to one double per
+ * channel after the pass: no horizontal sum per (image, channel), which
+ * cost more than the data at 3x3 maps (9 elements: two of them per term). */
 static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
 {
     LLVMTypeRef vd = LLVMVectorType(c->f64, VL);
     int64_t nvec = g->hw / VL, tail = g->hw % VL;
-    LLVMValueRef accv[2], accs[2], terms[2];
+    LLVMValueRef acc[2], accv[2], terms[2];
     for (int t = 0; t < p->nterms; t++) {
+        acc[t] = stack_array(c, vd, g->cb);
+        LLVMBuildMemSet(c->b, acc[t], LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, 0), ci(c, 8 * VL * g->cb), 64);
         accv[t] = var(c, vd, LLVMConstNull(vd));
-        accs[t] = var(c, c->f64, cd(c, 0));
     }
     loop Ln, Lj, Lk;
     LLVMValueRef img = loop_begin(c, &Ln, g->n);
@@ -160,10 +149,8 @@ static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
     LLVMValueRef base = imul(c, iadd(c, mad(c, img, g->ch, g->c0), j), ci(c, g->hw));
     if (p->prep)
         p->prep(c, b, j);
-    for (int t = 0; t < p->nterms; t++) {
-        set(c, accv[t], LLVMConstNull(vd));
-        set(c, accs[t], cd(c, 0));
-    }
+    for (int t = 0; t < p->nterms; t++)
+        set(c, accv[t], aget(c, vd, acc[t], j));
     if (nvec) {
         LLVMValueRef k = loop_begin(c, &Lk, nvec);
         p->body(c, b, mad(c, k, VL, base), VL, terms);
@@ -177,17 +164,19 @@ static void run_pass(sc_codegen *c, const geom *g, bnctx *b, const pass *p)
         if (tail & w) {
             p->body(c, b, iadd(c, base, ci(c, off)), w, terms);
             for (int t = 0; t < p->nterms; t++)
-                set(c, accs[t], fadd(c, get(c, accs[t], c->f64), hsum(c, terms[t], w)));
+                set(c, accv[t], fadd(c, get(c, accv[t], vd), widen(c, terms[t], w)));
             off += w;
         }
-    for (int t = 0; t < p->nterms; t++) {
-        LLVMValueRef s = get(c, accs[t], c->f64);
-        if (nvec)
-            s = fadd(c, s, hsum(c, get(c, accv[t], vd), VL));
-        aset(c, p->sums[t], j, fadd(c, aget(c, c->f64, p->sums[t], j), s));
-    }
+    for (int t = 0; t < p->nterms; t++)
+        aset(c, acc[t], j, get(c, accv[t], vd));
     loop_end(c, &Lj);
     loop_end(c, &Ln);
+    for (int t = 0; t < p->nterms; t++) {
+        j = loop_begin(c, &Lj, g->cb);
+        LLVMValueRef s = hsum(c, aget(c, vd, acc[t], j), VL);
+        aset(c, p->sums[t], j, fadd(c, aget(c, c->f64, p->sums[t], j), s));
+        loop_end(c, &Lj);
+    }
 }
 
 /* ---- pass bodies ---- */
@@ -233,13 +222,13 @@ static void body_apply(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMVal
 {
     (void)t; /* y = x * k1 + k2 */
     LLVMValueRef v = fadd(c, fmul(c, vld(c, b->x, idx, w), splat(c, b->k1, w)), splat(c, b->k2, w));
-    vst(c, b->y, idx, b->relu ? vrelu(c, v) : v);
+    vst(c, b->y, idx, b->relu ? relu(c, v) : v);
 }
 
 static LLVMValueRef dy_of(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w)
 {
     LLVMValueRef dy = vld(c, b->dy, idx, w);
-    return b->relu ? vmasked(c, dy, vld(c, b->y, idx, w)) : dy;
+    return b->relu ? masked(c, dy, vld(c, b->y, idx, w)) : dy;
 }
 
 /* dy and dy * (x - mean), the mean (k1) in double */

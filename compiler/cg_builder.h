@@ -87,6 +87,23 @@ static inline void st(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValue
     LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
 }
 
+/* Vectors of w elements (w 1: a scalar) at element idx of p, aligned as
+ * one element: the memory-bound kernels' loads and stores. */
+static inline LLVMTypeRef vty(LLVMTypeRef t, int w) { return w == 1 ? t : LLVMVectorType(t, (unsigned)w); }
+
+static inline LLVMValueRef vld(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, int w)
+{
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vty(c->elt, w), gep(c, p, idx), "");
+    LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
+    return v;
+}
+
+static inline void vst(sc_codegen *c, LLVMValueRef p, LLVMValueRef idx, LLVMValueRef v)
+{
+    LLVMValueRef s = LLVMBuildStore(c->b, v, gep(c, p, idx));
+    LLVMSetAlignment(s, c->f64_elements ? 8 : 4);
+}
+
 static inline LLVMValueRef call_intrinsic1(sc_codegen *c, const char *name, LLVMTypeRef t, LLVMValueRef x)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -279,15 +296,18 @@ static inline void sgemm(sc_codegen *c, int ta, int tb, int64_t m, int64_t n, in
     LLVMBuildCall2(c->b, c->sgemm_t, c->sgemm, args, 14, "");
 }
 
+/* relu and the relu mask, on scalars or vectors */
 static inline LLVMValueRef relu(sc_codegen *c, LLVMValueRef v)
 {
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, cf(c, 0), ""), v, cf(c, 0), "");
+    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, z, ""), v, z, "");
 }
 
 /* dy where the mask y is positive, else 0 */
 static inline LLVMValueRef masked(sc_codegen *c, LLVMValueRef dy, LLVMValueRef y)
 {
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, cf(c, 0), ""), dy, cf(c, 0), "");
+    LLVMValueRef z = LLVMConstNull(LLVMTypeOf(dy));
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, y, z, ""), dy, z, "");
 }
 
 static inline void add_attr(sc_codegen *c, LLVMValueRef fn, unsigned idx, const char *name, uint64_t val)
