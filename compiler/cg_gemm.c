@@ -419,101 +419,10 @@ static void gather_vectors(sc_codegen *c, const gemm *g, int s, LLVMValueRef dst
     loop_end(c, &Lv);
 }
 
-/* Where x's output rows are much shorter than a vector (late stages: 3 x 3
- * positions at resnet18-stl10's layer 4), a row-by-row gather spends a
- * masked load and store on a few columns; gathering whole vectors of
- * columns by lane indices fills them instead. The indices are 32-bit. */
-static int gathers_lanes(const gemm *g, int64_t qs)
-{
-    const sc_conv_geom *v = &g->conv;
-    return qs == 1 && v->ow * 4 <= g->bl.vw && g->nb * v->c * v->h * v->w < ((int64_t)1 << 30);
-}
-
-static LLVMValueRef splat_vec_i32(sc_codegen *c, int vw, int64_t x)
-{
-    return splat_i32(c, vw, ci(c, x));
-}
-
-/* gather's columns by lanes (gathers_lanes): first, for each vector of
- * columns q, x's index of the tap (0, 0) at channel 0 and its row and
- * column (oy*s - p, ox*s - p; a row far outside x for lanes at or past
- * q0 + nq), kept in stack arrays; then per im2col row, one masked vector
- * gather per vector of columns, the lanes in x's padding off. */
-static void gather_lanes(sc_codegen *c, const gemm *g, LLVMValueRef to, LLVMValueRef r0, LLVMValueRef nrows,
-                         LLVMValueRef q0, LLVMValueRef nq, int64_t rs)
-{
-    const sc_conv_geom *v = &g->conv;
-    int vw = g->bl.vw;
-    unsigned align = c->f64_elements ? 8 : 4;
-    LLVMTypeRef iv = LLVMVectorType(c->i32, (unsigned)vw);
-    int64_t most = g->bl.nc > g->bl.kc ? g->bl.nc : g->bl.kc, nvmax = (most + vw - 1) / vw;
-    LLVMValueRef tab[3];
-    for (int i = 0; i < 3; i++)
-        tab[i] = entry_alloca(c, LLVMArrayType2(iv, (uint64_t)nvmax), 64);
-    LLVMValueRef lane[64];
-    for (int j = 0; j < vw; j++)
-        lane[j] = LLVMConstInt(c->i32, (unsigned long long)j, 0);
-    LLVMValueRef lanes = LLVMConstVector(lane, (unsigned)vw);
-    LLVMValueRef nvec = sdiv(c, iadd(c, nq, ci(c, vw - 1)), vw), nqv = splat_i32(c, vw, nq);
-    loop Lt, Lr, Lv;
-    LLVMValueRef t = loop_range(c, &Lt, ci(c, 0), nvec);
-    LLVMValueRef tq = LLVMBuildAdd(c->b, splat_i32(c, vw, imul(c, t, ci(c, vw))), lanes, "");
-    LLVMValueRef qv = LLVMBuildAdd(c->b, splat_i32(c, vw, q0), tq, "");
-    LLVMValueRef img = LLVMBuildUDiv(c->b, qv, splat_vec_i32(c, vw, v->oh * v->ow), "");
-    LLVMValueRef pos = LLVMBuildURem(c->b, qv, splat_vec_i32(c, vw, v->oh * v->ow), "");
-    LLVMValueRef oy = LLVMBuildUDiv(c->b, pos, splat_vec_i32(c, vw, v->ow), "");
-    LLVMValueRef ox = LLVMBuildURem(c->b, pos, splat_vec_i32(c, vw, v->ow), "");
-    LLVMValueRef iy0 = LLVMBuildSub(c->b, LLVMBuildMul(c->b, oy, splat_vec_i32(c, vw, v->s), ""), splat_vec_i32(c, vw, v->p), "");
-    LLVMValueRef ix0 = LLVMBuildSub(c->b, LLVMBuildMul(c->b, ox, splat_vec_i32(c, vw, v->s), ""), splat_vec_i32(c, vw, v->p), "");
-    LLVMValueRef base = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, img, splat_vec_i32(c, vw, v->c * v->h * v->w), ""),
-                                     LLVMBuildAdd(c->b, LLVMBuildMul(c->b, iy0, splat_vec_i32(c, vw, v->w), ""), ix0, ""), "");
-    iy0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, tq, nqv, ""), iy0, splat_vec_i32(c, vw, -(1 << 28)), "");
-    LLVMValueRef val[3] = {base, iy0, ix0};
-    for (int i = 0; i < 3; i++)
-        LLVMSetAlignment(LLVMBuildStore(c->b, val[i], LLVMBuildGEP2(c->b, iv, tab[i], &t, 1, "")), 64);
-    loop_end(c, &Lt);
-
-    LLVMValueRef rl = loop_range(c, &Lr, ci(c, 0), nrows);
-    LLVMValueRef r = iadd(c, r0, rl);
-    LLVMValueRef ch = sdiv(c, r, v->k * v->k), kh = srem(c, sdiv(c, r, v->k), v->k), kw = srem(c, r, v->k);
-    if (v->d > 1)
-        kh = imul(c, kh, ci(c, v->d)), kw = imul(c, kw, ci(c, v->d));
-    LLVMValueRef khv = splat_i32(c, vw, kh), kwv = splat_i32(c, vw, kw);
-    LLVMValueRef offv = splat_i32(c, vw, mad(c, mad(c, ch, v->h, kh), v->w, kw));
-    LLVMValueRef hv = splat_vec_i32(c, vw, v->h), wv = splat_vec_i32(c, vw, v->w);
-    LLVMValueRef drow = gep(c, to, imul(c, rl, ci(c, rs)));
-    LLVMValueRef u = loop_range(c, &Lv, ci(c, 0), nvec);
-    LLVMValueRef got[3];
-    for (int i = 0; i < 3; i++) {
-        got[i] = LLVMBuildLoad2(c->b, iv, LLVMBuildGEP2(c->b, iv, tab[i], &u, 1, ""), "");
-        LLVMSetAlignment(got[i], 64);
-    }
-    /* unsigned compares: a row or column before x's start wraps to a large value */
-    LLVMValueRef on = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntULT, LLVMBuildAdd(c->b, got[1], khv, ""), hv, ""),
-                                   LLVMBuildICmp(c->b, LLVMIntULT, LLVMBuildAdd(c->b, got[2], kwv, ""), wv, ""), "");
-    LLVMValueRef idx = LLVMBuildAdd(c->b, got[0], offv, "");
-    /* not inbounds: lanes in the padding point outside x (they are off) */
-    LLVMValueRef ptrs = LLVMBuildGEP2(c->b, c->elt, g->B, &idx, 1, "");
-    LLVMTypeRef gover[2] = {g->vt, LLVMTypeOf(ptrs)};
-    LLVMValueRef gargs[4] = {ptrs, LLVMConstInt(c->i32, align, 0), on, LLVMConstNull(g->vt)};
-    LLVMValueRef x = intrinsic(c, "llvm.masked.gather", gover, 2, gargs, 4);
-    LLVMValueRef tu = imul(c, u, ci(c, vw));
-    LLVMValueRef in = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildAdd(c->b, splat_i32(c, vw, tu), lanes, ""), nqv, "");
-    LLVMTypeRef over[2] = {g->vt, c->ptr};
-    LLVMValueRef sargs[4] = {x, gep(c, drow, tu), LLVMConstInt(c->i32, align, 0), in};
-    intrinsic(c, "llvm.masked.store", over, 2, sargs, 4);
-    loop_end(c, &Lv);
-    loop_end(c, &Lr);
-}
-
 static void gather(sc_codegen *c, const gemm *g, LLVMValueRef to, LLVMValueRef r0, LLVMValueRef nrows, LLVMValueRef q0,
                    LLVMValueRef nq, int64_t rs, int64_t qs)
 {
     const sc_conv_geom *v = &g->conv;
-    if (gathers_lanes(g, qs)) {
-        gather_lanes(c, g, to, r0, nrows, q0, nq, rs);
-        return;
-    }
     loop Lr, Lo, Lz1, Lx, Lz2;
     LLVMValueRef rl = loop_range(c, &Lr, ci(c, 0), nrows);
     LLVMValueRef r = iadd(c, r0, rl);

@@ -47,11 +47,6 @@ static const conv convs[] = {
     {1, 1, 1, 1, 1, 1, 0, 1, 1},    {64, 16, 12, 12, 3, 2, 2, 2, 1}, {3, 2, 4, 6, 5, 1, 3, 1, 1},
     {20, 33, 7, 9, 3, 2, 2, 3, 2}, {9, 40, 5, 6, 3, 1, 3, 2, 1}, {12, 17, 11, 10, 7, 1, 3, 2, 1},
     {30, 21, 6, 5, 1, 2, 0, 3, 1},
-    /* outputs 2 or 3 wide, gathered by lanes (cg_gemm.c, gathers_lanes): layer 4's
-     * 3x3 with pad 1 over 5 images, stride 2, 2 wide, and 45 images
-     * (405 columns and positions, across the n block and the k block) */
-    {40, 20, 3, 3, 3, 1, 1, 5, 1}, {24, 9, 6, 5, 3, 2, 1, 4, 1}, {18, 7, 2, 2, 3, 1, 1, 6, 1},
-    {17, 5, 3, 3, 3, 1, 1, 45, 1},
 };
 #define NCONVS (int)(sizeof convs / sizeof *convs)
 
