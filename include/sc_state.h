@@ -22,8 +22,9 @@ typedef struct {
     float *loss;      /* [1] */
 } sc_state;
 
-/* n zeroed floats, 64-byte aligned (n = 0 gives a valid empty block).
- * Release with free(). NULL when out of memory. */
+/* n zeroed floats, 64-byte aligned, 2 MiB aligned and advised huge pages
+ * from 2 MiB up (n = 0 gives a valid empty block). Release with free().
+ * NULL when out of memory or n is negative or too large. */
 float *sc_floats_alloc(int64_t n);
 
 /* Checks that d is usable by this runtime: ABI version, positive sizes,
