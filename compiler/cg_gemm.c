@@ -86,6 +86,22 @@ static void target_vectors(sc_codegen *c)
         c->gemm_vbits = 128, c->gemm_fma = 0;
 }
 
+/* The register rows evened out over m: as many mr-row tiles as the
+ * default needs, each as tall as m then asks (m = 16: two tiles of 8
+ * rather than 14 and 2; 32: 11, 11 and 10 rather than 14, 14 and 4). A
+ * thin edge tile has too few accumulators to cover the FMA latency and
+ * reloads its panel for little work. Measured on resnet-small b32 (CPU
+ * time per node, best of 4 runs of 5 steps, one thread, AMD EPYC Zen 5,
+ * machine shared): the 16-row implicit GEMMs 1.06x to 1.14x faster, the
+ * 32-row ones 1.02x to 1.05x. */
+static void balance_rows(sc_gemm_blocking *bl, int64_t m)
+{
+    if (m <= bl->mr)
+        return;
+    int64_t tiles = (m + bl->mr - 1) / bl->mr;
+    bl->mr = (int)((m + tiles - 1) / tiles);
+}
+
 sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_t k)
 {
     target_vectors(c);
@@ -101,6 +117,8 @@ sc_gemm_blocking sc_cg_gemm_blocking(sc_codegen *c, int64_t m, int64_t n, int64_
      * the registers hold */
     if (c->gemm_mr > 0 && c->gemm_mr < bl.mr)
         bl.mr = c->gemm_mr;
+    else if (c->gemm_mr <= 0)
+        balance_rows(&bl, m);
     if (m < bl.mr)
         bl.mr = (int)m;
     int64_t nr = (int64_t)bl.nv * bl.vw;

@@ -114,8 +114,13 @@ sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
  * machine shared, three runs): against GEMM + col2im + zeroing dx, 0.83x
  * to 0.95x the speed at C = 64 (layer 1), 1.0x to 1.1x at 128, 1.2x to
  * 1.3x at 256 and 1.0x to 1.08x at 512 (where flipping the 2.4M weights
- * costs a tenth of the node). A 1x1 convolution of one image per chunk is one
- * GEMM already (gemm-1x1). */
+ * costs a tenth of the node). Measured again with the generated GEMM's
+ * balanced register rows (cg_gemm.c; per-node CPU time of bench-step
+ * --profile, best of 4 runs, one thread, same machine): 1.2x to 1.4x at
+ * C = 16 (resnet-small's 32x32 layer 1, whose GEMM then has K = 144
+ * instead of 16), 1.05x to 1.3x at 32 (16x16), 1.0x to 1.1x at 64 (8x8)
+ * and 1.0x to 1.1x at resnet18-stl10's 64 (24x24): flip from 16 on. A 1x1
+ * convolution of one image per chunk is one GEMM already (gemm-1x1). */
 static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1)
 {
     return !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->groups == 1 &&

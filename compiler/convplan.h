@@ -92,8 +92,9 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 #define SC_MSPLIT_POSITIONS 1024
 #define SC_MSPLIT_ROWS 16
 
-/* flip+implicit-gemm only where dx has this many channels (convplan.c) */
-#define SC_FLIP_MIN_C 128
+/* flip+implicit-gemm only where dx has this many channels (convplan.c):
+ * fewer fill too little of the register block's rows */
+#define SC_FLIP_MIN_C 16
 
 /* At most this many floats in a chunk's im2col columns (4 MB): late
  * stages' chunks of many images (resnet18-cifar's 4x4 layer 4: 32 images,

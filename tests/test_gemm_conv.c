@@ -47,6 +47,9 @@ static const conv convs[] = {
     {1, 1, 1, 1, 1, 1, 0, 1, 1},    {64, 16, 12, 12, 3, 2, 2, 2, 1}, {3, 2, 4, 6, 5, 1, 3, 1, 1},
     {20, 33, 7, 9, 3, 2, 2, 3, 2}, {9, 40, 5, 6, 3, 1, 3, 2, 1}, {12, 17, 11, 10, 7, 1, 3, 2, 1},
     {30, 21, 6, 5, 1, 2, 0, 3, 1},
+    /* resnet-small's (m = 16, 32: the balanced register rows 8+8 and
+     * 11+11+10), its 1x1 stride-2 downsample among them */
+    {16, 16, 32, 32, 3, 1, 1, 1, 1}, {32, 32, 16, 16, 3, 1, 1, 2, 1}, {32, 16, 32, 32, 1, 2, 0, 2, 1},
 };
 #define NCONVS (int)(sizeof convs / sizeof *convs)
 
