@@ -190,14 +190,23 @@ sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)
  * machine shared, three runs): against GEMM + col2im + zeroing dx, 0.83x
  * to 0.95x the speed at C = 64 (layer 1), 1.0x to 1.1x at 128, 1.2x to
  * 1.3x at 256 and 1.0x to 1.08x at 512 (where flipping the 2.4M weights
- * costs a tenth of the node). A 1x1 convolution of one image per chunk is one
- * GEMM already (gemm-1x1). A --tune pick of flip lifts the channel
- * threshold; any other pick rules flip out. */
-static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1, sc_conv_form form)
+ * costs a tenth of the node). Below that, the explicit GEMM's k is dy's
+ * O channels: under SC_FLIP_K_O of them its C tiles are stored every few
+ * k steps, so flipping (k = O*K*K) pays from SC_FLIP_SMALL_C channels on.
+ * Measured with the balanced register rows (cg_gemm.c; per-node CPU time
+ * of bench-step --profile, best of 2 to 4 runs, one thread, same machine):
+ * on resnet-small b32 1.2x to 1.4x at C = O = 16 (32x32) and 1.05x to 1.3x
+ * at 32 (16x16); at O = 64, 1.1x on resnet-small's 8x8 but 0.9x to 0.95x
+ * on resnet18-stl10's 24x24 layer 1, which keeps GEMM plus col2im. A 1x1
+ * convolution of one image per chunk is one GEMM already (gemm-1x1). A
+ * --tune pick of flip lifts the channel thresholds; any other pick rules
+ * flip out. */
+static int use_flip(const sc_node *n, int64_t c, int64_t o, int policy, int one_image_1x1, sc_conv_form form)
 {
     int legal = !(policy & SC_CONV_EXPLICIT) && n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 &&
                 n->groups == 1 && n->dilation == 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && !one_image_1x1;
-    return legal && (form == SC_FORM_FLIP || (form == SC_FORM_AUTO && c >= SC_FLIP_MIN_C));
+    int pays = c >= SC_FLIP_MIN_C || (c >= SC_FLIP_SMALL_C && o < SC_FLIP_K_O);
+    return legal && (form == SC_FORM_FLIP || (form == SC_FORM_AUTO && pays));
 }
 
 /* The implicit weight gradient split by dW's rows (convplan.h,
@@ -271,7 +280,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.at_taps = p.at_b + s.cd * s.stride;
         p.at_partial = p.at_taps + s.k * s.k * s.cs * s.cd;
         snprintf(p.name, sizeof p.name, "shift+gemm x%lld", (long long)p.nb);
-    } else if (use_flip(n, p.g.c, policy, one_by_one && sc_conv_chunk(p.n, p.ohw, threads) == 1, form)) {
+    } else if (use_flip(n, p.g.c, p.o, policy, one_by_one && sc_conv_chunk(p.n, p.ohw, threads) == 1, form)) {
         /* dx = conv(dy, W flipped): O input channels of OH x OW, padded
          * k-1-p, giving C channels of H x W */
         p.algo = SC_CONV_FLIP;

@@ -32,7 +32,8 @@
  *                flip geometry), by implicit-gemm: no columns, no col2im,
  *                no zeroing of dx. Phase 0 writes the flipped weights
  *                [C, O*K*K] once into thread 0's workspace; phase 1 runs
- *                the chunks. Where dx has SC_FLIP_MIN_C channels or more
+ *                the chunks. Where dx has SC_FLIP_MIN_C channels or more,
+ *                or SC_FLIP_SMALL_C where dy has fewer than SC_FLIP_K_O
  *                (convplan.c has the measurements).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
@@ -122,8 +123,12 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 #define SC_MSPLIT_POSITIONS 1024
 #define SC_MSPLIT_ROWS 16
 
-/* flip+implicit-gemm only where dx has this many channels (convplan.c) */
+/* flip+implicit-gemm where dx has SC_FLIP_MIN_C channels or more, or
+ * SC_FLIP_SMALL_C or more where dy has fewer than SC_FLIP_K_O channels
+ * (the explicit GEMM's k; convplan.c) */
 #define SC_FLIP_MIN_C 128
+#define SC_FLIP_SMALL_C 16
+#define SC_FLIP_K_O 64
 
 /* At most this many floats in a chunk's im2col columns (4 MB): late
  * stages' chunks of many images (resnet18-cifar's 4x4 layer 4: 32 images,

@@ -43,6 +43,9 @@ static const dgrad cases[] = {
     {3, 14, 13, 9, 7, 3, 1}, {11, 3, 12, 10, 7, 0, 3}, {9, 7, 5, 5, 1, 0, 3}, /* 1x1 over chunks */
     {1, 1, 1, 1, 1, 0, 1},   {37, 15, 7, 9, 3, 1, 2}, /* O*K*K = 333 > kc */
     {6, 33, 4, 6, 5, 4, 1},  {64, 13, 3, 3, 3, 1, 3},
+    /* resnet-small's layers (C = 16, 32, 64: the balanced register rows
+     * 8+8, 11+11+10, 4x13+12) */
+    {16, 16, 32, 32, 3, 1, 1}, {32, 32, 16, 16, 3, 1, 2}, {64, 64, 8, 8, 3, 1, 3},
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
 

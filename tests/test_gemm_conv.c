@@ -11,9 +11,9 @@
  * holds NaN beforehand) and 1; ldc larger than n (the gap must stay).
  *
  * Bound per element as in test_gemm_gen: |got - want| <= TOL * u *
- * (sum |a||b| + |beta c|); worst measured ratio 4.06 (2026-12-06, AMD EPYC
- * Zen 5, with "ir": float 4.06 with AVX-512, AVX2 and generic; double
- * 3.72), so TOL = 16. The host's vectors in float and double, haswell's and
+ * (sum |a||b| + |beta c|); worst measured ratio 5.40 (2026-12-06, AMD EPYC
+ * Zen 5, with resnet-small's shapes: float 4.06 with AVX-512, 4.73 AVX2,
+ * 5.40 generic; double 3.72), so TOL = 16. The host's vectors in float and double, haswell's and
  * x86-64's (128 bits, the masked loads scalarised) in float. */
 #include <math.h>
 #include <setjmp.h>
@@ -47,6 +47,9 @@ static const conv convs[] = {
     {1, 1, 1, 1, 1, 1, 0, 1, 1},    {64, 16, 12, 12, 3, 2, 2, 2, 1}, {3, 2, 4, 6, 5, 1, 3, 1, 1},
     {20, 33, 7, 9, 3, 2, 2, 3, 2}, {9, 40, 5, 6, 3, 1, 3, 2, 1}, {12, 17, 11, 10, 7, 1, 3, 2, 1},
     {30, 21, 6, 5, 1, 2, 0, 3, 1},
+    /* resnet-small's (m = 16, 32: the balanced register rows 8+8 and
+     * 11+11+10), its 1x1 stride-2 downsample among them */
+    {16, 16, 32, 32, 3, 1, 1, 1, 1}, {32, 32, 16, 16, 3, 1, 1, 2, 1}, {32, 16, 32, 32, 1, 2, 0, 2, 1},
 };
 #define NCONVS (int)(sizeof convs / sizeof *convs)
 

@@ -47,6 +47,7 @@ static const shape shapes[] = {
     {1, 1, 1},    {2, 7, 15},   {7, 16, 17},  {15, 17, 31}, {16, 31, 33}, {17, 33, 48}, {31, 48, 49},
     {33, 49, 97}, {48, 97, 2},  {49, 257, 7}, {97, 1, 257}, {257, 2, 16}, {14, 32, 1},  {28, 64, 300},
     {13, 15, 1000}, {1, 257, 33}, {29, 1, 7},  {3, 100, 600}, {64, 576, 576}, {30, 1000, 400},
+    {16, 144, 1024}, {32, 48, 144}, /* resnet-small's 16 and 32 rows (register rows 8+8, 11+11+10) */
 };
 #define NSHAPES (int)(sizeof shapes / sizeof *shapes)
 
@@ -302,6 +303,17 @@ static void test_blocking(void **state)
         assert_true(bl.nc % (bl.nv * bl.vw) == 0);
         assert_true(bl.kc * bl.nc * 4 <= 512 << 10);
     }
+    /* untuned, the rows are spread evenly over as many tiles as the full
+     * register block needs: no thin edge tile (m = 16: 8 + 8 with AVX-512) */
+    int64_t full = sc_cg_gemm_blocking(c, 1000, 64, 64).mr;
+    for (int64_t m = 1; m <= 200; m++) {
+        sc_gemm_blocking bl = sc_cg_gemm_blocking(c, m, 64, 64);
+        int64_t tiles = (m + bl.mr - 1) / bl.mr;
+        assert_true(bl.mr <= full && tiles == (m + full - 1) / full);
+        assert_true(m - (tiles - 1) * bl.mr > bl.mr - tiles);
+    }
+    if (c->gemm_vbits == 512)
+        assert_int_equal(sc_cg_gemm_blocking(c, 16, 1024, 144).mr, 8);
     /* --tune's choice is taken, within the registers and the shape */
     int regs = c->gemm_vbits == 512 ? 32 : 16;
     for (int i = 0; i < SC_TUNE_NMR; i++)

@@ -390,8 +390,8 @@ static void test_grouped_plans(void **state)
  * thread and split by rows: forward convolutions at stride 1 or 2 fold
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
  * columns; data gradients at stride 1 of SC_FLIP_MIN_C channels or more
- * run as flipped forward convolutions (flip+implicit-gemm; none in the
- * spec, some in resnet18-stl10); weight gradients fold where x has
+ * (SC_FLIP_SMALL_C where dy has fewer than SC_FLIP_K_O)
+ * run as flipped forward convolutions (flip+implicit-gemm; some in each); weight gradients fold where x has
  * SC_ROWS_MIN_C channels or more, their workspace the chunk's
  * channels-last images instead (and the partial dW, unless split by
  * rows); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col. */
@@ -415,10 +415,14 @@ static void test_implicit_plans(void **state)
             sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
             sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
             assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
+            if (n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->kernel > 1 && n->pad >= 0 &&
+                n->pad <= n->kernel - 1 && n->groups == 1 && n->dilation == 1) /* flipped exactly where it pays */
+                assert_int_equal(p.algo == SC_CONV_FLIP,
+                                 p.g.c >= SC_FLIP_MIN_C || (p.g.c >= SC_FLIP_SMALL_C && p.o < SC_FLIP_K_O));
             if (p.algo == SC_CONV_FLIP) { /* a stride-1 data gradient: no columns, the flipped weights */
                 flipped[file]++;
                 assert_true(n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->pad <= n->kernel - 1 &&
-                            p.g.c >= SC_FLIP_MIN_C);
+                            (p.g.c >= SC_FLIP_MIN_C || (p.g.c >= SC_FLIP_SMALL_C && p.o < SC_FLIP_K_O)));
                 assert_true(e.algo == SC_CONV_IM2COL);
                 assert_int_equal(p.workspace, (p.nb > 1 ? p.g.c * p.cols : 0) + p.ckk * p.o);
                 assert_int_equal(p.cols, p.nb * p.g.h * p.g.w);
@@ -449,8 +453,7 @@ static void test_implicit_plans(void **state)
         graphs_free(&s);
     }
     assert_true(folded >= 3 && wgrads >= 2 && split >= 1);
-    assert_int_equal(flipped[0], 0); /* the spec's channels are all below SC_FLIP_MIN_C */
-    assert_true(flipped[1] >= 1);
+    assert_true(flipped[0] >= 1 && flipped[1] >= 1);
 }
 
 /* tests/specs/dgrad-flip.xml: every stride-1 data gradient of at least
