@@ -498,6 +498,15 @@ static sc_tune_table table_for(double ms_blocked, int reversed, int forms)
     return t;
 }
 
+/* How many times ir holds s. */
+static int count_of(const char *ir, const char *s)
+{
+    int n = 0;
+    for (const char *p = strstr(ir, s); p; p = strstr(p + 1, s))
+        n++;
+    return n;
+}
+
 static void test_module(void **state)
 {
     (void)state;
@@ -513,8 +522,10 @@ static void test_module(void **state)
     assert_string_equal(c, c2);
     assert_string_equal(c, cr);
     assert_true(strcmp(a, c) != 0);
-    assert_null(strstr(a, "flip+implicit-gemm"));
-    assert_non_null(strstr(c, "flip+implicit-gemm x"));
+    /* the table's flip lifts the channel thresholds: by the plan's rules
+     * only basic-stages' 16-channel data gradient flips, not the 8-channel
+     * ones */
+    assert_true(count_of(a, "flip+implicit-gemm x") < count_of(c, "flip+implicit-gemm x"));
     assert_non_null(strstr(c, " rows/2 tuned"));
     assert_non_null(strstr(c, "im2col+gemm"));
     /* the default blocking: no tuned GEMM function */
