@@ -65,7 +65,7 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
         if (p->op == n->op && !strcmp(p->label, n->label))
             return p->algo == SC_CONV_SHIFT;
     }
-    policy &= ~SC_CONV_EXPLICIT;
+    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD);
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
     if (policy == SC_CONV_FORCE_SHIFT)
@@ -122,6 +122,57 @@ static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1)
            n->dilation == 1 && n->pad >= 0 && n->pad <= n->kernel - 1 && !one_image_1x1 && c >= SC_FLIP_MIN_C;
 }
 
+/* winograd F(2,3) (convplan.h) for a 3x3 convolution at stride 1, pad
+ * 1, not grouped nor dilated, forward or data gradient (the flipped
+ * forward convolution: pad 3-1-1 = 1 again), with the generated GEMM and
+ * unless turned off (SC_CONV_NO_WINOGRAD, simclrc --no-winograd), every
+ * convolution forced to shift+gemm (tests) or --tune picked shift+gemm
+ * for the node (its other trial ran this rule); where its input and output
+ * channels are both at least SC_WINO_MIN_C: below that the 16 small
+ * GEMMs and the transforms' memory passes outweigh the multiply-adds
+ * saved. */
+static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, int policy, const sc_conv_tuning *tuning)
+{
+    const sc_node *n = &g->n[i];
+    int fwd = n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS;
+    if ((policy & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD)) || (policy & 15) == SC_CONV_FORCE_SHIFT ||
+        !(fwd || n->op == SC_OP_CONV2D_BWD_DATA))
+        return 0;
+    if (n->kernel != 3 || n->stride != 1 || n->pad != 1 || n->groups != 1 || n->dilation != 1)
+        return 0;
+    for (int k = 0; tuning && k < tuning->n; k++) {
+        const sc_conv_pick *p = &tuning->v[k];
+        if (p->op == n->op && !strcmp(p->label, n->label) && p->algo != SC_CONV_IM2COL)
+            return p->algo == SC_CONV_WINOGRAD; /* its im2col trial ran the default rule */
+    }
+    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C;
+}
+
+sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)
+{
+    sc_wino_geom v;
+    v.cin = cin, v.cout = cout, v.h = h, v.w = w;
+    v.th = (h + 1) / 2, v.tw = (w + 1) / 2;
+    v.tt = v.th * v.tw;
+    v.t = nb * v.tt;
+    v.hp = 2 * v.th + 2, v.wp = 2 * v.tw + 2;
+    v.at_m = 16 * cin * v.t;
+    v.at_plane = v.at_m + 16 * cout * v.t;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    return v;
+}
+
+/* Images per Winograd chunk: the largest divisor of n whose tiles stay
+ * within SC_WINO_TILES, leaving at least `threads` chunks where n allows. */
+static int64_t wino_chunk(int64_t n, int64_t tt, int threads)
+{
+    int64_t best = 1;
+    for (int64_t d = 2; d <= n; d++)
+        if (n % d == 0 && d * tt <= SC_WINO_TILES && n / d >= threads)
+            best = d;
+    return best;
+}
+
 /* A weight gradient over threads sums each thread's chunks into a
  * partial dW, added up afterwards. Where that partial is at least as large
  * as a chunk's columns (late stages: few pixels, many channels), the
@@ -168,7 +219,17 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     int64_t partial = n->op == SC_OP_CONV2D_BWD_WEIGHT && threads > 1 ? g->t[n->out[0]].numel : 0;
     p.mslices = 1;
     int one_by_one = n->kernel == 1 && n->stride == 1 && n->pad == 0 && n->groups == 1;
-    if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
+    int bwd_data = n->op == SC_OP_CONV2D_BWD_DATA;
+    if (use_winograd(g, i, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, policy, tuning)) {
+        /* the data gradient: dy's o channels into dx's c, same h x w */
+        p.algo = SC_CONV_WINOGRAD;
+        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads);
+        p.wino = bwd_data ? sc_conv_wino_geom(p.o, p.g.c, p.g.h, p.g.w, p.nb) : sc_conv_wino_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb);
+        p.at_b = p.wino.at_m;
+        p.at_taps = p.wino.at_u;
+        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+    } else if (!one_by_one && use_shift(g, i, threads, policy, tuning)) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;
         p.shift = s;
