@@ -130,7 +130,16 @@ static int use_flip(const sc_node *n, int64_t c, int policy, int one_image_1x1)
  * for the node (its other trial ran this rule); where its input and output
  * channels are both at least SC_WINO_MIN_C: below that the 16 small
  * GEMMs and the transforms' memory passes outweigh the multiply-adds
- * saved. */
+ * saved; and where the 2x2 tiles cover at most SC_WINO_WASTE times the
+ * plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16 tile outputs
+ * for 9 pixels) ran at about half the implicit GEMM's speed, while
+ * resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one thread,
+ * AMD EPYC Zen 5, machine shared). */
+int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+{
+    return (double)(4 * ((h + 1) / 2) * ((w + 1) / 2)) <= SC_WINO_WASTE * (double)(h * w);
+}
+
 static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, int policy, const sc_conv_tuning *tuning)
 {
     const sc_node *n = &g->n[i];
@@ -145,7 +154,8 @@ static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, int poli
         if (p->op == n->op && !strcmp(p->label, n->label) && p->algo != SC_CONV_IM2COL)
             return p->algo == SC_CONV_WINOGRAD; /* its im2col trial ran the default rule */
     }
-    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C;
+    int64_t h = g->t[n->out[0]].shape[2], w = g->t[n->out[0]].shape[3]; /* y's or dx's: x's and dy's alike */
+    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
 }
 
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)

@@ -106,6 +106,9 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 /* winograd F(2,3) only where the GEMMs' rows and depth (the convolution's
  * input and output channels) are at least this many (convplan.c) */
 #define SC_WINO_MIN_C 64
+/* and where the tiles' outputs are at most this many times the plane's
+ * pixels (sc_conv_wino_legal_plane) */
+#define SC_WINO_WASTE 1.4
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
@@ -191,6 +194,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
  * transposed with the taps flipped: wf[ch][(o*k + kh)*k + kw] =
  * W[o][ch][k-1-kh][k-1-kw]. */
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o);
+
+/* Whether an h x w plane's 2x2 tiles waste little enough for Winograd
+ * (SC_WINO_WASTE). */
+int sc_conv_wino_legal_plane(int64_t h, int64_t w);
 
 /* The Winograd geometry of cin channels of h x w into cout over chunks
  * of nb images. */
