@@ -216,7 +216,7 @@ void sc_prof_print(FILE *f, const sc_node_info *nodes, int32_t n, int64_t steps,
 
     for (int i = 0; i < nr; i++)
         if (strstr(r[i].impl, "winograd")) {
-            fputs("(winograd nodes: GFLOP/s of the direct convolution's FLOPs, 2.25x those executed)\n", f);
+            fputs("(winograd nodes: GFLOP/s count the direct convolution's FLOPs; their GEMMs do 1/2.25 of them)\n", f);
             break;
         }
 
