@@ -1,9 +1,10 @@
 /* Lowering of convolutions: im2col+gemm, implicit-gemm, gemm-1x1,
- * shift+gemm and flip+implicit-gemm (convplan.h), forward, data gradient
+ * shift+gemm and flip+implicit-gemm (convplan.h; winograd in cg_winograd.c), forward, data gradient
  * and weight gradient. */
 #include <stdio.h>
 
 #include "cg_builder.h"
+#include "cg_winograd.h"
 #include "convplan.h"
 
 /* ---- convolution pieces ---- */
@@ -328,6 +329,10 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
         lower_conv_shift(c, i, &res, &cp, 0);
         return res;
     }
+    if (cp.algo == SC_CONV_WINOGRAD) {
+        sc_cg_lower_winograd(c, i, &res, &cp, 0);
+        return res;
+    }
     const sc_node *n = &c->g->n[i];
     conv_ws p = conv_workspace(c, i, &cp);
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
@@ -446,6 +451,10 @@ sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i)
     }
     if (cp.algo == SC_CONV_FLIP) {
         lower_bwd_data_flip(c, i, &res, &cp);
+        return res;
+    }
+    if (cp.algo == SC_CONV_WINOGRAD) {
+        sc_cg_lower_winograd(c, i, &res, &cp, 1);
         return res;
     }
     const sc_node *n = &c->g->n[i];

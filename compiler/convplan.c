@@ -21,6 +21,7 @@ static const struct {
     [SC_FORM_IMPLICIT] = {"implicit", FWD | WGRAD, {"implicit-gemm", NULL}, NULL},
     [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
     [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
+    [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD, {"winograd F(2,3)", NULL}, NULL},
 };
 
 const char *sc_conv_form_name(sc_conv_form f)
@@ -138,7 +139,7 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
         return 0;
     if (pick)
         return pick->form == SC_FORM_SHIFT;
-    policy &= ~SC_CONV_EXPLICIT;
+    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD);
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
     if (policy == SC_CONV_FORCE_SHIFT)
@@ -220,6 +221,70 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
            (p->n * p->ohw < SC_MSPLIT_POSITIONS * threads && p->o / threads >= SC_MSPLIT_ROWS);
 }
 
+/* winograd F(2,3) (convplan.h) for a 3x3 convolution at stride 1, pad
+ * 1, not grouped nor dilated, forward or data gradient (the flipped
+ * forward convolution: pad 3-1-1 = 1 again), with the generated GEMM and
+ * unless turned off (SC_CONV_NO_WINOGRAD, simclrc --no-winograd), every
+ * convolution forced to shift+gemm (tests) or --tune picked shift+gemm
+ * for the node (its other trial ran this rule); where its input and output
+ * channels are both at least SC_WINO_MIN_C: below that the 16 small
+ * GEMMs and the transforms' memory passes outweigh the multiply-adds
+ * saved; and where the 2x2 tiles cover at most SC_WINO_WASTE times the
+ * plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16 tile outputs
+ * for 9 pixels) ran at about half the implicit GEMM's speed, while
+ * resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one thread,
+ * AMD EPYC Zen 5, machine shared). */
+int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+{
+    return (double)(4 * ((h + 1) / 2) * ((w + 1) / 2)) <= SC_WINO_WASTE * (double)(h * w);
+}
+
+/* Whether the node can run as winograd F(2,3) at all (what a --tune pick
+ * of it needs): the geometry and a policy that leaves it on. */
+static int winograd_legal(const sc_node *n, int policy)
+{
+    int fwd = n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS;
+    if ((policy & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD)) || (policy & 15) == SC_CONV_FORCE_SHIFT ||
+        !(fwd || n->op == SC_OP_CONV2D_BWD_DATA))
+        return 0;
+    return n->kernel == 3 && n->stride == 1 && n->pad == 1 && n->groups == 1 && n->dilation == 1;
+}
+
+/* A legal node's choice: --tune's pick, else the rule above. */
+static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, sc_conv_form form)
+{
+    const sc_node *n = &g->n[i];
+    if (form != SC_FORM_AUTO)
+        return form == SC_FORM_WINOGRAD;
+    int64_t h = g->t[n->out[0]].shape[2], w = g->t[n->out[0]].shape[3]; /* y's or dx's: x's and dy's alike */
+    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
+}
+
+sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)
+{
+    sc_wino_geom v;
+    v.cin = cin, v.cout = cout, v.h = h, v.w = w;
+    v.th = (h + 1) / 2, v.tw = (w + 1) / 2;
+    v.tt = v.th * v.tw;
+    v.t = nb * v.tt;
+    v.hp = 2 * v.th + 2, v.wp = 2 * v.tw + 2;
+    v.at_m = 16 * cin * v.t;
+    v.at_plane = v.at_m + 16 * cout * v.t;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    return v;
+}
+
+/* Images per Winograd chunk: the largest divisor of n whose tiles stay
+ * within SC_WINO_TILES, leaving at least `threads` chunks where n allows. */
+static int64_t wino_chunk(int64_t n, int64_t tt, int threads)
+{
+    int64_t best = 1;
+    for (int64_t d = 2; d <= n; d++)
+        if (n % d == 0 && d * tt <= SC_WINO_TILES && n / d >= threads)
+            best = d;
+    return best;
+}
+
 /* A weight gradient over threads sums each thread's chunks into a
  * partial dW, added up afterwards. Where that partial is at least as large
  * as a chunk's columns (late stages: few pixels, many channels), the
@@ -269,9 +334,21 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     const sc_conv_pick *pick = pick_of(g, i, tuning);
     sc_conv_form form = pick && sc_conv_form_applies(pick->form, n->op) ? pick->form : SC_FORM_AUTO;
     int shift = !one_by_one && use_shift(g, i, threads, policy, pick);
-    if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)))
+    int bwd_data = n->op == SC_OP_CONV2D_BWD_DATA;
+    int wino_legal = winograd_legal(n, policy);
+    if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)) ||
+        (!wino_legal && form == SC_FORM_WINOGRAD))
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
-    if (shift) {
+    if (wino_legal && use_winograd(g, i, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, form)) {
+        /* the data gradient: dy's o channels into dx's c, same h x w */
+        p.algo = SC_CONV_WINOGRAD;
+        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads);
+        p.wino = bwd_data ? sc_conv_wino_geom(p.o, p.g.c, p.g.h, p.g.w, p.nb) : sc_conv_wino_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb);
+        p.at_b = p.wino.at_m;
+        p.at_taps = p.wino.at_u;
+        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+    } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;
         p.shift = s;

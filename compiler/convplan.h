@@ -35,6 +35,17 @@
  *                the chunks. Where dx has SC_FLIP_MIN_C channels or more,
  *                or SC_FLIP_SMALL_C where dy has fewer than SC_FLIP_K_O
  *                (convplan.c has the measurements).
+ *   winograd F(2,3)  a 3x3, stride-1, pad-1 convolution (forward, or the
+ *                data gradient as the flipped forward one) by Winograd's
+ *                F(2x2, 3x3) (cg_winograd.c): 4x4 input tiles overlapping
+ *                by 2, 16 GEMMs of [O, C] by [C, tiles] per chunk instead
+ *                of one of [O, 9C] by [9C, 4 tiles]: 2.25x fewer
+ *                multiply-adds. Phase 0 transforms the weights into
+ *                thread 0's workspace; phase 1 per chunk transforms the
+ *                input tiles, runs the GEMMs, transforms the output
+ *                (+bias, +stats). The profile's GFLOP/s still count the
+ *                direct convolution's FLOPs. Where both channel counts are
+ *                at least SC_WINO_MIN_C (convplan.c).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -57,7 +68,7 @@
 
 #include "ir.h"
 
-typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT, SC_CONV_FLIP } sc_conv_algo;
+typedef enum { SC_CONV_IM2COL, SC_CONV_GEMM1X1, SC_CONV_SHIFT, SC_CONV_IMPLICIT, SC_CONV_FLIP, SC_CONV_WINOGRAD } sc_conv_algo;
 
 /* The formulations --tune measures and imposes per node (convplan.c has
  * their table: name, the ops they apply to, the kernel names they give).
@@ -73,11 +84,12 @@ typedef enum {
     SC_FORM_IMPLICIT, /* implicit-gemm: forward, or the weight gradient's "ir" split by images */
     SC_FORM_ROWS,     /* the weight gradient's "ir" split by dW's rows (rows/T) */
     SC_FORM_FLIP,     /* flip+implicit-gemm data gradient */
+    SC_FORM_WINOGRAD, /* winograd F(2,3): forward, or the data gradient flipped */
     SC_FORM_COUNT
 } sc_conv_form;
 
 /* The formulation's name in --tune tables ("auto", "im2col", "shift",
- * "implicit", "rows", "flip"); sc_conv_form_parse is its inverse (0, or
+ * "implicit", "rows", "flip", "winograd"); sc_conv_form_parse is its inverse (0, or
  * -1 for an unknown name). */
 const char *sc_conv_form_name(sc_conv_form f);
 int sc_conv_form_parse(const char *name, sc_conv_form *f);
@@ -111,7 +123,7 @@ typedef struct sc_conv_tuning_ {
  * the waste) is for tests. SC_CONV_EXPLICIT, or'ed into a policy, keeps
  * the im2col matrix (no implicit-gemm): --gemm=openblas, whose cblas_sgemm
  * has no implicit form, and A/B comparisons. */
-enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16 };
+enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16, SC_CONV_NO_WINOGRAD = 32 };
 
 #define SC_SHIFT_WASTE 1.4
 #define SC_ROWS_MIN_C 16
@@ -122,6 +134,16 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
  * batch 32) and the rows divide into T slices of at least SC_MSPLIT_ROWS. */
 #define SC_MSPLIT_POSITIONS 1024
 #define SC_MSPLIT_ROWS 16
+
+/* winograd F(2,3) only where the GEMMs' rows and depth (the convolution's
+ * input and output channels) are at least this many (convplan.c) */
+#define SC_WINO_MIN_C 64
+/* and where the tiles' outputs are at most this many times the plane's
+ * pixels (sc_conv_wino_legal_plane) */
+#define SC_WINO_WASTE 1.4
+/* Tiles per Winograd chunk: the largest divisor of the batch giving at
+ * most this many (one image at least) */
+#define SC_WINO_TILES 256
 
 /* flip+implicit-gemm where dx has SC_FLIP_MIN_C channels or more, or
  * SC_FLIP_SMALL_C or more where dy has fewer than SC_FLIP_K_O channels
@@ -156,6 +178,16 @@ typedef struct {
     int64_t npos;    /* GEMM columns: up to the chunk's last output */
 } sc_shift_geom;
 
+/* A Winograd F(2x2, 3x3) convolution (stride 1, pad 1: output h x w) of
+ * cin channels into cout: th x tw tiles per image (tt), t per chunk. A
+ * thread's workspace holds V [16][cin][t] (at 0), M [16][cout][t] (at_m)
+ * and one zero-bordered input plane hp x wp (at_plane); thread 0's also
+ * the transformed weights U [16][cout][cin] (at_u). */
+typedef struct {
+    int64_t cin, cout, h, w, th, tw, tt, t, hp, wp;
+    int64_t at_m, at_plane, at_u;
+} sc_wino_geom;
+
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
  * kernel runs over chunks of nb images: chunks is its parallel extent.
  * Its workspace, per thread, holds in order: part a (im2col columns
@@ -177,6 +209,7 @@ typedef struct {
     int64_t cgkk, og;         /* per group: im2col rows (ckk/groups), output channels */
     sc_shift_geom shift;      /* SC_CONV_SHIFT only */
     sc_conv_geom flip;        /* SC_CONV_FLIP only: the convolution of dy giving dx (cols = nb*h*w) */
+    sc_wino_geom wino;        /* SC_CONV_WINOGRAD only */
     int64_t mslices;          /* implicit weight gradient split by dW's rows: slices of o/mslices rows
                                * (the kernel's parallel extent, every chunk in each; no partials); else 1 */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
@@ -198,6 +231,14 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
  * transposed with the taps flipped: wf[ch][(o*k + kh)*k + kw] =
  * W[o][ch][k-1-kh][k-1-kw]. */
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o);
+
+/* Whether an h x w plane's 2x2 tiles waste little enough for Winograd
+ * (SC_WINO_WASTE). */
+int sc_conv_wino_legal_plane(int64_t h, int64_t w);
+
+/* The Winograd geometry of cin channels of h x w into cout over chunks
+ * of nb images. */
+sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb);
 
 /* Images per chunk of a convolution over n images of ohw output pixels:
  * enough that one GEMM has a few hundred columns, a divisor of n, and at

@@ -48,6 +48,7 @@ static void usage(FILE *f)
             "                      all ranks' views, averaged gradients (needs a simclrc built with MPI)\n"
             "  --conv=ALGO         convolutions: im2col (default: im2col+gemm, gemm for 1x1) or shift\n"
             "                      (shifted GEMMs over padded planes where they waste little)\n"
+            "  --no-winograd       3x3 stride-1 convolutions by implicit GEMM, not Winograd F(2x2,3x3)\n"
             "  --gemm=KIND         matrix products: generated (default: GEMM kernels generated for\n"
             "                      each shape and this CPU's vectors) or openblas (cblas_sgemm calls)\n"
             "  --tune              measure each convolution's formulation, GEMM blocking and chunks on\n"
@@ -105,6 +106,7 @@ static int dir_writable(const char *path)
 static sc_memplan_opts plan_opts = {.threads = 1};
 /* --gemm=openblas */
 static int gemm_openblas;
+static int no_winograd; /* --no-winograd */
 /* --max-arena-bytes (0: --no-size-limit) */
 static int64_t max_bytes = SC_DEFAULT_MAX_BYTES;
 
@@ -213,7 +215,7 @@ static int build_trial(void *p, const char *exe, int conv, const sc_conv_tuning 
 {
     const tune_ctx *t = p;
     sc_memplan_opts saved = plan_opts;
-    plan_opts.conv = conv | (saved.conv & SC_CONV_EXPLICIT);
+    plan_opts.conv = conv | (saved.conv & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD));
     plan_opts.mpi = 0;
     plan_opts.tuning = picks;
     int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
@@ -272,7 +274,7 @@ int main(int argc, char **argv)
     const char *tune_table = NULL;
     unsigned long long seed = 0, batch = 0, classes = 10;
     int opt_level = 2, threads_given = 0, fuse = 1, fuse_stats = 0, tune = 0;
-    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_FUSE_STATS, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_TUNE_TABLE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT };
+    enum { OPT_EMIT = 256, OPT_TARGET, OPT_DUMP, OPT_SEED, OPT_BATCH, OPT_VERSION, OPT_GRAPH, OPT_CLASSES, OPT_NO_FUSE, OPT_FUSE_STATS, OPT_THREADS, OPT_MPI, OPT_CONV, OPT_GEMM, OPT_TUNE, OPT_TUNE_TABLE, OPT_LIST_MODELS, OPT_MAX_BYTES, OPT_NO_LIMIT, OPT_NO_WINOGRAD };
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},
         {"target-cpu", required_argument, 0, OPT_TARGET},
@@ -284,6 +286,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, OPT_THREADS},
         {"conv", required_argument, 0, OPT_CONV},
         {"gemm", required_argument, 0, OPT_GEMM},
+        {"no-winograd", no_argument, 0, OPT_NO_WINOGRAD},
         {"tune", no_argument, 0, OPT_TUNE},
         {"tune-table", required_argument, 0, OPT_TUNE_TABLE},
         {"max-arena-bytes", required_argument, 0, OPT_MAX_BYTES},
@@ -355,6 +358,7 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case OPT_NO_WINOGRAD: no_winograd = 1; break;
         case OPT_GEMM:
             if (strcmp(optarg, "generated") && strcmp(optarg, "openblas")) {
                 fprintf(stderr, "simclrc: error: unknown --gemm '%s' (generated, openblas)\n", optarg);
@@ -406,6 +410,8 @@ int main(int argc, char **argv)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         plan_opts.threads = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
     }
+    if (no_winograd)
+        plan_opts.conv |= SC_CONV_NO_WINOGRAD;
     if (gemm_openblas) /* cblas_sgemm reads an im2col matrix */
         plan_opts.conv |= SC_CONV_EXPLICIT;
     if (optind != argc - 1) {

@@ -214,6 +214,12 @@ void sc_prof_print(FILE *f, const sc_node_info *nodes, int32_t n, int64_t steps,
                 1e3 * x->seconds / (double)x->calls, gf, 100.0 * x->seconds / base);
     }
 
+    for (int i = 0; i < nr; i++)
+        if (strstr(r[i].impl, "winograd")) {
+            fputs("(winograd nodes: GFLOP/s count the direct convolution's FLOPs; their GEMMs do 1/2.25 of them)\n", f);
+            break;
+        }
+
     int wg = width(g, ng, COL_KEY, "op", 28);
     fprintf(f, "\nper op:\n%-*s %6s %7s %11s %7s %8s\n", wg, "op", "nodes", "calls", "total ms", "share",
             "GFLOP/s");

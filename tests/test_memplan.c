@@ -385,6 +385,11 @@ static void test_grouped_plans(void **state)
     graphs_free(&s);
 }
 
+static int is_conv_op(sc_opkind op)
+{
+    return op == SC_OP_CONV2D || op == SC_OP_CONV2D_BWD_DATA || op == SC_OP_CONV2D_BWD_WEIGHT;
+}
+
 /* tests/specs/conv-edges.xml (batch 3) and resnet18-stl10 at batch 2,
  * whose weight gradients from layer 2 on see few output positions per
  * thread and split by rows: forward convolutions at stride 1 or 2 fold
@@ -394,7 +399,9 @@ static void test_grouped_plans(void **state)
  * run as flipped forward convolutions (flip+implicit-gemm; some in each); weight gradients fold where x has
  * SC_ROWS_MIN_C channels or more, their workspace the chunk's
  * channels-last images instead (and the partial dW, unless split by
- * rows); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col. */
+ * rows); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col. Winograd off
+ * (test_winograd_plans has it). */
+#define NO_WINO (SC_CONV_IM2COL_POLICY | SC_CONV_NO_WINOGRAD)
 static void test_implicit_plans(void **state)
 {
     (void)state;
@@ -412,8 +419,8 @@ static void test_implicit_plans(void **state)
             const sc_node *n = &g->n[i];
             if (n->op != SC_OP_CONV2D && n->op != SC_OP_CONV2D_BWD_DATA && n->op != SC_OP_CONV2D_BWD_WEIGHT)
                 continue;
-            sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
-            sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+            sc_conv_plan p = sc_conv_plan_node(g, i, 2, NO_WINO, NULL);
+            sc_conv_plan e = sc_conv_plan_node(g, i, 2, NO_WINO | SC_CONV_EXPLICIT, NULL);
             assert_int_not_equal(e.algo, SC_CONV_IMPLICIT);
             if (n->op == SC_OP_CONV2D_BWD_DATA && n->stride == 1 && n->kernel > 1 && n->pad >= 0 &&
                 n->pad <= n->kernel - 1 && n->groups == 1 && n->dilation == 1) /* flipped exactly where it pays */
@@ -497,6 +504,68 @@ static void test_flip_plans(void **state)
     }
     assert_true(flipped >= 3 && kept >= 1); /* 3x3 p2, 1x1, 5x5 p0; the stride-2 3x3 */
     graphs_free(&s);
+}
+
+/* tests/specs/winograd.xml (batch 3) and resnet18-cifar (batch 32):
+ * winograd F(2,3) exactly for the 3x3 stride-1 pad-1 forward convolutions
+ * and data gradients of at least SC_WINO_MIN_C channels in and out whose
+ * tiles waste at most SC_WINO_WASTE of the plane (not 1x1 or 3x3), its
+ * workspace V, M and the plane per thread, then the transformed weights;
+ * chunks within SC_WINO_TILES tiles leaving both threads work;
+ * --no-winograd and SC_CONV_EXPLICIT (--gemm=openblas) give the plan
+ * without it, forced shift too. */
+static void test_winograd_plans(void **state)
+{
+    (void)state;
+    const char *src = getenv("SC_SOURCE_DIR");
+    if (!src)
+        skip();
+    int wino[2] = {0, 0}, bwd = 0;
+    for (int file = 0; file < 2; file++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src, file ? "models/resnet18-cifar.xml" : "tests/specs/winograd.xml");
+        graphs s;
+        load(path, file ? 32 : 3, &s);
+        const sc_graph *g = &s.g[0];
+        for (int i = 0; i < g->nn; i++) {
+            const sc_node *n = &g->n[i];
+            if (!is_conv_op(n->op))
+                continue;
+            sc_conv_plan p = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY, NULL);
+            sc_conv_plan off = sc_conv_plan_node(g, i, 2, NO_WINO, NULL);
+            sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
+            sc_conv_plan f = sc_conv_plan_node(g, i, 2, SC_CONV_FORCE_SHIFT, NULL);
+            int data = n->op == SC_OP_CONV2D_BWD_DATA;
+            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o;
+            int want = n->op != SC_OP_CONV2D_BWD_WEIGHT && n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
+                       n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C &&
+                       4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w);
+            assert_int_equal(p.algo == SC_CONV_WINOGRAD, want);
+            assert_int_not_equal(off.algo, SC_CONV_WINOGRAD);
+            assert_int_not_equal(e.algo, SC_CONV_WINOGRAD);
+            assert_int_not_equal(f.algo, SC_CONV_WINOGRAD);
+            if (!want) {
+                assert_int_equal(p.workspace, off.workspace);
+                continue;
+            }
+            const sc_wino_geom *v = &p.wino;
+            int64_t th = (p.g.h + 1) / 2, tw = (p.g.w + 1) / 2;
+            assert_int_equal(v->cin, cin);
+            assert_int_equal(v->cout, cout);
+            assert_int_equal(v->tt, th * tw);
+            assert_int_equal(v->t, p.nb * th * tw);
+            assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
+            assert_true(p.chunks >= 2 && p.n % p.nb == 0);
+            assert_int_equal(p.workspace, 16 * (cin + cout) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * cin * cout);
+            assert_int_equal(p.last_unused, 0);
+            assert_non_null(strstr(p.name, "winograd F(2,3)"));
+            wino[file]++, bwd += data;
+        }
+        graphs_free(&s);
+    }
+    /* the spec: 4 forward (65, 70, 66, 67 filters; not the 1x1 plane's) and their 4 data gradients */
+    assert_int_equal(wino[0], 8);
+    assert_true(wino[1] >= 20 && bwd >= 10);
 }
 
 /* ---- chunks and the weight gradient's thread split ---- */
@@ -807,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_grouped_plans),
         cmocka_unit_test(test_implicit_plans),
         cmocka_unit_test(test_flip_plans),
+        cmocka_unit_test(test_winograd_plans),
         cmocka_unit_test(test_byol_target),
         cmocka_unit_test(test_chunk_plans),
         cmocka_unit_test(test_same_results),

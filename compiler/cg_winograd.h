@@ -1,0 +1,36 @@
+/* winograd F(2,3) (convplan.h, cg_winograd.c): the pieces of its kernel,
+ * callable on their own for tests. */
+#ifndef SC_CG_WINOGRAD_H
+#define SC_CG_WINOGRAD_H
+
+#include "codegen_internal.h"
+#include "convplan.h"
+
+/* U[e][a][b] = (G g G^T)[e] for the GEMMs' rows a (v->cout, the loop
+ * over them split as par_loop: [c->arg_lo, c->arg_hi)) and columns b <
+ * v->cin. g is W[a][b] ([cout][cin][3][3]) for the forward convolution;
+ * with flip W is [cin][cout][3][3] and g[kh][kw] = W[b][a][2-kh][2-kw]
+ * (the data gradient as a forward convolution of dy). */
+void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
+                            int flip);
+
+/* Zeroes the input plane of the workspace ws (its border must stay zero
+ * across chunks). */
+void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws);
+
+/* One chunk: images img0 .. img0+nb-1 of X (NCHW, v->cin channels of h x
+ * w) into Y's (v->cout channels, overwritten, + bias[o] unless bias is
+ * NULL), with the transformed weights U and the workspace ws
+ * (sc_wino_geom's parts V, M, plane). */
+void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
+                          LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias);
+
+/* The whole convolution of n images on one thread (tests): the weights
+ * W into ws's U, then each chunk of nb. */
+void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int64_t nb, LLVMValueRef W, LLVMValueRef X,
+                           LLVMValueRef Y, LLVMValueRef ws, LLVMValueRef bias, int flip);
+
+/* The node's kernel (both phases) from its plan; flip: the data gradient. */
+void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp, int flip);
+
+#endif
