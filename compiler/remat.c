@@ -86,3 +86,8 @@ int sc_remat(sc_graph *g, long min_bytes)
     free(before);
     return made;
 }
+
+int sc_remat_is_copy(const sc_graph *g, int i)
+{
+    return i >= g->nfwd && g->n[i].op == SC_OP_BATCHNORM_RELU;
+}

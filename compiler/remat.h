@@ -25,4 +25,8 @@
  * stays valid. Returns the number of activations made again. */
 int sc_remat(sc_graph *g, long min_bytes);
 
+/* Whether node i is such a copy (a forward op among the backward nodes):
+ * the FLOPs of a step count the model's work, not the copies'. */
+int sc_remat_is_copy(const sc_graph *g, int i);
+
 #endif

@@ -10,7 +10,8 @@
  * - It pays where the compiler applies it: resnet18-stl10 at batch 32 (the
  *   benchmark's shape, planning only) gets exactly the stem's copy (the
  *   only map of SC_REMAT_MIN_BYTES or more), and its arena on two threads
- *   shrinks by at least 30 MB of the map's 37.7. */
+ *   shrinks by at least 30 MB of the map's 37.7; the step's FLOPs, which
+ *   leave the copy out, are those of the graph without it. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +144,17 @@ static void test_stl10_benchmark_shape(void **state)
     assert_int_equal(sc_remat(&b.g, SC_REMAT_MIN_BYTES), 1);
     assert_int_equal(check_shape(&b.g), 1);
     assert_true(sc_graph_find(&b.g, "remat/encoder.2") >= 0);
+    /* the step's FLOPs leave the copy out: the same as without it */
+    double fa = 0, fb = 0;
+    int copies = 0;
+    for (int i = 0; i < a.g.nn; i++)
+        fa += sc_node_flops(&a.g, i);
+    for (int i = 0; i < b.g.nn; i++) {
+        copies += sc_remat_is_copy(&b.g, i);
+        fb += sc_remat_is_copy(&b.g, i) ? 0 : sc_node_flops(&b.g, i);
+    }
+    assert_int_equal(copies, 1);
+    assert_true(fa == fb);
     sc_memplan_opts o = {.threads = 2};
     sc_memplan ma, mb;
     assert_int_equal(sc_memplan_build(&a.g, a.g.loss, &o, &ma), 0);
