@@ -384,7 +384,8 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i)
 }
 
 /* flip+implicit-gemm (convplan.h). Phase 0: wf[ch][(o*k + kh)*k + kw] =
- * W[o][ch][k-1-kh][k-1-kw] in thread 0's workspace, in blocks of FLIP_CH
+ * W[o][ch][k-1-kh][k-1-kw] in the one copy at the end of the last
+ * thread's workspace part (the plan's `once`), in blocks of FLIP_CH
  * channels over the threads: per o, one contiguous run of W is read and
  * FLIP_CH rows of wf each grow by k*k (sequential streams; a channel at a
  * time read W's rows C*k*k apart, and took 3x as long on layer 4 of
@@ -398,7 +399,8 @@ static void lower_bwd_data_flip(sc_codegen *c, int i, sc_lowered *res, const sc_
     const sc_node *n = &c->g->n[i];
     LLVMValueRef DY = tensor(c, n->in[0]), W = tensor(c, n->in[1]), DX = tensor(c, n->out[0]);
     int64_t kk = cp->g.k * cp->g.k, C = cp->g.c, O = cp->o, hw = cp->g.h * cp->g.w;
-    LLVMValueRef wf = gep(c, c->arg_ws, ci(c, cp->at_taps));
+    /* the last part as planned, whatever threads the binary runs on */
+    LLVMValueRef wf = gep(c, c->arg_ws, ci(c, ws_stride(c, i) * (c->mp->opts.threads - 1) + cp->at_taps));
     res->nphases = 2;
     loop Ln;
     if (c->phase == 0) {

@@ -187,15 +187,17 @@ void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws)
     zero(c, gep(c, ws, ci(c, v->at_plane)), v->hp * v->wp);
 }
 
-/* Phase 0 transforms the weights over the GEMMs' rows into thread 0's
- * workspace; phase 1 runs the chunks, each thread in its own workspace,
+/* Phase 0 transforms the weights over the GEMMs' rows into the one copy
+ * at the end of the last thread's workspace part; phase 1 runs the chunks, each thread in its own workspace,
  * the plane's border zeroed once per call. */
 void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp, int flip)
 {
     const sc_node *n = &c->g->n[i];
     const sc_wino_geom *v = &cp->wino;
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
-    LLVMValueRef U = gep(c, c->arg_ws, ci(c, v->at_u)); /* thread 0's */
+    /* the one copy at the end of the last part as planned (the plan's
+     * `once`), whatever threads the binary runs on */
+    LLVMValueRef U = gep(c, c->arg_ws, ci(c, ws_stride(c, i) * (c->mp->opts.threads - 1) + v->at_u));
     res->nphases = 2;
     if (c->phase == 0) {
         /* the node's name in info --kernels and the profile is phase 0's */

@@ -7,6 +7,7 @@
 
 #include "abi_layout.h"
 #include "cg_builder.h"
+#include "remat.h"
 #include "torchvision.h"
 
 /* ---- the model description (sc_model) ---- */
@@ -137,7 +138,8 @@ int sc_cg_define_description(sc_codegen *c, const sc_spec *m, const sc_planned *
     const sc_memplan *smp = sp->mp, *emp = ep->mp, *fmp = fp->mp;
     double flops = 0;
     for (int i = 0; i < step->nn; i++)
-        flops += sc_node_flops(step, i);
+        if (!sc_remat_is_copy(step, i))
+            flops += sc_node_flops(step, i);
     const sc_tensor *feat = &enc->t[enc->features];
     const sc_tensor *z = &step->t[step->n[step->t[step->loss].producer].in[0]];
     const sc_train *tr = &m->train;

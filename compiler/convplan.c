@@ -347,6 +347,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
         p.at_partial = p.at_taps + 16 * p.o * p.g.c;
+        p.once = 16 * p.o * p.g.c; /* U: 16 MB at 512x512, one copy, not one per thread */
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
     } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
@@ -366,6 +367,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.at_b = 0;
         p.at_taps = p.nb > 1 ? p.g.c * p.nb * p.g.h * p.g.w : 0; /* the chunk's [C, cols] */
         p.at_partial = p.at_taps + p.ckk * p.o;
+        p.once = p.ckk * p.o; /* 9.4 MB on resnet18's layer 4: one copy, not one per thread */
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "flip+implicit-gemm" : "flip+implicit-gemm x%lld", (long long)p.nb);
     } else {
         /* A chunk's im2col matrix [C*K*K, nb*OH*OW] and, for nb > 1, the

@@ -31,7 +31,8 @@
  *                weights transposed and their taps flipped (sc_conv_plan's
  *                flip geometry), by implicit-gemm: no columns, no col2im,
  *                no zeroing of dx. Phase 0 writes the flipped weights
- *                [C, O*K*K] once into thread 0's workspace; phase 1 runs
+ *                [C, O*K*K] once, at the end of the last thread's workspace
+ *                part (the plan's `once`); phase 1 runs
  *                the chunks. Where dx has SC_FLIP_MIN_C channels or more,
  *                or SC_FLIP_SMALL_C where dy has fewer than SC_FLIP_K_O
  *                (convplan.c has the measurements).
@@ -41,7 +42,8 @@
  *                by 2, 16 GEMMs of [O, C] by [C, tiles] per chunk instead
  *                of one of [O, 9C] by [9C, 4 tiles]: 2.25x fewer
  *                multiply-adds. Phase 0 transforms the weights into
- *                thread 0's workspace; phase 1 per chunk transforms the
+ *                the one copy at the end of the last thread's workspace
+ *                part (the plan's `once`); phase 1 per chunk transforms the
  *                input tiles, runs the GEMMs, transforms the output
  *                (+bias, +stats). The profile's GFLOP/s still count the
  *                direct convolution's FLOPs. Where both channel counts are
@@ -194,7 +196,7 @@ typedef struct {
  * [ckk, cols], or the padded source; none for implicit-gemm), part b (the chunk's GEMM result
  * [o, cols] before it is scattered to NCHW where nb > 1, or the shifted
  * GEMMs' output grid), the per-tap weights (shift+gemm; flip+implicit-gemm's
- * flipped weights, used in thread 0's part only) and, for a weight
+ * flipped weights, one copy: see `once`) and, for a weight
  * gradient split over its chunks, the thread's partial dW (every thread but
  * the last, which sums into dW itself: the memory plan leaves its partial
  * out of the arena). */
@@ -216,6 +218,10 @@ typedef struct {
     int64_t workspace;        /* floats per thread */
     int64_t last_unused;      /* floats at the end of the last thread's workspace it never
                                * touches: its partial dW (it sums into dW itself) */
+    int64_t once;             /* floats at the end of the workspace that only the last thread's
+                               * part holds (every other part ends before them, where the next
+                               * part starts): flip+implicit-gemm's flipped weights and winograd's
+                               * transformed ones, built and read by all threads from that one copy */
     char name[40];            /* the kernel's name: "gemm-1x1", "im2col+gemm x4", "implicit-gemm", ...;
                                * " tuned" at the end where a --tune pick applies */
 } sc_conv_plan;

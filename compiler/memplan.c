@@ -51,11 +51,15 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
     }
 }
 
-int64_t sc_node_workspace_unused(const sc_graph *g, int i, const sc_memplan_opts *o)
+void sc_node_workspace_tails(const sc_graph *g, int i, const sc_memplan_opts *o, int64_t *unused, int64_t *once)
 {
-    if (g->n[i].op != SC_OP_CONV2D_BWD_WEIGHT)
-        return 0;
-    return sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning).last_unused;
+    *unused = *once = 0;
+    sc_opkind op = g->n[i].op;
+    if (op != SC_OP_CONV2D_BWD_WEIGHT && op != SC_OP_CONV2D_BWD_DATA)
+        return;
+    sc_conv_plan p = sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning);
+    *unused = p.last_unused;
+    *once = p.once;
 }
 
 typedef struct {
@@ -290,9 +294,10 @@ static int plan(const sc_graph *g, int out, const sc_memplan_opts *o, int inplac
         int per_thread;
         mp->ws_floats[i] = sc_node_workspace(g, i, &mp->opts, &per_thread);
         if (per_thread && mp->ws_floats[i]) {
-            mp->ws_stride[i] = align_up(mp->ws_floats[i]);
-            mp->ws_floats[i] = mp->ws_stride[i] * (mp->opts.threads - 1) + mp->ws_floats[i] -
-                               sc_node_workspace_unused(g, i, &mp->opts);
+            int64_t unused, once;
+            sc_node_workspace_tails(g, i, &mp->opts, &unused, &once);
+            mp->ws_stride[i] = align_up(mp->ws_floats[i] - once);
+            mp->ws_floats[i] = mp->ws_stride[i] * (mp->opts.threads - 1) + mp->ws_floats[i] - unused;
         }
         if (mp->ws_floats[i]) {
             items[n++] = (item){align_up(mp->ws_floats[i]), i, i, 0, -1 - i};

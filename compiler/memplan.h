@@ -54,7 +54,8 @@ typedef struct {
     int *inplace;         /* per tensor: the input whose storage it takes, or -1 */
     int64_t *ws_offset;   /* per node: workspace offset in the arena */
     int64_t *ws_floats;   /* per node: workspace size, 0 if none */
-    int64_t *ws_stride;   /* per node: floats between two threads' workspaces, 0 if not per thread */
+    int64_t *ws_stride;   /* per node: floats between two threads' workspaces, 0 if not per thread
+                           * (or if only the part's `once` tail is used) */
     int64_t params_floats, buffers_floats;
     int64_t arena_floats; /* peak: the arena's size */
     int64_t sum_floats;   /* all arena tensors and workspaces added up */
@@ -64,9 +65,12 @@ typedef struct {
 /* The workspace a node needs, in floats: per thread (*per_thread set) or
  * for the whole node. */
 int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, int *per_thread);
-/* Of a per-thread workspace: the floats at the end of the last thread's
- * part that it never uses, left out of the arena. */
-int64_t sc_node_workspace_unused(const sc_graph *g, int i, const sc_memplan_opts *o);
+/* Of a per-thread workspace of w floats: *unused, the floats at the end of
+ * the last thread's part that it never uses, left out of the arena; *once,
+ * the floats at the end of every part that only the last thread's part
+ * holds (the parts are w - *once apart, rounded up to 64 bytes). The
+ * node's workspace is then (T - 1) parts apart plus w - *unused. */
+void sc_node_workspace_tails(const sc_graph *g, int i, const sc_memplan_opts *o, int64_t *unused, int64_t *once);
 /* Plans g; out is the tensor placed in SC_REG_OUT (g->loss or the
  * features); o NULL means one thread, no MPI. Returns 0, or -1 when out of
  * memory. */

@@ -6,6 +6,7 @@
 #include "build.h"
 #include "derive.h"
 #include "fuse.h"
+#include "remat.h"
 #include "schedule.h"
 
 enum { EXIT_INPUT = 1, EXIT_INTERNAL = 3 };
@@ -80,6 +81,9 @@ int sc_passes_run(const sc_spec *m, const sc_passes_opts *o, sc_compiled *c)
             sc_fuse(all[i]);
             if (o->fuse_stats)
                 sc_fuse_stats(all[i]);
+            /* after fusion (it copies fused batchnorm+relu nodes), printed with it */
+            if (!o->plan.mpi)
+                sc_remat(all[i], SC_REMAT_MIN_BYTES);
         }
     for (int i = 0; dumps(o, SC_PASS_FUSE) && i < 3; i++) {
         fprintf(df, "# after pass fuse (%s graph%s)\n", gnames[i], o->fuse ? "" : ", disabled by --no-fuse");

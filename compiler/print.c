@@ -1,5 +1,6 @@
 /* Readable printers of the graph: --emit=graph and --emit=dot. */
 #include "ir.h"
+#include "remat.h"
 
 #include <string.h>
 
@@ -134,7 +135,7 @@ void sc_graph_print(const sc_graph *g, FILE *f)
         print_node(g, i, f);
         if (i < g->nfwd)
             ff += sc_node_flops(g, i);
-        else
+        else if (!sc_remat_is_copy(g, i))
             fb += sc_node_flops(g, i);
     }
 
