@@ -55,7 +55,8 @@ void sc_node_workspace_tails(const sc_graph *g, int i, const sc_memplan_opts *o,
 {
     *unused = *once = 0;
     sc_opkind op = g->n[i].op;
-    if (op != SC_OP_CONV2D_BWD_WEIGHT && op != SC_OP_CONV2D_BWD_DATA)
+    if (op != SC_OP_CONV2D_BWD_WEIGHT && op != SC_OP_CONV2D_BWD_DATA && op != SC_OP_CONV2D &&
+        op != SC_OP_CONV2D_STATS)
         return;
     sc_conv_plan p = sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning);
     *unused = p.last_unused;

@@ -575,7 +575,7 @@ static int is_conv(sc_opkind op)
     return op == SC_OP_CONV2D || op == SC_OP_CONV2D_BWD_DATA || op == SC_OP_CONV2D_BWD_WEIGHT;
 }
 
-static int slice_nodes, capped_nodes, flip_nodes;
+static int slice_nodes, capped_nodes, flip_nodes, wino_nodes;
 
 /* Node i's plan on `threads`: an im2col chunk holds at most
  * SC_CONV_COLS_MAX floats of columns unless it is one image, and is the
@@ -614,10 +614,16 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
     /* flip+implicit-gemm's flipped weights sit once, at the end of the
      * last thread's part (the others end before them): thread 0 alone
      * used to hold them, but each part reserved them, 9.4 MB per thread on
-     * resnet18's layer 4. Nothing else has such a tail. */
+     * resnet18's layer 4. Winograd's transformed weights (16 per pair of
+     * channels) likewise. Nothing else has such a tail. */
     if (p.algo == SC_CONV_FLIP) {
         flip_nodes++;
         assert_int_equal(p.once, p.ckk * p.o);
+        assert_int_equal(p.last_unused, 0);
+    } else if (p.algo == SC_CONV_WINOGRAD) {
+        wino_nodes++;
+        assert_int_equal(p.once, 16 * p.o * p.g.c);
+        assert_int_equal(p.workspace - p.once, p.wino.at_u);
         assert_int_equal(p.last_unused, 0);
     } else {
         assert_int_equal(p.once, 0);
@@ -668,12 +674,20 @@ static void test_chunk_plans(void **state)
     /* test_codegen_jit_resnet18-cifar runs these on two threads (double) */
     print_message("resnet18-cifar b2: %d weight gradients in slices\n", slice_nodes);
     assert_true(slice_nodes >= 8);
-    slice_nodes = capped_nodes = flip_nodes = 0;
+    slice_nodes = capped_nodes = flip_nodes = wino_nodes = 0;
     int batch = 32;
     chunks_file(path, "resnet18-cifar", &batch);
-    print_message("resnet18-cifar b32: %d weight gradients in slices, %d capped chunks, %d flipped data gradients\n",
-                  slice_nodes, capped_nodes, flip_nodes);
-    assert_true(slice_nodes >= 8 && capped_nodes >= 8 && flip_nodes >= 8);
+    print_message("resnet18-cifar b32: %d weight gradients in slices, %d capped chunks, %d flipped data gradients, "
+                  "%d winograd nodes\n", slice_nodes, capped_nodes, flip_nodes, wino_nodes);
+    /* winograd takes the flipped data gradients of its 3x3 layers */
+    assert_true(slice_nodes >= 8 && capped_nodes >= 8 && wino_nodes >= 8);
+    /* resnet18-stl10's layer 4 (3x3 planes: no winograd) flips */
+    flip_nodes = 0;
+    char stl[4096];
+    snprintf(stl, sizeof stl, "%s/models/resnet18-stl10.xml", src);
+    chunks_file(stl, "resnet18-stl10", &batch);
+    print_message("resnet18-stl10 b32: %d flipped data gradients\n", flip_nodes);
+    assert_true(flip_nodes >= 4);
     for_each_xml("models", chunks_file);
 }
 

@@ -375,7 +375,7 @@ static void test_table_file(void **state)
     assert_true(back.v[1].form == SC_FORM_SHIFT && back.v[1].kc == 128 && back.v[1].op == SC_OP_CONV2D_BWD_DATA);
     sc_tune_table_free(&back);
     static const char *const bad7[] = {"a,conv2d,rows,0,0,1,0\n",      "a,conv2d_bwd_data,implicit,0,0,1,0\n",
-                                       "a,conv2d,winograd,0,0,1,0\n",  "a,conv2d,im2col,0,0,1\n",
+                                       "a,conv2d_bwd_weight,winograd,0,0,1,0\n", "a,conv2d,im2col,0,0,1\n",
                                        "a,conv2d,im2col,0,0,1,-5\n",   "a,conv2d,im2col,0,0,1,x\n",
                                        "a,conv2d,im2col,0,0,1,0,0\n"};
     for (size_t i = 0; i < sizeof bad7 / sizeof *bad7; i++) {
