@@ -86,6 +86,42 @@ static void node_graph(sc_graph *g, int op, const shape *v)
     g->n[i].eps = EPS;
 }
 
+/* Op o_'s kernel at shape v as function test_bn_<o_>_<s>(in[], out[],
+ * lo, hi) in c's module; its work items, its impl into impl. */
+static int64_t add_kernel(sc_codegen *c, int o_, int s, const shape *v, char *impl, size_t len)
+{
+    LLVMTypeRef args[4] = {c->ptr, c->ptr, c->i64, c->i64};
+    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
+    sc_graph g;
+    node_graph(&g, ops[o_], v);
+    char name[64];
+    fn_name(name, sizeof name, o_, s);
+    c->fn = LLVMAddFunction(c->mod, name, ft);
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    c->g = &g;
+    c->node = 0;
+    for (int k = 0; k < MAXIN + MAXOUT; k++) {
+        LLVMValueRef idx = LLVMConstInt(c->i64, (unsigned long long)(k < MAXIN ? k : k - MAXIN), 0);
+        LLVMValueRef at = LLVMBuildGEP2(c->b, c->ptr, LLVMGetParam(c->fn, k < MAXIN ? 0 : 1), &idx, 1, "");
+        LLVMValueRef p = LLVMBuildLoad2(c->b, c->ptr, at, "");
+        if (k < MAXIN)
+            c->arg_in[k] = p;
+        else
+            c->arg_out[k - MAXIN] = p;
+    }
+    c->arg_ws = LLVMConstNull(c->ptr);
+    c->arg_lo = LLVMGetParam(c->fn, 2);
+    c->arg_hi = LLVMGetParam(c->fn, 3);
+    sc_lowered r = is_bwd(ops[o_]) ? sc_cg_lower_batchnorm_bwd(c, 0) : sc_cg_lower_batchnorm(c, 0);
+    if (impl)
+        snprintf(impl, len, "%s", r.impl);
+    LLVMBuildRetVoid(c->b);
+    c->g = NULL;
+    sc_graph_free(&g);
+    return r.extent;
+}
+
 /* Every (op, shape) kernel as f(in[], out[], lo, hi); extent its work items. */
 static sc_codegen *build(int f64, int64_t extent[NOPS][NSHAPES])
 {
@@ -94,37 +130,9 @@ static sc_codegen *build(int f64, int64_t extent[NOPS][NSHAPES])
     sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
     if (!c)
         fail_msg("%s", err);
-    LLVMTypeRef args[4] = {c->ptr, c->ptr, c->i64, c->i64};
-    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
     for (int o_ = 0; o_ < NOPS; o_++)
-        for (int s = 0; s < NSHAPES; s++) {
-            sc_graph g;
-            node_graph(&g, ops[o_], &shapes[s]);
-            char name[64];
-            fn_name(name, sizeof name, o_, s);
-            c->fn = LLVMAddFunction(c->mod, name, ft);
-            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-            LLVMPositionBuilderAtEnd(c->b, c->entry);
-            c->g = &g;
-            c->node = 0;
-            for (int k = 0; k < MAXIN + MAXOUT; k++) {
-                LLVMValueRef idx = LLVMConstInt(c->i64, (unsigned long long)(k < MAXIN ? k : k - MAXIN), 0);
-                LLVMValueRef at = LLVMBuildGEP2(c->b, c->ptr, LLVMGetParam(c->fn, k < MAXIN ? 0 : 1), &idx, 1, "");
-                LLVMValueRef p = LLVMBuildLoad2(c->b, c->ptr, at, "");
-                if (k < MAXIN)
-                    c->arg_in[k] = p;
-                else
-                    c->arg_out[k - MAXIN] = p;
-            }
-            c->arg_ws = LLVMConstNull(c->ptr);
-            c->arg_lo = LLVMGetParam(c->fn, 2);
-            c->arg_hi = LLVMGetParam(c->fn, 3);
-            sc_lowered r = is_bwd(ops[o_]) ? sc_cg_lower_batchnorm_bwd(c, 0) : sc_cg_lower_batchnorm(c, 0);
-            extent[o_][s] = r.extent;
-            LLVMBuildRetVoid(c->b);
-            c->g = NULL;
-            sc_graph_free(&g);
-        }
+        for (int s = 0; s < NSHAPES; s++)
+            extent[o_][s] = add_kernel(c, o_, s, &shapes[s], NULL, 0);
     if (sc_codegen_optimize(c, err, sizeof err))
         fail_msg("%s", err);
     return c;
@@ -262,13 +270,6 @@ static void test_double(void **state)
     run(1);
 }
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Each op at each shape, all channels on this thread: bytes of the
  * [n, c, hw] tensors read and written once (x and y; dy, x and dx, and
  * y with the relu) per second of CPU time, best of 5. */
@@ -284,39 +285,10 @@ static int bench(void)
         sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
         if (!c)
             return fprintf(stderr, "%s\n", err), 1;
-        LLVMTypeRef args[4] = {c->ptr, c->ptr, c->i64, c->i64};
-        LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
         int64_t extent[NOPS];
         char impl[40] = "";
-        for (int o_ = 0; o_ < NOPS; o_++) {
-            sc_graph g;
-            node_graph(&g, ops[o_], v);
-            char name[64];
-            fn_name(name, sizeof name, o_, s);
-            c->fn = LLVMAddFunction(c->mod, name, ft);
-            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-            LLVMPositionBuilderAtEnd(c->b, c->entry);
-            c->g = &g;
-            c->node = 0;
-            for (int k = 0; k < MAXIN + MAXOUT; k++) {
-                LLVMValueRef idx = LLVMConstInt(c->i64, (unsigned long long)(k < MAXIN ? k : k - MAXIN), 0);
-                LLVMValueRef at = LLVMBuildGEP2(c->b, c->ptr, LLVMGetParam(c->fn, k < MAXIN ? 0 : 1), &idx, 1, "");
-                LLVMValueRef p = LLVMBuildLoad2(c->b, c->ptr, at, "");
-                if (k < MAXIN)
-                    c->arg_in[k] = p;
-                else
-                    c->arg_out[k - MAXIN] = p;
-            }
-            c->arg_ws = LLVMConstNull(c->ptr);
-            c->arg_lo = LLVMGetParam(c->fn, 2);
-            c->arg_hi = LLVMGetParam(c->fn, 3);
-            sc_lowered r = is_bwd(ops[o_]) ? sc_cg_lower_batchnorm_bwd(c, 0) : sc_cg_lower_batchnorm(c, 0);
-            extent[o_] = r.extent;
-            snprintf(impl, sizeof impl, "%s", r.impl);
-            LLVMBuildRetVoid(c->b);
-            c->g = NULL;
-            sc_graph_free(&g);
-        }
+        for (int o_ = 0; o_ < NOPS; o_++)
+            extent[o_] = add_kernel(c, o_, s, v, impl, sizeof impl);
         if (sc_codegen_optimize(c, err, sizeof err))
             return fprintf(stderr, "%s\n", err), 1;
         size_t big = (size_t)v->n * v->c * v->hw;

@@ -194,13 +194,6 @@ static void run(int f64, const char *cpu)
 
 #include "kernel_targets.h"
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* add, add+relu, add+relu_bwd and relu_bwd in place (out over the first
  * input, as the memory plan runs them) at resnet18-stl10's sizes (batch
  * 32: 64 x 64 x 24 x 24 and 64 x 512 x 3 x 3), one thread: bytes of the

@@ -183,13 +183,6 @@ static void run(int f64, const char *cpu)
 
 #include "kernel_targets.h"
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* resnet18-stl10's max pool at batch 32 (64 views): bytes read (x, dy)
  * and written (dx) per second of CPU time, best of 10. */
 static int bench(void)
