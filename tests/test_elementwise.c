@@ -50,6 +50,40 @@ static int nin(int op)
 
 static void fn_name(char *buf, size_t len, int op, int size) { snprintf(buf, len, "test_eltw_%d_%d", op, size); }
 
+/* Op `op`'s kernel over n floats as function `name`(a, b, c, out, lo,
+ * hi) in c's module; its work items, its impl into impl. */
+static int64_t add_kernel(sc_codegen *c, int op, int n, const char *name, char *impl, size_t impl_len)
+{
+    LLVMTypeRef args[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->i64};
+    c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, args, 6, 0));
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    sc_graph g;
+    sc_graph_init(&g);
+    int shape[1] = {n}, in[3], out;
+    for (int k = 0; k < nin(op); k++) {
+        char tname[8];
+        snprintf(tname, sizeof tname, "in%d", k);
+        in[k] = sc_graph_tensor(&g, tname, SC_T_ACT, 1, shape, 0);
+    }
+    out = sc_graph_tensor(&g, "out", SC_T_ACT, 1, shape, 0);
+    sc_graph_node(&g, (sc_opkind)op, in, nin(op), &out, 1, 0, "node");
+    c->g = &g;
+    c->node = 0;
+    for (int k = 0; k < 3; k++)
+        c->arg_in[k] = LLVMGetParam(c->fn, (unsigned)k);
+    c->arg_out[0] = LLVMGetParam(c->fn, 3);
+    c->arg_lo = LLVMGetParam(c->fn, 4);
+    c->arg_hi = LLVMGetParam(c->fn, 5);
+    sc_lowered r = sc_cg_lower_elementwise(c, 0);
+    if (impl)
+        snprintf(impl, impl_len, "%s", r.impl);
+    LLVMBuildRetVoid(c->b);
+    c->g = NULL;
+    sc_graph_free(&g);
+    return r.extent;
+}
+
 /* Every (op, size) kernel; extent[op][size] its work items. */
 static sc_codegen *build(int f64, const char *cpu, int64_t extent[NOPS][NSIZES], char *impl, size_t impl_len)
 {
@@ -58,38 +92,11 @@ static sc_codegen *build(int f64, const char *cpu, int64_t extent[NOPS][NSIZES],
     sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
     if (!c)
         fail_msg("%s", err);
-    LLVMTypeRef args[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->i64};
-    LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 6, 0);
     for (int o_ = 0; o_ < NOPS; o_++)
         for (int s = 0; s < NSIZES; s++) {
-            sc_graph g;
-            sc_graph_init(&g);
-            int shape[1] = {sizes[s]}, in[3], out;
-            for (int k = 0; k < nin(ops[o_]); k++) {
-                char name[8];
-                snprintf(name, sizeof name, "in%d", k);
-                in[k] = sc_graph_tensor(&g, name, SC_T_ACT, 1, shape, 0);
-            }
-            out = sc_graph_tensor(&g, "out", SC_T_ACT, 1, shape, 0);
-            sc_graph_node(&g, (sc_opkind)ops[o_], in, nin(ops[o_]), &out, 1, 0, "node");
             char name[64];
             fn_name(name, sizeof name, o_, s);
-            c->fn = LLVMAddFunction(c->mod, name, ft);
-            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-            LLVMPositionBuilderAtEnd(c->b, c->entry);
-            c->g = &g;
-            c->node = 0;
-            for (int k = 0; k < 3; k++)
-                c->arg_in[k] = LLVMGetParam(c->fn, (unsigned)k);
-            c->arg_out[0] = LLVMGetParam(c->fn, 3);
-            c->arg_lo = LLVMGetParam(c->fn, 4);
-            c->arg_hi = LLVMGetParam(c->fn, 5);
-            sc_lowered r = sc_cg_lower_elementwise(c, 0);
-            extent[o_][s] = r.extent;
-            snprintf(impl, impl_len, "%s", r.impl);
-            LLVMBuildRetVoid(c->b);
-            c->g = NULL;
-            sc_graph_free(&g);
+            extent[o_][s] = add_kernel(c, ops[o_], sizes[s], name, impl, impl_len);
         }
     if (sc_codegen_optimize(c, err, sizeof err))
         fail_msg("%s", err);
@@ -210,28 +217,8 @@ static int bench(void)
             sc_codegen *c = sc_codegen_new(&o, err, sizeof err);
             if (!c)
                 return fprintf(stderr, "%s\n", err), 1;
-            LLVMTypeRef args[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->i64};
-            c->fn = LLVMAddFunction(c->mod, "bench", LLVMFunctionType(c->vd, args, 6, 0));
-            c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-            LLVMPositionBuilderAtEnd(c->b, c->entry);
-            sc_graph g;
-            sc_graph_init(&g);
-            int shape[1] = {n}, in[3], out;
-            for (int k = 0; k < nin(op); k++)
-                in[k] = sc_graph_tensor(&g, k == 0 ? "a" : k == 1 ? "b" : "c", SC_T_ACT, 1, shape, 0);
-            out = sc_graph_tensor(&g, "y", SC_T_ACT, 1, shape, 0);
-            sc_graph_node(&g, (sc_opkind)op, in, nin(op), &out, 1, 0, "node");
-            c->g = &g;
-            c->node = 0;
-            for (int k = 0; k < 3; k++)
-                c->arg_in[k] = LLVMGetParam(c->fn, (unsigned)k);
-            c->arg_out[0] = LLVMGetParam(c->fn, 3);
-            c->arg_lo = LLVMGetParam(c->fn, 4);
-            c->arg_hi = LLVMGetParam(c->fn, 5);
-            sc_lowered r = sc_cg_lower_elementwise(c, 0);
-            LLVMBuildRetVoid(c->b);
-            c->g = NULL;
-            sc_graph_free(&g);
+            char impl[40];
+            int64_t extent = add_kernel(c, op, n, "bench", impl, sizeof impl);
             if (sc_codegen_optimize(c, err, sizeof err))
                 return fprintf(stderr, "%s\n", err), 1;
             kern_fn fn = (kern_fn)(uintptr_t)sc_codegen_jit(c, "bench", err, sizeof err);
@@ -245,11 +232,11 @@ static int bench(void)
             double best = 1e30;
             for (int k = 0; k < 5; k++) {
                 double t0 = cpu_seconds();
-                fn(t[0], t[1], t[2], t[0], 0, r.extent);
+                fn(t[0], t[1], t[2], t[0], 0, extent);
                 double dt = cpu_seconds() - t0;
                 best = dt < best ? dt : best;
             }
-            printf("%-14s %8d floats in place (%s): %7.3f ms, %5.1f GB/s\n", sc_op_name((sc_opkind)op), n, r.impl,
+            printf("%-14s %8d floats in place (%s): %7.3f ms, %5.1f GB/s\n", sc_op_name((sc_opkind)op), n, impl,
                    best * 1e3, (nin(op) + 1.0) * n * 4 / best * 1e-9);
             for (int k = 0; k < 3; k++)
                 free(t[k]);
