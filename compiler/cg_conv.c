@@ -5,6 +5,7 @@
 
 #include "cg_builder.h"
 #include "cg_winograd.h"
+#include "cg_winograd_wgrad.h"
 #include "convplan.h"
 
 /* ---- convolution pieces ---- */
@@ -600,6 +601,10 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
     sc_conv_plan cp = node_plan(c, i);
     int64_t stride = ws_stride(c, i), part_at = cp.at_partial;
     sc_lowered res = lowered(cp.name);
+    if (cp.algo == SC_CONV_WINOGRAD) {
+        sc_cg_lower_winograd_wgrad(c, i, &res, &cp);
+        return res;
+    }
     if (cp.slices > 1) {
         bwd_weight_slices(c, &cp, &res, DY, X, DW);
         return res;

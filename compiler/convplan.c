@@ -21,7 +21,7 @@ static const struct {
     [SC_FORM_IMPLICIT] = {"implicit", FWD | WGRAD, {"implicit-gemm", NULL}, NULL},
     [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
     [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
-    [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD, {"winograd F(2,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD | WGRAD, {"winograd F(2,3)", NULL}, NULL},
 };
 
 const char *sc_conv_form_name(sc_conv_form f)
@@ -139,7 +139,7 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
         return 0;
     if (pick)
         return pick->form == SC_FORM_SHIFT;
-    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD);
+    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD | SC_CONV_NO_WINO_WGRAD);
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
     if (policy == SC_CONV_FORCE_SHIFT)
@@ -245,18 +245,17 @@ static int winograd_legal(const sc_node *n, int policy)
 {
     int fwd = n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS;
     if ((policy & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD)) || (policy & 15) == SC_CONV_FORCE_SHIFT ||
-        !(fwd || n->op == SC_OP_CONV2D_BWD_DATA))
+        (n->op == SC_OP_CONV2D_BWD_WEIGHT && (policy & SC_CONV_NO_WINO_WGRAD)) ||
+        !(fwd || n->op == SC_OP_CONV2D_BWD_DATA || n->op == SC_OP_CONV2D_BWD_WEIGHT))
         return 0;
     return n->kernel == 3 && n->stride == 1 && n->pad == 1 && n->groups == 1 && n->dilation == 1;
 }
 
 /* A legal node's choice: --tune's pick, else the rule above. */
-static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, sc_conv_form form)
+static int use_winograd(int64_t c, int64_t o, int64_t h, int64_t w, sc_conv_form form)
 {
-    const sc_node *n = &g->n[i];
     if (form != SC_FORM_AUTO)
         return form == SC_FORM_WINOGRAD;
-    int64_t h = g->t[n->out[0]].shape[2], w = g->t[n->out[0]].shape[3]; /* y's or dx's: x's and dy's alike */
     return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
 }
 
@@ -339,7 +338,24 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)) ||
         (!wino_legal && form == SC_FORM_WINOGRAD))
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
-    if (wino_legal && use_winograd(g, i, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, form)) {
+    int use_wino = wino_legal && use_winograd(bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, p.g.h, p.g.w, form);
+    if (use_wino && n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+        /* dU's rows split among the threads, each over every chunk */
+        p.algo = SC_CONV_WINOGRAD;
+        p.mslices = threads > 1 && p.o % threads == 0 ? threads : 1;
+        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), 1);
+        p.wino = sc_conv_wino_geom(p.g.c, p.o / p.mslices, p.g.h, p.g.w, p.nb);
+        p.at_b = p.wino.at_m;
+        p.at_taps = p.wino.at_u;
+        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
+        p.once = 16 * p.o * p.g.c; /* dU: one copy, each thread summing its rows */
+        partial = 0;
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+        if (p.mslices > 1) {
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " rows/%lld", (long long)p.mslices);
+        }
+    } else if (use_wino) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
         p.algo = SC_CONV_WINOGRAD;
         p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads);

@@ -125,7 +125,14 @@ typedef struct sc_conv_tuning_ {
  * the waste) is for tests. SC_CONV_EXPLICIT, or'ed into a policy, keeps
  * the im2col matrix (no implicit-gemm): --gemm=openblas, whose cblas_sgemm
  * has no implicit form, and A/B comparisons. */
-enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV_EXPLICIT = 16, SC_CONV_NO_WINOGRAD = 32 };
+enum {
+    SC_CONV_IM2COL_POLICY,
+    SC_CONV_SHIFT_POLICY,
+    SC_CONV_FORCE_SHIFT,
+    SC_CONV_EXPLICIT = 16,
+    SC_CONV_NO_WINOGRAD = 32,
+    SC_CONV_NO_WINO_WGRAD = 64 /* winograd for forward and data gradients only (A/B) */
+};
 
 #define SC_SHIFT_WASTE 1.4
 #define SC_ROWS_MIN_C 16

@@ -215,7 +215,7 @@ static int build_trial(void *p, const char *exe, int conv, const sc_conv_tuning 
 {
     const tune_ctx *t = p;
     sc_memplan_opts saved = plan_opts;
-    plan_opts.conv = conv | (saved.conv & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD));
+    plan_opts.conv = conv | (saved.conv & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD | SC_CONV_NO_WINO_WGRAD));
     plan_opts.mpi = 0;
     plan_opts.tuning = picks;
     int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
@@ -412,6 +412,8 @@ int main(int argc, char **argv)
     }
     if (no_winograd)
         plan_opts.conv |= SC_CONV_NO_WINOGRAD;
+    if (getenv("SIMCLRC_NO_WINO_WGRAD")) /* A/B of winograd's weight gradient alone */
+        plan_opts.conv |= SC_CONV_NO_WINO_WGRAD;
     if (gemm_openblas) /* cblas_sgemm reads an im2col matrix */
         plan_opts.conv |= SC_CONV_EXPLICIT;
     if (optind != argc - 1) {

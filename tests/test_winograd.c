@@ -17,7 +17,12 @@
  * output transform adds 9 products of M): worst measured ratio 4.43
  * (2026-12-06, AMD EPYC Zen 5: float 4.43 with AVX-512 and AVX2, 2.94
  * generic; double 4.21), against 3.98 for the direct kernels
- * (test_dgrad_flip), so TOL = 32, 7x the worst. */
+ * (test_dgrad_flip), so TOL = 32, 7x the worst.
+ *
+ * The weight gradient (cg_winograd_wgrad.c) likewise against dW[o][c][kh][kw]
+ * = sum over images and pixels of dy[o][y][x] x[c][y-1+kh][x-1+kw], on the
+ * same kinds of shapes, dU's rows split in 1 to 5 slices (the threads'
+ * split), tile depth across the GEMM's k-block (480 tiles). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,9 +37,18 @@
 #include "kernel_buf.h"
 
 #include "cg_winograd.h"
+#include "cg_winograd_wgrad.h"
 #include "codegen.h"
 
 #define TOL 32.0 /* worst measured 4.43 */
+/* The weight gradient's bound is on the sum of |dy||x| over the 9 taps
+ * of (o, c): the transforms mix them (dU holds the 3x3 neighbourhood's
+ * products, G^T dU G cancels the other taps' out of each), so a tap with
+ * few products of its own (the 3x2 plane's corner taps) errs relative to
+ * the neighbourhood's; on its own sum the ratio reached 252. Worst measured
+ * on the 9 taps' 2.02 (2026-12-07, AMD EPYC Zen 4: float 1.63 with
+ * AVX-512, AVX2 and generic; double 2.02), so 16, 8x the worst. */
+#define TOL_WGRAD 16.0
 
 typedef struct {
     int64_t cin, cout, h, w, n, nb; /* cin -> cout channels of h x w; n images in chunks of nb */
@@ -48,6 +62,26 @@ static const wcase cases[] = {
     {9, 300, 3, 2, 1, 1, 1, 0},
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
+
+/* The weight gradient (cg_winograd_wgrad.c): x's c channels, dy's o, in
+ * `slices` slices of dU's rows (o / slices each, the threads' split). */
+typedef struct {
+    int64_t c, o, h, w, n, nb, slices;
+} gcase;
+
+static const gcase gcases[] = {
+    {5, 7, 9, 11, 1, 1, 1},   {17, 16, 8, 7, 3, 3, 2},  {3, 29, 6, 6, 2, 1, 1},     {64, 64, 4, 4, 4, 2, 2},
+    {13, 36, 1, 1, 3, 3, 3},  {33, 6, 1, 5, 1, 1, 2},   {1, 1, 1, 1, 1, 1, 1},      {70, 65, 5, 3, 3, 1, 5},
+    {130, 48, 7, 10, 2, 2, 2}, {9, 300, 3, 2, 1, 1, 3}, {37, 30, 13, 13, 5, 5, 3}, {20, 18, 32, 30, 2, 2, 1},
+    {16, 40, 34, 33, 1, 1, 2},
+};
+#define NGCASES (int)(sizeof gcases / sizeof *gcases)
+
+typedef void (*gkern_f)(const void *, const void *, void *, void *);
+
+static void gfn_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_wino_wgrad_%d", i); }
+
+static sc_wino_geom ggeom(const gcase *k) { return sc_conv_wino_geom(k->c, k->o / k->slices, k->h, k->w, k->nb); }
 
 typedef void (*kern_f)(const void *, const void *, void *, void *, const void *);
 
@@ -74,6 +108,19 @@ static sc_codegen *build(int f64, const char *cpu)
         sc_cg_winograd_serial(c, &v, k->n, k->nb, LLVMGetParam(c->fn, 0), LLVMGetParam(c->fn, 1),
                               LLVMGetParam(c->fn, 2), LLVMGetParam(c->fn, 3), k->bias ? LLVMGetParam(c->fn, 4) : NULL,
                               k->flip);
+        LLVMBuildRetVoid(c->b);
+    }
+    LLVMTypeRef gft = LLVMFunctionType(c->vd, args, 4, 0);
+    for (int i = 0; i < NGCASES; i++) { /* kernel(dY, X, dW, ws) */
+        const gcase *k = &gcases[i];
+        sc_wino_geom v = ggeom(k);
+        char name[64];
+        gfn_name(name, sizeof name, i);
+        c->fn = LLVMAddFunction(c->mod, name, gft);
+        c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+        LLVMPositionBuilderAtEnd(c->b, c->entry);
+        sc_cg_winograd_wgrad_serial(c, &v, k->o, k->n, k->slices, LLVMGetParam(c->fn, 0), LLVMGetParam(c->fn, 1),
+                                    LLVMGetParam(c->fn, 2), LLVMGetParam(c->fn, 3));
         LLVMBuildRetVoid(c->b);
     }
     if (sc_codegen_optimize(c, err, sizeof err))
@@ -146,6 +193,69 @@ static double check(sc_codegen *c, int f64, int ci_)
     return worst;
 }
 
+/* dW[o][c][kh][kw] = sum over images and output pixels of dy[o][y][x]
+ * x[c][y-1+kh][x-1+kw], against the kernel's, bound as above on sum
+ * |dy||x|. */
+static double check_wgrad(sc_codegen *c, int f64, int ci_)
+{
+    const gcase *k = &gcases[ci_];
+    sc_wino_geom v = ggeom(k);
+    int64_t hw = k->h * k->w;
+    size_t esz = f64 ? 8 : 4, ndy = (size_t)(k->n * k->o * hw), nx = (size_t)(k->n * k->c * hw),
+           nw = (size_t)(k->o * k->c * 9), nws = (size_t)(v.at_u + 16 * k->c * k->o);
+    double *Dd = alloc(ndy * sizeof *Dd), *Xd = alloc(nx * sizeof *Xd);
+    void *dy = alloc(ndy * esz), *x = alloc(nx * esz), *dw = alloc(nw * esz), *ws = alloc(nws * esz);
+    uint64_t seed = (uint64_t)ci_ * 17 + 3;
+    for (size_t i = 0; i < ndy; i++)
+        put(dy, i, Dd[i] = f64 ? frand(&seed) : (double)(float)frand(&seed), f64);
+    for (size_t i = 0; i < nx; i++)
+        put(x, i, Xd[i] = f64 ? frand(&seed) : (double)(float)frand(&seed), f64);
+    for (size_t i = 0; i < nw; i++) /* dW is overwritten, never read */
+        put(dw, i, NAN, f64);
+    for (size_t i = 0; i < nws; i++) /* nor is the workspace before it is written */
+        put(ws, i, NAN, f64);
+    char name[64], err[512];
+    gfn_name(name, sizeof name, ci_);
+    void *fp = sc_codegen_jit(c, name, err, sizeof err);
+    if (!fp)
+        fail_msg("%s", err);
+    ((gkern_f)(uintptr_t)fp)(dy, x, dw, ws);
+    double u = f64 ? 0x1p-53 : 0x1p-24, worst = 0;
+    for (int64_t o = 0; o < k->o; o++)
+        for (int64_t ch = 0; ch < k->c; ch++) {
+            double want[9] = {0}, mag = 0; /* mag: the 9 taps' (Winograd mixes them) */
+            for (int64_t tap = 0; tap < 9; tap++)
+                for (int64_t img = 0; img < k->n; img++)
+                    for (int64_t yy = 0; yy < k->h; yy++)
+                        for (int64_t xx = 0; xx < k->w; xx++) {
+                            int64_t sy = yy - 1 + tap / 3, sx = xx - 1 + tap % 3;
+                            if (sy < 0 || sy >= k->h || sx < 0 || sx >= k->w)
+                                continue;
+                            double t = Dd[((img * k->o + o) * k->h + yy) * k->w + xx] *
+                                       Xd[((img * k->c + ch) * k->h + sy) * k->w + sx];
+                            want[tap] += t;
+                            mag += fabs(t);
+                        }
+            for (int64_t kh = 0; kh < 3; kh++)
+                for (int64_t kw = 0; kw < 3; kw++) {
+                    double got = get(dw, (size_t)(((o * k->c + ch) * 3 + kh) * 3 + kw), f64);
+                    double r = fabs(got - want[kh * 3 + kw]) / (u * mag + 1e-300);
+                    if (!(r <= TOL_WGRAD))
+                        fail_msg("%s wgrad case %d: dW[%lld][%lld][%lld][%lld] = %.9g, want %.9g (%.1f u of the bound)",
+                                 f64 ? "double" : "float", ci_, (long long)o, (long long)ch, (long long)kh,
+                                 (long long)kw, got, want[kh * 3 + kw], r);
+                    worst = fmax(worst, r);
+                }
+        }
+    free(Dd);
+    free(Xd);
+    free(dy);
+    free(x);
+    free(dw);
+    free(ws);
+    return worst;
+}
+
 /* cpu: NULL for the host, haswell (AVX2) or x86-64 (generic, 128 bits) */
 static void run(int f64, const char *cpu)
 {
@@ -155,6 +265,11 @@ static void run(int f64, const char *cpu)
         worst = fmax(worst, check(c, f64, i));
     printf("%s, %s: %d convolutions, worst error %.2f u of sum|w||x| (bound %.0f); %d-bit vectors\n",
            f64 ? "double" : "float", cpu ? cpu : "host", NCASES, worst, TOL, c->gemm_vbits);
+    worst = 0;
+    for (int i = 0; i < NGCASES; i++)
+        worst = fmax(worst, check_wgrad(c, f64, i));
+    printf("%s, %s: %d weight gradients, worst error %.2f u of sum|dy||x| (bound %.0f)\n", f64 ? "double" : "float",
+           cpu ? cpu : "host", NGCASES, worst, TOL_WGRAD);
     sc_codegen_free(c);
 }
 
