@@ -507,11 +507,14 @@ static void test_flip_plans(void **state)
 }
 
 /* tests/specs/winograd.xml (batch 3) and resnet18-cifar (batch 32):
- * winograd F(2,3) exactly for the 3x3 stride-1 pad-1 forward convolutions
- * and data gradients of at least SC_WINO_MIN_C channels in and out whose
- * tiles waste at most SC_WINO_WASTE of the plane (not 1x1 or 3x3), its
- * workspace V, M and the plane per thread, then the transformed weights;
- * chunks within SC_WINO_TILES tiles leaving both threads work;
+ * winograd F(2,3) exactly for the 3x3 stride-1 pad-1 forward convolutions,
+ * data gradients and weight gradients of at least SC_WINO_MIN_C channels
+ * in and out whose tiles waste at most SC_WINO_WASTE of the plane (not 1x1
+ * or 3x3), its workspace V, M and the plane per thread, then the
+ * transformed weights; chunks within SC_WINO_TILES tiles leaving both
+ * threads work; the weight gradient's V, Z (its slice of dU's rows) and
+ * the plane per thread, then dU, no partial dW, the rows split where they
+ * divide among the threads, its chunks within SC_WINO_TILES;
  * --no-winograd and SC_CONV_EXPLICIT (--gemm=openblas) give the plan
  * without it, forced shift too. */
 static void test_winograd_plans(void **state)
@@ -520,7 +523,7 @@ static void test_winograd_plans(void **state)
     const char *src = getenv("SC_SOURCE_DIR");
     if (!src)
         skip();
-    int wino[2] = {0, 0}, bwd = 0;
+    int wino[2] = {0, 0}, bwd = 0, wgrad[2] = {0, 0};
     for (int file = 0; file < 2; file++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", src, file ? "models/resnet18-cifar.xml" : "tests/specs/winograd.xml");
@@ -537,7 +540,7 @@ static void test_winograd_plans(void **state)
             sc_conv_plan f = sc_conv_plan_node(g, i, 2, SC_CONV_FORCE_SHIFT, NULL);
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
             int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o;
-            int want = n->op != SC_OP_CONV2D_BWD_WEIGHT && n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
+            int want = n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
                        n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C &&
                        4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w);
             assert_int_equal(p.algo == SC_CONV_WINOGRAD, want);
@@ -550,6 +553,22 @@ static void test_winograd_plans(void **state)
             }
             const sc_wino_geom *v = &p.wino;
             int64_t th = (p.g.h + 1) / 2, tw = (p.g.w + 1) / 2;
+            if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+                int64_t ms = p.o % 2 ? p.o : p.o / 2;
+                assert_int_equal(p.mslices, p.o / ms);
+                assert_int_equal(v->cin, p.g.c);
+                assert_int_equal(v->cout, ms);
+                assert_int_equal(v->t, p.nb * th * tw);
+                assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
+                for (int64_t d = p.nb + 1; d <= p.n; d++) /* the largest such chunk: every thread takes each */
+                    assert_true(p.n % d || d * th * tw > SC_WINO_TILES);
+                assert_int_equal(p.workspace, 16 * (p.g.c + ms) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * p.g.c * p.o);
+                assert_int_equal(p.once, 16 * p.g.c * p.o);
+                assert_int_equal(p.last_unused, 0);
+                assert_non_null(strstr(p.name, "winograd F(2,3)"));
+                wgrad[file]++;
+                continue;
+            }
             assert_int_equal(v->cin, cin);
             assert_int_equal(v->cout, cout);
             assert_int_equal(v->tt, th * tw);
@@ -565,7 +584,8 @@ static void test_winograd_plans(void **state)
     }
     /* the spec: 4 forward (65, 70, 66, 67 filters; not the 1x1 plane's) and their 4 data gradients */
     assert_int_equal(wino[0], 8);
-    assert_true(wino[1] >= 20 && bwd >= 10);
+    assert_int_equal(wgrad[0], 4);
+    assert_true(wino[1] >= 20 && bwd >= 10 && wgrad[1] >= 10);
 }
 
 /* ---- chunks and the weight gradient's thread split ---- */
@@ -608,8 +628,8 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
         assert_non_null(strstr(p.name, " c/"));
     } else {
         assert_int_equal(p.slices, 1);
-        /* split by dW's rows (implicit): no partials either */
-        assert_int_equal(p.last_unused, threads > 1 && p.mslices <= 1 ? dw : 0);
+        /* split by dW's rows (implicit), or winograd's one dU: no partials either */
+        assert_int_equal(p.last_unused, threads > 1 && p.mslices <= 1 && p.algo != SC_CONV_WINOGRAD ? dw : 0);
     }
     /* flip+implicit-gemm's flipped weights sit once, at the end of the
      * last thread's part (the others end before them): thread 0 alone
