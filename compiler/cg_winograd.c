@@ -70,8 +70,8 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
  * channel plane copied into the zero-bordered plane P (P[(y+1)*wp + x+1] =
  * x[y][x]; its border was zeroed once per call), tile (ty, tx) then
  * P[2ty..2ty+3][2tx..2tx+3] with no bounds to check. */
-void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb,
-                           LLVMValueRef P, LLVMValueRef V)
+static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
+                   LLVMValueRef V)
 {
     loop Lj, Lc, Ly, Lx, Lty, Ltx;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
@@ -172,7 +172,7 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
                           LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias)
 {
     LLVMValueRef V = ws, M = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
-    sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
+    inputs(c, v, X, img0, nb, P, V);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, 16);
     sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,

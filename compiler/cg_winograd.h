@@ -18,12 +18,6 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
  * across chunks). */
 void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws);
 
-/* V[e][ch][j*tt + tile] = (B^T d B)[e], the input tiles of images img0
- * .. img0+nb-1 of X (v->cin channels), through the zero-bordered plane P
- * (the weight gradient's too, cg_winograd_wgrad.c). */
-void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb,
-                           LLVMValueRef P, LLVMValueRef V);
-
 /* One chunk: images img0 .. img0+nb-1 of X (NCHW, v->cin channels of h x
  * w) into Y's (v->cout channels, overwritten, + bias[o] unless bias is
  * NULL), with the transformed weights U and the workspace ws

@@ -6,9 +6,10 @@
  * For each of the 16 tile elements e the sum over tiles is one GEMM with
  * the tiles as its depth: dU[e] [O, C] += Z[e] [O, t] . V[e] [C, t]^T,
  * summed over the chunks in place (beta 1), then dW = G^T dU G once.
- * The threads split dU's rows (o): each transforms every input tile of a
- * chunk (a small pass beside its GEMMs) and dy's tiles of its rows, so
- * there is no per-thread partial dU, only the one shared copy. */
+ * The threads split the tile elements in groups of whole rows of the 4x4
+ * tile (e = 4 row + col): each transforms only its rows of every tile of
+ * x and dy, so no transform is done twice and there is no partial dU,
+ * only the one shared copy. */
 #include "cg_winograd_wgrad.h"
 
 #include "cg_builder.h"
@@ -35,18 +36,20 @@ static void gt4(sc_codegen *c, LLVMValueRef x[4], LLVMValueRef out[3])
     out[2] = fadd(c, s, x[3]);
 }
 
-/* Z[e][r][j*tt + ty*tw + tx] = (A D A^T)[e] for dy's rows o0 + r < o0 +
- * v->cout of the chunk's images, D = dy[2ty..2ty+1][2tx..2tx+1]: each
- * plane copied into P's interior as the inputs are (P[(y+1)*wp + x+1]),
- * so that a half tile past the edge reads P's zero border. */
-static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, int64_t o_total, LLVMValueRef DY, LLVMValueRef img0,
-                     int64_t nb, LLVMValueRef o0, LLVMValueRef P, LLVMValueRef Z)
+/* The row transform of four values by B^T: d0-d2, d1+d2, d2-d1, d1-d3 (as cg_winograd.c's). */
+static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
 {
-    int64_t ms = v->cout;
-    loop Lj, Lr, Ly, Lx, Lty, Ltx;
-    LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef r = loop_begin(c, &Lr, ms);
-    LLVMValueRef src = gep(c, DY, imul(c, mad(c, iadd(c, img0, j), o_total, iadd(c, o0, r)), ci(c, v->h * v->w)));
+    out[0] = fsub(c, d[0], d[2]);
+    out[1] = fadd(c, d[1], d[2]);
+    out[2] = fsub(c, d[2], d[1]);
+    out[3] = fsub(c, d[1], d[3]);
+}
+
+/* P[(y+1)*wp + x+1] = src[y][x]: a plane into P's interior, its border
+ * (zeroed once per call) left zero. */
+static void to_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P)
+{
+    loop Ly, Lx;
     LLVMValueRef y = loop_begin(c, &Ly, v->h);
     LLVMValueRef srow = gep(c, src, imul(c, y, ci(c, v->w)));
     LLVMValueRef prow = gep(c, P, mad(c, y, v->wp, ci(c, v->wp + 1)));
@@ -54,41 +57,95 @@ static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, int64_t o_total, LLVM
     st(c, prow, x, ld(c, srow, x));
     loop_end(c, &Lx);
     loop_end(c, &Ly);
-    LLVMValueRef dst = gep(c, Z, mad(c, r, v->t, imul(c, j, ci(c, v->tt))));
+}
+
+/* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
+ * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
+static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
+                    LLVMValueRef V, int r0, int r1)
+{
+    loop Lj, Lc, Lty, Ltx;
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
+    LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
+    to_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
+    LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
+    LLVMValueRef ty = loop_begin(c, &Lty, v->th);
+    LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, 2 * v->wp)));
+    LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
+    LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
+    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), d[4][4];
+    for (int i = (r0 ? 1 : 0); i < (r1 < 4 ? 3 : 4); i++) /* the rows of d the group's rows of B^T d read */
+        for (int k = 0; k < 4; k++)
+            d[i][k] = ld(c, ptile, iadd(c, x0, ci(c, i * v->wp + k)));
+    for (int r = r0; r < r1; r++) {
+        LLVMValueRef row[4], out[4];
+        for (int k = 0; k < 4; k++)
+            row[k] = r == 0 ? fsub(c, d[0][k], d[2][k])
+                     : r == 1 ? fadd(c, d[1][k], d[2][k])
+                     : r == 2 ? fsub(c, d[2][k], d[1][k])
+                              : fsub(c, d[1][k], d[3][k]);
+        bt4(c, row, out); /* (B^T d) B */
+        for (int k = 0; k < 4; k++)
+            st(c, drow, iadd(c, tx, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k]);
+    }
+    loop_end(c, &Ltx);
+    loop_end(c, &Lty);
+    loop_end(c, &Lc);
+    loop_end(c, &Lj);
+}
+
+/* Z[4(q-r0) + k][o][j*tt + ty*tw + tx] = (A D A^T)[4q + k] for the
+ * group's rows r0 <= q < r1 and every o < v->cout, D =
+ * dy[2ty..2ty+1][2tx..2tx+1]: the plane copied into P's interior as x's
+ * is, so that a half tile past the edge reads P's zero border. */
+static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef DY, LLVMValueRef img0, int64_t nb,
+                     LLVMValueRef P, LLVMValueRef Z, int r0, int r1)
+{
+    loop Lj, Lo, Lty, Ltx;
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
+    LLVMValueRef o = loop_begin(c, &Lo, v->cout);
+    to_plane(c, v, gep(c, DY, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w))), P);
+    LLVMValueRef dst = gep(c, Z, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
     LLVMValueRef ptile = gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1)));
     LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
     LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
-    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), t[2][4];
-    for (int i = 0; i < 2; i++) /* rows of D by A on the right: D A^T */
-        a2(c, ld(c, ptile, iadd(c, x0, ci(c, i * v->wp))), ld(c, ptile, iadd(c, x0, ci(c, i * v->wp + 1))), t[i]);
-    for (int k = 0; k < 4; k++) { /* columns: A (D A^T) */
-        LLVMValueRef out[4];
-        a2(c, t[0][k], t[1][k], out);
-        for (int q = 0; q < 4; q++)
-            st(c, drow, iadd(c, tx, ci(c, (q * 4 + k) * ms * v->t)), out[q]);
+    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), D[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++)
+            D[i][k] = ld(c, ptile, iadd(c, x0, ci(c, i * v->wp + k)));
+    for (int q = r0; q < r1; q++) {
+        LLVMValueRef row[2], out[4]; /* row q of A D: D0, D0+D1, D0-D1, -D1 */
+        for (int k = 0; k < 2; k++)
+            row[k] = q == 0 ? D[0][k]
+                     : q == 1 ? fadd(c, D[0][k], D[1][k])
+                     : q == 2 ? fsub(c, D[0][k], D[1][k])
+                              : fmf(LLVMBuildFNeg(c->b, D[1][k], ""));
+        a2(c, row[0], row[1], out); /* (A D) A^T */
+        for (int k = 0; k < 4; k++)
+            st(c, drow, iadd(c, tx, ci(c, ((q - r0) * 4 + k) * v->cout * v->t)), out[k]);
     }
     loop_end(c, &Ltx);
     loop_end(c, &Lty);
-    loop_end(c, &Lr);
+    loop_end(c, &Lo);
     loop_end(c, &Lj);
 }
 
-void sc_cg_winograd_wgrad_slice(sc_codegen *c, const sc_wino_geom *v, int64_t o_total, int64_t n, LLVMValueRef DY,
-                                LLVMValueRef X, LLVMValueRef o0, LLVMValueRef ws, LLVMValueRef dU)
+void sc_cg_winograd_wgrad_group(sc_codegen *c, const sc_wino_geom *v, int64_t n, int group, int groups,
+                                LLVMValueRef DY, LLVMValueRef X, LLVMValueRef ws, LLVMValueRef dU)
 {
-    int64_t nb = v->t / v->tt, ms = v->cout, C = v->cin;
+    int64_t nb = v->t / v->tt, O = v->cout, C = v->cin;
+    int r0 = group * 4 / groups, r1 = (group + 1) * 4 / groups;
     LLVMValueRef V = ws, Z = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
-    LLVMValueRef dus = gep(c, dU, imul(c, o0, ci(c, C)));
     loop Ln, Le;
     LLVMValueRef chunk = loop_begin(c, &Ln, n / nb);
     LLVMValueRef img0 = imul(c, chunk, ci(c, nb));
     LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
-    sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
-    dy_tiles(c, v, o_total, DY, img0, nb, o0, P, Z);
-    LLVMValueRef e = loop_begin(c, &Le, 16);
-    sc_cg_gemm(c, 0, 1, ms, C, v->t, gep(c, Z, imul(c, e, ci(c, ms * v->t))), v->t,
-               gep(c, V, imul(c, e, ci(c, C * v->t))), v->t, beta, gep(c, dus, imul(c, e, ci(c, o_total * C))), C);
+    x_tiles(c, v, X, img0, nb, P, V, r0, r1);
+    dy_tiles(c, v, DY, img0, nb, P, Z, r0, r1);
+    LLVMValueRef e = loop_begin(c, &Le, 4 * (r1 - r0));
+    sc_cg_gemm(c, 0, 1, O, C, v->t, gep(c, Z, imul(c, e, ci(c, O * v->t))), v->t, gep(c, V, imul(c, e, ci(c, C * v->t))),
+               v->t, beta, gep(c, dU, imul(c, iadd(c, e, ci(c, 4 * r0)), ci(c, O * C))), C);
     loop_end(c, &Le);
     loop_end(c, &Ln);
 }
@@ -117,24 +174,23 @@ void sc_cg_winograd_wgrad_row(sc_codegen *c, int64_t o_total, int64_t c_total, L
     loop_end(c, &Lc);
 }
 
-void sc_cg_winograd_wgrad_serial(sc_codegen *c, const sc_wino_geom *v, int64_t o_total, int64_t n, int64_t slices,
-                                 LLVMValueRef DY, LLVMValueRef X, LLVMValueRef DW, LLVMValueRef ws)
+void sc_cg_winograd_wgrad_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int groups, LLVMValueRef DY,
+                                 LLVMValueRef X, LLVMValueRef DW, LLVMValueRef ws)
 {
     LLVMValueRef dU = gep(c, ws, ci(c, v->at_u));
     sc_cg_winograd_clear(c, v, ws);
-    loop Ls, Lo;
-    LLVMValueRef s = loop_begin(c, &Ls, slices);
-    sc_cg_winograd_wgrad_slice(c, v, o_total, n, DY, X, imul(c, s, ci(c, v->cout)), ws, dU);
-    loop_end(c, &Ls);
-    LLVMValueRef o = loop_begin(c, &Lo, o_total);
-    sc_cg_winograd_wgrad_row(c, o_total, v->cin, dU, o, DW);
+    for (int g = 0; g < groups; g++)
+        sc_cg_winograd_wgrad_group(c, v, n, g, groups, DY, X, ws, dU);
+    loop Lo;
+    LLVMValueRef o = loop_begin(c, &Lo, v->cout);
+    sc_cg_winograd_wgrad_row(c, v->cout, v->cin, dU, o, DW);
     loop_end(c, &Lo);
 }
 
-/* Phase 0: each slice of dU's rows (the plan's mslices, one item each of
- * the parallel loop) over every chunk, in the one copy of dU at the end of
- * the last thread's workspace part (the plan's `once`); phase 1: dW's
- * rows from it. */
+/* Phase 0: each group of tile rows (the plan's mslices, one item each of
+ * the parallel loop) over every chunk, into its elements of the one copy
+ * of dU at the end of the last thread's workspace part (the plan's
+ * `once`); phase 1: dW's rows from it. */
 void sc_cg_lower_winograd_wgrad(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp)
 {
     const sc_node *n = &c->g->n[i];
@@ -152,6 +208,11 @@ void sc_cg_lower_winograd_wgrad(sc_codegen *c, int i, sc_lowered *res, const sc_
     LLVMValueRef ws = workspace(c, i);
     sc_cg_winograd_clear(c, v, ws);
     LLVMValueRef s = par_loop(c, res, &L, cp->mslices);
-    sc_cg_winograd_wgrad_slice(c, v, cp->o, cp->n, DY, X, imul(c, s, ci(c, v->cout)), ws, dU);
+    for (int g = 0; g < (int)cp->mslices; g++) { /* each group's transforms generated for its rows */
+        branch B;
+        if_begin(c, &B, LLVMBuildICmp(c->b, LLVMIntEQ, s, ci(c, g), ""));
+        sc_cg_winograd_wgrad_group(c, v, cp->n, g, (int)cp->mslices, DY, X, ws, dU);
+        if_end(c, &B);
+    }
     loop_end(c, &L);
 }

@@ -273,6 +273,16 @@ sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, 
     return v;
 }
 
+sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups)
+{
+    sc_wino_geom v = sc_conv_wino_geom(c, o, h, w, nb);
+    int64_t e = 16 / groups;
+    v.at_m = e * c * v.t;
+    v.at_plane = v.at_m + e * o * v.t;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    return v;
+}
+
 /* Images per Winograd chunk: the largest divisor of n whose tiles stay
  * within SC_WINO_TILES, leaving at least `threads` chunks where n allows. */
 static int64_t wino_chunk(int64_t n, int64_t tt, int threads)
@@ -340,20 +350,21 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
     int use_wino = wino_legal && use_winograd(bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, p.g.h, p.g.w, form);
     if (use_wino && n->op == SC_OP_CONV2D_BWD_WEIGHT) {
-        /* dU's rows split among the threads, each over every chunk */
+        /* the tile elements in groups of tile rows among the threads,
+         * each group over every chunk */
         p.algo = SC_CONV_WINOGRAD;
-        p.mslices = threads > 1 && p.o % threads == 0 ? threads : 1;
+        p.mslices = threads >= 4 ? 4 : threads >= 2 ? 2 : 1;
         p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), 1);
-        p.wino = sc_conv_wino_geom(p.g.c, p.o / p.mslices, p.g.h, p.g.w, p.nb);
+        p.wino = sc_conv_wino_wgrad_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb, (int)p.mslices);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
         p.at_partial = p.at_taps + 16 * p.o * p.g.c;
-        p.once = 16 * p.o * p.g.c; /* dU: one copy, each thread summing its rows */
+        p.once = 16 * p.o * p.g.c; /* dU: one copy, each group summing its elements */
         partial = 0;
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
         if (p.mslices > 1) {
             size_t len = strlen(p.name);
-            snprintf(p.name + len, sizeof p.name - len, " rows/%lld", (long long)p.mslices);
+            snprintf(p.name + len, sizeof p.name - len, " e/%lld", (long long)p.mslices);
         }
     } else if (use_wino) {
         /* the data gradient: dy's o channels into dx's c, same h x w */

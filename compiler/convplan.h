@@ -220,7 +220,8 @@ typedef struct {
     sc_conv_geom flip;        /* SC_CONV_FLIP only: the convolution of dy giving dx (cols = nb*h*w) */
     sc_wino_geom wino;        /* SC_CONV_WINOGRAD only */
     int64_t mslices;          /* implicit weight gradient split by dW's rows: slices of o/mslices rows
-                               * (the kernel's parallel extent, every chunk in each; no partials); else 1 */
+                               * (the kernel's parallel extent, every chunk in each; no partials);
+                               * winograd's weight gradient: its groups of tile elements; else 1 */
     int64_t at_b, at_taps, at_partial; /* workspace offsets of the parts */
     int64_t workspace;        /* floats per thread */
     int64_t last_unused;      /* floats at the end of the last thread's workspace it never
@@ -252,6 +253,12 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w);
 /* The Winograd geometry of cin channels of h x w into cout over chunks
  * of nb images. */
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb);
+
+/* The weight gradient's (cg_winograd_wgrad.h): x's c channels, dy's o,
+ * the tile elements in `groups` groups (1, 2 or 4), a group's workspace V
+ * [16/groups][c][t] (at 0), Z [16/groups][o][t] (at_m), the plane
+ * (at_plane), then dU [16][o][c] (at_u, the plan's `once`). */
+sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups);
 
 /* Images per chunk of a convolution over n images of ohw output pixels:
  * enough that one GEMM has a few hundred columns, a divisor of n, and at

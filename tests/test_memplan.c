@@ -512,9 +512,9 @@ static void test_flip_plans(void **state)
  * in and out whose tiles waste at most SC_WINO_WASTE of the plane (not 1x1
  * or 3x3), its workspace V, M and the plane per thread, then the
  * transformed weights; chunks within SC_WINO_TILES tiles leaving both
- * threads work; the weight gradient's V, Z (its slice of dU's rows) and
- * the plane per thread, then dU, no partial dW, the rows split where they
- * divide among the threads, its chunks within SC_WINO_TILES;
+ * threads work; the weight gradient's V, Z (its group's elements) and
+ * the plane per thread (8 of the 16 tile elements each on 2 threads),
+ * then dU, no partial dW, its chunks within SC_WINO_TILES;
  * --no-winograd and SC_CONV_EXPLICIT (--gemm=openblas) give the plan
  * without it, forced shift too. */
 static void test_winograd_plans(void **state)
@@ -554,15 +554,14 @@ static void test_winograd_plans(void **state)
             const sc_wino_geom *v = &p.wino;
             int64_t th = (p.g.h + 1) / 2, tw = (p.g.w + 1) / 2;
             if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
-                int64_t ms = p.o % 2 ? p.o : p.o / 2;
-                assert_int_equal(p.mslices, p.o / ms);
+                assert_int_equal(p.mslices, 2);
                 assert_int_equal(v->cin, p.g.c);
-                assert_int_equal(v->cout, ms);
+                assert_int_equal(v->cout, p.o);
                 assert_int_equal(v->t, p.nb * th * tw);
                 assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
                 for (int64_t d = p.nb + 1; d <= p.n; d++) /* the largest such chunk: every thread takes each */
                     assert_true(p.n % d || d * th * tw > SC_WINO_TILES);
-                assert_int_equal(p.workspace, 16 * (p.g.c + ms) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * p.g.c * p.o);
+                assert_int_equal(p.workspace, 8 * (p.g.c + p.o) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * p.g.c * p.o);
                 assert_int_equal(p.once, 16 * p.g.c * p.o);
                 assert_int_equal(p.last_unused, 0);
                 assert_non_null(strstr(p.name, "winograd F(2,3)"));

@@ -21,8 +21,8 @@
  *
  * The weight gradient (cg_winograd_wgrad.c) likewise against dW[o][c][kh][kw]
  * = sum over images and pixels of dy[o][y][x] x[c][y-1+kh][x-1+kw], on the
- * same kinds of shapes, dU's rows split in 1 to 5 slices (the threads'
- * split), tile depth across the GEMM's k-block (480 tiles). */
+ * same kinds of shapes, the tile elements in 1, 2 or 4 groups (the
+ * threads' split), tile depth across the GEMM's k-block (480 tiles). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,16 +63,17 @@ static const wcase cases[] = {
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
-/* The weight gradient (cg_winograd_wgrad.c): x's c channels, dy's o, in
- * `slices` slices of dU's rows (o / slices each, the threads' split). */
+/* The weight gradient (cg_winograd_wgrad.c): x's c channels, dy's o, the
+ * tile elements in `groups` groups (the threads' split). */
 typedef struct {
-    int64_t c, o, h, w, n, nb, slices;
+    int64_t c, o, h, w, n, nb;
+    int groups;
 } gcase;
 
 static const gcase gcases[] = {
-    {5, 7, 9, 11, 1, 1, 1},   {17, 16, 8, 7, 3, 3, 2},  {3, 29, 6, 6, 2, 1, 1},     {64, 64, 4, 4, 4, 2, 2},
-    {13, 36, 1, 1, 3, 3, 3},  {33, 6, 1, 5, 1, 1, 2},   {1, 1, 1, 1, 1, 1, 1},      {70, 65, 5, 3, 3, 1, 5},
-    {130, 48, 7, 10, 2, 2, 2}, {9, 300, 3, 2, 1, 1, 3}, {37, 30, 13, 13, 5, 5, 3}, {20, 18, 32, 30, 2, 2, 1},
+    {5, 7, 9, 11, 1, 1, 1},   {17, 16, 8, 7, 3, 3, 2},  {3, 29, 6, 6, 2, 1, 4},     {64, 64, 4, 4, 4, 2, 2},
+    {13, 36, 1, 1, 3, 3, 4},  {33, 6, 1, 5, 1, 1, 2},   {1, 1, 1, 1, 1, 1, 1},      {70, 65, 5, 3, 3, 1, 4},
+    {130, 48, 7, 10, 2, 2, 2}, {9, 300, 3, 2, 1, 1, 4}, {37, 30, 13, 13, 5, 5, 2}, {20, 18, 32, 30, 2, 2, 1},
     {16, 40, 34, 33, 1, 1, 2},
 };
 #define NGCASES (int)(sizeof gcases / sizeof *gcases)
@@ -81,7 +82,7 @@ typedef void (*gkern_f)(const void *, const void *, void *, void *);
 
 static void gfn_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_wino_wgrad_%d", i); }
 
-static sc_wino_geom ggeom(const gcase *k) { return sc_conv_wino_geom(k->c, k->o / k->slices, k->h, k->w, k->nb); }
+static sc_wino_geom ggeom(const gcase *k) { return sc_conv_wino_wgrad_geom(k->c, k->o, k->h, k->w, k->nb, k->groups); }
 
 typedef void (*kern_f)(const void *, const void *, void *, void *, const void *);
 
@@ -119,7 +120,7 @@ static sc_codegen *build(int f64, const char *cpu)
         c->fn = LLVMAddFunction(c->mod, name, gft);
         c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
         LLVMPositionBuilderAtEnd(c->b, c->entry);
-        sc_cg_winograd_wgrad_serial(c, &v, k->o, k->n, k->slices, LLVMGetParam(c->fn, 0), LLVMGetParam(c->fn, 1),
+        sc_cg_winograd_wgrad_serial(c, &v, k->n, k->groups, LLVMGetParam(c->fn, 0), LLVMGetParam(c->fn, 1),
                                     LLVMGetParam(c->fn, 2), LLVMGetParam(c->fn, 3));
         LLVMBuildRetVoid(c->b);
     }
