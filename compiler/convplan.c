@@ -285,11 +285,11 @@ sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w,
 
 /* Images per Winograd chunk: the largest divisor of n whose tiles stay
  * within SC_WINO_TILES, leaving at least `threads` chunks where n allows. */
-static int64_t wino_chunk(int64_t n, int64_t tt, int threads)
+static int64_t wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
 {
     int64_t best = 1;
     for (int64_t d = 2; d <= n; d++)
-        if (n % d == 0 && d * tt <= SC_WINO_TILES && n / d >= threads)
+        if (n % d == 0 && d * tt <= tiles && n / d >= threads)
             best = d;
     return best;
 }
@@ -354,7 +354,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * each group over every chunk */
         p.algo = SC_CONV_WINOGRAD;
         p.mslices = threads >= 4 ? 4 : threads >= 2 ? 2 : 1;
-        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), 1);
+        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), 1, SC_WINO_WGRAD_TILES);
         p.wino = sc_conv_wino_wgrad_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb, (int)p.mslices);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
@@ -369,7 +369,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     } else if (use_wino) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads);
+        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads, SC_WINO_TILES);
         p.wino = bwd_data ? sc_conv_wino_geom(p.o, p.g.c, p.g.h, p.g.w, p.nb) : sc_conv_wino_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;

@@ -47,7 +47,13 @@
  *                input tiles, runs the GEMMs, transforms the output
  *                (+bias, +stats). The profile's GFLOP/s still count the
  *                direct convolution's FLOPs. Where both channel counts are
- *                at least SC_WINO_MIN_C (convplan.c).
+ *                at least SC_WINO_MIN_C (convplan.c). The weight gradient
+ *                too (cg_winograd_wgrad.c): per chunk, dU[e] += Z[e]
+ *                V[e]^T (Z = A dy A^T, V the input tiles' transform), 16
+ *                GEMMs with the tiles as their depth, the threads taking
+ *                groups of the 16 tile elements (mslices: each transforms
+ *                only its rows of the tiles) over every chunk into the one
+ *                dU (the plan's `once`); phase 1 dW = G^T dU G.
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -153,6 +159,10 @@ enum {
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
+/* and the weight gradient's (every thread takes every chunk; no fewer
+ * than the threads needed): the GEMMs' depth. 512 and 1024 measured no
+ * faster on resnet18-cifar and -stl10 b32 (Zen 4, machine loaded). */
+#define SC_WINO_WGRAD_TILES 256
 
 /* flip+implicit-gemm where dx has SC_FLIP_MIN_C channels or more, or
  * SC_FLIP_SMALL_C or more where dy has fewer than SC_FLIP_K_O channels
