@@ -260,18 +260,24 @@ static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, sc_conv_
     return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
 }
 
-sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)
+sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m)
 {
     sc_wino_geom v;
-    v.cin = cin, v.cout = cout, v.h = h, v.w = w;
-    v.th = (h + 1) / 2, v.tw = (w + 1) / 2;
+    int64_t a2 = (m + 2) * (m + 2);
+    v.cin = cin, v.cout = cout, v.h = h, v.w = w, v.m = m;
+    v.th = (h + m - 1) / m, v.tw = (w + m - 1) / m;
     v.tt = v.th * v.tw;
     v.t = nb * v.tt;
-    v.hp = 2 * v.th + 2, v.wp = 2 * v.tw + 2;
-    v.at_m = 16 * cin * v.t;
-    v.at_plane = v.at_m + 16 * cout * v.t;
+    v.hp = m * v.th + 2, v.wp = m * v.tw + 2;
+    v.at_m = a2 * cin * v.t;
+    v.at_plane = v.at_m + a2 * cout * v.t;
     v.at_u = v.at_plane + v.hp * v.wp;
     return v;
+}
+
+sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)
+{
+    return sc_conv_wino_geom_m(cin, cout, h, w, nb, 2);
 }
 
 /* Images per Winograd chunk: the largest divisor of n whose tiles stay

@@ -180,14 +180,16 @@ typedef struct {
     int64_t npos;    /* GEMM columns: up to the chunk's last output */
 } sc_shift_geom;
 
-/* A Winograd F(2x2, 3x3) convolution (stride 1, pad 1: output h x w) of
- * cin channels into cout: th x tw tiles per image (tt), t per chunk. A
- * thread's workspace holds V [16][cin][t] (at 0), M [16][cout][t] (at_m)
- * and one zero-bordered input plane hp x wp (at_plane); thread 0's also
- * the transformed weights U [16][cout][cin] (at_u). */
+/* A Winograd F(m x m, 3x3) convolution (m = 2, 3 or 4; stride 1, pad 1:
+ * output h x w) of cin channels into cout: th x tw tiles of m x m outputs
+ * per image (tt), t per chunk, each read from an a x a input tile (a =
+ * m+2). A thread's workspace holds V [a*a][cin][t] (at 0), M [a*a][cout][t]
+ * (at_m) and one zero-bordered input plane hp x wp (at_plane); the last
+ * thread's also the transformed weights U [a*a][cout][cin] (at_u). */
 typedef struct {
     int64_t cin, cout, h, w, th, tw, tt, t, hp, wp;
     int64_t at_m, at_plane, at_u;
+    int64_t m;
 } sc_wino_geom;
 
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
@@ -239,12 +241,14 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o);
 
 /* Whether an h x w plane's 2x2 tiles waste little enough for Winograd
- * (SC_WINO_WASTE). */
+ * (SC_WINO_WASTE); _m: its m x m tiles. */
 int sc_conv_wino_legal_plane(int64_t h, int64_t w);
+int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m);
 
-/* The Winograd geometry of cin channels of h x w into cout over chunks
- * of nb images. */
+/* The Winograd F(2,3) geometry of cin channels of h x w into cout over
+ * chunks of nb images; _m: F(m,3)'s. */
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb);
+sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m);
 
 /* Images per chunk of a convolution over n images of ohw output pixels:
  * enough that one GEMM has a few hundred columns, a divisor of n, and at
