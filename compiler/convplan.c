@@ -1,6 +1,7 @@
 #include "convplan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FWD (1u << 0)
@@ -22,6 +23,8 @@ static const struct {
     [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
     [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
     [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD, {"winograd F(2,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD3] = {"winograd3", FWD | DGRAD, {"winograd F(3,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD4] = {"winograd4", FWD | DGRAD, {"winograd F(4,3)", NULL}, NULL},
 };
 
 const char *sc_conv_form_name(sc_conv_form f)
@@ -234,12 +237,40 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
  * for 9 pixels) ran at about half the implicit GEMM's speed, while
  * resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one thread,
  * AMD EPYC Zen 5, machine shared). */
-int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m)
 {
-    return (double)(4 * ((h + 1) / 2) * ((w + 1) / 2)) <= SC_WINO_WASTE * (double)(h * w);
+    return (double)(m * m * ((h + m - 1) / m) * ((w + m - 1) / m)) <= SC_WINO_WASTE * (double)(h * w);
 }
 
-/* Whether the node can run as winograd F(2,3) at all (what a --tune pick
+int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+{
+    return sc_conv_wino_legal_plane_m(h, w, 2);
+}
+
+/* The tile size of an h x w plane, 0 for none (sc_conv_plan_node's
+ * rule; convplan.h). Measured on resnet18-stl10 and resnet18-cifar b32
+ * (bench-step --profile ms/call, 2 threads, 3 alternating rounds of each
+ * m, AMD EPYC Zen 4, machine shared, load 4 to 6), time against F(2,3)'s
+ * per plane (channels): F(3,3) 0.67x at 24x24 (64), 0.91x at 12x12 (128),
+ * 0.65x of the implicit GEMM's at 3x3 (512; F(2,3) wastes too much
+ * there), 1.07x at 6x6 (256), and 1.2x to 1.3x where its tiles overhang
+ * the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one tile per
+ * image, but 0.97x to 1.13x on larger planes (24x24 to 8x8), where its
+ * bigger transforms cost what its 1.78x fewer multiply-adds save. */
+static int64_t wino_m(int64_t h, int64_t w)
+{
+    if (getenv("SCW_M")) { /* EXPERIMENT */
+        int64_t m = atoi(getenv("SCW_M"));
+        return m && sc_conv_wino_legal_plane_m(h, w, m) ? m : 0;
+    }
+    if (h == 4 && w == 4)
+        return 4;
+    if (h % 3 == 0 && w % 3 == 0 && h * w != 36)
+        return 3;
+    return sc_conv_wino_legal_plane_m(h, w, 2) ? 2 : 0;
+}
+
+/* Whether the node can run as winograd at all (what a --tune pick
  * of it needs): the geometry and a policy that leaves it on. */
 static int winograd_legal(const sc_node *n, int policy)
 {
@@ -250,14 +281,15 @@ static int winograd_legal(const sc_node *n, int policy)
     return n->kernel == 3 && n->stride == 1 && n->pad == 1 && n->groups == 1 && n->dilation == 1;
 }
 
-/* A legal node's choice: --tune's pick, else the rule above. */
-static int use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, sc_conv_form form)
+/* A legal node's tile size m: --tune's pick, else the rule above; 0 for
+ * none. */
+static int64_t use_winograd(const sc_graph *g, int i, int64_t c, int64_t o, sc_conv_form form)
 {
     const sc_node *n = &g->n[i];
     if (form != SC_FORM_AUTO)
-        return form == SC_FORM_WINOGRAD;
+        return form == SC_FORM_WINOGRAD ? 2 : form == SC_FORM_WINOGRAD3 ? 3 : form == SC_FORM_WINOGRAD4 ? 4 : 0;
     int64_t h = g->t[n->out[0]].shape[2], w = g->t[n->out[0]].shape[3]; /* y's or dx's: x's and dy's alike */
-    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
+    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C ? wino_m(h, w) : 0;
 }
 
 sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m)
@@ -343,18 +375,22 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     int bwd_data = n->op == SC_OP_CONV2D_BWD_DATA;
     int wino_legal = winograd_legal(n, policy);
     if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)) ||
-        (!wino_legal && form == SC_FORM_WINOGRAD))
+        (!wino_legal && (form == SC_FORM_WINOGRAD || form == SC_FORM_WINOGRAD3 || form == SC_FORM_WINOGRAD4)))
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
-    if (wino_legal && use_winograd(g, i, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, form)) {
+    int64_t wm = wino_legal ? use_winograd(g, i, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, form) : 0;
+    if (wm) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
+        int64_t a2 = (wm + 2) * (wm + 2);
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads);
-        p.wino = bwd_data ? sc_conv_wino_geom(p.o, p.g.c, p.g.h, p.g.w, p.nb) : sc_conv_wino_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb);
+        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), threads);
+        p.wino = bwd_data ? sc_conv_wino_geom_m(p.o, p.g.c, p.g.h, p.g.w, p.nb, wm)
+                          : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
-        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
-        p.once = 16 * p.o * p.g.c; /* U: 16 MB at 512x512, one copy, not one per thread */
-        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+        p.at_partial = p.at_taps + a2 * p.o * p.g.c;
+        p.once = a2 * p.o * p.g.c; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
+                 (long long)p.nb);
     } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;

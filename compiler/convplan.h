@@ -87,11 +87,13 @@ typedef enum {
     SC_FORM_ROWS,     /* the weight gradient's "ir" split by dW's rows (rows/T) */
     SC_FORM_FLIP,     /* flip+implicit-gemm data gradient */
     SC_FORM_WINOGRAD, /* winograd F(2,3): forward, or the data gradient flipped */
+    SC_FORM_WINOGRAD3, /* winograd F(3,3), likewise */
+    SC_FORM_WINOGRAD4, /* winograd F(4,3), likewise */
     SC_FORM_COUNT
 } sc_conv_form;
 
 /* The formulation's name in --tune tables ("auto", "im2col", "shift",
- * "implicit", "rows", "flip", "winograd"); sc_conv_form_parse is its inverse (0, or
+ * "implicit", "rows", "flip", "winograd", "winograd3", "winograd4"); sc_conv_form_parse is its inverse (0, or
  * -1 for an unknown name). */
 const char *sc_conv_form_name(sc_conv_form f);
 int sc_conv_form_parse(const char *name, sc_conv_form *f);
@@ -143,6 +145,9 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 /* and where the tiles' outputs are at most this many times the plane's
  * pixels (sc_conv_wino_legal_plane) */
 #define SC_WINO_WASTE 1.4
+/* The largest tile size m the plan's rule takes (sc_conv_plan_node;
+ * --tune's winograd3 and winograd4 picks take any) */
+#define SC_WINO_M_MAX 4
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
