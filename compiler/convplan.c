@@ -1,7 +1,6 @@
 #include "convplan.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define FWD (1u << 0)
@@ -224,7 +223,7 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
            (p->n * p->ohw < SC_MSPLIT_POSITIONS * threads && p->o / threads >= SC_MSPLIT_ROWS);
 }
 
-/* winograd F(2,3) (convplan.h) for a 3x3 convolution at stride 1, pad
+/* winograd F(m,3) (convplan.h) for a 3x3 convolution at stride 1, pad
  * 1, not grouped nor dilated, forward or data gradient (the flipped
  * forward convolution: pad 3-1-1 = 1 again), with the generated GEMM and
  * unless turned off (SC_CONV_NO_WINOGRAD, simclrc --no-winograd), every
@@ -232,11 +231,12 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
  * for the node (its other trial ran this rule); where its input and output
  * channels are both at least SC_WINO_MIN_C: below that the 16 small
  * GEMMs and the transforms' memory passes outweigh the multiply-adds
- * saved; and where the 2x2 tiles cover at most SC_WINO_WASTE times the
- * plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16 tile outputs
- * for 9 pixels) ran at about half the implicit GEMM's speed, while
- * resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one thread,
- * AMD EPYC Zen 5, machine shared). */
+ * saved; and, for F(2,3), where the 2x2 tiles cover at most SC_WINO_WASTE
+ * times the plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16
+ * tile outputs for 9 pixels) ran at about half the implicit GEMM's speed,
+ * while resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one
+ * thread, AMD EPYC Zen 5, machine shared). The 3x3 planes take F(3,3)
+ * (wino_m). */
 int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m)
 {
     return (double)(m * m * ((h + m - 1) / m) * ((w + m - 1) / m)) <= SC_WINO_WASTE * (double)(h * w);
@@ -259,13 +259,9 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * bigger transforms cost what its 1.78x fewer multiply-adds save. */
 static int64_t wino_m(int64_t h, int64_t w)
 {
-    if (getenv("SCW_M")) { /* EXPERIMENT */
-        int64_t m = atoi(getenv("SCW_M"));
-        return m && sc_conv_wino_legal_plane_m(h, w, m) ? m : 0;
-    }
     if (h == 4 && w == 4)
         return 4;
-    if (h % 3 == 0 && w % 3 == 0 && h * w != 36)
+    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
         return 3;
     return sc_conv_wino_legal_plane_m(h, w, 2) ? 2 : 0;
 }

@@ -48,6 +48,11 @@
  *                (+bias, +stats). The profile's GFLOP/s still count the
  *                direct convolution's FLOPs. Where both channel counts are
  *                at least SC_WINO_MIN_C (convplan.c).
+ *   winograd F(3,3), F(4,3)  the same with 3x3 and 4x4 output tiles (5x5
+ *                and 6x6 input tiles, 25 and 36 GEMMs): 3.24x and 4x
+ *                fewer multiply-adds than direct, larger rounding error
+ *                (tests/test_winograd.c). The plan takes the tile size per
+ *                plane as measured (convplan.c, wino_m).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -139,11 +144,12 @@ enum { SC_CONV_IM2COL_POLICY, SC_CONV_SHIFT_POLICY, SC_CONV_FORCE_SHIFT, SC_CONV
 #define SC_MSPLIT_POSITIONS 1024
 #define SC_MSPLIT_ROWS 16
 
-/* winograd F(2,3) only where the GEMMs' rows and depth (the convolution's
+/* winograd only where the GEMMs' rows and depth (the convolution's
  * input and output channels) are at least this many (convplan.c) */
 #define SC_WINO_MIN_C 64
-/* and where the tiles' outputs are at most this many times the plane's
- * pixels (sc_conv_wino_legal_plane) */
+/* and, for F(2,3), where the tiles' outputs are at most this many times
+ * the plane's pixels (sc_conv_wino_legal_plane; F(3,3) and F(4,3) only
+ * where they waste nothing) */
 #define SC_WINO_WASTE 1.4
 /* The largest tile size m the plan's rule takes (sc_conv_plan_node;
  * --tune's winograd3 and winograd4 picks take any) */
