@@ -14,7 +14,8 @@
  * B^T (prod over all l of (x - p_l)), G (0, 0, 1) and the column
  * (0, .., 0, 1) of A^T. A row whose divisor is negative is negated in both
  * B^T and G (their product unchanged) so that G's are the positive ones.
- * F(2,3) at 0, 1, -1 gives the matrices of Lavin and Gray up to signs;
+ * F(2,3) at 0, 1, -1 gives the matrices of Lavin and Gray up to signs
+ * (its transforms stay the hand-written ones, bt4, g3, at4);
  * F(4,3) at 0, +-1, +-2 theirs exactly. The transforms are constant
  * multiply-adds that skip zero coefficients and multiply by none of +-1. */
 #include "cg_winograd.h"
@@ -27,7 +28,9 @@
 /* The finite interpolation points of F(m,3) (m+1 of them). F(3,3)'s
  * fourth point by the worst error tests/test_winograd.c measured over the
  * host (AVX-512), AVX2 and generic float and host double (2026-12-07, AMD
- * EPYC Zen 4, u of sum |w||x|): -2: 35.4, -1/2: 36.2, 2: 43.6, 1/2: 124.
+ * EPYC Zen 4, u of sum |w||x|, G's rows summed then scaled term by term):
+ * -2: 35.4, -1/2: 36.2, 2: 43.6, 1/2: 124 (-2: 42.9 with the common
+ * factor of G's rows applied once, as now).
  * Small points of either sign keep B^T's and A^T's coefficients small
  * (powers of 2, no more than 4) and G's divisors near 1 (6 at most). */
 static const double wino_points[5][5] = {
@@ -88,13 +91,23 @@ static wino_mats mats_of(int m)
 }
 
 /* out[r] = sum over j < cols of M[r][j] x[j] for r < rows (M's rows
- * `stride` apart): the nonzero terms only, +-1 ones as additions. */
+ * `stride` apart): the nonzero terms only, +-1 ones as additions; a row
+ * whose coefficients share one magnitude k (G's halves and sixths) as
+ * k times the signed sum. */
 static void matvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x, LLVMValueRef *out)
 {
     for (int r = 0; r < rows; r++) {
+        const double *row = M + r * stride;
+        double common = 0; /* cg_builder.h's fadd and fsub rule math.h out */
+        for (int j = 0; j < cols; j++) {
+            double mag = row[j] < 0 ? -row[j] : row[j];
+            if (mag != 0)
+                common = common == 0 || common == mag ? mag : -1;
+        }
+        double scale = common > 0 ? common : 1;
         LLVMValueRef acc = NULL;
         for (int j = 0; j < cols; j++) {
-            double k = M[r * stride + j];
+            double k = row[j] / scale;
             if (k == 0)
                 continue;
             LLVMValueRef t = k == 1 || k == -1 ? x[j] : fmul(c, x[j], cf(c, k));
@@ -103,7 +116,65 @@ static void matvec(sc_codegen *c, const double *M, int stride, int rows, int col
             else
                 acc = k == -1 ? fsub(c, acc, t) : fadd(c, acc, t);
         }
-        out[r] = acc ? acc : cf(c, 0);
+        out[r] = !acc ? cf(c, 0) : scale != 1 ? fmul(c, acc, cf(c, scale)) : acc;
+    }
+}
+
+/* F(2,3) as it was written by hand before the larger tiles (its
+ * arithmetic unchanged): by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
+static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
+{
+    out[0] = fsub(c, d[0], d[2]);
+    out[1] = fadd(c, d[1], d[2]);
+    out[2] = fsub(c, d[2], d[1]);
+    out[3] = fsub(c, d[1], d[3]);
+}
+
+/* By G: g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2. */
+static void g3(sc_codegen *c, LLVMValueRef g[3], LLVMValueRef out[4])
+{
+    LLVMValueRef half = cf(c, 0.5), s = fadd(c, g[0], g[2]);
+    out[0] = g[0];
+    out[1] = fmul(c, fadd(c, s, g[1]), half);
+    out[2] = fmul(c, fsub(c, s, g[1]), half);
+    out[3] = g[2];
+}
+
+/* By A^T: m0+m1+m2, m1-m2-m3. */
+static void at4(sc_codegen *c, LLVMValueRef m[4], LLVMValueRef out[2])
+{
+    out[0] = fadd(c, fadd(c, m[0], m[1]), m[2]);
+    out[1] = fsub(c, fsub(c, m[1], m[2]), m[3]);
+}
+
+/* The three transforms of one row or column: F(2,3)'s above, the larger
+ * tiles' by matvec. */
+static void by_bt(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2)
+        bt4(c, in, out);
+    else
+        matvec(c, &w->bt[0][0], 6, w->a, w->a, in, out);
+}
+
+static void by_g(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2)
+        g3(c, in, out);
+    else
+        matvec(c, &w->g[0][0], 3, w->a, 3, in, out);
+}
+
+/* the first `rows` outputs of A^T */
+static void by_at(sc_codegen *c, const wino_mats *w, int rows, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2) {
+        LLVMValueRef o[2];
+        at4(c, in, o);
+        for (int r = 0; r < rows; r++)
+            out[r] = o[r];
+    } else {
+        matvec(c, &w->at[0][0], 6, rows, w->a, in, out);
     }
 }
 
@@ -124,13 +195,13 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
         LLVMValueRef col[3], out[6];
         for (int kh = 0; kh < 3; kh++)
             col[kh] = ld(c, g, ci(c, flip ? 8 - (kh * 3 + kw) : kh * 3 + kw));
-        matvec(c, &w.g[0][0], 3, na, 3, col, out);
+        by_g(c, &w, col, out);
         for (int r = 0; r < na; r++)
             t[r][kw] = out[r];
     }
     LLVMValueRef at = mad(c, a, v->cin, b);
     for (int r = 0; r < na; r++) { /* rows: (G g) G^T */
-        matvec(c, &w.g[0][0], 3, na, 3, t[r], u);
+        by_g(c, &w, t[r], u);
         for (int k = 0; k < na; k++)
             st(c, U, iadd(c, at, ci(c, (r * na + k) * v->cout * v->cin)), u[k]);
     }
@@ -168,13 +239,13 @@ static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVal
         LLVMValueRef col[6], out[6];
         for (int r = 0; r < na; r++)
             col[r] = ld(c, ptile, iadd(c, x0, ci(c, r * v->wp + k)));
-        matvec(c, &w.bt[0][0], 6, na, na, col, out);
+        by_bt(c, &w, col, out);
         for (int r = 0; r < na; r++)
             t[r][k] = out[r];
     }
     for (int r = 0; r < na; r++) { /* rows: (B^T d) B */
         LLVMValueRef out[6];
-        matvec(c, &w.bt[0][0], 6, na, na, t[r], out);
+        by_bt(c, &w, t[r], out);
         for (int k = 0; k < na; k++)
             st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->cin * v->t)), out[k]);
     }
@@ -196,14 +267,14 @@ static void out_tile(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, L
         LLVMValueRef col[6], out[4];
         for (int r = 0; r < na; r++)
             col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->cout * v->t)));
-        matvec(c, &w->at[0][0], 6, rows, na, col, out);
+        by_at(c, w, rows, col, out);
         for (int r = 0; r < rows; r++)
             t[r][k] = out[r];
     }
     LLVMValueRef x0 = imul(c, tx, ci(c, v->m));
     for (int r = 0; r < rows; r++) { /* rows: (A^T m) A */
         LLVMValueRef out[4];
-        matvec(c, &w->at[0][0], 6, cols, na, t[r], out);
+        by_at(c, w, cols, t[r], out);
         LLVMValueRef yr = gep(c, y0, ci(c, r * v->w));
         for (int k = 0; k < cols; k++)
             st(c, yr, iadd(c, x0, ci(c, k)), b ? fadd(c, out[k], b) : out[k]);
