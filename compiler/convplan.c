@@ -251,12 +251,14 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * rule; convplan.h). Measured on resnet18-stl10 and resnet18-cifar b32
  * (bench-step --profile ms/call, 2 threads, 3 alternating rounds of each
  * m, AMD EPYC Zen 4, machine shared, load 4 to 6), time against F(2,3)'s
- * per plane (channels): F(3,3) 0.67x at 24x24 (64), 0.91x at 12x12 (128),
- * 0.65x of the implicit GEMM's at 3x3 (512; F(2,3) wastes too much
- * there), 1.07x at 6x6 (256), and 1.2x to 1.3x where its tiles overhang
- * the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one tile per
- * image, but 0.97x to 1.13x on larger planes (24x24 to 8x8), where its
- * bigger transforms cost what its 1.78x fewer multiply-adds save. */
+ * per plane (channels): F(3,3) 0.67x at 24x24 (64), 0.91x at 12x12 (128;
+ * 1.00x in a second run of 6 rounds against main, where 24x24 gave 0.70x),
+ * 0.65x to 0.70x of the implicit GEMM's at 3x3 (512; F(2,3) wastes too
+ * much there), 1.07x at 6x6 (256), and 1.2x to 1.3x where its tiles
+ * overhang the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one
+ * tile per image, but 0.97x to 1.13x on larger planes (24x24 to 8x8),
+ * where its bigger transforms cost what its 1.78x fewer multiply-adds
+ * save. */
 static int64_t wino_m(int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
