@@ -1,18 +1,127 @@
-/* winograd F(2,3) (convplan.h): a 3x3, stride-1, pad-1 convolution by
- * Winograd's minimal filtering F(2x2, 3x3). Output tile (ty, tx) is
- * y[2ty..2ty+1][2tx..2tx+1] = A^T [sum over c of U_c (.) V_c] A, with the
- * input tile d = x[2ty-1..2ty+2][2tx-1..2tx+2] (zero outside),
- * V = B^T d B, U = G g G^T, and
- *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
- *   G   = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
- *   A^T = [1 1 1 0; 0 1 -1 -1].
- * The sum over c for each of the 16 tile elements e is one GEMM:
- * M[e] [cout, t] = U[e] [cout, cin] . V[e] [cin, t]. */
+/* winograd F(m,3) (convplan.h): a 3x3, stride-1, pad-1 convolution by
+ * Winograd's minimal filtering F(m x m, 3x3) for m = 2, 3, 4. Output tile
+ * (ty, tx) is y[m ty .. m ty+m-1][m tx .. m tx+m-1] =
+ * A^T [sum over c of U_c (.) V_c] A, with the a x a input tile (a = m+2)
+ * d = x[m ty-1 .. m ty+m][m tx-1 .. m tx+m] (zero outside), V = B^T d B,
+ * U = G g G^T. The sum over c for each of the a*a tile elements e is one
+ * GEMM: M[e] [cout, t] = U[e] [cout, cin] . V[e] [cin, t].
+ *
+ * B^T (a x a), G (a x 3) and A^T (m x a) come from Toom-Cook at the
+ * points of wino_points and infinity (wino_mats): for finite point p_j,
+ * B^T's row j holds the coefficients of prod over l != j of (x - p_l), G's
+ * row j is (1, p_j, p_j^2) / prod over l != j of (p_j - p_l), A^T's column
+ * j is (1, p_j, .., p_j^(m-1)); the point at infinity takes the last row of
+ * B^T (prod over all l of (x - p_l)), G (0, 0, 1) and the column
+ * (0, .., 0, 1) of A^T. A row whose divisor is negative is negated in both
+ * B^T and G (their product unchanged) so that G's are the positive ones.
+ * F(2,3) at 0, 1, -1 gives the matrices of Lavin and Gray up to signs
+ * (its transforms stay the hand-written ones, bt4, g3, at4);
+ * F(4,3) at 0, +-1, +-2 theirs exactly. The transforms are constant
+ * multiply-adds that skip zero coefficients and multiply by none of +-1. */
 #include "cg_winograd.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "cg_builder.h"
 
-/* The row transform of four values by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
+/* The finite interpolation points of F(m,3) (m+1 of them). F(3,3)'s
+ * fourth point by the worst error tests/test_winograd.c measured over the
+ * host (AVX-512), AVX2 and generic float and host double (2026-12-07, AMD
+ * EPYC Zen 4, u of sum |w||x|, G's rows summed then scaled term by term):
+ * -2: 35.4, -1/2: 36.2, 2: 43.6, 1/2: 124 (-2: 42.9 with the common
+ * factor of G's rows applied once, as now).
+ * Small points of either sign keep B^T's and A^T's coefficients small
+ * (powers of 2, no more than 4) and G's divisors near 1 (6 at most). */
+static const double wino_points[5][5] = {
+    [2] = {0, 1, -1},
+    [3] = {0, 1, -1, -2},
+    [4] = {0, 1, -1, 2, -2},
+};
+
+typedef struct {
+    int m, a;
+    double bt[6][6], g[6][3], at[4][6];
+} wino_mats;
+
+/* The coefficients (ascending powers) of the product of (x - p[l]) over
+ * l < n but `skip`, into poly[0 .. n]. */
+static void poly_of(const double *p, int n, int skip, double *poly)
+{
+    int deg = 0;
+    poly[0] = 1;
+    for (int l = 0; l < n; l++) {
+        if (l == skip)
+            continue;
+        poly[deg + 1] = 0;
+        for (int k = deg + 1; k > 0; k--)
+            poly[k] = poly[k - 1] - p[l] * poly[k];
+        poly[0] *= -p[l];
+        deg++;
+    }
+}
+
+static wino_mats mats_of(int m)
+{
+    wino_mats w;
+    memset(&w, 0, sizeof w);
+    w.m = m, w.a = m + 2;
+    const double *p = wino_points[m];
+    int nf = w.a - 1; /* finite points */
+    for (int j = 0; j < nf; j++) {
+        double poly[6], f = 1;
+        poly_of(p, nf, j, poly);
+        for (int l = 0; l < nf; l++)
+            f *= l == j ? 1 : p[j] - p[l];
+        double s = f < 0 ? -1 : 1;
+        for (int k = 0; k < w.a; k++)
+            w.bt[j][k] = k < nf ? s * poly[k] : 0;
+        for (int k = 0; k < 3; k++)
+            w.g[j][k] = s * (k == 0 ? 1 : k == 1 ? p[j] : p[j] * p[j]) / f;
+        for (int i = 0; i < m; i++)
+            w.at[i][j] = i == 0 ? 1 : w.at[i - 1][j] * p[j];
+    }
+    double poly[6];
+    poly_of(p, nf, -1, poly);
+    for (int k = 0; k < w.a; k++)
+        w.bt[nf][k] = poly[k];
+    w.g[nf][2] = 1;
+    w.at[m - 1][nf] = 1;
+    return w;
+}
+
+/* out[r] = sum over j < cols of M[r][j] x[j] for r < rows (M's rows
+ * `stride` apart): the nonzero terms only, +-1 ones as additions; a row
+ * whose coefficients share one magnitude k (G's halves and sixths) as
+ * k times the signed sum. */
+static void matvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x, LLVMValueRef *out)
+{
+    for (int r = 0; r < rows; r++) {
+        const double *row = M + r * stride;
+        double common = 0; /* cg_builder.h's fadd and fsub rule math.h out */
+        for (int j = 0; j < cols; j++) {
+            double mag = row[j] < 0 ? -row[j] : row[j];
+            if (mag != 0)
+                common = common == 0 || common == mag ? mag : -1;
+        }
+        double scale = common > 0 ? common : 1;
+        LLVMValueRef acc = NULL;
+        for (int j = 0; j < cols; j++) {
+            double k = row[j] / scale;
+            if (k == 0)
+                continue;
+            LLVMValueRef t = k == 1 || k == -1 ? x[j] : fmul(c, x[j], cf(c, k));
+            if (!acc)
+                acc = k == -1 ? fmf(LLVMBuildFNeg(c->b, t, "")) : t;
+            else
+                acc = k == -1 ? fsub(c, acc, t) : fadd(c, acc, t);
+        }
+        out[r] = !acc ? cf(c, 0) : scale != 1 ? fmul(c, acc, cf(c, scale)) : acc;
+    }
+}
+
+/* F(2,3) as it was written by hand before the larger tiles (its
+ * arithmetic unchanged): by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
 static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
 {
     out[0] = fsub(c, d[0], d[2]);
@@ -38,30 +147,64 @@ static void at4(sc_codegen *c, LLVMValueRef m[4], LLVMValueRef out[2])
     out[1] = fsub(c, fsub(c, m[1], m[2]), m[3]);
 }
 
+/* The three transforms of one row or column: F(2,3)'s above, the larger
+ * tiles' by matvec. */
+static void by_bt(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2)
+        bt4(c, in, out);
+    else
+        matvec(c, &w->bt[0][0], 6, w->a, w->a, in, out);
+}
+
+static void by_g(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2)
+        g3(c, in, out);
+    else
+        matvec(c, &w->g[0][0], 3, w->a, 3, in, out);
+}
+
+/* the first `rows` outputs of A^T */
+static void by_at(sc_codegen *c, const wino_mats *w, int rows, LLVMValueRef *in, LLVMValueRef *out)
+{
+    if (w->m == 2) {
+        LLVMValueRef o[2];
+        at4(c, in, o);
+        for (int r = 0; r < rows; r++)
+            out[r] = o[r];
+    } else {
+        matvec(c, &w->at[0][0], 6, rows, w->a, in, out);
+    }
+}
+
 /* U[e][a][b] = (G g G^T)[e] for the GEMMs' rows a < cout and
  * columns b < cin, over a's. The forward convolution's g is W[a][b]; the
  * data gradient's (flip) the flipped W[b][a]: g[kh][kw] = W[b][a][2-kh][2-kw]. */
 void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
                             int flip)
 {
+    wino_mats w = mats_of((int)v->m);
+    int na = w.a;
     loop La, Lb;
     LLVMValueRef a = par_loop(c, res, &La, v->cout);
     LLVMValueRef b = loop_begin(c, &Lb, v->cin);
     LLVMValueRef g = gep(c, W, imul(c, flip ? mad(c, b, v->cout, a) : mad(c, a, v->cin, b), ci(c, 9)));
-    LLVMValueRef t[4][3], u[4][4];
+    LLVMValueRef t[6][3], u[6];
     for (int kw = 0; kw < 3; kw++) { /* columns: G g */
-        LLVMValueRef col[3], out[4];
+        LLVMValueRef col[3], out[6];
         for (int kh = 0; kh < 3; kh++)
             col[kh] = ld(c, g, ci(c, flip ? 8 - (kh * 3 + kw) : kh * 3 + kw));
-        g3(c, col, out);
-        for (int r = 0; r < 4; r++)
+        by_g(c, &w, col, out);
+        for (int r = 0; r < na; r++)
             t[r][kw] = out[r];
     }
-    for (int r = 0; r < 4; r++) /* rows: (G g) G^T */
-        g3(c, t[r], u[r]);
     LLVMValueRef at = mad(c, a, v->cin, b);
-    for (int e = 0; e < 16; e++)
-        st(c, U, iadd(c, at, ci(c, e * v->cout * v->cin)), u[e / 4][e % 4]);
+    for (int r = 0; r < na; r++) { /* rows: (G g) G^T */
+        by_g(c, &w, t[r], u);
+        for (int k = 0; k < na; k++)
+            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->cout * v->cin)), u[k]);
+    }
     loop_end(c, &Lb);
     loop_end(c, &La);
 }
@@ -69,10 +212,12 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
 /* V[e][ch][j*tt + ty*tw + tx] = (B^T d B)[e] for the chunk's images: each
  * channel plane copied into the zero-bordered plane P (P[(y+1)*wp + x+1] =
  * x[y][x]; its border was zeroed once per call), tile (ty, tx) then
- * P[2ty..2ty+3][2tx..2tx+3] with no bounds to check. */
+ * P[m ty .. m ty+m+1][m tx .. m tx+m+1] with no bounds to check. */
 static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
                    LLVMValueRef V)
 {
+    wino_mats w = mats_of((int)v->m);
+    int na = w.a;
     loop Lj, Lc, Ly, Lx, Lty, Ltx;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
@@ -86,23 +231,23 @@ static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVal
     loop_end(c, &Ly);
     LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, 2 * v->wp)));
+    LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, v->m * v->wp)));
     LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
     LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
-    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), t[4][4];
-    for (int k = 0; k < 4; k++) { /* columns: B^T d */
-        LLVMValueRef col[4], out[4];
-        for (int r = 0; r < 4; r++)
+    LLVMValueRef x0 = imul(c, tx, ci(c, v->m)), t[6][6];
+    for (int k = 0; k < na; k++) { /* columns: B^T d */
+        LLVMValueRef col[6], out[6];
+        for (int r = 0; r < na; r++)
             col[r] = ld(c, ptile, iadd(c, x0, ci(c, r * v->wp + k)));
-        bt4(c, col, out);
-        for (int r = 0; r < 4; r++)
+        by_bt(c, &w, col, out);
+        for (int r = 0; r < na; r++)
             t[r][k] = out[r];
     }
-    for (int r = 0; r < 4; r++) { /* rows: (B^T d) B */
-        LLVMValueRef out[4];
-        bt4(c, t[r], out);
-        for (int k = 0; k < 4; k++)
-            st(c, drow, iadd(c, tx, ci(c, (r * 4 + k) * v->cin * v->t)), out[k]);
+    for (int r = 0; r < na; r++) { /* rows: (B^T d) B */
+        LLVMValueRef out[6];
+        by_bt(c, &w, t[r], out);
+        for (int k = 0; k < na; k++)
+            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->cin * v->t)), out[k]);
     }
     loop_end(c, &Ltx);
     loop_end(c, &Lty);
@@ -110,42 +255,45 @@ static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVal
     loop_end(c, &Lj);
 }
 
-/* The 2x2 outputs of tile tx of a row of tiles whose M elements start at
- * m (element e at m + e*cout*t), into rows y0 (and y1 when rows is 2),
- * columns 2tx (and 2tx+1 when cols is 2), plus bias b (or NULL). */
-static void out_tile(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef m, LLVMValueRef tx, LLVMValueRef y0,
-                     LLVMValueRef y1, int rows, int cols, LLVMValueRef b)
+/* The rows x cols outputs of tile tx of a row of tiles whose M elements
+ * start at m (element e at m + e*cout*t), into the rows y0 + r*w of Y,
+ * columns m tx .., plus bias b (or NULL). */
+static void out_tile(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LLVMValueRef m, LLVMValueRef tx,
+                     LLVMValueRef y0, int rows, int cols, LLVMValueRef b)
 {
-    LLVMValueRef t[2][4];
-    for (int k = 0; k < 4; k++) { /* columns: A^T m */
-        LLVMValueRef col[4], out[2];
-        for (int r = 0; r < 4; r++)
-            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * 4 + k) * v->cout * v->t)));
-        at4(c, col, out);
-        t[0][k] = out[0], t[1][k] = out[1];
+    int na = w->a;
+    LLVMValueRef t[4][6];
+    for (int k = 0; k < na; k++) { /* columns: A^T m */
+        LLVMValueRef col[6], out[4];
+        for (int r = 0; r < na; r++)
+            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->cout * v->t)));
+        by_at(c, w, rows, col, out);
+        for (int r = 0; r < rows; r++)
+            t[r][k] = out[r];
     }
-    LLVMValueRef x0 = imul(c, tx, ci(c, 2));
+    LLVMValueRef x0 = imul(c, tx, ci(c, v->m));
     for (int r = 0; r < rows; r++) { /* rows: (A^T m) A */
-        LLVMValueRef out[2];
-        at4(c, t[r], out);
+        LLVMValueRef out[4];
+        by_at(c, w, cols, t[r], out);
+        LLVMValueRef yr = gep(c, y0, ci(c, r * v->w));
         for (int k = 0; k < cols; k++)
-            st(c, r ? y1 : y0, iadd(c, x0, ci(c, k)), b ? fadd(c, out[k], b) : out[k]);
+            st(c, yr, iadd(c, x0, ci(c, k)), b ? fadd(c, out[k], b) : out[k]);
     }
 }
 
-/* One row of tiles ty into y's rows 2ty (and 2ty+1 when rows is 2): the
- * full tiles, then the half one of an odd width. */
-static void out_row(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef m, LLVMValueRef yo, LLVMValueRef ty, int rows,
-                    LLVMValueRef b)
+/* One row of tiles ty into y's rows m ty .. (`rows` of them): the full
+ * tiles, then the partial one where m does not divide the width. */
+static void out_row(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LLVMValueRef m, LLVMValueRef yo,
+                    LLVMValueRef ty, int rows, LLVMValueRef b)
 {
     LLVMValueRef mrow = gep(c, m, imul(c, ty, ci(c, v->tw)));
-    LLVMValueRef y0 = gep(c, yo, imul(c, ty, ci(c, 2 * v->w))), y1 = gep(c, y0, ci(c, v->w));
+    LLVMValueRef y0 = gep(c, yo, imul(c, ty, ci(c, v->m * v->w)));
     loop Ltx;
-    LLVMValueRef tx = loop_begin(c, &Ltx, v->w / 2);
-    out_tile(c, v, mrow, tx, y0, y1, rows, 2, b);
+    LLVMValueRef tx = loop_begin(c, &Ltx, v->w / v->m);
+    out_tile(c, v, w, mrow, tx, y0, rows, (int)v->m, b);
     loop_end(c, &Ltx);
-    if (v->w % 2)
-        out_tile(c, v, mrow, ci(c, v->w / 2), y0, y1, rows, 1, b);
+    if (v->w % v->m)
+        out_tile(c, v, w, mrow, ci(c, v->w / v->m), y0, rows, (int)(v->w % v->m), b);
 }
 
 /* y[img0 + j][o] = the output transform of M's tiles (+ bias B[o] where
@@ -153,17 +301,18 @@ static void out_row(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef m, LLVMVa
 static void outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
                     LLVMValueRef img0, int64_t nb)
 {
+    wino_mats w = mats_of((int)v->m);
     loop Lj, Lo, Lty;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef o = loop_begin(c, &Lo, v->cout);
     LLVMValueRef b = B ? ld(c, B, o) : NULL;
     LLVMValueRef yo = gep(c, Y, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w)));
     LLVMValueRef m = gep(c, M, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
-    LLVMValueRef ty = loop_begin(c, &Lty, v->h / 2);
-    out_row(c, v, m, yo, ty, 2, b);
+    LLVMValueRef ty = loop_begin(c, &Lty, v->h / v->m);
+    out_row(c, v, &w, m, yo, ty, (int)v->m, b);
     loop_end(c, &Lty);
-    if (v->h % 2)
-        out_row(c, v, m, yo, ci(c, v->h / 2), 1, b);
+    if (v->h % v->m)
+        out_row(c, v, &w, m, yo, ci(c, v->h / v->m), (int)(v->h % v->m), b);
     loop_end(c, &Lo);
     loop_end(c, &Lj);
 }
@@ -174,7 +323,7 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
     LLVMValueRef V = ws, M = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
     inputs(c, v, X, img0, nb, P, V);
     loop Le;
-    LLVMValueRef e = loop_begin(c, &Le, 16);
+    LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
     sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,
                gep(c, V, imul(c, e, ci(c, v->cin * v->t))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->cout * v->t))),
                v->t);
@@ -201,7 +350,9 @@ void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_p
     res->nphases = 2;
     if (c->phase == 0) {
         /* the node's name in info --kernels and the profile is phase 0's */
-        sc_cg_gemm_note(c, "16x", v->cout, v->t, v->cin);
+        char kind[24];
+        snprintf(kind, sizeof kind, "%lldx", (long long)((v->m + 2) * (v->m + 2)));
+        sc_cg_gemm_note(c, kind, v->cout, v->t, v->cin);
         sc_cg_winograd_weights(c, res, v, W, U, flip);
         return;
     }

@@ -1,5 +1,6 @@
-/* winograd F(2,3) (convplan.h, cg_winograd.c): the pieces of its kernel,
- * callable on their own for tests. */
+/* winograd F(m,3), m = 2, 3, 4 (convplan.h, cg_winograd.c; the tile size
+ * is the geometry's m): the pieces of its kernel, callable on their own
+ * for tests. */
 #ifndef SC_CG_WINOGRAD_H
 #define SC_CG_WINOGRAD_H
 

@@ -22,6 +22,8 @@ static const struct {
     [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
     [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
     [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD | WGRAD, {"winograd F(2,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD3] = {"winograd3", FWD | DGRAD, {"winograd F(3,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD4] = {"winograd4", FWD | DGRAD, {"winograd F(4,3)", NULL}, NULL},
 };
 
 const char *sc_conv_form_name(sc_conv_form f)
@@ -221,7 +223,7 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
            (p->n * p->ohw < SC_MSPLIT_POSITIONS * threads && p->o / threads >= SC_MSPLIT_ROWS);
 }
 
-/* winograd F(2,3) (convplan.h) for a 3x3 convolution at stride 1, pad
+/* winograd F(m,3) (convplan.h) for a 3x3 convolution at stride 1, pad
  * 1, not grouped nor dilated, forward or data gradient (the flipped
  * forward convolution: pad 3-1-1 = 1 again), with the generated GEMM and
  * unless turned off (SC_CONV_NO_WINOGRAD, simclrc --no-winograd), every
@@ -229,17 +231,44 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
  * for the node (its other trial ran this rule); where its input and output
  * channels are both at least SC_WINO_MIN_C: below that the 16 small
  * GEMMs and the transforms' memory passes outweigh the multiply-adds
- * saved; and where the 2x2 tiles cover at most SC_WINO_WASTE times the
- * plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16 tile outputs
- * for 9 pixels) ran at about half the implicit GEMM's speed, while
- * resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one thread,
- * AMD EPYC Zen 5, machine shared). */
-int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+ * saved; and, for F(2,3), where the 2x2 tiles cover at most SC_WINO_WASTE
+ * times the plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16
+ * tile outputs for 9 pixels) ran at about half the implicit GEMM's speed,
+ * while resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one
+ * thread, AMD EPYC Zen 5, machine shared). The 3x3 planes take F(3,3)
+ * (wino_m). */
+int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m)
 {
-    return (double)(4 * ((h + 1) / 2) * ((w + 1) / 2)) <= SC_WINO_WASTE * (double)(h * w);
+    return (double)(m * m * ((h + m - 1) / m) * ((w + m - 1) / m)) <= SC_WINO_WASTE * (double)(h * w);
 }
 
-/* Whether the node can run as winograd F(2,3) at all (what a --tune pick
+int sc_conv_wino_legal_plane(int64_t h, int64_t w)
+{
+    return sc_conv_wino_legal_plane_m(h, w, 2);
+}
+
+/* The tile size of an h x w plane, 0 for none (sc_conv_plan_node's
+ * rule; convplan.h). Measured on resnet18-stl10 and resnet18-cifar b32
+ * (bench-step --profile ms/call, 2 threads, 3 alternating rounds of each
+ * m, AMD EPYC Zen 4, machine shared, load 4 to 6), time against F(2,3)'s
+ * per plane (channels): F(3,3) 0.67x at 24x24 (64), 0.91x at 12x12 (128;
+ * 1.00x in a second run of 6 rounds against main, where 24x24 gave 0.70x),
+ * 0.65x to 0.70x of the implicit GEMM's at 3x3 (512; F(2,3) wastes too
+ * much there), 1.07x at 6x6 (256), and 1.2x to 1.3x where its tiles
+ * overhang the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one
+ * tile per image, but 0.97x to 1.13x on larger planes (24x24 to 8x8),
+ * where its bigger transforms cost what its 1.78x fewer multiply-adds
+ * save. */
+static int64_t wino_m(int64_t h, int64_t w)
+{
+    if (h == 4 && w == 4)
+        return 4;
+    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+        return 3;
+    return sc_conv_wino_legal_plane_m(h, w, 2) ? 2 : 0;
+}
+
+/* Whether the node can run as winograd at all (what a --tune pick
  * of it needs): the geometry and a policy that leaves it on. */
 static int winograd_legal(const sc_node *n, int policy)
 {
@@ -251,26 +280,39 @@ static int winograd_legal(const sc_node *n, int policy)
     return n->kernel == 3 && n->stride == 1 && n->pad == 1 && n->groups == 1 && n->dilation == 1;
 }
 
-/* A legal node's choice: --tune's pick, else the rule above. */
-static int use_winograd(int64_t c, int64_t o, int64_t h, int64_t w, sc_conv_form form)
+/* A legal node's tile size m: --tune's pick, else the rule above; 0 for
+ * none. The weight gradient has F(2,3) only (cg_winograd_wgrad.c), where
+ * the 2x2 tiles waste little. */
+static int64_t use_winograd(sc_opkind op, int64_t c, int64_t o, int64_t h, int64_t w, sc_conv_form form)
 {
+    int wgrad = op == SC_OP_CONV2D_BWD_WEIGHT;
     if (form != SC_FORM_AUTO)
-        return form == SC_FORM_WINOGRAD;
-    return c >= SC_WINO_MIN_C && o >= SC_WINO_MIN_C && sc_conv_wino_legal_plane(h, w);
+        return form == SC_FORM_WINOGRAD ? 2 : form == SC_FORM_WINOGRAD3 && !wgrad ? 3 : form == SC_FORM_WINOGRAD4 && !wgrad ? 4 : 0;
+    if (c < SC_WINO_MIN_C || o < SC_WINO_MIN_C)
+        return 0;
+    if (wgrad)
+        return sc_conv_wino_legal_plane(h, w) ? 2 : 0;
+    return wino_m(h, w);
+}
+
+sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m)
+{
+    sc_wino_geom v;
+    int64_t a2 = (m + 2) * (m + 2);
+    v.cin = cin, v.cout = cout, v.h = h, v.w = w, v.m = m;
+    v.th = (h + m - 1) / m, v.tw = (w + m - 1) / m;
+    v.tt = v.th * v.tw;
+    v.t = nb * v.tt;
+    v.hp = m * v.th + 2, v.wp = m * v.tw + 2;
+    v.at_m = a2 * cin * v.t;
+    v.at_plane = v.at_m + a2 * cout * v.t;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    return v;
 }
 
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb)
 {
-    sc_wino_geom v;
-    v.cin = cin, v.cout = cout, v.h = h, v.w = w;
-    v.th = (h + 1) / 2, v.tw = (w + 1) / 2;
-    v.tt = v.th * v.tw;
-    v.t = nb * v.tt;
-    v.hp = 2 * v.th + 2, v.wp = 2 * v.tw + 2;
-    v.at_m = 16 * cin * v.t;
-    v.at_plane = v.at_m + 16 * cout * v.t;
-    v.at_u = v.at_plane + v.hp * v.wp;
-    return v;
+    return sc_conv_wino_geom_m(cin, cout, h, w, nb, 2);
 }
 
 sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups)
@@ -346,10 +388,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
     int bwd_data = n->op == SC_OP_CONV2D_BWD_DATA;
     int wino_legal = winograd_legal(n, policy);
     if ((!shift && form == SC_FORM_SHIFT) || (form == SC_FORM_ROWS && (threads < 2 || p.o % threads)) ||
-        (!wino_legal && form == SC_FORM_WINOGRAD))
+        (!wino_legal && (form == SC_FORM_WINOGRAD || form == SC_FORM_WINOGRAD3 || form == SC_FORM_WINOGRAD4)))
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
-    int use_wino = wino_legal && use_winograd(bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, p.g.h, p.g.w, form);
-    if (use_wino && n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+    int64_t wm = wino_legal ? use_winograd(n->op, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, p.g.h, p.g.w, form) : 0;
+    if (wm && n->op == SC_OP_CONV2D_BWD_WEIGHT) {
         /* the tile elements in groups of tile rows among the threads,
          * each group over every chunk */
         p.algo = SC_CONV_WINOGRAD;
@@ -366,16 +408,19 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
             size_t len = strlen(p.name);
             snprintf(p.name + len, sizeof p.name - len, " e/%lld", (long long)p.mslices);
         }
-    } else if (use_wino) {
+    } else if (wm) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
+        int64_t a2 = (wm + 2) * (wm + 2);
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), threads, SC_WINO_TILES);
-        p.wino = bwd_data ? sc_conv_wino_geom(p.o, p.g.c, p.g.h, p.g.w, p.nb) : sc_conv_wino_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb);
+        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), threads, SC_WINO_TILES);
+        p.wino = bwd_data ? sc_conv_wino_geom_m(p.o, p.g.c, p.g.h, p.g.w, p.nb, wm)
+                          : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
-        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
-        p.once = 16 * p.o * p.g.c; /* U: 16 MB at 512x512, one copy, not one per thread */
-        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+        p.at_partial = p.at_taps + a2 * p.o * p.g.c;
+        p.once = a2 * p.o * p.g.c; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
+                 (long long)p.nb);
     } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;

@@ -54,6 +54,11 @@
  *                groups of the 16 tile elements (mslices: each transforms
  *                only its rows of the tiles) over every chunk into the one
  *                dU (the plan's `once`); phase 1 dW = G^T dU G.
+ *   winograd F(3,3), F(4,3)  the same with 3x3 and 4x4 output tiles (5x5
+ *                and 6x6 input tiles, 25 and 36 GEMMs): 3.24x and 4x
+ *                fewer multiply-adds than direct, larger rounding error
+ *                (tests/test_winograd.c). The plan takes the tile size per
+ *                plane as measured (convplan.c, wino_m).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -93,11 +98,13 @@ typedef enum {
     SC_FORM_ROWS,     /* the weight gradient's "ir" split by dW's rows (rows/T) */
     SC_FORM_FLIP,     /* flip+implicit-gemm data gradient */
     SC_FORM_WINOGRAD, /* winograd F(2,3): forward, or the data gradient flipped */
+    SC_FORM_WINOGRAD3, /* winograd F(3,3), likewise */
+    SC_FORM_WINOGRAD4, /* winograd F(4,3), likewise */
     SC_FORM_COUNT
 } sc_conv_form;
 
 /* The formulation's name in --tune tables ("auto", "im2col", "shift",
- * "implicit", "rows", "flip", "winograd"); sc_conv_form_parse is its inverse (0, or
+ * "implicit", "rows", "flip", "winograd", "winograd3", "winograd4"); sc_conv_form_parse is its inverse (0, or
  * -1 for an unknown name). */
 const char *sc_conv_form_name(sc_conv_form f);
 int sc_conv_form_parse(const char *name, sc_conv_form *f);
@@ -150,12 +157,16 @@ enum {
 #define SC_MSPLIT_POSITIONS 1024
 #define SC_MSPLIT_ROWS 16
 
-/* winograd F(2,3) only where the GEMMs' rows and depth (the convolution's
+/* winograd only where the GEMMs' rows and depth (the convolution's
  * input and output channels) are at least this many (convplan.c) */
 #define SC_WINO_MIN_C 64
-/* and where the tiles' outputs are at most this many times the plane's
- * pixels (sc_conv_wino_legal_plane) */
+/* and, for F(2,3), where the tiles' outputs are at most this many times
+ * the plane's pixels (sc_conv_wino_legal_plane; F(3,3) and F(4,3) only
+ * where they waste nothing) */
 #define SC_WINO_WASTE 1.4
+/* The largest tile size m the plan's rule takes (sc_conv_plan_node;
+ * --tune's winograd3 and winograd4 picks take any) */
+#define SC_WINO_M_MAX 4
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
@@ -197,14 +208,16 @@ typedef struct {
     int64_t npos;    /* GEMM columns: up to the chunk's last output */
 } sc_shift_geom;
 
-/* A Winograd F(2x2, 3x3) convolution (stride 1, pad 1: output h x w) of
- * cin channels into cout: th x tw tiles per image (tt), t per chunk. A
- * thread's workspace holds V [16][cin][t] (at 0), M [16][cout][t] (at_m)
- * and one zero-bordered input plane hp x wp (at_plane); thread 0's also
- * the transformed weights U [16][cout][cin] (at_u). */
+/* A Winograd F(m x m, 3x3) convolution (m = 2, 3 or 4; stride 1, pad 1:
+ * output h x w) of cin channels into cout: th x tw tiles of m x m outputs
+ * per image (tt), t per chunk, each read from an a x a input tile (a =
+ * m+2). A thread's workspace holds V [a*a][cin][t] (at 0), M [a*a][cout][t]
+ * (at_m) and one zero-bordered input plane hp x wp (at_plane); the last
+ * thread's also the transformed weights U [a*a][cout][cin] (at_u). */
 typedef struct {
     int64_t cin, cout, h, w, th, tw, tt, t, hp, wp;
     int64_t at_m, at_plane, at_u;
+    int64_t m;
 } sc_wino_geom;
 
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
@@ -257,12 +270,14 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o);
 
 /* Whether an h x w plane's 2x2 tiles waste little enough for Winograd
- * (SC_WINO_WASTE). */
+ * (SC_WINO_WASTE); _m: its m x m tiles. */
 int sc_conv_wino_legal_plane(int64_t h, int64_t w);
+int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m);
 
-/* The Winograd geometry of cin channels of h x w into cout over chunks
- * of nb images. */
+/* The Winograd F(2,3) geometry of cin channels of h x w into cout over
+ * chunks of nb images; _m: F(m,3)'s. */
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb);
+sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m);
 
 /* The weight gradient's (cg_winograd_wgrad.h): x's c channels, dy's o,
  * the tile elements in `groups` groups (1, 2 or 4), a group's workspace V

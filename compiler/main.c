@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "                      all ranks' views, averaged gradients (needs a simclrc built with MPI)\n"
             "  --conv=ALGO         convolutions: im2col (default: im2col+gemm, gemm for 1x1) or shift\n"
             "                      (shifted GEMMs over padded planes where they waste little)\n"
-            "  --no-winograd       3x3 stride-1 convolutions by implicit GEMM, not Winograd F(2x2,3x3)\n"
+            "  --no-winograd       3x3 stride-1 convolutions by implicit GEMM, not Winograd F(m x m,3x3)\n"
             "  --gemm=KIND         matrix products: generated (default: GEMM kernels generated for\n"
             "                      each shape and this CPU's vectors) or openblas (cblas_sgemm calls)\n"
             "  --tune              measure each convolution's formulation, GEMM blocking and chunks on\n"
@@ -412,8 +412,6 @@ int main(int argc, char **argv)
     }
     if (no_winograd)
         plan_opts.conv |= SC_CONV_NO_WINOGRAD;
-    if (getenv("SIMCLRC_NO_WINO_WGRAD")) /* A/B of winograd's weight gradient alone */
-        plan_opts.conv |= SC_CONV_NO_WINO_WGRAD;
     if (gemm_openblas) /* cblas_sgemm reads an im2col matrix */
         plan_opts.conv |= SC_CONV_EXPLICIT;
     if (optind != argc - 1) {

@@ -380,12 +380,12 @@ static void test_specs_shift(void **state)
  * every plan: implicit-gemm at strides 1 and 2 with odd sizes and chunks
  * of several images (conv-edges, residual), gemm-1x1 (bottleneck),
  * im2col+gemm grouped and dilated (grouped), shift+gemm (residual, forced),
- * winograd F(2,3) with a bias (winograd). */
+ * winograd F(2,3) with a bias (winograd), F(3,3) and F(4,3) (winograd-tiles). */
 static void test_specs_fuse_stats(void **state)
 {
     (void)state;
     static const char *const specs[] = {"conv-edges.xml", "residual.xml", "bottleneck.xml", "grouped.xml",
-                                        "winograd.xml"};
+                                        "winograd.xml", "winograd-tiles.xml"};
     const char *src = getenv("SC_SOURCE_DIR");
     assert_non_null(src);
     char path[4096];

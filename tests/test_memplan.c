@@ -506,15 +506,30 @@ static void test_flip_plans(void **state)
     graphs_free(&s);
 }
 
-/* tests/specs/winograd.xml (batch 3) and resnet18-cifar (batch 32):
- * winograd F(2,3) exactly for the 3x3 stride-1 pad-1 forward convolutions,
- * data gradients and weight gradients of at least SC_WINO_MIN_C channels
- * in and out whose tiles waste at most SC_WINO_WASTE of the plane (not 1x1
- * or 3x3), its workspace V, M and the plane per thread, then the
- * transformed weights; chunks within SC_WINO_TILES tiles leaving both
- * threads work; the weight gradient's V, Z (its group's elements) and
- * the plane per thread (8 of the 16 tile elements each on 2 threads),
- * then dU, no partial dW, its chunks within SC_WINO_TILES;
+/* The tile size m of winograd F(m,3) the plan takes for an h x w plane
+ * (convplan.c's wino_m): F(4,3) for a 4x4 plane, one tile; F(3,3) where 3
+ * divides the plane, 6x6 but, F(2,3) elsewhere where its tiles waste at
+ * most SC_WINO_WASTE of the plane; 0: none. */
+static int64_t wino_m_of(int64_t h, int64_t w)
+{
+    if (h == 4 && w == 4)
+        return 4;
+    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+        return 3;
+    return 4 * ((h + 1) / 2) * ((w + 1) / 2) <= SC_WINO_WASTE * (double)(h * w) ? 2 : 0;
+}
+
+/* tests/specs/winograd.xml and winograd-tiles.xml (batch 3) and
+ * resnet18-cifar (batch 32): winograd F(m,3) exactly for the 3x3 stride-1
+ * pad-1 forward convolutions and data gradients of at least SC_WINO_MIN_C
+ * channels in and out whose plane takes a tile size (wino_m_of; not 1x1),
+ * its workspace V, M and the plane per thread, then the transformed
+ * weights; chunks within SC_WINO_TILES tiles leaving both threads work;
+ * the weight gradients of such convolutions F(2,3) where its tiles waste
+ * at most SC_WINO_WASTE (not 3x3): the weight gradient's V, Z (its
+ * group's elements) and the plane per thread (8 of the 16 tile elements
+ * each on 2 threads), then dU, no partial dW, its chunks within
+ * SC_WINO_TILES;
  * --no-winograd and SC_CONV_EXPLICIT (--gemm=openblas) give the plan
  * without it, forced shift too. */
 static void test_winograd_plans(void **state)
@@ -523,12 +538,14 @@ static void test_winograd_plans(void **state)
     const char *src = getenv("SC_SOURCE_DIR");
     if (!src)
         skip();
-    int wino[2] = {0, 0}, bwd = 0, wgrad[2] = {0, 0};
-    for (int file = 0; file < 2; file++) {
+    static const char *const files[] = {"tests/specs/winograd.xml", "tests/specs/winograd-tiles.xml",
+                                        "models/resnet18-cifar.xml"};
+    int wino[3] = {0, 0, 0}, bwd = 0, per_m[5] = {0}, wgrad[3] = {0, 0, 0};
+    for (int file = 0; file < 3; file++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", src, file ? "models/resnet18-cifar.xml" : "tests/specs/winograd.xml");
+        snprintf(path, sizeof path, "%s/%s", src, files[file]);
         graphs s;
-        load(path, file ? 32 : 3, &s);
+        load(path, file == 2 ? 32 : 3, &s);
         const sc_graph *g = &s.g[0];
         for (int i = 0; i < g->nn; i++) {
             const sc_node *n = &g->n[i];
@@ -539,10 +556,12 @@ static void test_winograd_plans(void **state)
             sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
             sc_conv_plan f = sc_conv_plan_node(g, i, 2, SC_CONV_FORCE_SHIFT, NULL);
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
-            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o;
+            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(p.g.h, p.g.w);
+            int wg = n->op == SC_OP_CONV2D_BWD_WEIGHT;
+            if (wg) /* F(2,3) only */
+                m = 4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w) ? 2 : 0;
             int want = n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
-                       n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C &&
-                       4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w);
+                       n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C && m;
             assert_int_equal(p.algo == SC_CONV_WINOGRAD, want);
             assert_int_not_equal(off.algo, SC_CONV_WINOGRAD);
             assert_int_not_equal(e.algo, SC_CONV_WINOGRAD);
@@ -552,8 +571,9 @@ static void test_winograd_plans(void **state)
                 continue;
             }
             const sc_wino_geom *v = &p.wino;
-            int64_t th = (p.g.h + 1) / 2, tw = (p.g.w + 1) / 2;
-            if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
+            int64_t th = (p.g.h + m - 1) / m, tw = (p.g.w + m - 1) / m, a2 = (m + 2) * (m + 2);
+            assert_int_equal(v->m, m);
+            if (wg) {
                 assert_int_equal(p.mslices, 2);
                 assert_int_equal(v->cin, p.g.c);
                 assert_int_equal(v->cout, p.o);
@@ -574,17 +594,25 @@ static void test_winograd_plans(void **state)
             assert_int_equal(v->t, p.nb * th * tw);
             assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
             assert_true(p.chunks >= 2 && p.n % p.nb == 0);
-            assert_int_equal(p.workspace, 16 * (cin + cout) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * cin * cout);
+            assert_int_equal(p.workspace, a2 * (cin + cout) * v->t + (m * th + 2) * (m * tw + 2) + a2 * cin * cout);
+            assert_int_equal(p.once, a2 * cin * cout);
             assert_int_equal(p.last_unused, 0);
-            assert_non_null(strstr(p.name, "winograd F(2,3)"));
-            wino[file]++, bwd += data;
+            char name[32];
+            snprintf(name, sizeof name, "winograd F(%lld,3)", (long long)m);
+            assert_non_null(strstr(p.name, name));
+            wino[file]++, bwd += data, per_m[m]++;
         }
         graphs_free(&s);
     }
-    /* the spec: 4 forward (65, 70, 66, 67 filters; not the 1x1 plane's) and their 4 data gradients */
+    /* winograd.xml: 4 forward (65, 70, 66, 67 filters; not the 1x1 plane's)
+     * and their 4 data gradients, all F(2,3); winograd-tiles.xml: 4 and 4
+     * at 12x12, 6x6, 4x4 and 3x3; resnet18-cifar's 4x4 layer 4 F(4,3) */
     assert_int_equal(wino[0], 8);
     assert_int_equal(wgrad[0], 4);
-    assert_true(wino[1] >= 20 && bwd >= 10 && wgrad[1] >= 10);
+    assert_int_equal(wino[1], 8);
+    assert_int_equal(wgrad[1], 3); /* 12x12, 6x6, 4x4; not 3x3 */
+    assert_true(wino[2] >= 20 && bwd >= 14 && wgrad[2] >= 10);
+    assert_true(per_m[3] >= 4 && per_m[4] >= 2 + 6);
 }
 
 /* ---- chunks and the weight gradient's thread split ---- */
@@ -594,7 +622,7 @@ static int is_conv(sc_opkind op)
     return op == SC_OP_CONV2D || op == SC_OP_CONV2D_BWD_DATA || op == SC_OP_CONV2D_BWD_WEIGHT;
 }
 
-static int slice_nodes, capped_nodes, flip_nodes, wino_nodes;
+static int slice_nodes, capped_nodes, flip_nodes, wino_nodes, wino3_nodes;
 
 /* Node i's plan on `threads`: an im2col chunk holds at most
  * SC_CONV_COLS_MAX floats of columns unless it is one image, and is the
@@ -640,8 +668,8 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
         assert_int_equal(p.once, p.ckk * p.o);
         assert_int_equal(p.last_unused, 0);
     } else if (p.algo == SC_CONV_WINOGRAD) {
-        wino_nodes++;
-        assert_int_equal(p.once, 16 * p.o * p.g.c);
+        wino_nodes++, wino3_nodes += p.wino.m == 3;
+        assert_int_equal(p.once, (p.wino.m + 2) * (p.wino.m + 2) * p.o * p.g.c);
         assert_int_equal(p.workspace - p.once, p.wino.at_u);
         assert_int_equal(p.last_unused, 0);
     } else {
@@ -700,13 +728,14 @@ static void test_chunk_plans(void **state)
                   "%d winograd nodes\n", slice_nodes, capped_nodes, flip_nodes, wino_nodes);
     /* winograd takes the flipped data gradients of its 3x3 layers */
     assert_true(slice_nodes >= 8 && capped_nodes >= 8 && wino_nodes >= 8);
-    /* resnet18-stl10's layer 4 (3x3 planes: no winograd) flips */
-    flip_nodes = 0;
+    /* resnet18-stl10's layer 4 (3x3 planes, where F(2,3) wastes too much)
+     * and 24x24 and 12x12 layers take F(3,3) */
+    wino3_nodes = 0;
     char stl[4096];
     snprintf(stl, sizeof stl, "%s/models/resnet18-stl10.xml", src);
     chunks_file(stl, "resnet18-stl10", &batch);
-    print_message("resnet18-stl10 b32: %d flipped data gradients\n", flip_nodes);
-    assert_true(flip_nodes >= 4);
+    print_message("resnet18-stl10 b32: %d winograd F(3,3) nodes\n", wino3_nodes);
+    assert_true(wino3_nodes >= 6 + 8 + 6);
     for_each_xml("models", chunks_file);
 }
 
