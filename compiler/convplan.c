@@ -141,7 +141,7 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
         return 0;
     if (pick)
         return pick->form == SC_FORM_SHIFT;
-    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD | SC_CONV_NO_WINO_WGRAD);
+    policy &= ~(SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD);
     if (policy == SC_CONV_IM2COL_POLICY)
         return 0;
     if (policy == SC_CONV_FORCE_SHIFT)
@@ -274,7 +274,6 @@ static int winograd_legal(const sc_node *n, int policy)
 {
     int fwd = n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS;
     if ((policy & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD)) || (policy & 15) == SC_CONV_FORCE_SHIFT ||
-        (n->op == SC_OP_CONV2D_BWD_WEIGHT && (policy & SC_CONV_NO_WINO_WGRAD)) ||
         !(fwd || n->op == SC_OP_CONV2D_BWD_DATA || n->op == SC_OP_CONV2D_BWD_WEIGHT))
         return 0;
     return n->kernel == 3 && n->stride == 1 && n->pad == 1 && n->groups == 1 && n->dilation == 1;

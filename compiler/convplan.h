@@ -143,8 +143,7 @@ enum {
     SC_CONV_SHIFT_POLICY,
     SC_CONV_FORCE_SHIFT,
     SC_CONV_EXPLICIT = 16,
-    SC_CONV_NO_WINOGRAD = 32,
-    SC_CONV_NO_WINO_WGRAD = 64 /* winograd for forward and data gradients only (A/B) */
+    SC_CONV_NO_WINOGRAD = 32
 };
 
 #define SC_SHIFT_WASTE 1.4

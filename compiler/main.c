@@ -215,7 +215,7 @@ static int build_trial(void *p, const char *exe, int conv, const sc_conv_tuning 
 {
     const tune_ctx *t = p;
     sc_memplan_opts saved = plan_opts;
-    plan_opts.conv = conv | (saved.conv & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD | SC_CONV_NO_WINO_WGRAD));
+    plan_opts.conv = conv | (saved.conv & (SC_CONV_EXPLICIT | SC_CONV_NO_WINOGRAD));
     plan_opts.mpi = 0;
     plan_opts.tuning = picks;
     int rc = compile(t->m, t->cp, "exe", exe, t->target_cpu, t->opt_level);
