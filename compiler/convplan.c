@@ -163,13 +163,14 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * the same shapes (bench/wgrad_bench.c, the explicit one without its
  * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
  * SC_ROWS_MIN_C channels, grouped ones excepted (one tap-major dW per
- * group). That includes the stems' 3-channel runs (a short masked load
- * per tap): on AMD EPYC Zen 4 (machine shared, load 5 on 2 cores;
+ * group). That includes the stems' 3-channel inputs (one run per kernel row:
+ * 7 taps of 3 channels at the 7x7 stem): on AMD EPYC Zen 4 (machine shared, load 5 on 2 cores;
  * bench-step --profile --threads 1, 5 alternating rounds, median [min])
  * resnet18-stl10 b32's 7x7 stride-2 stem took 42.2 [30.5] ms against
  * im2col's 47.2 [41.0], resnet18-cifar's 3x3 4.55 [3.17] against 6.09
  * [4.05], resnet-small's 3->16 on par, 1.09 [0.94] against 1.03 [1.00];
- * the 16 before was a Zen 5 guess. A --tune
+ * the 16 before kept the Zen 5 view that such runs fill too little of a
+ * vector. A --tune
  * pick of implicit or rows lifts that channel threshold; one of im2col
  * keeps the columns. */
 static int use_implicit(const sc_node *n, int64_t c, int policy, sc_conv_form form)
