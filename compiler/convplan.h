@@ -24,8 +24,10 @@
  *                block of B = columns^T as runs of channels (no transposing
  *                pack) and sums dW with its columns tap-major, (kh, kw, c);
  *                a second phase puts each row back in [c][kh][kw] order.
- *                Where x has at least SC_ROWS_MIN_C channels (a run of
- *                fewer fills too little of a vector).
+ *                Where a run (a kernel row's k taps of x's channels;
+ *                dilated, one tap's) holds at least SC_ROWS_MIN_C floats:
+ *                the 7x7 stems' 21 too, not the 3x3 stems' 9 (convplan.c
+ *                has the measurements).
  *   flip+implicit-gemm  the data gradient of a stride-1 convolution as
  *                the forward convolution of dy (padded k-1-p) with the
  *                weights transposed and their taps flipped (sc_conv_plan's

@@ -1,5 +1,8 @@
 /* The max-pool backward kernel (compiler/cg_pool.c) against the reference
- * (sc_ref_maxpool_bwd), node by node: overlapping windows (k3 s2 p1, k3
+ * (sc_ref_maxpool_bwd), node by node, and the forward one (separable: row
+ * maxima then column taps) against sc_ref_maxpool on the same pools and
+ * more (k7 s2 p3, k5 s4 p2, k2 s5: strides whose chunk spans 4 and 8
+ * vectors; k1 s1): overlapping windows (k3 s2 p1, k3
  * s1, k2 s1 p1), k2 s2, k3 s3, a kernel smaller than its stride (inputs
  * no window reads), odd sizes, rows wider than several blocks, batch 1
  * and 3, ties (inputs drawn from five values), NaN (one input in 16)
@@ -53,28 +56,42 @@ static const pool pools[] = {
     {1, 1, 400, 400, 3, 2, 1} /* scratch too large: the scatter form */
 };
 #define NPOOLS (int)(sizeof pools / sizeof *pools)
+/* the forward's: the pools above and these */
+static const pool fpools_more[] = {
+    {1, 2, 19, 23, 7, 2, 3}, /* the 7x7 stem's geometry */
+    {3, 1, 21, 45, 5, 4, 2}, /* stride 4: 4 loads per tap */
+    {1, 2, 12, 41, 2, 5, 1}, /* stride 5: 8 loads per tap */
+    {2, 1, 5, 33, 1, 1, 0},  /* k1 s1 */
+};
+#define NMORE (int)(sizeof fpools_more / sizeof *fpools_more)
+#define NFPOOLS (NPOOLS + NMORE)
+static const pool *fpool(int i) { return i < NPOOLS ? &pools[i] : &fpools_more[i - NPOOLS]; }
 #define GUARD 64
 
 typedef void (*kern_fn)(const void *dy, const void *x, void *dx, int64_t lo, int64_t hi);
 
 static int out_size(const pool *v, int in) { return (in + 2 * v->p - v->k) / v->s + 1; }
 
-static void fn_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_maxpool_bwd_%d", i); }
+static void fn_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_maxpool_%d", i); }
 
-/* A graph of one max-pool backward node (dy, x) -> dx of pool v. */
-static void pool_graph(sc_graph *g, const pool *v)
+/* A graph of one max-pool backward node (dy, x) -> dx of pool v, or
+ * (fwd) the forward node x -> y. */
+static void pool_graph(sc_graph *g, const pool *v, int fwd)
 {
     sc_graph_init(g);
     int xs[4] = {v->n, v->c, v->h, v->w}, ys[4] = {v->n, v->c, out_size(v, v->h), out_size(v, v->w)};
     int in[2] = {sc_graph_tensor(g, "dy", SC_T_GRAD, 4, ys, 0), sc_graph_tensor(g, "x", SC_T_ACT, 4, xs, 0)};
-    int out = sc_graph_tensor(g, "dx", SC_T_GRAD, 4, xs, 0);
-    int i = sc_graph_node(g, SC_OP_MAXPOOL_BWD, in, 2, &out, 1, 0, "pool");
+    int out = fwd ? sc_graph_tensor(g, "y", SC_T_ACT, 4, ys, 0) : sc_graph_tensor(g, "dx", SC_T_GRAD, 4, xs, 0);
+    int i = fwd ? sc_graph_node(g, SC_OP_MAXPOOL, &in[1], 1, &out, 1, 0, "pool")
+                : sc_graph_node(g, SC_OP_MAXPOOL_BWD, in, 2, &out, 1, 0, "pool");
     g->n[i].kernel = v->k;
     g->n[i].stride = v->s;
     g->n[i].pad = v->p;
 }
 
-static sc_codegen *build(int f64, const char *cpu, const pool *list, int count, char impl[][40])
+/* Kernels of pools list[0 .. count-1] (or, list NULL, fpool(0 ..)), as
+ * fn(dy, x, dx, lo, hi) or fn(x, -, y, lo, hi). */
+static sc_codegen *build(int f64, const char *cpu, const pool *list, int count, char impl[][40], int fwd)
 {
     char err[1024];
     sc_codegen_options o = {.target_cpu = cpu, .opt_level = 2, .double_precision = f64};
@@ -85,7 +102,7 @@ static sc_codegen *build(int f64, const char *cpu, const pool *list, int count, 
     LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 5, 0);
     for (int i = 0; i < count; i++) {
         sc_graph g;
-        pool_graph(&g, &list[i]);
+        pool_graph(&g, list ? &list[i] : fpool(i), fwd);
         char name[64];
         fn_name(name, sizeof name, i);
         c->fn = LLVMAddFunction(c->mod, name, ft);
@@ -93,7 +110,7 @@ static sc_codegen *build(int f64, const char *cpu, const pool *list, int count, 
         LLVMPositionBuilderAtEnd(c->b, c->entry);
         c->g = &g;
         c->node = 0;
-        c->arg_in[0] = LLVMGetParam(c->fn, 0);
+        c->arg_in[0] = LLVMGetParam(c->fn, fwd ? 1 : 0); /* the forward's x */
         c->arg_in[1] = LLVMGetParam(c->fn, 1);
         c->arg_out[0] = LLVMGetParam(c->fn, 2);
         c->arg_lo = LLVMGetParam(c->fn, 3);
@@ -168,16 +185,61 @@ static void check(sc_codegen *c, int f64, int i, const char *impl)
     free(dx);
 }
 
+/* The forward: y inside starts as 777 (no pool's value), guards around
+ * it must stay; values as for the backward (ties, NaN, -inf). */
+static void check_fwd(sc_codegen *c, int f64, int i, const char *impl)
+{
+    const pool *v = fpool(i);
+    sc_window w = {.n = v->n, .c = v->c, .h = v->h, .w = v->w, .kernel = v->k, .stride = v->s, .pad = v->p,
+                   .oh = out_size(v, v->h), .ow = out_size(v, v->w)};
+    size_t esz = f64 ? 8 : 4, nx = (size_t)v->n * v->c * v->h * v->w, ny = (size_t)v->n * v->c * w.oh * w.ow;
+    double *X = alloc(nx * sizeof *X), *Y = alloc(ny * sizeof *Y);
+    char *x = alloc(nx * esz), *y = alloc((ny + 2 * GUARD) * esz);
+    uint64_t seed = (uint64_t)i * 2 + (uint64_t)f64 + 1000;
+    for (size_t j = 0; j < nx; j++) {
+        uint64_t r = next(&seed) % 16;
+        X[j] = r == 0 ? NAN : r <= 3 ? -INFINITY : (double)(int)(next(&seed) % 5) - 2;
+        put(x, j, X[j], f64);
+    }
+    for (size_t j = 0; j < ny + 2 * GUARD; j++)
+        put(y, j, j < GUARD || j >= ny + GUARD ? 12345.0 : 777.0, f64);
+    sc_ref_maxpool(&w, X, Y);
+    kern_fn fn = lookup(c, i);
+    int64_t planes = (int64_t)v->n * v->c;
+    fn(NULL, x, y + GUARD * esz, 0, planes / 2); /* two slices, as two threads */
+    fn(NULL, x, y + GUARD * esz, planes / 2, planes);
+    for (size_t j = 0; j < ny + 2 * GUARD; j++) {
+        int inside = j >= GUARD && j < ny + GUARD;
+        double got = get(y, j, f64), want = inside ? Y[j - GUARD] : 12345.0;
+        if (!same(got, want))
+            fail_msg("%s forward pool %d (%dx%dx%dx%d k%d s%d p%d, %s): y[%lld] = %.17g, want %.17g",
+                     f64 ? "double" : "float", i, v->n, v->c, v->h, v->w, v->k, v->s, v->p, impl,
+                     (long long)j - GUARD, got, want);
+    }
+    free(X);
+    free(Y);
+    free(x);
+    free(y);
+}
+
 static void run(int f64, const char *cpu)
 {
     char impl[NPOOLS][40];
-    sc_codegen *c = build(f64, cpu, pools, NPOOLS, impl);
+    sc_codegen *c = build(f64, cpu, pools, NPOOLS, impl, 0);
     for (int i = 0; i < NPOOLS; i++)
         check(c, f64, i, impl[i]);
     /* the last needs the scatter form, the others fit the gather */
     for (int i = 0; i < NPOOLS; i++)
         assert_string_equal(impl[i], i == NPOOLS - 1 ? "vector" : "gather");
     printf("%s, %s: %d pools exact\n", f64 ? "double" : "float", cpu ? cpu : "host", NPOOLS);
+    sc_codegen_free(c);
+    char fimpl[NFPOOLS][40];
+    c = build(f64, cpu, NULL, NFPOOLS, fimpl, 1);
+    for (int i = 0; i < NFPOOLS; i++) {
+        check_fwd(c, f64, i, fimpl[i]);
+        assert_string_equal(fimpl[i], "separable");
+    }
+    printf("%s, %s: %d forward pools exact\n", f64 ? "double" : "float", cpu ? cpu : "host", NFPOOLS);
     sc_codegen_free(c);
 }
 
@@ -189,7 +251,7 @@ static int bench(void)
 {
     static const pool r18 = {64, 64, 48, 48, 3, 2, 1};
     char impl[1][40];
-    sc_codegen *c = build(0, NULL, &r18, 1, impl);
+    sc_codegen *c = build(0, NULL, &r18, 1, impl, 0);
     kern_fn fn = lookup(c, 0);
     size_t nx = (size_t)64 * 64 * 48 * 48, ny = nx / 4;
     float *x = malloc(nx * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
@@ -211,6 +273,19 @@ static int bench(void)
     double bytes = (double)(nx * 2 + ny) * 4;
     printf("maxpool_bwd (%s) 64x64x48x48 k3 s2 p1: %.2f ms, %.1f GB/s (x, dy read, dx written; CPU time, best of 10)\n",
            impl[0], best * 1e3, bytes / best * 1e-9);
+    sc_codegen_free(c);
+    c = build(0, NULL, &r18, 1, impl, 1); /* the forward */
+    fn = lookup(c, 0);
+    best = 1e30;
+    for (int r = 0; r < 10; r++) {
+        double t0 = cpu_seconds();
+        fn(NULL, x, dy, 0, 64 * 64);
+        double t = cpu_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    bytes = (double)(nx + ny) * 4;
+    printf("maxpool (%s) 64x64x48x48 k3 s2 p1: %.2f ms, %.1f GB/s (x read, y written; CPU time, best of 10)\n", impl[0],
+           best * 1e3, bytes / best * 1e-9);
     free(x);
     free(dy);
     free(dx);
