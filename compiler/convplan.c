@@ -164,9 +164,11 @@ static int use_shift(const sc_graph *g, int i, int threads, int policy, const sc
  * transposing pack) it ran at 0.96x to 1.03x the explicit GEMM's speed on
  * the same shapes (bench/wgrad_bench.c, the explicit one without its
  * im2col pass; the step's weight gradients 1.14x faster on 2 threads), so weight gradients take it where x has at least
- * SC_ROWS_MIN_C floats in a run (a kernel row's k taps of its c channels,
- * one tap's dilated: the run the gather copies), grouped ones excepted
- * (one tap-major dW per group). On AMD EPYC Zen 4 (machine shared, load 2
+ * SC_ROWS_MIN_C channels, or a kernel of SC_ROWS_MIN_K or more taps a
+ * row (the gather copies a kernel row's k taps of the c channels as one
+ * run: the 7x7 stems' 21 floats), grouped ones excepted (one tap-major dW
+ * per group). The runs between, 3x3 kernels of 6 to 15 channels, were not
+ * measured and keep the columns. On AMD EPYC Zen 4 (machine shared, load 2
  * to 3 on 2 cores; bench-step --profile --threads 2, 3 alternating rounds,
  * ms per call) resnet18-stl10 b32's 7x7 stride-2 stem (runs of 21) took
  * 30.2 to 33.9 ms against im2col's 35.7 to 39.1, but the 3x3 stems' runs of
@@ -181,8 +183,7 @@ static int use_implicit(const sc_node *n, int64_t c, int policy, sc_conv_form fo
     int forced = form == SC_FORM_IMPLICIT || form == SC_FORM_ROWS;
     if (n->op == SC_OP_CONV2D || n->op == SC_OP_CONV2D_STATS)
         return n->stride <= 2 && n->dilation == 1;
-    int64_t run = n->dilation == 1 ? n->kernel * c : c;
-    return n->op == SC_OP_CONV2D_BWD_WEIGHT && (run >= SC_ROWS_MIN_C || forced);
+    return n->op == SC_OP_CONV2D_BWD_WEIGHT && (c >= SC_ROWS_MIN_C || n->kernel >= SC_ROWS_MIN_K || forced);
 }
 
 sc_conv_geom sc_conv_flip_geom(const sc_conv_geom *g, int64_t o)

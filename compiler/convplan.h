@@ -24,10 +24,10 @@
  *                block of B = columns^T as runs of channels (no transposing
  *                pack) and sums dW with its columns tap-major, (kh, kw, c);
  *                a second phase puts each row back in [c][kh][kw] order.
- *                Where a run (a kernel row's k taps of x's channels;
- *                dilated, one tap's) holds at least SC_ROWS_MIN_C floats:
- *                the 7x7 stems' 21 too, not the 3x3 stems' 9 (convplan.c
- *                has the measurements).
+ *                Where x has at least SC_ROWS_MIN_C channels, or the
+ *                kernel SC_ROWS_MIN_K taps a row: the 7x7 stems' runs of
+ *                21 floats, not the 3x3 stems' 9 (convplan.c has the
+ *                measurements).
  *   flip+implicit-gemm  the data gradient of a stride-1 convolution as
  *                the forward convolution of dy (padded k-1-p) with the
  *                weights transposed and their taps flipped (sc_conv_plan's
@@ -150,6 +150,7 @@ enum {
 
 #define SC_SHIFT_WASTE 1.4
 #define SC_ROWS_MIN_C 16
+#define SC_ROWS_MIN_K 7
 /* The implicit weight gradient on T threads splits dW's rows instead of
  * the images where each thread would see fewer than SC_MSPLIT_POSITIONS
  * output positions (its partial dW then costs a memory pass as large as

@@ -396,9 +396,8 @@ static int is_conv_op(sc_opkind op)
  * im2col into the GEMM (implicit-gemm) and their workspace holds no
  * columns; data gradients at stride 1 of SC_FLIP_MIN_C channels or more
  * (SC_FLIP_SMALL_C where dy has fewer than SC_FLIP_K_O)
- * run as flipped forward convolutions (flip+implicit-gemm; some in each); weight gradients fold where a
- * kernel row's run of x (k taps of its channels) holds SC_ROWS_MIN_C
- * floats or more, their workspace the chunk's
+ * run as flipped forward convolutions (flip+implicit-gemm; some in each); weight gradients fold where x has
+ * SC_ROWS_MIN_C channels or more, or the kernel SC_ROWS_MIN_K taps a row, their workspace the chunk's
  * channels-last images instead (and the partial dW, unless split by
  * rows); SC_CONV_EXPLICIT (--gemm=openblas) keeps im2col. Winograd off
  * (test_winograd_plans has it). */
@@ -445,7 +444,7 @@ static void test_implicit_plans(void **state)
             folded++;
             if (n->op == SC_OP_CONV2D_BWD_WEIGHT) {
                 int64_t rows = p.o / p.mslices, partial = p.mslices > 1 ? 0 : p.o * p.ckk;
-                assert_true(p.g.k * p.g.c >= SC_ROWS_MIN_C && n->groups == 1 && e.algo != SC_CONV_IMPLICIT);
+                assert_true((p.g.c >= SC_ROWS_MIN_C || p.g.k >= SC_ROWS_MIN_K) && n->groups == 1 && e.algo != SC_CONV_IMPLICIT);
                 assert_int_equal(p.workspace, p.nb * p.g.c * p.g.h * p.g.w + (p.nb > 1 ? rows * p.cols : 0) + partial);
                 assert_non_null(strstr(p.name, "implicit-gemm"));
                 assert_int_equal(strstr(p.name, " rows/") != NULL, p.mslices > 1);
