@@ -218,17 +218,10 @@ static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVal
 {
     wino_mats w = mats_of((int)v->m);
     int na = w.a;
-    loop Lj, Lc, Ly, Lx, Lty, Ltx;
+    loop Lj, Lc, Lty, Ltx;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
-    LLVMValueRef src = gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w)));
-    LLVMValueRef y = loop_begin(c, &Ly, v->h);
-    LLVMValueRef srow = gep(c, src, imul(c, y, ci(c, v->w)));
-    LLVMValueRef prow = gep(c, P, mad(c, y, v->wp, ci(c, v->wp + 1)));
-    LLVMValueRef x = loop_begin(c, &Lx, v->w);
-    st(c, prow, x, ld(c, srow, x));
-    loop_end(c, &Lx);
-    loop_end(c, &Ly);
+    sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
     LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, v->m * v->wp)));
@@ -329,6 +322,18 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
                v->t);
     loop_end(c, &Le);
     outputs(c, v, M, Y, bias, img0, nb);
+}
+
+void sc_cg_winograd_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P)
+{
+    loop Ly, Lx;
+    LLVMValueRef y = loop_begin(c, &Ly, v->h);
+    LLVMValueRef srow = gep(c, src, imul(c, y, ci(c, v->w)));
+    LLVMValueRef prow = gep(c, P, mad(c, y, v->wp, ci(c, v->wp + 1)));
+    LLVMValueRef x = loop_begin(c, &Lx, v->w);
+    st(c, prow, x, ld(c, srow, x));
+    loop_end(c, &Lx);
+    loop_end(c, &Ly);
 }
 
 void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws)

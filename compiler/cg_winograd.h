@@ -15,6 +15,11 @@
 void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
                             int flip);
 
+/* P[(y+1)*wp + x+1] = src[y][x]: an h x w plane into the interior of
+ * the zero-bordered plane P (its border, zeroed once per call by
+ * sc_cg_winograd_clear, left zero). */
+void sc_cg_winograd_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P);
+
 /* Zeroes the input plane of the workspace ws (its border must stay zero
  * across chunks). */
 void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws);

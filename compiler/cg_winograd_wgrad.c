@@ -45,20 +45,6 @@ static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
     out[3] = fsub(c, d[1], d[3]);
 }
 
-/* P[(y+1)*wp + x+1] = src[y][x]: a plane into P's interior, its border
- * (zeroed once per call) left zero. */
-static void to_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P)
-{
-    loop Ly, Lx;
-    LLVMValueRef y = loop_begin(c, &Ly, v->h);
-    LLVMValueRef srow = gep(c, src, imul(c, y, ci(c, v->w)));
-    LLVMValueRef prow = gep(c, P, mad(c, y, v->wp, ci(c, v->wp + 1)));
-    LLVMValueRef x = loop_begin(c, &Lx, v->w);
-    st(c, prow, x, ld(c, srow, x));
-    loop_end(c, &Lx);
-    loop_end(c, &Ly);
-}
-
 /* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
  * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
 static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
@@ -67,7 +53,7 @@ static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVa
     loop Lj, Lc, Lty, Ltx;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
-    to_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
+    sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
     LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, 2 * v->wp)));
@@ -104,7 +90,7 @@ static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef DY, LLVM
     loop Lj, Lo, Lty, Ltx;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef o = loop_begin(c, &Lo, v->cout);
-    to_plane(c, v, gep(c, DY, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w))), P);
+    sc_cg_winograd_plane(c, v, gep(c, DY, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, Z, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
     LLVMValueRef ptile = gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1)));
