@@ -35,15 +35,22 @@ typedef struct {
     LLVMValueRef X, DX, best, g;
 } poolctx;
 
-/* Strictly greater, from the first in-bounds element: ties go to the
- * first as in the reference, but a NaN after the first is passed over
- * (the reference's "or NaN" kept LLVM from vectorising the maximum and
- * doubled the kernel's time; the backward follows the reference). */
+/* The reference's (PyTorch's) rule, for every max-pool kernel: the
+ * maximum moves to v where v is strictly greater or NaN, so ties go to
+ * the first tap and a NaN in the window wins. */
+static LLVMValueRef max_moves(sc_codegen *c, LLVMValueRef v, LLVMValueRef best)
+{
+    return LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""), LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""),
+                       "");
+}
+
+/* The scalar forward (kernels or strides past SEPARABLE_MAX_TAPS only):
+ * the reference's rule from the first in-bounds element. */
 static void win_max(sc_codegen *c, LLVMValueRef xi, void *p)
 {
     poolctx *q = p;
     LLVMValueRef v = ld(c, q->X, xi), b = get(c, q->best, c->elt);
-    set(c, q->best, LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, b, ""), v, b, ""));
+    set(c, q->best, LLVMBuildSelect(c->b, max_moves(c, v, b), v, b, ""));
 }
 
 static void win_sum(sc_codegen *c, LLVMValueRef xi, void *p)
@@ -262,8 +269,7 @@ static LLVMValueRef chunk_argmax(sc_codegen *c, const mpool *m, LLVMValueRef X, 
         for (int64_t kw = 0; kw < m->K; kw++) {
             LLVMValueRef v = pick(c, m, span, kw);
             /* PyTorch's rule: move on strictly greater or NaN */
-            LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
-                                          LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+            LLVMValueRef up = max_moves(c, v, best);
             best = LLVMBuildSelect(c->b, up, v, best, "");
             code = LLVMBuildSelect(c->b, up, splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)(kh * m->K + kw), 0)),
                                    code, "");
@@ -383,8 +389,7 @@ static void row_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueR
     LLVMValueRef best = splat(c, m->vt, neg_inf(c));
     for (int64_t kw = 0; kw < m->K; kw++) {
         LLVMValueRef v = pick(c, m, span, kw);
-        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
-                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        LLVMValueRef up = max_moves(c, v, best);
         best = LLVMBuildSelect(c->b, up, v, best, "");
         code = LLVMBuildSelect(c->b, up, splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)kw, 0)), code, "");
     }
@@ -416,8 +421,7 @@ static void col_argmax(sc_codegen *c, const mpool *m, const gplan *p, LLVMValueR
         v = LLVMBuildSelect(c->b, ok, v, splat(c, m->vt, neg_inf(c)), ""); /* a padding row never wins */
         LLVMValueRef k = LLVMBuildAdd(c->b, vload(c, m->ct, gep_t(c, c->i32, hk, at), 4),
                                       splat(c, m->ct, LLVMConstInt(c->i32, (unsigned)(kh * m->K), 0)), "");
-        LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
-                                      LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
+        LLVMValueRef up = max_moves(c, v, best);
         best = LLVMBuildSelect(c->b, up, v, best, "");
         code = LLVMBuildSelect(c->b, up, k, code, "");
     }
@@ -594,9 +598,7 @@ static sc_lowered lower_maxpool_bwd(sc_codegen *c, int i)
  * reference's value. */
 static LLVMValueRef max_rule(sc_codegen *c, LLVMValueRef best, LLVMValueRef v)
 {
-    LLVMValueRef up = LLVMBuildOr(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, best, ""),
-                                  LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, ""), "");
-    return LLVMBuildSelect(c->b, up, v, best, "");
+    return LLVMBuildSelect(c->b, max_moves(c, v, best), v, best, "");
 }
 
 /* the taps unrolled, kernel and stride both within this */

@@ -122,7 +122,7 @@ static void matvec(sc_codegen *c, const double *M, int stride, int rows, int col
 
 /* F(2,3) as it was written by hand before the larger tiles (its
  * arithmetic unchanged): by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
-static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
+void sc_cg_winograd_bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
 {
     out[0] = fsub(c, d[0], d[2]);
     out[1] = fadd(c, d[1], d[2]);
@@ -152,7 +152,7 @@ static void at4(sc_codegen *c, LLVMValueRef m[4], LLVMValueRef out[2])
 static void by_bt(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
 {
     if (w->m == 2)
-        bt4(c, in, out);
+        sc_cg_winograd_bt4(c, in, out);
     else
         matvec(c, &w->bt[0][0], 6, w->a, w->a, in, out);
 }

@@ -36,15 +36,6 @@ static void gt4(sc_codegen *c, LLVMValueRef x[4], LLVMValueRef out[3])
     out[2] = fadd(c, s, x[3]);
 }
 
-/* The row transform of four values by B^T: d0-d2, d1+d2, d2-d1, d1-d3 (as cg_winograd.c's). */
-static void bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
-{
-    out[0] = fsub(c, d[0], d[2]);
-    out[1] = fadd(c, d[1], d[2]);
-    out[2] = fsub(c, d[2], d[1]);
-    out[3] = fsub(c, d[1], d[3]);
-}
-
 /* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
  * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
 static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
@@ -70,7 +61,7 @@ static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVa
                      : r == 1 ? fadd(c, d[1][k], d[2][k])
                      : r == 2 ? fsub(c, d[2][k], d[1][k])
                               : fsub(c, d[1][k], d[3][k]);
-        bt4(c, row, out); /* (B^T d) B */
+        sc_cg_winograd_bt4(c, row, out); /* (B^T d) B */
         for (int k = 0; k < 4; k++)
             st(c, drow, iadd(c, tx, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k]);
     }
