@@ -29,8 +29,8 @@
  *   holds steps 1 .. 7 once each, in order.
  * test_resume_equivalence: one process stopped after 3 steps and resumed
  *   by 2 ranks with --global-bn, and 2 ranks resumed by one process, at
- *   the same global batch: parameters, buffers and optimizer state 2
- *   steps later within 1e-5 of a run that did not stop.
+ *   the same global batch: parameters, buffers and optimizer state one
+ *   step later within 1e-5 of a run that did not stop.
  * test_byol: tests/specs/byol.xml (issue 17): the equivalence above at 2
  *   ranks x batch 3 (the loss, now averaged over the ranks, and the
  *   gradients of the per-image loss); and 5 training steps of 2 ranks x 3
@@ -355,21 +355,27 @@ static int close_checkpoints(const char *a, const char *ref, double tol, const c
 /* Resuming on another number of ranks at the same global batch (32),
  * against a run that did not stop: a one-process run (batch 32) stopped
  * after 3 steps and resumed by 2 ranks x 16 with --global-bn, against one
- * process that ran 5 steps; a 2-rank run stopped after 3 steps and
- * resumed by one process, against 2 ranks that ran 5 steps. (Against one
+ * process that ran 4 steps; a 2-rank run stopped after 3 steps and
+ * resumed by one process, against 2 ranks that ran 4 steps. (Against one
  * process the latter differs by 8e-3: Adam's first steps turn the ranks'
  * rounding, 1e-5, into different updates of near-zero gradients, and a
  * chain 1 -> 2 -> 1 compared with one process differs by 2e-4 two steps
  * after the second change; that is the trajectory, which test_train and
  * test_equivalence bound, not the resume.) A resume
  * keeps parameters, buffers and optimizer state (rank 0 reads them and
- * broadcasts them), so the checkpoints after step 5 agree within
+ * broadcasts them), so the checkpoints after step 4 agree within
  * RESUME_TOL of each tensor's largest magnitude; a resume that dropped
  * the optimizer state, on rank 0 or only on the others, moves them by
- * far more. */
-#define RESUME_TOL 1e-5   /* measured 9.6e-7 both ways (AMD EPYC Zen 5) */
+ * far more (1.44 both ways, measured with the state's copy taken out of
+ * sc_ckpt_load_meta). The comparison is one step after the resume:
+ * a second step lets Adam turn the rank layouts' rounding into
+ * different updates of near-zero gradients (two steps after it, 2
+ * ranks -> 1 process measured 8.56e-5 on AMD EPYC Zen 5 at b29f58d while
+ * other kernels' rounding gave under 1e-5: the trajectory, not the
+ * resume). */
+#define RESUME_TOL 1e-5   /* measured 1.12e-6 and 7.94e-7 one step after (AMD EPYC Zen 5, b29f58d) */
 #define RESUME_STEPS_BEFORE "3"
-#define RESUME_STEPS_AFTER "5"
+#define RESUME_STEPS_AFTER "4"
 static void test_resume_equivalence(void **state)
 {
     (void)state;
@@ -409,9 +415,9 @@ static void test_resume_equivalence(void **state)
     assert_int_equal(bad, 0);
     metrics m;
     read_metrics(up, &m);
-    assert_int_equal(m.n, 5);
+    assert_int_equal(m.n, atoi(RESUME_STEPS_AFTER));
     read_metrics(down, &m);
-    assert_int_equal(m.n, 5);
+    assert_int_equal(m.n, atoi(RESUME_STEPS_AFTER));
     free(one), free(mpi), free(ref), free(ref2), free(up), free(down), free(cref), free(cref2), free(cup), free(cdown);
 }
 
