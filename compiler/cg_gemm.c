@@ -831,3 +831,88 @@ void sc_cg_gemm_conv_rows(sc_codegen *c, int64_t m, int64_t n, int64_t k, LLVMVa
 {
     gemm_conv(c, IM2ROW, m, n, k, a, lda, v, nb, x_nhwc, beta, out, ldc);
 }
+
+/* ---- NCHW to channels-last ---- */
+
+/* Whether source pixel p = y*w + x of an h x w plane is kept by a
+ * subsampling of stride s (y and x multiples of s), and its destination
+ * pixel (y/s)*ow + x/s. */
+static LLVMValueRef kept_pixel(sc_codegen *c, LLVMValueRef p, int64_t w, int64_t s, int64_t ow, LLVMValueRef *to)
+{
+    if (s == 1) {
+        *to = p;
+        return LLVMConstInt(c->i1, 1, 0);
+    }
+    LLVMValueRef y = LLVMBuildUDiv(c->b, p, ci(c, w), ""), x = LLVMBuildURem(c->b, p, ci(c, w), "");
+    *to = mad(c, LLVMBuildUDiv(c->b, y, ci(c, s), ""), ow, LLVMBuildUDiv(c->b, x, ci(c, s), ""));
+    return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildURem(c->b, y, ci(c, s), ""), ci(c, 0), ""),
+                        LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildURem(c->b, x, ci(c, s), ""), ci(c, 0), ""), "");
+}
+
+void sc_cg_to_channels_last(sc_codegen *c, int64_t nb, int64_t ch, int64_t h, int64_t w, int64_t s, LLVMValueRef x,
+                            LLVMValueRef dst)
+{
+    target_vectors(c);
+    int esize = c->f64_elements ? 8 : 4, vw = c->gemm_vbits / (8 * esize);
+    int64_t hw = h * w, oh = (h - 1) / s + 1, ow = (w - 1) / s + 1, ohw = oh * ow;
+    int64_t kfull = ch / vw * vw, pfull = hw / vw * vw;
+    gemm g = {.bl = {.vw = vw}};
+    g.vt = LLVMVectorType(c->elt, (unsigned)vw);
+    LLVMTypeRef over[2] = {g.vt, c->ptr};
+    loop Lj, Lk, Lp, Lr, Lc, Lq;
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
+    LLVMValueRef xn = gep(c, x, imul(c, j, ci(c, ch * hw))), dn = gep(c, dst, imul(c, j, ci(c, ch * ohw)));
+    if (kfull) {
+        /* vw channels by vw pixels: vw row loads, a transpose in
+         * registers, vw stores of a pixel's vw channels (each under a
+         * mask of all or none of its lanes where subsampled) */
+        LLVMValueRef k0 = imul(c, loop_begin(c, &Lk, kfull / vw), ci(c, vw));
+        LLVMValueRef xk = gep(c, xn, imul(c, k0, ci(c, hw))), dk = gep(c, dn, k0);
+        if (pfull) {
+            LLVMValueRef p0 = imul(c, loop_begin(c, &Lp, pfull / vw), ci(c, vw));
+            LLVMValueRef r[64];
+            for (int t = 0; t < vw; t++)
+                r[t] = vload(c, &g, gep(c, xk, iadd(c, p0, ci(c, (int64_t)t * hw))), vw);
+            transpose(c, r, vw);
+            for (int t = 0; t < vw; t++) {
+                LLVMValueRef to, keep = kept_pixel(c, iadd(c, p0, ci(c, t)), w, s, ow, &to);
+                LLVMValueRef d = LLVMBuildGEP2(c->b, c->elt, dk, (LLVMValueRef[]){imul(c, to, ci(c, ch))}, 1, "");
+                if (s == 1) {
+                    vstore(c, &g, d, r[t], vw);
+                    continue;
+                }
+                LLVMValueRef ins = LLVMBuildInsertElement(c->b, LLVMGetPoison(LLVMVectorType(c->i1, (unsigned)vw)), keep,
+                                                          LLVMConstInt(c->i32, 0, 0), "");
+                LLVMValueRef mask = LLVMBuildShuffleVector(c->b, ins, LLVMGetPoison(LLVMTypeOf(ins)),
+                                                           LLVMConstNull(LLVMVectorType(c->i32, (unsigned)vw)), "");
+                LLVMValueRef args[4] = {r[t], d, LLVMConstInt(c->i32, (unsigned)esize, 0), mask};
+                intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+            }
+            loop_end(c, &Lp);
+        }
+        if (pfull < hw) { /* the last pixels, one channel at a time */
+            LLVMValueRef p = loop_range(c, &Lr, ci(c, pfull), ci(c, hw));
+            LLVMValueRef to, keep = kept_pixel(c, p, w, s, ow, &to);
+            branch Bk;
+            if_begin(c, &Bk, keep);
+            LLVMValueRef d = gep(c, dk, imul(c, to, ci(c, ch)));
+            LLVMValueRef k = loop_begin(c, &Lc, vw);
+            st(c, d, k, ld(c, xk, mad(c, k, hw, p)));
+            loop_end(c, &Lc);
+            if_end(c, &Bk);
+            loop_end(c, &Lr);
+        }
+        loop_end(c, &Lk);
+    }
+    if (kfull < ch) { /* the last channels, by destination pixel */
+        LLVMValueRef q = loop_begin(c, &Lq, ohw);
+        LLVMValueRef src = mad(c, LLVMBuildUDiv(c->b, q, ci(c, ow), ""), s * w,
+                               imul(c, LLVMBuildURem(c->b, q, ci(c, ow), ""), ci(c, s)));
+        LLVMValueRef d = gep(c, dn, imul(c, q, ci(c, ch)));
+        LLVMValueRef k = loop_range(c, &Lc, ci(c, kfull), ci(c, ch));
+        st(c, d, k, ld(c, xn, mad(c, k, hw, src)));
+        loop_end(c, &Lc);
+        loop_end(c, &Lq);
+    }
+    loop_end(c, &Lj);
+}

@@ -24,6 +24,8 @@
  *                block of B = columns^T as runs of channels (no transposing
  *                pack) and sums dW with its columns tap-major, (kh, kw, c);
  *                a second phase puts each row back in [c][kh][kw] order.
+ *                A 1x1 unpadded one copies only the pixels its stride
+ *                reads, and that copy, [cols, c], is a plain GEMM's B.
  *                Where x has at least SC_ROWS_MIN_C channels, or the
  *                kernel SC_ROWS_MIN_K taps a row: the 7x7 stems' runs of
  *                21 floats, not the 3x3 stems' 9 (convplan.c has the
