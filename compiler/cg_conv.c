@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "cg_builder.h"
+#include "cg_gemm.h"
 #include "cg_winograd.h"
 #include "cg_winograd_wgrad.h"
 #include "convplan.h"
@@ -49,10 +50,7 @@ static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMVal
         st(c, crow, z2, cf(c, 0));
         loop_end(c, &Lz2);
     } else {
-        LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
-        LLVMValueRef xi = imul(c, o, ci(c, g->s));
-        st(c, xbase, xi, fadd(c, ld(c, xbase, xi), ld(c, crow, o)));
-        loop_end(c, &Low);
+        sc_cg_scatter_add(c, g->s, xbase, crow, lo2, hi2);
     }
     loop_end(c, &Loh);
     loop_end(c, &Lkw);

@@ -916,3 +916,58 @@ void sc_cg_to_channels_last(sc_codegen *c, int64_t nb, int64_t ch, int64_t h, in
     }
     loop_end(c, &Lj);
 }
+
+/* ---- col2im ---- */
+
+void sc_cg_scatter_add(sc_codegen *c, int64_t s, LLVMValueRef x, LLVMValueRef col, LLVMValueRef lo, LLVMValueRef hi)
+{
+    target_vectors(c);
+    int esize = c->f64_elements ? 8 : 4, vw = c->gemm_vbits / (8 * esize);
+    loop Lt;
+    if (vw % s) { /* a vector's lanes would not start on a column: one at a time */
+        LLVMValueRef t = loop_range(c, &Lt, lo, hi);
+        LLVMValueRef xi = imul(c, t, ci(c, s));
+        st(c, x, xi, fadd(c, ld(c, x, xi), ld(c, col, t)));
+        loop_end(c, &Lt);
+        return;
+    }
+    /* a vector of x's row covers vw/s columns: column t0 + j in lane j*s */
+    int per = vw / (int)s;
+    LLVMTypeRef vt = LLVMVectorType(c->elt, (unsigned)vw);
+    LLVMTypeRef over[2] = {vt, c->ptr};
+    LLVMValueRef lanes[64], spread[64], cols[64];
+    for (int l = 0; l < vw; l++) {
+        lanes[l] = LLVMConstInt(c->i32, (unsigned long long)l, 0);
+        /* lane l of x takes column l/s where s divides l, else a lane the
+         * masked load left 0 (lane vw-1: per < vw where s > 1) */
+        spread[l] = LLVMConstInt(c->i32, (unsigned long long)(l % s ? vw - 1 : l / s), 0);
+        cols[l] = LLVMConstInt(c->i32, (unsigned long long)(l % s ? 1 << 30 : l / s), 0);
+    }
+    LLVMValueRef lanev = LLVMConstVector(lanes, (unsigned)vw), colv = LLVMConstVector(cols, (unsigned)vw);
+    LLVMValueRef nvec = LLVMBuildSDiv(c->b, iadd(c, isub(c, hi, lo), ci(c, per - 1)), ci(c, per), "");
+    LLVMValueRef t0 = iadd(c, lo, imul(c, loop_range(c, &Lt, ci(c, 0), nvec), ci(c, per)));
+    /* the columns left from t0: lanes of col below them (and below per), lanes of x whose column is */
+    LLVMTypeRef iv = LLVMVectorType(c->i32, (unsigned)vw);
+    LLVMValueRef left = LLVMBuildTrunc(c->b, isub(c, hi, t0), c->i32, "");
+    left = LLVMBuildShuffleVector(c->b, LLVMBuildInsertElement(c->b, LLVMGetPoison(iv), left, LLVMConstInt(c->i32, 0, 0), ""),
+                                  LLVMGetPoison(iv), LLVMConstNull(iv), "");
+    LLVMValueRef cmask = LLVMBuildICmp(c->b, LLVMIntSLT, lanev, left, "");
+    if (per < vw) {
+        LLVMValueRef pl[64];
+        for (int l = 0; l < vw; l++)
+            pl[l] = LLVMConstInt(c->i1, l < per, 0);
+        cmask = LLVMBuildAnd(c->b, cmask, LLVMConstVector(pl, (unsigned)vw), "");
+    }
+    LLVMValueRef xmask = LLVMBuildICmp(c->b, LLVMIntSLT, colv, left, "");
+    unsigned align = (unsigned)esize;
+    LLVMValueRef largs[4] = {gep(c, col, t0), LLVMConstInt(c->i32, align, 0), cmask, LLVMConstNull(vt)};
+    LLVMValueRef v = intrinsic(c, "llvm.masked.load", over, 2, largs, 4);
+    if (s > 1)
+        v = LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vt), LLVMConstVector(spread, (unsigned)vw), "");
+    LLVMValueRef xp = gep(c, x, imul(c, t0, ci(c, s)));
+    LLVMValueRef xargs[4] = {xp, LLVMConstInt(c->i32, align, 0), xmask, LLVMConstNull(vt)};
+    LLVMValueRef sum = fadd(c, intrinsic(c, "llvm.masked.load", over, 2, xargs, 4), v);
+    LLVMValueRef sargs[4] = {sum, xp, LLVMConstInt(c->i32, align, 0), xmask};
+    intrinsic(c, "llvm.masked.store", over, 2, sargs, 4);
+    loop_end(c, &Lt);
+}

@@ -1,12 +1,20 @@
-/* The channels-last copy of the implicit weight gradient
- * (compiler/cg_gemm.c, sc_cg_to_channels_last): dst[((j*oh + y)*ow +
- * x)*ch + k] = x[j][k][y*s][x*s], subsampled at stride s. A copy, so
- * exact: every element of dst equals its source bit for bit, and the
- * floats past dst's end (a guard of sentinels) stay untouched. Shapes
- * chosen to break the vw x vw squares: channels below, at and past the
- * vector width (1, 3, 16, 17, 33, 64), planes whose pixel count is not a
- * multiple of it (odd and prime sizes, 1x1), strides 1, 2 and 3 with odd
- * planes (the last row and column kept), batches of 1 to 3. */
+/* The layout kernels of the convolutions (compiler/cg_gemm.c), exact
+ * (bit for bit: a copy, or one addition per element) on every vector
+ * path:
+ *
+ * sc_cg_to_channels_last, the implicit weight gradient's copy:
+ * dst[((j*oh + y)*ow + x)*ch + k] = x[j][k][y*s][x*s], subsampled at
+ * stride s; the floats past dst's end (a guard of sentinels) stay
+ * untouched. Shapes chosen to break the vw x vw squares: channels below,
+ * at and past the vector width (1, 3, 16, 17, 33, 64), planes whose pixel
+ * count is not a multiple of it (odd and prime sizes, 1x1), strides 1, 2
+ * and 3 with odd planes (the last row and column kept), batches of 1 to 3.
+ *
+ * sc_cg_scatter_add, a row of col2im: x[t*s] += col[t] for t in [lo, hi),
+ * every other element of x unchanged (col holds values at every t, so a
+ * lane past the range or between the taps that is added shows). Strides 1
+ * to 4 (3 does not divide a vector: the scalar path), ranges empty, of
+ * one column, below, at and past a vector's columns, from lo > 0. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +46,19 @@ static const shape cases[] = {
 
 typedef void (*copy_f)(const void *, void *);
 
+typedef struct {
+    int64_t s, lo, hi;
+} span;
+
+static const span spans[] = {
+    {1, 0, 0},  {1, 0, 1},  {1, 3, 19}, {1, 0, 16}, {1, 5, 40}, {2, 0, 8},  {2, 1, 9},   {2, 0, 7},
+    {2, 2, 35}, {2, 4, 4},  {2, 0, 1},  {3, 1, 11}, {4, 0, 4},  {4, 3, 13}, {2, 0, 16}, {2, 7, 24},
+};
+#define NSPANS (int)(sizeof spans / sizeof *spans)
+#define XLEN 200
+
+static void span_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_sa_%d", i); }
+
 static void fn_name(char *buf, size_t len, int i) { snprintf(buf, len, "test_cl_%d", i); }
 
 static sc_codegen *build(int f64, const char *cpu)
@@ -59,9 +80,50 @@ static sc_codegen *build(int f64, const char *cpu)
         sc_cg_to_channels_last(c, v->nb, v->ch, v->h, v->w, v->s, LLVMGetParam(c->fn, 0), LLVMGetParam(c->fn, 1));
         LLVMBuildRetVoid(c->b);
     }
+    for (int i = 0; i < NSPANS; i++) {
+        char name[64];
+        span_name(name, sizeof name, i);
+        c->fn = LLVMAddFunction(c->mod, name, ft);
+        c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+        LLVMPositionBuilderAtEnd(c->b, c->entry);
+        sc_cg_scatter_add(c, spans[i].s, LLVMGetParam(c->fn, 1), LLVMGetParam(c->fn, 0), LLVMConstInt(c->i64, (unsigned long long)spans[i].lo, 1),
+                          LLVMConstInt(c->i64, (unsigned long long)spans[i].hi, 1));
+        LLVMBuildRetVoid(c->b);
+    }
     if (sc_codegen_optimize(c, err, sizeof err))
         fail_msg("%s", err);
     return c;
+}
+
+static void check_span(sc_codegen *c, int f64, int si)
+{
+    const span *v = &spans[si];
+    size_t esz = f64 ? 8 : 4, ncol = XLEN / 4 + 1;
+    void *x = alloc(XLEN * esz), *col = alloc(ncol * esz);
+    double want[XLEN];
+    uint64_t seed = (uint64_t)si * 11 + 3;
+    for (size_t i = 0; i < XLEN; i++) {
+        want[i] = f64 ? frand(&seed) : (double)(float)frand(&seed);
+        put(x, i, want[i], f64);
+    }
+    for (size_t t = 0; t < ncol; t++)
+        put(col, t, frand(&seed), f64);
+    for (int64_t t = v->lo; t < v->hi; t++) {
+        double sum = want[t * v->s] + get(col, (size_t)t, f64);
+        want[t * v->s] = f64 ? sum : (double)(float)sum;
+    }
+    char name[64], err[512];
+    span_name(name, sizeof name, si);
+    void *fp = sc_codegen_jit(c, name, err, sizeof err);
+    if (!fp)
+        fail_msg("%s", err);
+    ((copy_f)(uintptr_t)fp)(col, x);
+    for (size_t i = 0; i < XLEN; i++)
+        if (get(x, i, f64) != want[i])
+            fail_msg("span %d (s %lld, [%lld, %lld)): x[%zu] = %g, want %g", si, (long long)v->s, (long long)v->lo,
+                     (long long)v->hi, i, get(x, i, f64), want[i]);
+    free(x);
+    free(col);
 }
 
 static void check(sc_codegen *c, int f64, int ci)
@@ -103,8 +165,10 @@ static void run(int f64, const char *cpu)
     sc_codegen *c = build(f64, cpu);
     for (int i = 0; i < NCASES; i++)
         check(c, f64, i);
-    printf("%s, %s: %d channels-last copies exact; %d-bit vectors\n", f64 ? "double" : "float", cpu ? cpu : "host",
-           NCASES, c->gemm_vbits);
+    for (int i = 0; i < NSPANS; i++)
+        check_span(c, f64, i);
+    printf("%s, %s: %d channels-last copies, %d col2im rows exact; %d-bit vectors\n", f64 ? "double" : "float",
+           cpu ? cpu : "host", NCASES, NSPANS, c->gemm_vbits);
     sc_codegen_free(c);
 }
 
