@@ -455,7 +455,10 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
         int implicit = use_implicit(n, p.g.c, policy, form);
         if (!implicit)
-            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw, pick && pick->cols_max > 0 ? pick->cols_max : SC_CONV_COLS_MAX);
+            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw,
+                             pick && pick->cols_max > 0 ? pick->cols_max
+                             : bwd_data && n->stride > 1 ? SC_CONV_DGRAD_COLS_MAX
+                                                          : SC_CONV_COLS_MAX);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
         if (p.algo == SC_CONV_IM2COL && implicit) {
             /* no columns: only the chunk's [O, cols] where nb > 1, after

@@ -194,6 +194,15 @@ enum {
  * 1M floats against 7.54 s uncapped and 7.63 s at 2M; the arena 340 MB
  * uncapped, 308 MB with the cap and the weight gradient's slices. */
 #define SC_CONV_COLS_MAX (1 << 20)
+/* and, in a strided convolution's data gradient, this many (1 MB): the
+ * GEMM writes the columns and col2im reads them straight back, from L2
+ * where they fit. Measured on resnet18-cifar b32 (AMD EPYC Zen 5, thread
+ * CPU time of bench-step --profile, one thread, 3 alternating rounds,
+ * machine shared): its 3x3 stride-2 data gradients 0.94x, 0.96x and 0.98x
+ * the time of the 4 MB cap (chunks of 1, 2 and 4 images: 576 x 256,
+ * 1152 x 128 and 2304 x 64 columns); 1 << 17 measured the same within
+ * the noise. */
+#define SC_CONV_DGRAD_COLS_MAX (1 << 18)
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d
