@@ -864,45 +864,71 @@ void sc_cg_to_channels_last(sc_codegen *c, int64_t nb, int64_t ch, int64_t h, in
     LLVMValueRef xn = gep(c, x, imul(c, j, ci(c, ch * hw))), dn = gep(c, dst, imul(c, j, ci(c, ch * ohw)));
     if (kfull) {
         /* vw channels by vw pixels: vw row loads, a transpose in
-         * registers, vw stores of a pixel's vw channels (each under a
-         * mask of all or none of its lanes where subsampled) */
+         * registers, vw stores of a pixel's vw channels (at a stride
+         * that does not divide vw, each under a mask of all or none of
+         * its lanes) */
         LLVMValueRef k0 = imul(c, loop_begin(c, &Lk, kfull / vw), ci(c, vw));
         LLVMValueRef xk = gep(c, xn, imul(c, k0, ci(c, hw))), dk = gep(c, dn, k0);
-        if (pfull) {
-            LLVMValueRef p0 = imul(c, loop_begin(c, &Lp, pfull / vw), ci(c, vw));
-            LLVMValueRef r[64];
-            for (int t = 0; t < vw; t++)
-                r[t] = vload(c, &g, gep(c, xk, iadd(c, p0, ci(c, (int64_t)t * hw))), vw);
-            transpose(c, r, vw);
-            for (int t = 0; t < vw; t++) {
-                LLVMValueRef to, keep = kept_pixel(c, iadd(c, p0, ci(c, t)), w, s, ow, &to);
-                LLVMValueRef d = LLVMBuildGEP2(c->b, c->elt, dk, (LLVMValueRef[]){imul(c, to, ci(c, ch))}, 1, "");
-                if (s == 1) {
-                    vstore(c, &g, d, r[t], vw);
+        if (s > 1 && vw % s == 0) {
+            /* subsampled: the kept rows only, in squares along each (the
+             * last one's lanes past w masked off); a kept pixel's lane t
+             * is a multiple of s, known here */
+            LLVMValueRef y = loop_begin(c, &Lp, oh);
+            LLVMValueRef xrow = gep(c, xk, imul(c, y, ci(c, s * w))), drow = gep(c, dk, imul(c, y, ci(c, ow * ch)));
+            for (int part = 0; part < 2; part++) {
+                int64_t lanes = part ? w % vw : vw, blocks = part ? (w % vw != 0) : w / vw;
+                if (!blocks)
                     continue;
-                }
-                LLVMValueRef ins = LLVMBuildInsertElement(c->b, LLVMGetPoison(LLVMVectorType(c->i1, (unsigned)vw)), keep,
-                                                          LLVMConstInt(c->i32, 0, 0), "");
-                LLVMValueRef mask = LLVMBuildShuffleVector(c->b, ins, LLVMGetPoison(LLVMTypeOf(ins)),
-                                                           LLVMConstNull(LLVMVectorType(c->i32, (unsigned)vw)), "");
-                LLVMValueRef args[4] = {r[t], d, LLVMConstInt(c->i32, (unsigned)esize, 0), mask};
-                intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+                LLVMValueRef x0 = part ? ci(c, w / vw * vw) : imul(c, loop_begin(c, &Lr, blocks), ci(c, vw));
+                LLVMValueRef r[64];
+                for (int t = 0; t < vw; t++)
+                    r[t] = vload(c, &g, gep(c, xrow, iadd(c, x0, ci(c, (int64_t)t * hw))), (int)lanes);
+                transpose(c, r, vw);
+                LLVMValueRef d0 = gep(c, drow, imul(c, LLVMBuildSDiv(c->b, x0, ci(c, s), ""), ci(c, ch)));
+                for (int t = 0; t < lanes; t += (int)s)
+                    vstore(c, &g, gep(c, d0, ci(c, t / s * ch)), r[t], vw);
+                if (!part)
+                    loop_end(c, &Lr);
             }
             loop_end(c, &Lp);
+            loop_end(c, &Lk);
+        } else {
+            if (pfull) {
+                LLVMValueRef p0 = imul(c, loop_begin(c, &Lp, pfull / vw), ci(c, vw));
+                LLVMValueRef r[64];
+                for (int t = 0; t < vw; t++)
+                    r[t] = vload(c, &g, gep(c, xk, iadd(c, p0, ci(c, (int64_t)t * hw))), vw);
+                transpose(c, r, vw);
+                for (int t = 0; t < vw; t++) {
+                    LLVMValueRef to, keep = kept_pixel(c, iadd(c, p0, ci(c, t)), w, s, ow, &to);
+                    LLVMValueRef d = LLVMBuildGEP2(c->b, c->elt, dk, (LLVMValueRef[]){imul(c, to, ci(c, ch))}, 1, "");
+                    if (s == 1) {
+                        vstore(c, &g, d, r[t], vw);
+                        continue;
+                    }
+                    LLVMValueRef ins = LLVMBuildInsertElement(c->b, LLVMGetPoison(LLVMVectorType(c->i1, (unsigned)vw)), keep,
+                                                              LLVMConstInt(c->i32, 0, 0), "");
+                    LLVMValueRef mask = LLVMBuildShuffleVector(c->b, ins, LLVMGetPoison(LLVMTypeOf(ins)),
+                                                               LLVMConstNull(LLVMVectorType(c->i32, (unsigned)vw)), "");
+                    LLVMValueRef args[4] = {r[t], d, LLVMConstInt(c->i32, (unsigned)esize, 0), mask};
+                    intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+                }
+                loop_end(c, &Lp);
+            }
+            if (pfull < hw) { /* the last pixels, one channel at a time */
+                LLVMValueRef p = loop_range(c, &Lr, ci(c, pfull), ci(c, hw));
+                LLVMValueRef to, keep = kept_pixel(c, p, w, s, ow, &to);
+                branch Bk;
+                if_begin(c, &Bk, keep);
+                LLVMValueRef d = gep(c, dk, imul(c, to, ci(c, ch)));
+                LLVMValueRef k = loop_begin(c, &Lc, vw);
+                st(c, d, k, ld(c, xk, mad(c, k, hw, p)));
+                loop_end(c, &Lc);
+                if_end(c, &Bk);
+                loop_end(c, &Lr);
+            }
+            loop_end(c, &Lk);
         }
-        if (pfull < hw) { /* the last pixels, one channel at a time */
-            LLVMValueRef p = loop_range(c, &Lr, ci(c, pfull), ci(c, hw));
-            LLVMValueRef to, keep = kept_pixel(c, p, w, s, ow, &to);
-            branch Bk;
-            if_begin(c, &Bk, keep);
-            LLVMValueRef d = gep(c, dk, imul(c, to, ci(c, ch)));
-            LLVMValueRef k = loop_begin(c, &Lc, vw);
-            st(c, d, k, ld(c, xk, mad(c, k, hw, p)));
-            loop_end(c, &Lc);
-            if_end(c, &Bk);
-            loop_end(c, &Lr);
-        }
-        loop_end(c, &Lk);
     }
     if (kfull < ch) { /* the last channels, by destination pixel */
         LLVMValueRef q = loop_begin(c, &Lq, ohw);
