@@ -196,13 +196,16 @@ enum {
 #define SC_CONV_COLS_MAX (1 << 20)
 /* and, in a strided convolution's data gradient, this many (1 MB): the
  * GEMM writes the columns and col2im reads them straight back, from L2
- * where they fit. Measured on resnet18-cifar b32 (AMD EPYC Zen 5, thread
- * CPU time of bench-step --profile, one thread, 3 alternating rounds,
- * machine shared): its 3x3 stride-2 data gradients 0.94x, 0.96x and 0.98x
- * the time of the 4 MB cap (chunks of 1, 2 and 4 images: 576 x 256,
- * 1152 x 128 and 2304 x 64 columns); 1 << 17 measured the same within
- * the noise. */
+ * where they fit; but no fewer GEMM columns than SC_CONV_DGRAD_MIN_COLS
+ * (where SC_CONV_COLS_MAX allows). Measured (AMD EPYC Zen 5, thread CPU
+ * time of bench-step --profile, one thread, 3 or 4 alternating rounds,
+ * machine shared) against the 4 MB cap: resnet18-cifar b32's 3x3 stride-2
+ * data gradients 0.94x the time at 32x32 (one image, 576 x 256 columns),
+ * 0.96x at 16x16 (1152 x 128); resnet18-stl10 b32's 0.93x at 24x24 (576 x
+ * 288); but 1.3x at stl10's 6x6 -> 3x3 with 72 columns (8 images), where
+ * the narrow GEMM lost more than L2 saved: hence the floor. */
 #define SC_CONV_DGRAD_COLS_MAX (1 << 18)
+#define SC_CONV_DGRAD_MIN_COLS 128
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d

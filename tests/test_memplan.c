@@ -637,14 +637,23 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
     sc_conv_plan p = sc_conv_plan_node(g, i, threads, policy, NULL);
     int64_t dw = n->op == SC_OP_CONV2D_BWD_WEIGHT ? g->t[n->out[0]].numel : 0;
     if (p.algo == SC_CONV_IM2COL) {
-        /* a strided data gradient's columns within SC_CONV_DGRAD_COLS_MAX */
-        int64_t cap = n->op == SC_OP_CONV2D_BWD_DATA && n->stride > 1 ? SC_CONV_DGRAD_COLS_MAX : SC_CONV_COLS_MAX;
-        int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1;
+        int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1, most = 1;
         for (int64_t d = 1; d <= want; d++)
-            if (p.n % d == 0 && p.ckk * d * p.ohw <= cap)
-                best = d;
+            if (p.n % d == 0 && p.ckk * d * p.ohw <= SC_CONV_COLS_MAX)
+                most = d;
+        if (n->op == SC_OP_CONV2D_BWD_DATA && n->stride > 1) {
+            /* a strided data gradient's columns within SC_CONV_DGRAD_COLS_MAX,
+             * unless that leaves fewer than SC_CONV_DGRAD_MIN_COLS of them */
+            for (int64_t d = 1; d <= most; d++)
+                if (p.n % d == 0 && p.ckk * d * p.ohw <= SC_CONV_DGRAD_COLS_MAX)
+                    best = d;
+            for (int64_t d = best; d <= most && (p.n % d || d * p.ohw < SC_CONV_DGRAD_MIN_COLS); d++)
+                best = d + 1 <= most ? d + 1 : most;
+        } else {
+            best = most;
+        }
         assert_int_equal(p.nb, best);
-        assert_true(p.nb == 1 || p.ckk * p.cols <= cap);
+        assert_true(p.nb == 1 || p.ckk * p.cols <= SC_CONV_COLS_MAX);
         capped_nodes += p.nb < want;
     }
     if (p.slices > 1) {
