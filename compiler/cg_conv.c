@@ -4,11 +4,20 @@
 #include <stdio.h>
 
 #include "cg_builder.h"
+#include "cg_gemm.h"
 #include "cg_winograd.h"
 #include "cg_winograd_wgrad.h"
 #include "convplan.h"
 
 /* ---- convolution pieces ---- */
+
+/* col2im's rows in vectors (sc_cg_scatter_add) from this many output
+ * columns, or where the kernel is 1x1: on shorter rows each tap's one
+ * masked vector re-reads what the previous tap's just stored, and the
+ * scalar loop measured faster (resnet18-stl10's 3x3 stride-2 data
+ * gradient onto 3x3: 1.3x the time in vectors; resnet18-cifar's onto 4x4:
+ * 1.04x; one thread, CPU time, AMD EPYC Zen 5). */
+enum { SCATTER_MIN_OW = 8 };
 
 /* col[(ch*k + kh)*k + kw][oh*ow + ow] = x[ch][oh*s - p + kh*d][ow*s - p + kw*d]
  * (0 outside), for one image, col's rows ldc apart; or the reverse,
@@ -48,11 +57,13 @@ static void im2col(sc_codegen *c, const sc_conv_geom *g, LLVMValueRef x, LLVMVal
         LLVMValueRef z2 = loop_range(c, &Lz2, hi2, ci(c, g->ow));
         st(c, crow, z2, cf(c, 0));
         loop_end(c, &Lz2);
-    } else {
+    } else if (g->k > 1 && g->ow < SCATTER_MIN_OW) {
         LLVMValueRef o = loop_range(c, &Low, lo2, hi2);
         LLVMValueRef xi = imul(c, o, ci(c, g->s));
         st(c, xbase, xi, fadd(c, ld(c, xbase, xi), ld(c, crow, o)));
         loop_end(c, &Low);
+    } else {
+        sc_cg_scatter_add(c, g->s, xbase, crow, lo2, hi2);
     }
     loop_end(c, &Loh);
     loop_end(c, &Lkw);
@@ -515,22 +526,30 @@ static void bwd_weight_slices(sc_codegen *c, const sc_conv_plan *cp, sc_lowered 
     loop_end(c, &Ls);
 }
 
-/* dst[((j*h + y)*w + x)*c + ch] = X[img0 + j][ch][y][x]: the chunk's
- * images channels-last, the implicit weight gradient's source. */
+/* A 1x1 unpadded convolution's implicit weight gradient reads only the
+ * pixels its stride lands on: its channels-last copy keeps just those (a
+ * quarter of x at stride 2), and its im2row matrix is that copy itself,
+ * [cols, c], a plain GEMM's B read in place (no gathered blocks). */
+static int rows_1x1(const sc_conv_geom *g) { return g->k == 1 && g->p == 0; }
+
+/* The chunk's images channels-last (cg_gemm.h, sc_cg_to_channels_last),
+ * subsampled for rows_1x1: the implicit weight gradient's source. */
 static void to_channels_last(sc_codegen *c, const sc_conv_plan *cp, LLVMValueRef X, LLVMValueRef img0, LLVMValueRef dst)
 {
-    int64_t hw = cp->g.h * cp->g.w;
-    loop Lj, Lp, Lc;
-    LLVMValueRef j = loop_begin(c, &Lj, cp->nb);
-    LLVMValueRef xn = gep(c, X, imul(c, iadd(c, img0, j), ci(c, cp->g.c * hw)));
-    LLVMValueRef dn = gep(c, dst, imul(c, j, ci(c, cp->g.c * hw)));
-    LLVMValueRef px = loop_begin(c, &Lp, hw);
-    LLVMValueRef drow = gep(c, dn, imul(c, px, ci(c, cp->g.c)));
-    LLVMValueRef ch = loop_begin(c, &Lc, cp->g.c);
-    st(c, drow, ch, ld(c, xn, mad(c, ch, hw, px)));
-    loop_end(c, &Lc);
-    loop_end(c, &Lp);
-    loop_end(c, &Lj);
+    const sc_conv_geom *g = &cp->g;
+    LLVMValueRef xn = gep(c, X, imul(c, img0, ci(c, g->c * g->h * g->w)));
+    sc_cg_to_channels_last(c, cp->nb, g->c, g->h, g->w, rows_1x1(g) ? g->s : 1, xn, dst);
+}
+
+/* out (m rows of dW, tap-major columns) = beta out + a . the chunk's
+ * im2row matrix from its channels-last images xcl */
+static void rows_gemm(sc_codegen *c, const sc_conv_plan *cp, int64_t m, LLVMValueRef a, int64_t lda, LLVMValueRef xcl,
+                      LLVMValueRef beta, LLVMValueRef out)
+{
+    if (rows_1x1(&cp->g))
+        sgemm(c, 0, 0, m, cp->g.c, cp->cols, a, lda, xcl, cp->g.c, beta, out, cp->ckk);
+    else
+        sc_cg_gemm_conv_rows(c, m, cp->ckk, cp->cols, a, lda, &cp->g, cp->nb, xcl, beta, out, cp->ckk);
 }
 
 /* The implicit weight gradient's second phase, over dW's rows: the
@@ -586,8 +605,7 @@ static void rows_split(sc_codegen *c, sc_lowered *res, const sc_conv_plan *cp, c
     if (cp->nb > 1)
         gather_rows(c, cp, DY, img0, o0, ms, p->t, 0), a = p->t;
     to_channels_last(c, cp, X, img0, p->col);
-    sc_cg_gemm_conv_rows(c, ms, cp->ckk, cp->cols, a, cp->nb > 1 ? cp->cols : cp->ohw, &cp->g, cp->nb, p->col, beta,
-                         gep(c, DW, imul(c, o0, ci(c, cp->ckk))), cp->ckk);
+    rows_gemm(c, cp, ms, a, cp->nb > 1 ? cp->cols : cp->ohw, p->col, beta, gep(c, DW, imul(c, o0, ci(c, cp->ckk))));
     loop_end(c, &Ln);
     loop_end(c, &Ls);
 }
@@ -669,8 +687,7 @@ sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i)
         if (cp.nb > 1)
             gather_chunk(c, &cp, DY, img0, p.t, 0);
         to_channels_last(c, &cp, X, img0, p.col);
-        sc_cg_gemm_conv_rows(c, cp.o, cp.ckk, cp.cols, cp.nb > 1 ? p.t : dyn, cp.cols, &cp.g, cp.nb, p.col, beta, DW,
-                             cp.ckk);
+        rows_gemm(c, &cp, cp.o, cp.nb > 1 ? p.t : dyn, cp.cols, p.col, beta, DW);
     } else if (cp.nb == 1) {
         LLVMValueRef dyn = gep(c, DY, imul(c, img0, ci(c, cp.o * cp.ohw)));
         chunk_columns(c, &cp, p.col, X, img0, 0);

@@ -831,3 +831,169 @@ void sc_cg_gemm_conv_rows(sc_codegen *c, int64_t m, int64_t n, int64_t k, LLVMVa
 {
     gemm_conv(c, IM2ROW, m, n, k, a, lda, v, nb, x_nhwc, beta, out, ldc);
 }
+
+/* ---- NCHW to channels-last ---- */
+
+/* Whether source pixel p = y*w + x of an h x w plane is kept by a
+ * subsampling of stride s (y and x multiples of s), and its destination
+ * pixel (y/s)*ow + x/s. */
+static LLVMValueRef kept_pixel(sc_codegen *c, LLVMValueRef p, int64_t w, int64_t s, int64_t ow, LLVMValueRef *to)
+{
+    if (s == 1) {
+        *to = p;
+        return LLVMConstInt(c->i1, 1, 0);
+    }
+    LLVMValueRef y = LLVMBuildUDiv(c->b, p, ci(c, w), ""), x = LLVMBuildURem(c->b, p, ci(c, w), "");
+    *to = mad(c, LLVMBuildUDiv(c->b, y, ci(c, s), ""), ow, LLVMBuildUDiv(c->b, x, ci(c, s), ""));
+    return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildURem(c->b, y, ci(c, s), ""), ci(c, 0), ""),
+                        LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildURem(c->b, x, ci(c, s), ""), ci(c, 0), ""), "");
+}
+
+void sc_cg_to_channels_last(sc_codegen *c, int64_t nb, int64_t ch, int64_t h, int64_t w, int64_t s, LLVMValueRef x,
+                            LLVMValueRef dst)
+{
+    target_vectors(c);
+    int esize = c->f64_elements ? 8 : 4, vw = c->gemm_vbits / (8 * esize);
+    int64_t hw = h * w, oh = (h - 1) / s + 1, ow = (w - 1) / s + 1, ohw = oh * ow;
+    int64_t kfull = ch / vw * vw, pfull = hw / vw * vw;
+    gemm g = {.bl = {.vw = vw}};
+    g.vt = LLVMVectorType(c->elt, (unsigned)vw);
+    LLVMTypeRef over[2] = {g.vt, c->ptr};
+    loop Lj, Lk, Lp, Lr, Lc, Lq;
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
+    LLVMValueRef xn = gep(c, x, imul(c, j, ci(c, ch * hw))), dn = gep(c, dst, imul(c, j, ci(c, ch * ohw)));
+    if (kfull) {
+        /* vw channels by vw pixels: vw row loads, a transpose in
+         * registers, vw stores of a pixel's vw channels (at a stride
+         * that does not divide vw, each under a mask of all or none of
+         * its lanes) */
+        LLVMValueRef k0 = imul(c, loop_begin(c, &Lk, kfull / vw), ci(c, vw));
+        LLVMValueRef xk = gep(c, xn, imul(c, k0, ci(c, hw))), dk = gep(c, dn, k0);
+        if (s > 1 && vw % s == 0) {
+            /* subsampled: the kept rows only, in squares along each (the
+             * last one's lanes past w masked off); a kept pixel's lane t
+             * is a multiple of s, known here */
+            LLVMValueRef y = loop_begin(c, &Lp, oh);
+            LLVMValueRef xrow = gep(c, xk, imul(c, y, ci(c, s * w))), drow = gep(c, dk, imul(c, y, ci(c, ow * ch)));
+            for (int part = 0; part < 2; part++) {
+                int64_t lanes = part ? w % vw : vw, blocks = part ? (w % vw != 0) : w / vw;
+                if (!blocks)
+                    continue;
+                LLVMValueRef x0 = part ? ci(c, w / vw * vw) : imul(c, loop_begin(c, &Lr, blocks), ci(c, vw));
+                LLVMValueRef r[64];
+                for (int t = 0; t < vw; t++)
+                    r[t] = vload(c, &g, gep(c, xrow, iadd(c, x0, ci(c, (int64_t)t * hw))), (int)lanes);
+                transpose(c, r, vw);
+                LLVMValueRef d0 = gep(c, drow, imul(c, LLVMBuildSDiv(c->b, x0, ci(c, s), ""), ci(c, ch)));
+                for (int t = 0; t < lanes; t += (int)s)
+                    vstore(c, &g, gep(c, d0, ci(c, t / s * ch)), r[t], vw);
+                if (!part)
+                    loop_end(c, &Lr);
+            }
+            loop_end(c, &Lp);
+            loop_end(c, &Lk);
+        } else {
+            if (pfull) {
+                LLVMValueRef p0 = imul(c, loop_begin(c, &Lp, pfull / vw), ci(c, vw));
+                LLVMValueRef r[64];
+                for (int t = 0; t < vw; t++)
+                    r[t] = vload(c, &g, gep(c, xk, iadd(c, p0, ci(c, (int64_t)t * hw))), vw);
+                transpose(c, r, vw);
+                for (int t = 0; t < vw; t++) {
+                    LLVMValueRef to, keep = kept_pixel(c, iadd(c, p0, ci(c, t)), w, s, ow, &to);
+                    LLVMValueRef d = LLVMBuildGEP2(c->b, c->elt, dk, (LLVMValueRef[]){imul(c, to, ci(c, ch))}, 1, "");
+                    if (s == 1) {
+                        vstore(c, &g, d, r[t], vw);
+                        continue;
+                    }
+                    LLVMValueRef ins = LLVMBuildInsertElement(c->b, LLVMGetPoison(LLVMVectorType(c->i1, (unsigned)vw)), keep,
+                                                              LLVMConstInt(c->i32, 0, 0), "");
+                    LLVMValueRef mask = LLVMBuildShuffleVector(c->b, ins, LLVMGetPoison(LLVMTypeOf(ins)),
+                                                               LLVMConstNull(LLVMVectorType(c->i32, (unsigned)vw)), "");
+                    LLVMValueRef args[4] = {r[t], d, LLVMConstInt(c->i32, (unsigned)esize, 0), mask};
+                    intrinsic(c, "llvm.masked.store", over, 2, args, 4);
+                }
+                loop_end(c, &Lp);
+            }
+            if (pfull < hw) { /* the last pixels, one channel at a time */
+                LLVMValueRef p = loop_range(c, &Lr, ci(c, pfull), ci(c, hw));
+                LLVMValueRef to, keep = kept_pixel(c, p, w, s, ow, &to);
+                branch Bk;
+                if_begin(c, &Bk, keep);
+                LLVMValueRef d = gep(c, dk, imul(c, to, ci(c, ch)));
+                LLVMValueRef k = loop_begin(c, &Lc, vw);
+                st(c, d, k, ld(c, xk, mad(c, k, hw, p)));
+                loop_end(c, &Lc);
+                if_end(c, &Bk);
+                loop_end(c, &Lr);
+            }
+            loop_end(c, &Lk);
+        }
+    }
+    if (kfull < ch) { /* the last channels, by destination pixel */
+        LLVMValueRef q = loop_begin(c, &Lq, ohw);
+        LLVMValueRef src = mad(c, LLVMBuildUDiv(c->b, q, ci(c, ow), ""), s * w,
+                               imul(c, LLVMBuildURem(c->b, q, ci(c, ow), ""), ci(c, s)));
+        LLVMValueRef d = gep(c, dn, imul(c, q, ci(c, ch)));
+        LLVMValueRef k = loop_range(c, &Lc, ci(c, kfull), ci(c, ch));
+        st(c, d, k, ld(c, xn, mad(c, k, hw, src)));
+        loop_end(c, &Lc);
+        loop_end(c, &Lq);
+    }
+    loop_end(c, &Lj);
+}
+
+/* ---- col2im ---- */
+
+void sc_cg_scatter_add(sc_codegen *c, int64_t s, LLVMValueRef x, LLVMValueRef col, LLVMValueRef lo, LLVMValueRef hi)
+{
+    target_vectors(c);
+    int esize = c->f64_elements ? 8 : 4, vw = c->gemm_vbits / (8 * esize);
+    loop Lt;
+    if (vw % s) { /* a vector's lanes would not start on a column: one at a time */
+        LLVMValueRef t = loop_range(c, &Lt, lo, hi);
+        LLVMValueRef xi = imul(c, t, ci(c, s));
+        st(c, x, xi, fadd(c, ld(c, x, xi), ld(c, col, t)));
+        loop_end(c, &Lt);
+        return;
+    }
+    /* a vector of x's row covers vw/s columns: column t0 + j in lane j*s */
+    int per = vw / (int)s;
+    LLVMTypeRef vt = LLVMVectorType(c->elt, (unsigned)vw);
+    LLVMTypeRef over[2] = {vt, c->ptr};
+    LLVMValueRef lanes[64], spread[64], cols[64];
+    for (int l = 0; l < vw; l++) {
+        lanes[l] = LLVMConstInt(c->i32, (unsigned long long)l, 0);
+        /* lane l of x takes column l/s where s divides l, else a lane the
+         * masked load left 0 (lane vw-1: per < vw where s > 1) */
+        spread[l] = LLVMConstInt(c->i32, (unsigned long long)(l % s ? vw - 1 : l / s), 0);
+        cols[l] = LLVMConstInt(c->i32, (unsigned long long)(l % s ? 1 << 30 : l / s), 0);
+    }
+    LLVMValueRef lanev = LLVMConstVector(lanes, (unsigned)vw), colv = LLVMConstVector(cols, (unsigned)vw);
+    LLVMValueRef nvec = LLVMBuildSDiv(c->b, iadd(c, isub(c, hi, lo), ci(c, per - 1)), ci(c, per), "");
+    LLVMValueRef t0 = iadd(c, lo, imul(c, loop_range(c, &Lt, ci(c, 0), nvec), ci(c, per)));
+    /* the columns left from t0: lanes of col below them (and below per), lanes of x whose column is */
+    LLVMTypeRef iv = LLVMVectorType(c->i32, (unsigned)vw);
+    LLVMValueRef left = LLVMBuildTrunc(c->b, isub(c, hi, t0), c->i32, "");
+    left = LLVMBuildShuffleVector(c->b, LLVMBuildInsertElement(c->b, LLVMGetPoison(iv), left, LLVMConstInt(c->i32, 0, 0), ""),
+                                  LLVMGetPoison(iv), LLVMConstNull(iv), "");
+    LLVMValueRef cmask = LLVMBuildICmp(c->b, LLVMIntSLT, lanev, left, "");
+    if (per < vw) {
+        LLVMValueRef pl[64];
+        for (int l = 0; l < vw; l++)
+            pl[l] = LLVMConstInt(c->i1, l < per, 0);
+        cmask = LLVMBuildAnd(c->b, cmask, LLVMConstVector(pl, (unsigned)vw), "");
+    }
+    LLVMValueRef xmask = LLVMBuildICmp(c->b, LLVMIntSLT, colv, left, "");
+    unsigned align = (unsigned)esize;
+    LLVMValueRef largs[4] = {gep(c, col, t0), LLVMConstInt(c->i32, align, 0), cmask, LLVMConstNull(vt)};
+    LLVMValueRef v = intrinsic(c, "llvm.masked.load", over, 2, largs, 4);
+    if (s > 1)
+        v = LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vt), LLVMConstVector(spread, (unsigned)vw), "");
+    LLVMValueRef xp = gep(c, x, imul(c, t0, ci(c, s)));
+    LLVMValueRef xargs[4] = {xp, LLVMConstInt(c->i32, align, 0), xmask, LLVMConstNull(vt)};
+    LLVMValueRef sum = fadd(c, intrinsic(c, "llvm.masked.load", over, 2, xargs, 4), v);
+    LLVMValueRef sargs[4] = {sum, xp, LLVMConstInt(c->i32, align, 0), xmask};
+    intrinsic(c, "llvm.masked.store", over, 2, sargs, 4);
+    loop_end(c, &Lt);
+}

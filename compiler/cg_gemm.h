@@ -52,6 +52,24 @@ void sc_cg_gemm_conv_rows(sc_codegen *c, int64_t m, int64_t n, int64_t k, LLVMVa
                           const sc_conv_geom *g, int64_t nb, LLVMValueRef x_nhwc, LLVMValueRef beta, LLVMValueRef out,
                           int64_t ldc);
 
+/* dst[((j*oh + y)*ow + x)*ch + k] = x[j][k][y*s][x*s] for the nb images
+ * of ch channels of h x w at x (NCHW), oh = (h-1)/s + 1, ow = (w-1)/s + 1:
+ * the images channels-last, subsampled at stride s (1: all pixels; s > 1:
+ * the input a 1x1 unpadded convolution of stride s reads). In vw x vw
+ * squares transposed in registers (a scalar copy reads x's channel rows
+ * h*w floats apart, one float each, and took 40% of resnet18-cifar's
+ * layer-2 3x3 stride-2 weight gradient), the last pixels and channels
+ * one at a time. */
+void sc_cg_to_channels_last(sc_codegen *c, int64_t nb, int64_t ch, int64_t h, int64_t w, int64_t s, LLVMValueRef x,
+                            LLVMValueRef dst);
+
+/* x[t*s] += col[t] for t in [lo, hi): a row of col2im, in vectors of x's
+ * row where s divides the vector width (lanes of the columns between s
+ * taps masked off, nothing outside [lo*s, hi*s) read or written), else
+ * one column at a time. The scalar loop of stride 2 took 3 ms of the 13
+ * of resnet18-cifar's layer-2 3x3 stride-2 data gradient (one thread). */
+void sc_cg_scatter_add(sc_codegen *c, int64_t s, LLVMValueRef x, LLVMValueRef col, LLVMValueRef lo, LLVMValueRef hi);
+
 /* The output columns ow of a convolution whose input column ow*s - p + kw
  * lies in [0, w): [lo, hi), in generated code from kw (the tap's column
  * offset, kw*d when dilated). */

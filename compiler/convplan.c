@@ -364,6 +364,17 @@ static int64_t cap_chunk(int64_t n, int64_t nb, int64_t ckk, int64_t ohw, int64_
     return nb;
 }
 
+/* A strided data gradient's chunk (convplan.h): within
+ * SC_CONV_DGRAD_COLS_MAX floats of columns, but of at least
+ * SC_CONV_DGRAD_MIN_COLS columns where SC_CONV_COLS_MAX allows. */
+static int64_t dgrad_chunk(int64_t n, int64_t nb, int64_t ckk, int64_t ohw)
+{
+    int64_t most = cap_chunk(n, nb, ckk, ohw, SC_CONV_COLS_MAX), d = cap_chunk(n, nb, ckk, ohw, SC_CONV_DGRAD_COLS_MAX);
+    while (d < most && (d * ohw < SC_CONV_DGRAD_MIN_COLS || n % d))
+        d++;
+    return d;
+}
+
 sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy, const sc_conv_tuning *tuning)
 {
     const sc_node *n = &g->n[i];
@@ -454,8 +465,12 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
          * time needs neither. */
         p.nb = sc_conv_chunk(p.n, p.ohw, threads);
         int implicit = use_implicit(n, p.g.c, policy, form);
-        if (!implicit)
-            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw, pick && pick->cols_max > 0 ? pick->cols_max : SC_CONV_COLS_MAX);
+        if (!implicit && pick && pick->cols_max > 0)
+            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw, pick->cols_max);
+        else if (!implicit && bwd_data && n->stride > 1)
+            p.nb = dgrad_chunk(p.n, p.nb, p.ckk, p.ohw);
+        else if (!implicit)
+            p.nb = cap_chunk(p.n, p.nb, p.ckk, p.ohw, SC_CONV_COLS_MAX);
         p.algo = one_by_one && p.nb == 1 ? SC_CONV_GEMM1X1 : SC_CONV_IM2COL;
         if (p.algo == SC_CONV_IM2COL && implicit) {
             /* no columns: only the chunk's [O, cols] where nb > 1, after

@@ -24,6 +24,8 @@
  *                block of B = columns^T as runs of channels (no transposing
  *                pack) and sums dW with its columns tap-major, (kh, kw, c);
  *                a second phase puts each row back in [c][kh][kw] order.
+ *                A 1x1 unpadded one copies only the pixels its stride
+ *                reads, and that copy, [cols, c], is a plain GEMM's B.
  *                Where x has at least SC_ROWS_MIN_C channels, or the
  *                kernel SC_ROWS_MIN_K taps a row: the 7x7 stems' runs of
  *                21 floats, not the 3x3 stems' 9 (convplan.c has the
@@ -192,6 +194,18 @@ enum {
  * 1M floats against 7.54 s uncapped and 7.63 s at 2M; the arena 340 MB
  * uncapped, 308 MB with the cap and the weight gradient's slices. */
 #define SC_CONV_COLS_MAX (1 << 20)
+/* and, in a strided convolution's data gradient, this many (1 MB): the
+ * GEMM writes the columns and col2im reads them straight back, from L2
+ * where they fit; but no fewer GEMM columns than SC_CONV_DGRAD_MIN_COLS
+ * (where SC_CONV_COLS_MAX allows). Measured (AMD EPYC Zen 5, thread CPU
+ * time of bench-step --profile, one thread, 3 or 4 alternating rounds,
+ * machine shared) against the 4 MB cap: resnet18-cifar b32's 3x3 stride-2
+ * data gradients 0.94x the time at 32x32 (one image, 576 x 256 columns),
+ * 0.96x at 16x16 (1152 x 128); resnet18-stl10 b32's 0.93x at 24x24 (576 x
+ * 288); but 1.3x at stl10's 6x6 -> 3x3 with 72 columns (8 images), where
+ * the narrow GEMM lost more than L2 saved: hence the floor. */
+#define SC_CONV_DGRAD_COLS_MAX (1 << 18)
+#define SC_CONV_DGRAD_MIN_COLS 128
 
 /* The geometry of the forward convolution a node belongs to: input x of c
  * channels, h x w; kernel k, stride s, padding p; output oh x ow; taps d

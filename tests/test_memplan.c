@@ -625,7 +625,8 @@ static int is_conv(sc_opkind op)
 static int slice_nodes, capped_nodes, flip_nodes, wino_nodes, wino3_nodes;
 
 /* Node i's plan on `threads`: an im2col chunk holds at most
- * SC_CONV_COLS_MAX floats of columns unless it is one image, and is the
+ * SC_CONV_COLS_MAX floats of columns (SC_CONV_DGRAD_COLS_MAX in a strided
+ * data gradient) unless it is one image, and is the
  * largest divisor of the batch within sc_conv_chunk's pick that does; a
  * weight gradient in slices keeps no partial dW, one split over chunks
  * keeps one per thread but the last; the memory plan sizes the workspace
@@ -636,10 +637,21 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
     sc_conv_plan p = sc_conv_plan_node(g, i, threads, policy, NULL);
     int64_t dw = n->op == SC_OP_CONV2D_BWD_WEIGHT ? g->t[n->out[0]].numel : 0;
     if (p.algo == SC_CONV_IM2COL) {
-        int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1;
+        int64_t want = sc_conv_chunk(p.n, p.ohw, threads), best = 1, most = 1;
         for (int64_t d = 1; d <= want; d++)
             if (p.n % d == 0 && p.ckk * d * p.ohw <= SC_CONV_COLS_MAX)
-                best = d;
+                most = d;
+        if (n->op == SC_OP_CONV2D_BWD_DATA && n->stride > 1) {
+            /* a strided data gradient's columns within SC_CONV_DGRAD_COLS_MAX,
+             * unless that leaves fewer than SC_CONV_DGRAD_MIN_COLS of them */
+            for (int64_t d = 1; d <= most; d++)
+                if (p.n % d == 0 && p.ckk * d * p.ohw <= SC_CONV_DGRAD_COLS_MAX)
+                    best = d;
+            for (int64_t d = best; d <= most && (p.n % d || d * p.ohw < SC_CONV_DGRAD_MIN_COLS); d++)
+                best = d + 1 <= most ? d + 1 : most;
+        } else {
+            best = most;
+        }
         assert_int_equal(p.nb, best);
         assert_true(p.nb == 1 || p.ckk * p.cols <= SC_CONV_COLS_MAX);
         capped_nodes += p.nb < want;
