@@ -17,6 +17,7 @@
 #include "cg_winograd.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* A (a, b): a, a+b, a-b, -b (the rows or columns of a 2x2 tile by A). */
 static void a2(sc_codegen *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef out[4])
@@ -36,24 +37,139 @@ static void gt4(sc_codegen *c, LLVMValueRef x[4], LLVMValueRef out[3])
     out[2] = fadd(c, s, x[3]);
 }
 
-/* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
- * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
-static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
-                    LLVMValueRef V, int r0, int r1)
+/* ---- the transforms, vectorised over a row of tiles ----
+ * Tile tx of a row reads the plane P at columns 2 tx + k: a vector of
+ * `lanes` tiles from tx0 takes, for each k, every other element of the
+ * 2 lanes elements of P's row from 2 tx0 + k, two masked loads picked
+ * apart by a constant shuffle (LLVM's own vectorisation of the scalar
+ * loop used gathers: 62% of the 24x24-plane, 64-channel node's time on
+ * Zen 5 went to the transforms, the GEMMs ran near the FMA peak;
+ * bench/wino_wgrad_bench.c). The results of a tile row's elements are
+ * contiguous over tx (V and Z: [e][ch][j*tt + ty*tw + tx]): one masked
+ * store each. The arithmetic per tile is the scalar one. */
+typedef struct {
+    int vw;          /* elements per vector */
+    LLVMTypeRef vt;  /* <vw x elt> */
+} vec;
+
+static vec vec_of(sc_codegen *c)
 {
-    loop Lj, Lc, Lty, Ltx;
-    LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
-    sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
-    LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
-    LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, 2 * v->wp)));
-    LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
-    LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
-    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), d[4][4];
+    vec w;
+    w.vw = sc_cg_gemm_blocking(c, 1, 1, 1).vw;
+    w.vt = LLVMVectorType(c->elt, (unsigned)w.vw);
+    return w;
+}
+
+static LLVMValueRef lane_mask(sc_codegen *c, int vw, int on)
+{
+    LLVMValueRef bits[64];
+    for (int i = 0; i < vw; i++)
+        bits[i] = LLVMConstInt(c->i1, i < on, 0);
+    return LLVMConstVector(bits, (unsigned)vw);
+}
+
+static LLVMValueRef masked_op(sc_codegen *c, const char *name, const vec *w, LLVMValueRef *args)
+{
+    LLVMTypeRef over[2] = {w->vt, c->ptr};
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, over, 2);
+    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, over, 2), fn, args, 4, "");
+}
+
+/* The first `on` elements at p (0 < on <= vw), zeros after. */
+static LLVMValueRef vload_n(sc_codegen *c, const vec *w, LLVMValueRef p, int on)
+{
+    if (on == w->vw) {
+        LLVMValueRef v = LLVMBuildLoad2(c->b, w->vt, p, "");
+        LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
+        return v;
+    }
+    LLVMValueRef args[4] = {p, LLVMConstInt(c->i32, c->f64_elements ? 8 : 4, 0), lane_mask(c, w->vw, on),
+                            LLVMConstNull(w->vt)};
+    return masked_op(c, "llvm.masked.load", w, args);
+}
+
+/* on 0: v a scalar */
+static void vstore_n(sc_codegen *c, const vec *w, LLVMValueRef p, LLVMValueRef v, int on)
+{
+    if (!on) {
+        st(c, p, ci(c, 0), v);
+        return;
+    }
+    if (on == w->vw) {
+        LLVMSetAlignment(LLVMBuildStore(c->b, v, p), c->f64_elements ? 8 : 4);
+        return;
+    }
+    LLVMValueRef args[4] = {v, p, LLVMConstInt(c->i32, c->f64_elements ? 8 : 4, 0), lane_mask(c, w->vw, on)};
+    masked_op(c, "llvm.masked.store", w, args);
+}
+
+/* out[k][l] = p[2 l + k] for l < lanes, k < nk (2 or 4): the 2 lanes
+ * elements from p and, for k of 2 and 3, from p + 2; lanes 0: the
+ * scalars p[k]. */
+static void deinterleave(sc_codegen *c, const vec *w, LLVMValueRef p, int lanes, int nk, LLVMValueRef *out)
+{
+    if (!lanes) {
+        for (int k = 0; k < nk; k++)
+            out[k] = ld(c, p, ci(c, k));
+        return;
+    }
+    LLVMValueRef idx[2][64];
+    for (int l = 0; l < w->vw; l++)
+        for (int k = 0; k < 2; k++)
+            idx[k][l] = LLVMConstInt(c->i32, (unsigned long long)(2 * l + k), 0);
+    for (int s = 0; s < nk / 2; s++) {
+        LLVMValueRef q = gep(c, p, ci(c, 2 * s)), half[2];
+        for (int h = 0; h < 2; h++) {
+            int on = 2 * lanes - h * w->vw;
+            half[h] = on <= 0 ? LLVMConstNull(w->vt)
+                              : vload_n(c, w, gep(c, q, ci(c, (int64_t)h * w->vw)), on < w->vw ? on : w->vw);
+        }
+        for (int k = 0; k < 2; k++)
+            out[2 * s + k] = LLVMBuildShuffleVector(c->b, half[0], half[1], LLVMConstVector(idx[k], (unsigned)w->vw), "");
+    }
+}
+
+/* The row of tiles at P's row p (tile tx's rows of d at p + 2 tx +
+ * i wp) in vectors of the vector width: the whole ones in a loop, the
+ * last partial one with its own lanes. Rows of fewer than WGRAD_VEC_TW
+ * tiles tile by tile (lanes 0: scalars), as before, which LLVM vectorises
+ * over tx with gathers: measured (bench/wino_wgrad_bench.c, one core,
+ * Zen 5, machine shared) the 4x4 plane's transforms (2 tiles a row) took
+ * 1.0-1.3 ms scalar, 1.6-2.3 ms in vectors of 2 lanes of 16; the 8x8
+ * plane's (4 a row) 1.3-1.4 ms scalar, 1.0-1.1 ms in vectors. */
+enum { WGRAD_VEC_TW = 4 };
+typedef void (*tile_vec_f)(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst,
+                           int lanes, int r0, int r1);
+
+static void tile_row(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst,
+                     int r0, int r1, tile_vec_f f)
+{
+    if (v->tw < WGRAD_VEC_TW) {
+        loop L;
+        LLVMValueRef tx = loop_begin(c, &L, v->tw);
+        f(c, v, w, gep(c, p, imul(c, tx, ci(c, 2))), gep(c, dst, tx), 0, r0, r1);
+        loop_end(c, &L);
+        return;
+    }
+    int64_t full = v->tw / w->vw, rest = v->tw % w->vw;
+    if (full) {
+        loop L;
+        LLVMValueRef tx0 = imul(c, loop_begin(c, &L, full), ci(c, w->vw));
+        f(c, v, w, gep(c, p, imul(c, tx0, ci(c, 2))), gep(c, dst, tx0), w->vw, r0, r1);
+        loop_end(c, &L);
+    }
+    if (rest)
+        f(c, v, w, gep(c, p, ci(c, 2 * full * w->vw)), gep(c, dst, ci(c, full * w->vw)), (int)rest, r0, r1);
+}
+
+/* x's tiles: rows r0 <= r < r1 of B^T d B. */
+static void x_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
+                  int r0, int r1)
+{
+    LLVMValueRef d[4][4];
     for (int i = (r0 ? 1 : 0); i < (r1 < 4 ? 3 : 4); i++) /* the rows of d the group's rows of B^T d read */
-        for (int k = 0; k < 4; k++)
-            d[i][k] = ld(c, ptile, iadd(c, x0, ci(c, i * v->wp + k)));
+        deinterleave(c, w, gep(c, p, ci(c, i * v->wp)), lanes, 4, d[i]);
     for (int r = r0; r < r1; r++) {
         LLVMValueRef row[4], out[4];
         for (int k = 0; k < 4; k++)
@@ -63,9 +179,44 @@ static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVa
                               : fsub(c, d[1][k], d[3][k]);
         sc_cg_winograd_bt4(c, row, out); /* (B^T d) B */
         for (int k = 0; k < 4; k++)
-            st(c, drow, iadd(c, tx, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k]);
+            vstore_n(c, w, gep(c, dst, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k], lanes);
     }
-    loop_end(c, &Ltx);
+}
+
+/* dy's tiles: rows r0 <= q < r1 of A D A^T. */
+static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
+                   int r0, int r1)
+{
+    LLVMValueRef D[2][2];
+    for (int i = 0; i < 2; i++)
+        deinterleave(c, w, gep(c, p, ci(c, i * v->wp)), lanes, 2, D[i]);
+    for (int q = r0; q < r1; q++) {
+        LLVMValueRef row[2], out[4]; /* row q of A D: D0, D0+D1, D0-D1, -D1 */
+        for (int k = 0; k < 2; k++)
+            row[k] = q == 0 ? D[0][k]
+                     : q == 1 ? fadd(c, D[0][k], D[1][k])
+                     : q == 2 ? fsub(c, D[0][k], D[1][k])
+                              : fmf(LLVMBuildFNeg(c->b, D[1][k], ""));
+        a2(c, row[0], row[1], out); /* (A D) A^T */
+        for (int k = 0; k < 4; k++)
+            vstore_n(c, w, gep(c, dst, ci(c, ((q - r0) * 4 + k) * v->cout * v->t)), out[k], lanes);
+    }
+}
+
+/* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
+ * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
+static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
+                    LLVMValueRef V, int r0, int r1)
+{
+    vec w = vec_of(c);
+    loop Lj, Lc, Lty;
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
+    LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
+    sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
+    LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
+    LLVMValueRef ty = loop_begin(c, &Lty, v->th);
+    tile_row(c, v, &w, gep(c, P, imul(c, ty, ci(c, 2 * v->wp))), gep(c, dst, imul(c, ty, ci(c, v->tw))), r0, r1,
+             x_vec);
     loop_end(c, &Lty);
     loop_end(c, &Lc);
     loop_end(c, &Lj);
@@ -78,31 +229,15 @@ static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVa
 static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef DY, LLVMValueRef img0, int64_t nb,
                      LLVMValueRef P, LLVMValueRef Z, int r0, int r1)
 {
-    loop Lj, Lo, Lty, Ltx;
+    vec w = vec_of(c);
+    loop Lj, Lo, Lty;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef o = loop_begin(c, &Lo, v->cout);
     sc_cg_winograd_plane(c, v, gep(c, DY, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, Z, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    LLVMValueRef ptile = gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1)));
-    LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
-    LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
-    LLVMValueRef x0 = imul(c, tx, ci(c, 2)), D[2][2];
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 2; k++)
-            D[i][k] = ld(c, ptile, iadd(c, x0, ci(c, i * v->wp + k)));
-    for (int q = r0; q < r1; q++) {
-        LLVMValueRef row[2], out[4]; /* row q of A D: D0, D0+D1, D0-D1, -D1 */
-        for (int k = 0; k < 2; k++)
-            row[k] = q == 0 ? D[0][k]
-                     : q == 1 ? fadd(c, D[0][k], D[1][k])
-                     : q == 2 ? fsub(c, D[0][k], D[1][k])
-                              : fmf(LLVMBuildFNeg(c->b, D[1][k], ""));
-        a2(c, row[0], row[1], out); /* (A D) A^T */
-        for (int k = 0; k < 4; k++)
-            st(c, drow, iadd(c, tx, ci(c, ((q - r0) * 4 + k) * v->cout * v->t)), out[k]);
-    }
-    loop_end(c, &Ltx);
+    tile_row(c, v, &w, gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1))), gep(c, dst, imul(c, ty, ci(c, v->tw))),
+             r0, r1, dy_vec);
     loop_end(c, &Lty);
     loop_end(c, &Lo);
     loop_end(c, &Lj);

@@ -86,6 +86,10 @@ static const gcase gcases[] = {
     {13, 36, 1, 1, 3, 3, 4},  {33, 6, 1, 5, 1, 1, 2},   {1, 1, 1, 1, 1, 1, 1},      {70, 65, 5, 3, 3, 1, 4},
     {130, 48, 7, 10, 2, 2, 2}, {9, 300, 3, 2, 1, 1, 4}, {37, 30, 13, 13, 5, 5, 2}, {20, 18, 32, 30, 2, 2, 1},
     {16, 40, 34, 33, 1, 1, 2},
+    /* rows of tiles in vectors (cg_winograd_wgrad.c): 33 tiles a row (2
+     * whole vectors of 16 and 1, 4 of 8 and 1, 8 of 4 and 1), 4 a row
+     * (the fewest in vectors) */
+    {7, 5, 5, 66, 1, 1, 2}, {3, 17, 9, 8, 3, 3, 4},
 };
 #define NGCASES (int)(sizeof gcases / sizeof *gcases)
 
