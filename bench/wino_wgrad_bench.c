@@ -23,13 +23,15 @@
 
 typedef struct {
     const char *name;
-    int64_t c, h, n, nb; /* channels (in and out), plane side, images, images per chunk */
+    int64_t c, h, n, nb, m; /* channels (in and out), plane side, images, images per chunk, F(m,3) */
 } shape;
 
 static const shape shapes[] = {
-    {"stl 24x24/64", 64, 24, 64, 1},   {"stl 12x12/128", 128, 12, 64, 4}, {"stl 6x6/256", 256, 6, 64, 16},
-    {"cif 32x32/64", 64, 32, 64, 1},   {"cif 16x16/128", 128, 16, 64, 4}, {"cif 8x8/256", 256, 8, 64, 16},
-    {"cif 4x4/512", 512, 4, 64, 64},
+    {"stl 24x24/64", 64, 24, 64, 1, 2},   {"stl 12x12/128", 128, 12, 64, 4, 2}, {"stl 6x6/256", 256, 6, 64, 16, 2},
+    {"cif 32x32/64", 64, 32, 64, 1, 2},   {"cif 16x16/128", 128, 16, 64, 4, 2}, {"cif 8x8/256", 256, 8, 64, 16, 2},
+    {"cif 4x4/512", 512, 4, 64, 64, 2},   {"stl 3x3/512 F3", 512, 3, 64, 64, 3}, {"stl 6x6/256 F3", 256, 6, 64, 64, 3},
+    {"stl 12x12/128 F3", 128, 12, 64, 16, 3}, {"cif 4x4/512 F4", 512, 4, 64, 64, 4}, {"cif 8x8/256 F4", 256, 8, 64, 64, 4},
+    {"stl 24x24/64 F3", 64, 24, 64, 4, 3},  {"cif 32x32/64 F3", 64, 32, 64, 2, 3}, {"cif 16x16/128 F3", 128, 16, 64, 4, 3},
 };
 #define NS (int)(sizeof shapes / sizeof *shapes)
 
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
             if (only >= 0 && i != only)
                 continue;
             const shape *s = &shapes[i];
-            sc_wino_geom v = sc_conv_wino_wgrad_geom(s->c, s->c, s->h, s->h, s->nb, 2);
+            sc_wino_geom v = sc_conv_wino_wgrad_geom_m(s->c, s->c, s->h, s->h, s->nb, 2, s->m);
             char name[32];
             snprintf(name, sizeof name, "b_%d_%d", i, f);
             c->fn = LLVMAddFunction(c->mod, name, ft);
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
                 loop Ln, Le;
                 LLVMValueRef Z = gep(c, ws, ci(c, v.at_m));
                 loop_begin(c, &Ln, s->n / s->nb);
-                LLVMValueRef e = loop_begin(c, &Le, 8);
+                LLVMValueRef e = loop_begin(c, &Le, (s->m + 2) * (s->m + 2) / 2);
                 sc_cg_gemm(c, 0, 1, s->c, s->c, v.t, gep(c, Z, imul(c, e, ci(c, s->c * v.t))), v.t,
                            gep(c, ws, imul(c, e, ci(c, s->c * v.t))), v.t, cf(c, 1),
                            gep(c, dU, imul(c, e, ci(c, s->c * s->c))), s->c);
@@ -101,15 +103,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "sc_wino_wgrad_bench: %s\n", err);
         return 1;
     }
-    printf("%-14s %5s %9s %9s %9s %8s  (one core, thread CPU time, best of %d)\n", "shape", "t", "whole ms", "GEMMs ms",
+    printf("%-16s %5s %9s %9s %9s %8s  (one core, thread CPU time, best of %d)\n", "shape", "t", "whole ms", "GEMMs ms",
            "rest ms", "GEMM GF/s", reps);
     for (int i = 0; i < NS; i++) {
         if (only >= 0 && i != only)
             continue;
         const shape *s = &shapes[i];
-        sc_wino_geom v = sc_conv_wino_wgrad_geom(s->c, s->c, s->h, s->h, s->nb, 2);
+        sc_wino_geom v = sc_conv_wino_wgrad_geom_m(s->c, s->c, s->h, s->h, s->nb, 2, s->m);
         int64_t plane = s->n * s->c * s->h * s->h;
-        float *x = floats(plane), *dy = floats(plane), *ws = floats(v.at_u), *du = floats(16 * s->c * s->c);
+        float *x = floats(plane), *dy = floats(plane), *ws = floats(v.at_u), *du = floats(36 * s->c * s->c);
         double t[2];
         for (int f = 0; f < 2; f++) {
             char name[32];
@@ -128,8 +130,8 @@ int main(int argc, char **argv)
             }
             t[f] = best;
         }
-        double flops = 8.0 * 2 * (double)(s->c * s->c) * (double)(v.tt * s->n);
-        printf("%-14s %5lld %9.3f %9.3f %9.3f %8.0f\n", s->name, (long long)v.t, t[0] * 1e3, t[1] * 1e3,
+        double flops = (double)((s->m + 2) * (s->m + 2) / 2) * 2 * (double)(s->c * s->c) * (double)(v.tt * s->n);
+        printf("%-16s %5lld %9.3f %9.3f %9.3f %8.0f\n", s->name, (long long)v.t, t[0] * 1e3, t[1] * 1e3,
                (t[0] - t[1]) * 1e3, flops / t[1] * 1e-9);
         free(x);
         free(dy);
