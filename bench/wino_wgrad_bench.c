@@ -1,14 +1,15 @@
-/* sc_wino_wgrad_bench: where winograd F(2,3)'s weight gradient spends
+/* sc_wino_wgrad_bench: where winograd F(m,3)'s weight gradient spends
  * its time (cg_winograd_wgrad.c) on resnet18-stl10's and -cifar's layer
  * shapes (batch 32: 64 views, chunks as the plan takes them), one core,
  * JIT-compiled for the host: one thread's share of the node with two
- * threads (tile rows 0 and 1 of the 4: sc_cg_winograd_wgrad_group 0 of
- * 2) against its 8 GEMMs alone per chunk (dU[e] += Z[e] V[e]^T, V and Z
- * as the transforms left them, in cache); the rest is the transforms'
- * (plane copies, B^T d B, A dy A^T) and the GEMMs' cache misses after
- * them. Thread CPU time, best of R runs (default 5). Not a test.
+ * threads (sc_cg_winograd_wgrad_group 0 of 2: the first half of the
+ * (m+2)^2 tile elements) against its GEMMs alone per chunk (dU[e] +=
+ * Z[e] V[e]^T, V and Z as the transforms left them, in cache); the rest
+ * is the transforms' (plane copies, B^T d B, A dy A^T) and the GEMMs'
+ * cache misses after them. Shapes marked F3 and F4 take F(3,3) and
+ * F(4,3). Thread CPU time, best of R runs (default 5). Not a test.
  *
- *   sc_wino_wgrad_bench [R [shape]] */
+ *   sc_wino_wgrad_bench [R [shape index]] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
