@@ -388,3 +388,17 @@ void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int6
     sc_cg_winograd_chunk(c, v, nb, X, imul(c, chunk, ci(c, nb)), U, ws, Y, bias);
     loop_end(c, &Ln);
 }
+
+void sc_cg_winograd_mats(int m, double bt[6][6], double g[6][3], double at[4][6])
+{
+    wino_mats w = mats_of(m);
+    memcpy(bt, w.bt, sizeof w.bt);
+    memcpy(g, w.g, sizeof w.g);
+    memcpy(at, w.at, sizeof w.at);
+}
+
+void sc_cg_winograd_matvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x,
+                           LLVMValueRef *out)
+{
+    matvec(c, M, stride, rows, cols, x, out);
+}

@@ -40,6 +40,16 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
 void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int64_t nb, LLVMValueRef W, LLVMValueRef X,
                            LLVMValueRef Y, LLVMValueRef ws, LLVMValueRef bias, int flip);
 
+/* F(m,3)'s B^T (a x a, a = m+2), G (a x 3) and A^T (m x a) as the
+ * forward uses them (the weight gradient's larger tiles,
+ * cg_winograd_wgrad.c). */
+void sc_cg_winograd_mats(int m, double bt[6][6], double g[6][3], double at[4][6]);
+
+/* out[r] = sum over j < cols of M[r][j] x[j] for r < rows, M's rows
+ * `stride` apart: the nonzero terms only, the +-1 ones as additions. */
+void sc_cg_winograd_matvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x,
+                           LLVMValueRef *out);
+
 /* The node's kernel (both phases) from its plan; flip: the data gradient. */
 void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp, int flip);
 

@@ -22,7 +22,7 @@ static const struct {
     [SC_FORM_ROWS] = {"rows", WGRAD, {"implicit-gemm", NULL}, " rows/"},
     [SC_FORM_FLIP] = {"flip", DGRAD, {"flip+implicit-gemm", NULL}, NULL},
     [SC_FORM_WINOGRAD] = {"winograd", FWD | DGRAD | WGRAD, {"winograd F(2,3)", NULL}, NULL},
-    [SC_FORM_WINOGRAD3] = {"winograd3", FWD | DGRAD, {"winograd F(3,3)", NULL}, NULL},
+    [SC_FORM_WINOGRAD3] = {"winograd3", FWD | DGRAD | WGRAD, {"winograd F(3,3)", NULL}, NULL},
     [SC_FORM_WINOGRAD4] = {"winograd4", FWD | DGRAD, {"winograd F(4,3)", NULL}, NULL},
 };
 
@@ -288,18 +288,34 @@ static int winograd_legal(const sc_node *n, int policy)
 }
 
 /* A legal node's tile size m: --tune's pick, else the rule above; 0 for
- * none. The weight gradient has F(2,3) only (cg_winograd_wgrad.c), where
- * the 2x2 tiles waste little. */
+ * none. The weight gradient (cg_winograd_wgrad.c) by wgrad_m. */
+static int64_t wgrad_m(int64_t h, int64_t w);
+
 static int64_t use_winograd(sc_opkind op, int64_t c, int64_t o, int64_t h, int64_t w, sc_conv_form form)
 {
     int wgrad = op == SC_OP_CONV2D_BWD_WEIGHT;
     if (form != SC_FORM_AUTO)
-        return form == SC_FORM_WINOGRAD ? 2 : form == SC_FORM_WINOGRAD3 && !wgrad ? 3 : form == SC_FORM_WINOGRAD4 && !wgrad ? 4 : 0;
+        return form == SC_FORM_WINOGRAD ? 2 : form == SC_FORM_WINOGRAD3 ? 3 : form == SC_FORM_WINOGRAD4 ? 4 : 0;
     if (c < SC_WINO_MIN_C || o < SC_WINO_MIN_C)
         return 0;
     if (wgrad)
-        return sc_conv_wino_legal_plane(h, w) ? 2 : 0;
+        return wgrad_m(h, w);
     return wino_m(h, w);
+}
+
+/* The weight gradient's tile size (cg_winograd_wgrad.c): F(3,3) on the
+ * 3x3 planes (one tile an image, where F(2,3)'s 2x2 tiles cover 16
+ * outputs for 9) and on planes 24 or more wide, whose rows of 3x3 tiles
+ * fill vectors; else F(2,3) where its 2x2 tiles waste little. Measured
+ * (bench/wino_wgrad_bench.c, one thread's half of the node, one core,
+ * AMD EPYC Zen 5, machine shared), F(3,3) against F(2,3): 0.72x at 24x24
+ * (64 channels) and 32x32 (64), 0.92x to 1.0x at 12x12 (128), 1.15x at
+ * 16x16 (128), 1.12x at 6x6 (256); F(4,3) 1.05x at 4x4 (512). */
+static int64_t wgrad_m(int64_t h, int64_t w)
+{
+    if ((h == 3 && w == 3) || (w >= 24 && sc_conv_wino_legal_plane_m(h, w, 3)))
+        return 3;
+    return sc_conv_wino_legal_plane(h, w) ? 2 : 0;
 }
 
 sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m)
@@ -322,14 +338,19 @@ sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, 
     return sc_conv_wino_geom_m(cin, cout, h, w, nb, 2);
 }
 
-sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups)
+sc_wino_geom sc_conv_wino_wgrad_geom_m(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups, int64_t m)
 {
-    sc_wino_geom v = sc_conv_wino_geom(c, o, h, w, nb);
-    int64_t e = 16 / groups;
+    sc_wino_geom v = sc_conv_wino_geom_m(c, o, h, w, nb, m);
+    int64_t e = ((m + 2) * (m + 2) + groups - 1) / groups;
     v.at_m = e * c * v.t;
     v.at_plane = v.at_m + e * o * v.t;
     v.at_u = v.at_plane + v.hp * v.wp;
     return v;
+}
+
+sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups)
+{
+    return sc_conv_wino_wgrad_geom_m(c, o, h, w, nb, groups, 2);
 }
 
 /* Images per Winograd chunk: the largest divisor of n whose tiles stay
@@ -410,18 +431,20 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         form = SC_FORM_AUTO; /* not legal here: the plan's rules */
     int64_t wm = wino_legal ? use_winograd(n->op, bwd_data ? p.o : p.g.c, bwd_data ? p.g.c : p.o, p.g.h, p.g.w, form) : 0;
     if (wm && n->op == SC_OP_CONV2D_BWD_WEIGHT) {
-        /* the tile elements in groups of tile rows among the threads,
-         * each group over every chunk */
+        /* the tile elements in groups among the threads, each group over
+         * every chunk */
+        int64_t a2 = (wm + 2) * (wm + 2);
         p.algo = SC_CONV_WINOGRAD;
         p.mslices = threads >= 4 ? 4 : threads >= 2 ? 2 : 1;
-        p.nb = wino_chunk(p.n, ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2), 1, SC_WINO_WGRAD_TILES);
-        p.wino = sc_conv_wino_wgrad_geom(p.g.c, p.o, p.g.h, p.g.w, p.nb, (int)p.mslices);
+        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), 1, SC_WINO_WGRAD_TILES);
+        p.wino = sc_conv_wino_wgrad_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, (int)p.mslices, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
-        p.at_partial = p.at_taps + 16 * p.o * p.g.c;
-        p.once = 16 * p.o * p.g.c; /* dU: one copy, each group summing its elements */
+        p.at_partial = p.at_taps + a2 * p.o * p.g.c;
+        p.once = a2 * p.o * p.g.c; /* dU: one copy, each group summing its elements */
         partial = 0;
-        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(2,3)" : "winograd F(2,3) x%lld", (long long)p.nb);
+        snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
+                 (long long)p.nb);
         if (p.mslices > 1) {
             size_t len = strlen(p.name);
             snprintf(p.name + len, sizeof p.name - len, " e/%lld", (long long)p.mslices);

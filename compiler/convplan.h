@@ -62,7 +62,8 @@
  *                and 6x6 input tiles, 25 and 36 GEMMs): 3.24x and 4x
  *                fewer multiply-adds than direct, larger rounding error
  *                (tests/test_winograd.c). The plan takes the tile size per
- *                plane as measured (convplan.c, wino_m).
+ *                plane as measured (convplan.c, wino_m; the weight
+ *                gradient's, F(2,3) or F(3,3), wgrad_m).
  *
  * Grouped convolutions (groups G > 1) and dilated ones (taps D apart) run
  * as im2col+gemm only: im2col takes the dilated taps, and the columns'
@@ -102,7 +103,7 @@ typedef enum {
     SC_FORM_ROWS,     /* the weight gradient's "ir" split by dW's rows (rows/T) */
     SC_FORM_FLIP,     /* flip+implicit-gemm data gradient */
     SC_FORM_WINOGRAD, /* winograd F(2,3): forward, or the data gradient flipped */
-    SC_FORM_WINOGRAD3, /* winograd F(3,3), likewise */
+    SC_FORM_WINOGRAD3, /* winograd F(3,3), likewise, and the weight gradient */
     SC_FORM_WINOGRAD4, /* winograd F(4,3), likewise */
     SC_FORM_COUNT
 } sc_conv_form;
@@ -300,6 +301,9 @@ sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w
  * [16/groups][c][t] (at 0), Z [16/groups][o][t] (at_m), the plane
  * (at_plane), then dU [16][o][c] (at_u, the plan's `once`). */
 sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups);
+/* likewise with F(m,3)'s (m+2)^2 tile elements (m = 2, 3, 4), a group's
+ * V and Z holding the most any group has */
+sc_wino_geom sc_conv_wino_wgrad_geom_m(int64_t c, int64_t o, int64_t h, int64_t w, int64_t nb, int groups, int64_t m);
 
 /* Images per chunk of a convolution over n images of ohw output pixels:
  * enough that one GEMM has a few hundred columns, a divisor of n, and at

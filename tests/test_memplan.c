@@ -525,11 +525,12 @@ static int64_t wino_m_of(int64_t h, int64_t w)
  * channels in and out whose plane takes a tile size (wino_m_of; not 1x1),
  * its workspace V, M and the plane per thread, then the transformed
  * weights; chunks within SC_WINO_TILES tiles leaving both threads work;
- * the weight gradients of such convolutions F(2,3) where its tiles waste
- * at most SC_WINO_WASTE (not 3x3): the weight gradient's V, Z (its
- * group's elements) and the plane per thread (8 of the 16 tile elements
- * each on 2 threads), then dU, no partial dW, its chunks within
- * SC_WINO_TILES;
+ * the weight gradients of such convolutions F(3,3) on 3x3 planes and on
+ * planes 24 or more wide where its tiles waste at most SC_WINO_WASTE,
+ * else F(2,3) where its tiles do (not 3x3): the weight gradient's V, Z
+ * (its group's elements: half the a*a tile elements, rounded up, each on
+ * 2 threads) and the plane per thread, then dU, no partial dW, its chunks
+ * within SC_WINO_TILES;
  * --no-winograd and SC_CONV_EXPLICIT (--gemm=openblas) give the plan
  * without it, forced shift too. */
 static void test_winograd_plans(void **state)
@@ -540,7 +541,7 @@ static void test_winograd_plans(void **state)
         skip();
     static const char *const files[] = {"tests/specs/winograd.xml", "tests/specs/winograd-tiles.xml",
                                         "models/resnet18-cifar.xml"};
-    int wino[3] = {0, 0, 0}, bwd = 0, per_m[5] = {0}, wgrad[3] = {0, 0, 0};
+    int wino[3] = {0, 0, 0}, bwd = 0, per_m[5] = {0}, wgrad[3] = {0, 0, 0}, wgrad3 = 0;
     for (int file = 0; file < 3; file++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", src, files[file]);
@@ -558,8 +559,13 @@ static void test_winograd_plans(void **state)
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
             int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(p.g.h, p.g.w);
             int wg = n->op == SC_OP_CONV2D_BWD_WEIGHT;
-            if (wg) /* F(2,3) only */
-                m = 4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w) ? 2 : 0;
+            if (wg) /* F(3,3) or F(2,3) */
+                m = (p.g.h == 3 && p.g.w == 3) ||
+                            (p.g.w >= 24 &&
+                             9 * ((p.g.h + 2) / 3) * ((p.g.w + 2) / 3) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w))
+                        ? 3
+                    : 4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w) ? 2
+                                                                                                         : 0;
             int want = n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
                        n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C && m;
             assert_int_equal(p.algo == SC_CONV_WINOGRAD, want);
@@ -581,11 +587,14 @@ static void test_winograd_plans(void **state)
                 assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
                 for (int64_t d = p.nb + 1; d <= p.n; d++) /* the largest such chunk: every thread takes each */
                     assert_true(p.n % d || d * th * tw > SC_WINO_TILES);
-                assert_int_equal(p.workspace, 8 * (p.g.c + p.o) * v->t + (2 * th + 2) * (2 * tw + 2) + 16 * p.g.c * p.o);
-                assert_int_equal(p.once, 16 * p.g.c * p.o);
+                assert_int_equal(p.workspace,
+                                 (a2 + 1) / 2 * (p.g.c + p.o) * v->t + (m * th + 2) * (m * tw + 2) + a2 * p.g.c * p.o);
+                assert_int_equal(p.once, a2 * p.g.c * p.o);
                 assert_int_equal(p.last_unused, 0);
-                assert_non_null(strstr(p.name, "winograd F(2,3)"));
-                wgrad[file]++;
+                char name[32];
+                snprintf(name, sizeof name, "winograd F(%lld,3)", (long long)m);
+                assert_non_null(strstr(p.name, name));
+                wgrad[file]++, wgrad3 += m == 3;
                 continue;
             }
             assert_int_equal(v->cin, cin);
@@ -610,8 +619,9 @@ static void test_winograd_plans(void **state)
     assert_int_equal(wino[0], 8);
     assert_int_equal(wgrad[0], 4);
     assert_int_equal(wino[1], 8);
-    assert_int_equal(wgrad[1], 3); /* 12x12, 6x6, 4x4; not 3x3 */
+    assert_int_equal(wgrad[1], 4); /* 12x12, 6x6, 4x4 F(2,3); 3x3 F(3,3) */
     assert_true(wino[2] >= 20 && bwd >= 14 && wgrad[2] >= 10);
+    assert_true(wgrad3 >= 1 + 4); /* winograd-tiles.xml's 3x3; resnet18-cifar's 32x32 */
     assert_true(per_m[3] >= 4 && per_m[4] >= 2 + 6);
 }
 

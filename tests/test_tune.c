@@ -317,7 +317,7 @@ static void test_measure(void **state)
         fail_msg("%s", err);
     /* the plan's kernels, 5 rounds of formulations (the forward conv and
      * the data gradient have 6: winograd F(2,3), F(3,3) and F(4,3) among
-     * them; the weight gradient 5, with winograd F(2,3)), mr, kc, and the
+     * them; the weight gradient 6, with winograd F(2,3) and F(3,3)), mr, kc, and the
      * im2col chunks (the weight gradient chose im2col) */
     assert_int_equal(x.builds, 1 + 5 + SC_TUNE_NMR + SC_TUNE_NKC + SC_TUNE_NCOLS);
     /* the data gradient's shift+gemm ran the plan's im2col: no second row
