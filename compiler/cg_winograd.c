@@ -213,8 +213,8 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
  * channel plane copied into the zero-bordered plane P (P[(y+1)*wp + x+1] =
  * x[y][x]; its border was zeroed once per call), tile (ty, tx) then
  * P[m ty .. m ty+m+1][m tx .. m tx+m+1] with no bounds to check. */
-static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
-                   LLVMValueRef V)
+void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb,
+                           LLVMValueRef P, LLVMValueRef V)
 {
     wino_mats w = mats_of((int)v->m);
     int na = w.a;
@@ -291,8 +291,8 @@ static void out_row(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LL
 
 /* y[img0 + j][o] = the output transform of M's tiles (+ bias B[o] where
  * B is not NULL), overwriting y. */
-static void outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
-                    LLVMValueRef img0, int64_t nb)
+void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
+                            LLVMValueRef img0, int64_t nb)
 {
     wino_mats w = mats_of((int)v->m);
     loop Lj, Lo, Lty;
@@ -314,14 +314,14 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
                           LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias)
 {
     LLVMValueRef V = ws, M = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
-    inputs(c, v, X, img0, nb, P, V);
+    sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
     sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,
                gep(c, V, imul(c, e, ci(c, v->cin * v->t))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->cout * v->t))),
                v->t);
     loop_end(c, &Le);
-    outputs(c, v, M, Y, bias, img0, nb);
+    sc_cg_winograd_outputs(c, v, M, Y, bias, img0, nb);
 }
 
 void sc_cg_winograd_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P)
