@@ -91,9 +91,8 @@ static void emit(sc_codegen *c, const sc_wino_geom *v, int64_t nb, int k, LLVMVa
     } else if (k == K_GEMMS) {
         loop Le;
         LLVMValueRef e = loop_begin(c, &Le, a2);
-        sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,
-                   gep(c, V, imul(c, e, ci(c, v->cin * v->t))), v->t, cf(c, 0),
-                   gep(c, M, imul(c, e, ci(c, v->cout * v->t))), v->t);
+        sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+                   gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
         loop_end(c, &Le);
     } else if (k == K_OUTPUTS) {
         sc_cg_winograd_outputs(c, v, M, Y, NULL, ci(c, 0), nb);
@@ -149,7 +148,7 @@ int main(int argc, char **argv)
         int64_t nb, m = mforce ? mforce : s->m;
         sc_wino_geom v = geom_of(s, m, &nb);
         int64_t nw = s->c * s->c * 9, nx = nb * s->c * s->hw * s->hw,
-                nws = v.at_u + (m + 2) * (m + 2) * s->c * s->c;
+                nws = v.at_u + (m + 2) * (m + 2) * v.us;
         float *w = floats(nw), *x = floats(nx), *y = floats(nx), *ws = floats(nws);
         double ms[NK];
         for (int k = 0; k < NK; k++) {

@@ -203,7 +203,7 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
     for (int r = 0; r < na; r++) { /* rows: (G g) G^T */
         by_g(c, &w, t[r], u);
         for (int k = 0; k < na; k++)
-            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->cout * v->cin)), u[k]);
+            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->us)), u[k]);
     }
     loop_end(c, &Lb);
     loop_end(c, &La);
@@ -219,8 +219,8 @@ void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X,
     wino_mats w = mats_of((int)v->m);
     int na = w.a;
     loop Lj, Lc, Lty, Ltx;
-    LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
     sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
@@ -240,12 +240,12 @@ void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X,
         LLVMValueRef out[6];
         by_bt(c, &w, t[r], out);
         for (int k = 0; k < na; k++)
-            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->cin * v->t)), out[k]);
+            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->vs)), out[k]);
     }
     loop_end(c, &Ltx);
     loop_end(c, &Lty);
-    loop_end(c, &Lc);
     loop_end(c, &Lj);
+    loop_end(c, &Lc);
 }
 
 /* The rows x cols outputs of tile tx of a row of tiles whose M elements
@@ -259,7 +259,7 @@ static void out_tile(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, L
     for (int k = 0; k < na; k++) { /* columns: A^T m */
         LLVMValueRef col[6], out[4];
         for (int r = 0; r < na; r++)
-            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->cout * v->t)));
+            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->ms)));
         by_at(c, w, rows, col, out);
         for (int r = 0; r < rows; r++)
             t[r][k] = out[r];
@@ -296,8 +296,8 @@ void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M
 {
     wino_mats w = mats_of((int)v->m);
     loop Lj, Lo, Lty;
-    LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef o = loop_begin(c, &Lo, v->cout);
+    LLVMValueRef j = loop_begin(c, &Lj, nb);
     LLVMValueRef b = B ? ld(c, B, o) : NULL;
     LLVMValueRef yo = gep(c, Y, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w)));
     LLVMValueRef m = gep(c, M, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
@@ -306,8 +306,8 @@ void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M
     loop_end(c, &Lty);
     if (v->h % v->m)
         out_row(c, v, &w, m, yo, ci(c, v->h / v->m), (int)(v->h % v->m), b);
-    loop_end(c, &Lo);
     loop_end(c, &Lj);
+    loop_end(c, &Lo);
 }
 
 void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
@@ -317,9 +317,8 @@ void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVM
     sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
-    sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,
-               gep(c, V, imul(c, e, ci(c, v->cin * v->t))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->cout * v->t))),
-               v->t);
+    sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+               gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
     loop_end(c, &Le);
     sc_cg_winograd_outputs(c, v, M, Y, bias, img0, nb);
 }

@@ -311,8 +311,9 @@ sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w
     v.tt = v.th * v.tw;
     v.t = nb * v.tt;
     v.hp = m * v.th + 2, v.wp = m * v.tw + 2;
-    v.at_m = a2 * cin * v.t;
-    v.at_plane = v.at_m + a2 * cout * v.t;
+    v.vs = cin * v.t + SC_WINO_SKEW, v.ms = cout * v.t + SC_WINO_SKEW, v.us = cout * cin + SC_WINO_SKEW;
+    v.at_m = a2 * v.vs;
+    v.at_plane = v.at_m + a2 * v.ms;
     v.at_u = v.at_plane + v.hp * v.wp;
     return v;
 }
@@ -424,8 +425,8 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
                           : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
-        p.at_partial = p.at_taps + a2 * p.o * p.g.c;
-        p.once = a2 * p.o * p.g.c; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
+        p.at_partial = p.at_taps + a2 * p.wino.us;
+        p.once = a2 * p.wino.us; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
                  (long long)p.nb);
     } else if (shift) {

@@ -172,6 +172,9 @@ enum {
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
+/* Floats between V's, M's and U's element matrices (sc_wino_geom): one
+ * cache line. */
+#define SC_WINO_SKEW 16
 /* and the weight gradient's (every thread takes every chunk; no fewer
  * than the threads needed): the GEMMs' depth. 512 and 1024 measured no
  * faster on resnet18-cifar and -stl10 b32 (Zen 4, machine loaded). */
@@ -215,11 +218,16 @@ typedef struct {
  * per image (tt), t per chunk, each read from an a x a input tile (a =
  * m+2). A thread's workspace holds V [a*a][cin][t] (at 0), M [a*a][cout][t]
  * (at_m) and one zero-bordered input plane hp x wp (at_plane); the last
- * thread's also the transformed weights U [a*a][cout][cin] (at_u). */
+ * thread's also the transformed weights U [a*a][cout][cin] (at_u). Each
+ * of the a*a element matrices of V, M and U starts vs, ms and us floats
+ * after the one before: its size plus SC_WINO_SKEW, since at sizes of
+ * 2^k floats (512 x 32 tiles: 64 KB) the transforms' a*a loads or stores
+ * of one tile all fell in one L1 set and evicted each other. */
 typedef struct {
     int64_t cin, cout, h, w, th, tw, tt, t, hp, wp;
     int64_t at_m, at_plane, at_u;
     int64_t m;
+    int64_t vs, ms, us;
 } sc_wino_geom;
 
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The

@@ -594,8 +594,11 @@ static void test_winograd_plans(void **state)
             assert_int_equal(v->t, p.nb * th * tw);
             assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
             assert_true(p.chunks >= 2 && p.n % p.nb == 0);
-            assert_int_equal(p.workspace, a2 * (cin + cout) * v->t + (m * th + 2) * (m * tw + 2) + a2 * cin * cout);
-            assert_int_equal(p.once, a2 * cin * cout);
+            /* V, M and U, each element matrix a cache line (SC_WINO_SKEW) past its size */
+            int64_t sk = SC_WINO_SKEW;
+            assert_int_equal(p.workspace, a2 * ((cin + cout) * v->t + 2 * sk) + (m * th + 2) * (m * tw + 2) +
+                                              a2 * (cin * cout + sk));
+            assert_int_equal(p.once, a2 * (cin * cout + sk));
             assert_int_equal(p.last_unused, 0);
             char name[32];
             snprintf(name, sizeof name, "winograd F(%lld,3)", (long long)m);
@@ -669,7 +672,8 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
         assert_int_equal(p.last_unused, 0);
     } else if (p.algo == SC_CONV_WINOGRAD) {
         wino_nodes++, wino3_nodes += p.wino.m == 3;
-        assert_int_equal(p.once, (p.wino.m + 2) * (p.wino.m + 2) * p.o * p.g.c);
+        int64_t a2 = (p.wino.m + 2) * (p.wino.m + 2);
+        assert_int_equal(p.once, n->op == SC_OP_CONV2D_BWD_WEIGHT ? 16 * p.o * p.g.c : a2 * (p.o * p.g.c + SC_WINO_SKEW));
         assert_int_equal(p.workspace - p.once, p.wino.at_u);
         assert_int_equal(p.last_unused, 0);
     } else {

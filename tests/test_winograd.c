@@ -147,7 +147,7 @@ static double check(sc_codegen *c, int f64, int ci_, int m)
     sc_wino_geom v = sc_conv_wino_geom_m(k->cin, k->cout, k->h, k->w, k->nb, m);
     int64_t hw = k->h * k->w;
     size_t esz = f64 ? 8 : 4, nw = (size_t)(k->cin * k->cout * 9), nx = (size_t)(k->n * k->cin * hw),
-           ny = (size_t)(k->n * k->cout * hw), nws = (size_t)(v.at_u + (m + 2) * (m + 2) * k->cin * k->cout);
+           ny = (size_t)(k->n * k->cout * hw), nws = (size_t)(v.at_u + (m + 2) * (m + 2) * v.us);
     double *Wd = alloc(nw * sizeof *Wd), *Xd = alloc(nx * sizeof *Xd), *Bd = alloc((size_t)k->cout * sizeof *Bd);
     void *w = alloc(nw * esz), *x = alloc(nx * esz), *y = alloc(ny * esz), *ws = alloc(nws * esz),
          *b = alloc((size_t)k->cout * esz);
