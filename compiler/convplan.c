@@ -273,6 +273,8 @@ static int64_t wino_m(int64_t h, int64_t w)
         return 4;
     if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
         return 3;
+    if (h % 4 == 0 && w % 4 == 0)
+        return 4;
     return sc_conv_wino_legal_plane_m(h, w, 2) ? 2 : 0;
 }
 
@@ -315,6 +317,20 @@ sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w
     v.at_m = a2 * v.vs;
     v.at_plane = v.at_m + a2 * v.ms;
     v.at_u = v.at_plane + v.hp * v.wp;
+    v.rb = 0, v.at_v = 0;
+    return v;
+}
+
+sc_wino_geom sc_conv_wino_rows_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t n, int64_t m, int64_t rb)
+{
+    sc_wino_geom v = sc_conv_wino_geom_m(cin, cout, h, w, n, m);
+    int64_t a2 = (m + 2) * (m + 2);
+    v.rb = rb;
+    v.ms = rb * v.t + SC_WINO_SKEW, v.us = rb * cin + SC_WINO_SKEW;
+    v.at_m = 0;
+    v.at_plane = a2 * v.ms;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    v.at_v = v.at_u + a2 * v.us;
     return v;
 }
 
@@ -342,6 +358,25 @@ static int64_t wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
         if (n % d == 0 && d * tt <= tiles && n / d >= threads)
             best = d;
     return best;
+}
+
+/* Winograd by rows (sc_conv_wino_rows_geom): where every image's tiles
+ * fit one chunk (n*tt <= SC_WINO_TILES: the small planes with many
+ * channels, 4x4 and 3x3 at 512), chunks of images would each stream all of
+ * U (26 to 38 MB at 512x512, past the L3) for a few dozen tiles, after
+ * the weight transform wrote it out; blocks of output channels instead
+ * transform their own rows of U into the thread's workspace and use them
+ * there at once, V (shared, a few MB) read once per block. Rows per block:
+ * the most whose U stays within SC_WINO_ROWS_BYTES, the blocks a multiple
+ * of the threads; 0 (chunks of images) where no divisor of cout fits. */
+static int64_t wino_rows(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
+{
+    if (n * tt > SC_WINO_TILES)
+        return 0;
+    for (int64_t rb = cout / threads; rb >= 8; rb--)
+        if (cout % rb == 0 && (cout / rb) % threads == 0 && a2 * rb * cin * 4 <= SC_WINO_ROWS_BYTES)
+            return rb;
+    return 0;
 }
 
 /* A weight gradient over threads sums each thread's chunks into a
@@ -418,9 +453,11 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         }
     } else if (wm) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
-        int64_t a2 = (wm + 2) * (wm + 2);
+        int64_t a2 = (wm + 2) * (wm + 2), tt = ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm);
+        int64_t cin = bwd_data ? p.o : p.g.c, cout = bwd_data ? p.g.c : p.o;
+        int64_t rb = wino_rows(p.n, tt, cin, cout, a2, threads);
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), threads, SC_WINO_TILES);
+        p.nb = rb ? p.n : wino_chunk(p.n, tt, threads, SC_WINO_TILES);
         p.wino = bwd_data ? sc_conv_wino_geom_m(p.o, p.g.c, p.g.h, p.g.w, p.nb, wm)
                           : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;
@@ -429,6 +466,15 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         p.once = a2 * p.wino.us; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
                  (long long)p.nb);
+        if (rb) { /* the shared V is the one copy instead */
+            p.wino = sc_conv_wino_rows_geom(cin, cout, p.g.h, p.g.w, p.n, wm, rb);
+            p.at_b = p.wino.at_m;
+            p.at_taps = p.wino.at_u;
+            p.at_partial = p.wino.at_v + a2 * p.wino.vs;
+            p.once = a2 * p.wino.vs;
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " o/%lld", (long long)(cout / rb));
+        }
     } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;
