@@ -4,7 +4,10 @@
  * Per node of 64 images, in ms of thread CPU time (best of R runs,
  * default 5): the weight transform (all of U), the input transform, the
  * (m+2)^2 GEMMs and the output transform of every chunk, and the whole
- * chunk kernel (sc_cg_winograd_chunk) over the chunks. Not a test.
+ * chunk kernel (sc_cg_winograd_chunk) over the chunks; then the whole
+ * convolution by rows (convplan.h, sc_conv_wino_rows_geom: every image in
+ * one chunk, blocks of output channels each transforming its own rows of
+ * U) where the plan's rule takes it ("-" elsewhere). Not a test.
  *
  *   sc_wino_bench [R [m]]     (m: 2, 3 or 4 for every shape; default the plan's) */
 #include <stdint.h>
@@ -26,15 +29,33 @@ typedef struct {
 } shape;
 
 static const shape shapes[] = {
-    {"cifar 32x32", 64, 32, 2}, {"cifar 16x16", 128, 16, 2}, {"cifar 8x8", 256, 8, 2}, {"cifar 4x4", 512, 4, 4},
+    {"cifar 32x32", 64, 32, 4}, {"cifar 16x16", 128, 16, 4}, {"cifar 8x8", 256, 8, 4}, {"cifar 4x4", 512, 4, 4},
     {"stl 24x24", 64, 24, 3},   {"stl 12x12", 128, 12, 3},   {"stl 6x6", 256, 6, 2},   {"stl 3x3", 512, 3, 3},
 };
 #define NSHAPES (int)(sizeof shapes / sizeof *shapes)
 #define NIMG 64
 #define THREADS 2
 
-enum { K_WEIGHTS, K_INPUTS, K_GEMMS, K_OUTPUTS, K_CHUNK, NK };
-static const char *kname[NK] = {"weights", "inputs", "gemms", "outputs", "chunk"};
+enum { K_WEIGHTS, K_INPUTS, K_GEMMS, K_OUTPUTS, K_CHUNK, K_ROWS, NK };
+static const char *kname[NK] = {"weights", "inputs", "gemms", "outputs", "chunk", "by rows"};
+
+/* as convplan.c's wino_rows: 0 where chunks of images apply */
+static int64_t rows_of(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
+{
+    if (n * tt > SC_WINO_TILES)
+        return 0;
+    for (int64_t rb = cout / threads; rb >= 8; rb--)
+        if (cout % rb == 0 && (cout / rb) % threads == 0 && a2 * rb * cin * 4 <= SC_WINO_ROWS_BYTES)
+            return rb;
+    return 0;
+}
+
+static sc_wino_geom rows_geom(const shape *s, int64_t m)
+{
+    int64_t tt = ((s->hw + m - 1) / m) * ((s->hw + m - 1) / m), a2 = (m + 2) * (m + 2);
+    int64_t rb = rows_of(NIMG, tt, s->c, s->c, a2, THREADS);
+    return sc_conv_wino_rows_geom(s->c, s->c, s->hw, s->hw, NIMG, m, rb ? rb : s->c);
+}
 
 /* as convplan.c's wino_chunk */
 static int64_t chunk_of(int64_t n, int64_t tt, int threads, int64_t tiles)
@@ -96,9 +117,11 @@ static void emit(sc_codegen *c, const sc_wino_geom *v, int64_t nb, int k, LLVMVa
         loop_end(c, &Le);
     } else if (k == K_OUTPUTS) {
         sc_cg_winograd_outputs(c, v, M, Y, NULL, ci(c, 0), nb);
-    } else {
+    } else if (k == K_CHUNK) {
         sc_cg_winograd_clear(c, v, ws);
         sc_cg_winograd_chunk(c, v, nb, X, ci(c, 0), U, ws, Y, NULL);
+    } else {
+        sc_cg_winograd_serial(c, v, NIMG, NIMG, W, X, Y, ws, NULL, 0);
     }
 }
 
@@ -124,7 +147,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NSHAPES; i++)
         for (int k = 0; k < NK; k++) {
             int64_t nb, m = mforce ? mforce : shapes[i].m;
-            sc_wino_geom v = geom_of(&shapes[i], m, &nb);
+            sc_wino_geom v = k == K_ROWS ? rows_geom(&shapes[i], m) : geom_of(&shapes[i], m, &nb);
             char name[32];
             snprintf(name, sizeof name, "bench_%d_%d", i, k);
             c->fn = LLVMAddFunction(c->mod, name, ft);
@@ -140,15 +163,18 @@ int main(int argc, char **argv)
     }
     printf("ms per node of %d images, one core, thread CPU time, best of %d\n", NIMG, reps);
     printf("%-12s %1s %3s %-16s", "shape", "m", "nb", "gemm");
-    for (int k = 0; k < NK; k++)
+    for (int k = 0; k < K_ROWS; k++)
         printf(" %8s", kname[k]);
-    printf(" %8s %7s\n", "sum", "GFLOP/s");
+    printf(" %8s %7s %8s %7s\n", "sum", "GFLOP/s", kname[K_ROWS], "GFLOP/s");
     for (int i = 0; i < NSHAPES; i++) {
         const shape *s = &shapes[i];
         int64_t nb, m = mforce ? mforce : s->m;
         sc_wino_geom v = geom_of(s, m, &nb);
-        int64_t nw = s->c * s->c * 9, nx = nb * s->c * s->hw * s->hw,
-                nws = v.at_u + (m + 2) * (m + 2) * v.us;
+        sc_wino_geom vr = rows_geom(s, m);
+        int64_t a2 = (m + 2) * (m + 2), nw = s->c * s->c * 9, nx = NIMG * s->c * s->hw * s->hw,
+                nws = v.at_u + a2 * v.us, nwr = vr.at_v + a2 * vr.vs;
+        int rows = rows_of(NIMG, v.tt, s->c, s->c, a2, THREADS) != 0;
+        nws = nws > nwr ? nws : nwr;
         float *w = floats(nw), *x = floats(nx), *y = floats(nx), *ws = floats(nws);
         double ms[NK];
         for (int k = 0; k < NK; k++) {
@@ -166,16 +192,20 @@ int main(int argc, char **argv)
                 double t = cpu_now() - t0;
                 best = t < best ? t : best;
             }
-            ms[k] = 1e3 * best * (k == K_WEIGHTS ? 1 : NIMG / nb);
+            ms[k] = 1e3 * best * (k == K_WEIGHTS || k == K_ROWS ? 1 : NIMG / nb);
         }
         char dims[40];
         snprintf(dims, sizeof dims, "%lldx %lldx%lldx%lld", (long long)((m + 2) * (m + 2)), (long long)v.cout,
                  (long long)v.t, (long long)v.cin);
         printf("%-12s %1lld %3lld %-16s", s->name, (long long)m, (long long)nb, dims);
-        for (int k = 0; k < NK; k++)
+        for (int k = 0; k < K_ROWS; k++)
             printf(" %8.3f", ms[k]);
-        double tot = ms[K_WEIGHTS] + ms[K_CHUNK];
-        printf(" %8.3f %7.1f\n", tot, 2.0 * 9 * s->c * s->c * s->hw * s->hw * NIMG / (tot * 1e-3) * 1e-9);
+        double tot = ms[K_WEIGHTS] + ms[K_CHUNK], flop = 2.0 * 9 * s->c * s->c * s->hw * s->hw * NIMG;
+        printf(" %8.3f %7.1f", tot, flop / (tot * 1e-3) * 1e-9);
+        if (rows)
+            printf(" %8.3f %7.1f\n", ms[K_ROWS], flop / (ms[K_ROWS] * 1e-3) * 1e-9);
+        else
+            printf(" %8s\n", "-");
         free(w);
         free(x);
         free(y);

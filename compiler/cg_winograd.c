@@ -17,7 +17,12 @@
  * F(2,3) at 0, 1, -1 gives the matrices of Lavin and Gray up to signs
  * (its transforms stay the hand-written ones, bt4, g3, at4);
  * F(4,3) at 0, +-1, +-2 theirs exactly. The transforms are constant
- * multiply-adds that skip zero coefficients and multiply by none of +-1. */
+ * multiply-adds that skip zero coefficients and multiply by none of +-1.
+ *
+ * The kernel runs over chunks of images (U transformed once, each chunk's
+ * GEMMs over all of it), or by rows (sc_conv_wino_rows_geom) where all the
+ * images make one chunk: blocks of output channels, each transforming its
+ * own rows of U just before its GEMMs use them. */
 #include "cg_winograd.h"
 
 #include <stdio.h>

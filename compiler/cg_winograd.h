@@ -44,7 +44,8 @@ void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M
                             LLVMValueRef img0, int64_t nb);
 
 /* The whole convolution of n images on one thread (tests): the weights
- * W into ws's U, then each chunk of nb. */
+ * W into ws's U, then each chunk of nb; by rows (v->rb; nb = n): every
+ * image's input tiles into ws's V, then each block of rb output channels. */
 void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int64_t nb, LLVMValueRef W, LLVMValueRef X,
                            LLVMValueRef Y, LLVMValueRef ws, LLVMValueRef bias, int flip);
 
