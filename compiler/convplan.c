@@ -266,7 +266,15 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * overhang the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one
  * tile per image, but 0.97x to 1.13x on larger planes (24x24 to 8x8),
  * where its bigger transforms cost what its 1.78x fewer multiply-adds
- * save. */
+ * save. Since the transforms store and load V and M a line apart per
+ * element (SC_WINO_SKEW; they had thrashed one L1 set) F(4,3) pays on
+ * the planes 4 divides: on resnet18-cifar b32 (AMD EPYC Zen 5, 2 threads,
+ * 3 alternating rounds, machine shared) 0.74x to 0.82x F(2,3)'s ms per
+ * call at 32x32 (64 channels), 0.75x to 0.79x at 16x16 (128) and 0.72x
+ * to 0.76x at 8x8 (256), forward and data gradient (one thread,
+ * sc_wino_bench: 0.91x, 0.79x, 0.86x); F(3,3) stays where 3 divides
+ * (sc_wino_bench: 24x24 6.2 ms against F(4,3)'s 6.9, 12x12 4.9 against
+ * 7.6). */
 static int64_t wino_m(int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
