@@ -175,6 +175,9 @@ enum {
 /* Floats between V's, M's and U's element matrices (sc_wino_geom): one
  * cache line. */
 #define SC_WINO_SKEW 16
+/* The multiply-adds per image from which planes 4 divides (beyond 4x4)
+ * take F(4,3) (convplan.c, wino_m): resnet18's 3x3 layers have 37.7M. */
+#define SC_WINO_F4_MACS (16 << 20)
 /* Winograd by rows (convplan.c, wino_rows): the most bytes of a block's
  * transformed weights (in L2 and the thread's share of L3). */
 #define SC_WINO_ROWS_BYTES (4 << 20)

@@ -510,13 +510,13 @@ static void test_flip_plans(void **state)
  * (convplan.c's wino_m): F(4,3) for a 4x4 plane, one tile; F(3,3) where 3
  * divides the plane, 6x6 but, F(2,3) elsewhere where its tiles waste at
  * most SC_WINO_WASTE of the plane; 0: none. */
-static int64_t wino_m_of(int64_t h, int64_t w)
+static int64_t wino_m_of(int64_t c, int64_t o, int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
         return 4;
     if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
         return 3;
-    if (h % 4 == 0 && w % 4 == 0)
+    if (h % 4 == 0 && w % 4 == 0 && 9 * c * o * h * w >= SC_WINO_F4_MACS)
         return 4;
     return 4 * ((h + 1) / 2) * ((w + 1) / 2) <= SC_WINO_WASTE * (double)(h * w) ? 2 : 0;
 }
@@ -558,7 +558,7 @@ static void test_winograd_plans(void **state)
             sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
             sc_conv_plan f = sc_conv_plan_node(g, i, 2, SC_CONV_FORCE_SHIFT, NULL);
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
-            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(p.g.h, p.g.w);
+            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(cin, cout, p.g.h, p.g.w);
             int wg = n->op == SC_OP_CONV2D_BWD_WEIGHT;
             if (wg) /* F(2,3) only */
                 m = 4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w) ? 2 : 0;
