@@ -274,7 +274,10 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * to 0.76x at 8x8 (256), forward and data gradient (one thread,
  * sc_wino_bench: 0.91x, 0.79x, 0.86x); F(3,3) stays where 3 divides
  * (sc_wino_bench: 24x24 6.2 ms against F(4,3)'s 6.9, 12x12 4.9 against
- * 7.6). Small convolutions, under SC_WINO_F4_MACS multiply-adds per
+ * 7.6), now 6x6 too: by rows (wino_rows; its 4 tiles per image, 256 per
+ * 64 images) 0.59x to 0.79x F(2,3)'s ms per call on resnet18-stl10 b32
+ * (256 channels; 4 alternating rounds, same machine, heavily shared).
+ * Small convolutions, under SC_WINO_F4_MACS multiply-adds per
  * image (resnet-small's 8x8 at 64 channels: 2.4M), keep F(2,3): there
  * F(4,3) saves 0.1 ms per node (sc_wino_bench, 64 images) while its 12x
  * larger rounding error moved test_mpi's resume comparison on
@@ -283,7 +286,7 @@ static int64_t wino_m(int64_t c, int64_t o, int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
         return 4;
-    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+    if (h % 3 == 0 && w % 3 == 0)
         return 3;
     if (h % 4 == 0 && w % 4 == 0 && 9 * c * o * h * w >= SC_WINO_F4_MACS)
         return 4;

@@ -514,7 +514,7 @@ static int64_t wino_m_of(int64_t c, int64_t o, int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
         return 4;
-    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+    if (h % 3 == 0 && w % 3 == 0)
         return 3;
     if (h % 4 == 0 && w % 4 == 0 && 9 * c * o * h * w >= SC_WINO_F4_MACS)
         return 4;
