@@ -30,7 +30,7 @@ typedef struct {
 
 static const shape shapes[] = {
     {"cifar 32x32", 64, 32, 4}, {"cifar 16x16", 128, 16, 4}, {"cifar 8x8", 256, 8, 4}, {"cifar 4x4", 512, 4, 4},
-    {"small 8x8", 64, 8, 4},    {"stl 24x24", 64, 24, 3},   {"stl 12x12", 128, 12, 3},   {"stl 6x6", 256, 6, 2},   {"stl 3x3", 512, 3, 3},
+    {"small 8x8", 64, 8, 2},    {"stl 24x24", 64, 24, 3},   {"stl 12x12", 128, 12, 3},   {"stl 6x6", 256, 6, 3},   {"stl 3x3", 512, 3, 3},
 };
 #define NSHAPES (int)(sizeof shapes / sizeof *shapes)
 #define NIMG 64
