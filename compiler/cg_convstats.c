@@ -9,13 +9,19 @@
 
 void sc_cg_conv_chunk_stats(sc_codegen *c, int i, LLVMValueRef img0, int64_t nb)
 {
+    const sc_tensor *y = &c->g->t[c->g->n[i].out[0]];
+    sc_cg_conv_chunk_stats_rows(c, i, img0, nb, ci(c, 0), ci(c, y->shape[1]));
+}
+
+void sc_cg_conv_chunk_stats_rows(sc_codegen *c, int i, LLVMValueRef img0, int64_t nb, LLVMValueRef lo, LLVMValueRef hi)
+{
     const sc_node *n = &c->g->n[i];
     const sc_tensor *y = &c->g->t[n->out[0]];
     int64_t ch = y->shape[1], hw = y->numel / ((int64_t)y->shape[0] * ch);
     LLVMValueRef Y = tensor(c, n->out[0]), S = tensor(c, n->out[1]);
     LLVMValueRef s1 = var(c, c->f64, cd(c, 0)), s2 = var(c, c->f64, cd(c, 0));
     loop Lo, Lj, Lk, Lz;
-    LLVMValueRef o = loop_begin(c, &Lo, ch);
+    LLVMValueRef o = loop_range(c, &Lo, lo, hi);
     for (int pass = 0; pass < 2; pass++) {
         LLVMValueRef acc = pass ? s2 : s1;
         LLVMValueRef mean = pass ? fdiv(c, get(c, s1, c->f64), cd(c, (double)(nb * hw))) : NULL;

@@ -17,7 +17,12 @@
  * F(2,3) at 0, 1, -1 gives the matrices of Lavin and Gray up to signs
  * (its transforms stay the hand-written ones, bt4, g3, at4);
  * F(4,3) at 0, +-1, +-2 theirs exactly. The transforms are constant
- * multiply-adds that skip zero coefficients and multiply by none of +-1. */
+ * multiply-adds that skip zero coefficients and multiply by none of +-1.
+ *
+ * The kernel runs over chunks of images (U transformed once, each chunk's
+ * GEMMs over all of it), or by rows (sc_conv_wino_rows_geom) where all the
+ * images make one chunk: blocks of output channels, each transforming its
+ * own rows of U just before its GEMMs use them. */
 #include "cg_winograd.h"
 
 #include <stdio.h>
@@ -178,16 +183,16 @@ static void by_at(sc_codegen *c, const wino_mats *w, int rows, LLVMValueRef *in,
     }
 }
 
-/* U[e][a][b] = (G g G^T)[e] for the GEMMs' rows a < cout and
- * columns b < cin, over a's. The forward convolution's g is W[a][b]; the
+/* U[e][a - a0][b] = (G g G^T)[e] for the GEMMs' rows a in [lo, hi)
+ * and columns b < cin. The forward convolution's g is W[a][b]; the
  * data gradient's (flip) the flipped W[b][a]: g[kh][kw] = W[b][a][2-kh][2-kw]. */
-void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
-                            int flip)
+static void weights(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U, LLVMValueRef lo,
+                    LLVMValueRef hi, LLVMValueRef a0, int flip)
 {
     wino_mats w = mats_of((int)v->m);
     int na = w.a;
     loop La, Lb;
-    LLVMValueRef a = par_loop(c, res, &La, v->cout);
+    LLVMValueRef a = loop_range(c, &La, lo, hi);
     LLVMValueRef b = loop_begin(c, &Lb, v->cin);
     LLVMValueRef g = gep(c, W, imul(c, flip ? mad(c, b, v->cout, a) : mad(c, a, v->cin, b), ci(c, 9)));
     LLVMValueRef t[6][3], u[6];
@@ -199,14 +204,21 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
         for (int r = 0; r < na; r++)
             t[r][kw] = out[r];
     }
-    LLVMValueRef at = mad(c, a, v->cin, b);
+    LLVMValueRef at = mad(c, isub(c, a, a0), v->cin, b);
     for (int r = 0; r < na; r++) { /* rows: (G g) G^T */
         by_g(c, &w, t[r], u);
         for (int k = 0; k < na; k++)
-            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->cout * v->cin)), u[k]);
+            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->us)), u[k]);
     }
     loop_end(c, &Lb);
     loop_end(c, &La);
+}
+
+void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
+                            int flip)
+{
+    res->extent = v->cout;
+    weights(c, v, W, U, c->arg_lo, c->arg_hi, ci(c, 0), flip);
 }
 
 /* V[e][ch][j*tt + ty*tw + tx] = (B^T d B)[e] for the chunk's images: each
@@ -214,13 +226,13 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
  * x[y][x]; its border was zeroed once per call), tile (ty, tx) then
  * P[m ty .. m ty+m+1][m tx .. m tx+m+1] with no bounds to check. */
 static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
-                   LLVMValueRef V)
+                   LLVMValueRef V, LLVMValueRef lo, LLVMValueRef hi)
 {
     wino_mats w = mats_of((int)v->m);
     int na = w.a;
     loop Lj, Lc, Lty, Ltx;
+    LLVMValueRef ch = loop_range(c, &Lc, lo, hi);
     LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
     sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
     LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
@@ -240,12 +252,18 @@ static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMVal
         LLVMValueRef out[6];
         by_bt(c, &w, t[r], out);
         for (int k = 0; k < na; k++)
-            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->cin * v->t)), out[k]);
+            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->vs)), out[k]);
     }
     loop_end(c, &Ltx);
     loop_end(c, &Lty);
-    loop_end(c, &Lc);
     loop_end(c, &Lj);
+    loop_end(c, &Lc);
+}
+
+void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb,
+                           LLVMValueRef P, LLVMValueRef V)
+{
+    inputs(c, v, X, img0, nb, P, V, ci(c, 0), ci(c, v->cin));
 }
 
 /* The rows x cols outputs of tile tx of a row of tiles whose M elements
@@ -259,7 +277,7 @@ static void out_tile(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, L
     for (int k = 0; k < na; k++) { /* columns: A^T m */
         LLVMValueRef col[6], out[4];
         for (int r = 0; r < na; r++)
-            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->cout * v->t)));
+            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->ms)));
         by_at(c, w, rows, col, out);
         for (int r = 0; r < rows; r++)
             t[r][k] = out[r];
@@ -289,39 +307,63 @@ static void out_row(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LL
         out_tile(c, v, w, mrow, ci(c, v->w / v->m), y0, rows, (int)(v->w % v->m), b);
 }
 
-/* y[img0 + j][o] = the output transform of M's tiles (+ bias B[o] where
- * B is not NULL), overwriting y. */
+/* y[img0 + j][o] for o in [lo, hi) = the output transform of M's tiles
+ * (row o - lo of each element; + bias B[o] where B is not NULL),
+ * overwriting y. */
 static void outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
-                    LLVMValueRef img0, int64_t nb)
+                    LLVMValueRef img0, int64_t nb, LLVMValueRef lo, LLVMValueRef hi)
 {
     wino_mats w = mats_of((int)v->m);
     loop Lj, Lo, Lty;
+    LLVMValueRef o = loop_range(c, &Lo, lo, hi);
     LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef o = loop_begin(c, &Lo, v->cout);
     LLVMValueRef b = B ? ld(c, B, o) : NULL;
     LLVMValueRef yo = gep(c, Y, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w)));
-    LLVMValueRef m = gep(c, M, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
+    LLVMValueRef m = gep(c, M, mad(c, isub(c, o, lo), v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->h / v->m);
     out_row(c, v, &w, m, yo, ty, (int)v->m, b);
     loop_end(c, &Lty);
     if (v->h % v->m)
         out_row(c, v, &w, m, yo, ci(c, v->h / v->m), (int)(v->h % v->m), b);
-    loop_end(c, &Lo);
     loop_end(c, &Lj);
+    loop_end(c, &Lo);
+}
+
+void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
+                            LLVMValueRef img0, int64_t nb)
+{
+    outputs(c, v, M, Y, B, img0, nb, ci(c, 0), ci(c, v->cout));
 }
 
 void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
                           LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias)
 {
     LLVMValueRef V = ws, M = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
-    inputs(c, v, X, img0, nb, P, V);
+    sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
-    sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->cout * v->cin))), v->cin,
-               gep(c, V, imul(c, e, ci(c, v->cin * v->t))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->cout * v->t))),
-               v->t);
+    sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+               gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
     loop_end(c, &Le);
-    outputs(c, v, M, Y, bias, img0, nb);
+    sc_cg_winograd_outputs(c, v, M, Y, bias, img0, nb);
+}
+
+/* By rows (sc_conv_wino_rows_geom): block k's output channels a0 ..
+ * a0+rb-1, all images: its U (ws's), its rows of the GEMMs from the
+ * shared V into ws's M, their output transform; returns a0. */
+static LLVMValueRef rows_block(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef k, LLVMValueRef W, LLVMValueRef V,
+                               LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias, int flip)
+{
+    LLVMValueRef a0 = imul(c, k, ci(c, v->rb)), a1 = iadd(c, a0, ci(c, v->rb));
+    LLVMValueRef M = gep(c, ws, ci(c, v->at_m)), U = gep(c, ws, ci(c, v->at_u));
+    weights(c, v, W, U, a0, a1, a0, flip);
+    loop Le;
+    LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
+    sc_cg_gemm(c, 0, 0, v->rb, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+               gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
+    loop_end(c, &Le);
+    outputs(c, v, M, Y, bias, ci(c, 0), v->t / v->tt, a0, a1);
+    return a0;
 }
 
 void sc_cg_winograd_plane(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef src, LLVMValueRef P)
@@ -341,6 +383,37 @@ void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws)
     zero(c, gep(c, ws, ci(c, v->at_plane)), v->hp * v->wp);
 }
 
+/* By rows: phase 0 transforms the input tiles of every image, the
+ * threads taking channels, into the shared V at the end of the last
+ * thread's workspace part; phase 1 runs the blocks of output channels,
+ * each thread in its own workspace. */
+static void lower_rows(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp, int flip)
+{
+    const sc_node *n = &c->g->n[i];
+    const sc_wino_geom *v = &cp->wino;
+    LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
+    LLVMValueRef V = gep(c, c->arg_ws, ci(c, ws_stride(c, i) * (c->mp->opts.threads - 1) + v->at_v));
+    LLVMValueRef ws = workspace(c, i);
+    res->nphases = 2;
+    if (c->phase == 0) {
+        char kind[24];
+        snprintf(kind, sizeof kind, "%lldx", (long long)((v->m + 2) * (v->m + 2)));
+        sc_cg_gemm_note(c, kind, v->rb, v->t, v->cin);
+        sc_cg_winograd_clear(c, v, ws);
+        res->extent = v->cin;
+        inputs(c, v, X, ci(c, 0), cp->n, gep(c, ws, ci(c, v->at_plane)), V, c->arg_lo, c->arg_hi);
+        return;
+    }
+    loop Lk;
+    LLVMValueRef k = par_loop(c, res, &Lk, v->cout / v->rb);
+    LLVMValueRef a0 = rows_block(c, v, k, W, V, ws, Y, !flip && n->nin > 2 ? tensor(c, n->in[2]) : NULL, flip);
+    if (!flip && n->op == SC_OP_CONV2D_STATS) {
+        sc_cg_conv_chunk_stats_rows(c, i, ci(c, 0), cp->n, a0, iadd(c, a0, ci(c, v->rb)));
+        strncat(res->impl, " +stats", sizeof res->impl - strlen(res->impl) - 1);
+    }
+    loop_end(c, &Lk);
+}
+
 /* Phase 0 transforms the weights over the GEMMs' rows into the one copy
  * at the end of the last thread's workspace part; phase 1 runs the chunks, each thread in its own workspace,
  * the plane's border zeroed once per call. */
@@ -348,6 +421,10 @@ void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_p
 {
     const sc_node *n = &c->g->n[i];
     const sc_wino_geom *v = &cp->wino;
+    if (v->rb) {
+        lower_rows(c, i, res, cp, flip);
+        return;
+    }
     LLVMValueRef X = tensor(c, n->in[0]), W = tensor(c, n->in[1]), Y = tensor(c, n->out[0]);
     /* the one copy at the end of the last part as planned (the plan's
      * `once`), whatever threads the binary runs on */
@@ -377,6 +454,16 @@ void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_p
 void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int64_t nb, LLVMValueRef W, LLVMValueRef X,
                            LLVMValueRef Y, LLVMValueRef ws, LLVMValueRef bias, int flip)
 {
+    if (v->rb) {
+        LLVMValueRef V = gep(c, ws, ci(c, v->at_v));
+        sc_cg_winograd_clear(c, v, ws);
+        inputs(c, v, X, ci(c, 0), n, gep(c, ws, ci(c, v->at_plane)), V, ci(c, 0), ci(c, v->cin));
+        loop Lk;
+        LLVMValueRef k = loop_begin(c, &Lk, v->cout / v->rb);
+        rows_block(c, v, k, W, V, ws, Y, bias, flip);
+        loop_end(c, &Lk);
+        return;
+    }
     LLVMValueRef lo = c->arg_lo, hi = c->arg_hi, U = gep(c, ws, ci(c, v->at_u));
     sc_lowered res = lowered("serial");
     c->arg_lo = ci(c, 0), c->arg_hi = ci(c, v->cout);

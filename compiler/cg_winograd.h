@@ -35,8 +35,17 @@ void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws)
 void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
                           LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias);
 
+/* The chunk's two transforms on their own (bench/wino_bench.c): the
+ * input tiles of images img0 .. img0+nb-1 of X into V (through the
+ * plane P), and M's output tiles into Y (+ bias B[o] unless NULL). */
+void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb,
+                           LLVMValueRef P, LLVMValueRef V);
+void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
+                            LLVMValueRef img0, int64_t nb);
+
 /* The whole convolution of n images on one thread (tests): the weights
- * W into ws's U, then each chunk of nb. */
+ * W into ws's U, then each chunk of nb; by rows (v->rb; nb = n): every
+ * image's input tiles into ws's V, then each block of rb output channels. */
 void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int64_t nb, LLVMValueRef W, LLVMValueRef X,
                            LLVMValueRef Y, LLVMValueRef ws, LLVMValueRef bias, int flip);
 

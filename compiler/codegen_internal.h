@@ -96,6 +96,8 @@ sc_lowered sc_cg_lower_conv(sc_codegen *c, int i);
 /* conv2d+stats: the statistics of node i's output's chunk of nb images
  * from img0, into its second output (cg_convstats.c). */
 void sc_cg_conv_chunk_stats(sc_codegen *c, int i, LLVMValueRef img0, int64_t nb);
+/* The same for the output channels [lo, hi) only (winograd by rows). */
+void sc_cg_conv_chunk_stats_rows(sc_codegen *c, int i, LLVMValueRef img0, int64_t nb, LLVMValueRef lo, LLVMValueRef hi);
 sc_lowered sc_cg_lower_conv_bwd_data(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_conv_bwd_weight(sc_codegen *c, int i);
 sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i);

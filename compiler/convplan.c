@@ -266,13 +266,30 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * overhang the plane (32x32, 16x16, 8x8); F(4,3) 0.87x at 4x4 (512), one
  * tile per image, but 0.97x to 1.13x on larger planes (24x24 to 8x8),
  * where its bigger transforms cost what its 1.78x fewer multiply-adds
- * save. */
-static int64_t wino_m(int64_t h, int64_t w)
+ * save. Since the transforms store and load V and M a line apart per
+ * element (SC_WINO_SKEW; they had thrashed one L1 set) F(4,3) pays on
+ * the planes 4 divides: on resnet18-cifar b32 (AMD EPYC Zen 5, 2 threads,
+ * 3 alternating rounds, machine shared) 0.74x to 0.82x F(2,3)'s ms per
+ * call at 32x32 (64 channels), 0.75x to 0.79x at 16x16 (128) and 0.72x
+ * to 0.76x at 8x8 (256), forward and data gradient (one thread,
+ * sc_wino_bench: 0.91x, 0.79x, 0.86x); F(3,3) stays where 3 divides
+ * (sc_wino_bench: 24x24 6.2 ms against F(4,3)'s 6.9, 12x12 4.9 against
+ * 7.6), now 6x6 too: by rows (wino_rows; its 4 tiles per image, 256 per
+ * 64 images) 0.59x to 0.79x F(2,3)'s ms per call on resnet18-stl10 b32
+ * (256 channels; 4 alternating rounds, same machine, heavily shared).
+ * Small convolutions, under SC_WINO_F4_MACS multiply-adds per
+ * image (resnet-small's 8x8 at 64 channels: 2.4M), keep F(2,3): there
+ * F(4,3) saves 0.1 ms per node (sc_wino_bench, 64 images) while its 12x
+ * larger rounding error moved test_mpi's resume comparison on
+ * resnet-small from 1e-6 to 7.5e-4 of the tensors (bound 1e-5). */
+static int64_t wino_m(int64_t c, int64_t o, int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
         return 4;
-    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+    if (h % 3 == 0 && w % 3 == 0)
         return 3;
+    if (h % 4 == 0 && w % 4 == 0 && 9 * c * o * h * w >= SC_WINO_F4_MACS)
+        return 4;
     return sc_conv_wino_legal_plane_m(h, w, 2) ? 2 : 0;
 }
 
@@ -300,7 +317,7 @@ static int64_t use_winograd(sc_opkind op, int64_t c, int64_t o, int64_t h, int64
         return 0;
     if (wgrad)
         return wgrad_m(h, w);
-    return wino_m(h, w);
+    return wino_m(c, o, h, w);
 }
 
 /* The weight gradient's tile size (cg_winograd_wgrad.c): F(3,3) on the
@@ -327,9 +344,24 @@ sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w
     v.tt = v.th * v.tw;
     v.t = nb * v.tt;
     v.hp = m * v.th + 2, v.wp = m * v.tw + 2;
-    v.at_m = a2 * cin * v.t;
-    v.at_plane = v.at_m + a2 * cout * v.t;
+    v.vs = cin * v.t + SC_WINO_SKEW, v.ms = cout * v.t + SC_WINO_SKEW, v.us = cout * cin + SC_WINO_SKEW;
+    v.at_m = a2 * v.vs;
+    v.at_plane = v.at_m + a2 * v.ms;
     v.at_u = v.at_plane + v.hp * v.wp;
+    v.rb = 0, v.at_v = 0;
+    return v;
+}
+
+sc_wino_geom sc_conv_wino_rows_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t n, int64_t m, int64_t rb)
+{
+    sc_wino_geom v = sc_conv_wino_geom_m(cin, cout, h, w, n, m);
+    int64_t a2 = (m + 2) * (m + 2);
+    v.rb = rb;
+    v.ms = rb * v.t + SC_WINO_SKEW, v.us = rb * cin + SC_WINO_SKEW;
+    v.at_m = 0;
+    v.at_plane = a2 * v.ms;
+    v.at_u = v.at_plane + v.hp * v.wp;
+    v.at_v = v.at_u + a2 * v.us;
     return v;
 }
 
@@ -362,6 +394,25 @@ static int64_t wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
         if (n % d == 0 && d * tt <= tiles && n / d >= threads)
             best = d;
     return best;
+}
+
+/* Winograd by rows (sc_conv_wino_rows_geom): where every image's tiles
+ * fit one chunk (n*tt <= SC_WINO_TILES: the small planes with many
+ * channels, 4x4 and 3x3 at 512), chunks of images would each stream all of
+ * U (26 to 38 MB at 512x512, past the L3) for a few dozen tiles, after
+ * the weight transform wrote it out; blocks of output channels instead
+ * transform their own rows of U into the thread's workspace and use them
+ * there at once, V (shared, a few MB) read once per block. Rows per block:
+ * the most whose U stays within SC_WINO_ROWS_BYTES, the blocks a multiple
+ * of the threads; 0 (chunks of images) where no divisor of cout fits. */
+static int64_t wino_rows(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
+{
+    if (n * tt > SC_WINO_TILES)
+        return 0;
+    for (int64_t rb = cout / threads; rb >= 8; rb--)
+        if (cout % rb == 0 && (cout / rb) % threads == 0 && a2 * rb * cin * 4 <= SC_WINO_ROWS_BYTES)
+            return rb;
+    return 0;
 }
 
 /* A weight gradient over threads sums each thread's chunks into a
@@ -451,17 +502,28 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         }
     } else if (wm) {
         /* the data gradient: dy's o channels into dx's c, same h x w */
-        int64_t a2 = (wm + 2) * (wm + 2);
+        int64_t a2 = (wm + 2) * (wm + 2), tt = ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm);
+        int64_t cin = bwd_data ? p.o : p.g.c, cout = bwd_data ? p.g.c : p.o;
+        int64_t rb = wino_rows(p.n, tt, cin, cout, a2, threads);
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), threads, SC_WINO_TILES);
+        p.nb = rb ? p.n : wino_chunk(p.n, tt, threads, SC_WINO_TILES);
         p.wino = bwd_data ? sc_conv_wino_geom_m(p.o, p.g.c, p.g.h, p.g.w, p.nb, wm)
                           : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
-        p.at_partial = p.at_taps + a2 * p.o * p.g.c;
-        p.once = a2 * p.o * p.g.c; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
+        p.at_partial = p.at_taps + a2 * p.wino.us;
+        p.once = a2 * p.wino.us; /* U: 16 MB at 512x512 for F(2,3), one copy, not one per thread */
         snprintf(p.name, sizeof p.name, p.nb == 1 ? "winograd F(%lld,3)" : "winograd F(%lld,3) x%lld", (long long)wm,
                  (long long)p.nb);
+        if (rb) { /* the shared V is the one copy instead */
+            p.wino = sc_conv_wino_rows_geom(cin, cout, p.g.h, p.g.w, p.n, wm, rb);
+            p.at_b = p.wino.at_m;
+            p.at_taps = p.wino.at_u;
+            p.at_partial = p.wino.at_v + a2 * p.wino.vs;
+            p.once = a2 * p.wino.vs;
+            size_t len = strlen(p.name);
+            snprintf(p.name + len, sizeof p.name - len, " o/%lld", (long long)(cout / rb));
+        }
     } else if (shift) {
         sc_shift_geom s = shift_geom(g, i, threads);
         p.algo = SC_CONV_SHIFT;

@@ -175,6 +175,15 @@ enum {
 /* Tiles per Winograd chunk: the largest divisor of the batch giving at
  * most this many (one image at least) */
 #define SC_WINO_TILES 256
+/* Floats between V's, M's and U's element matrices (sc_wino_geom): one
+ * cache line. */
+#define SC_WINO_SKEW 16
+/* The multiply-adds per image from which planes 4 divides (beyond 4x4)
+ * take F(4,3) (convplan.c, wino_m): resnet18's 3x3 layers have 37.7M. */
+#define SC_WINO_F4_MACS (16 << 20)
+/* Winograd by rows (convplan.c, wino_rows): the most bytes of a block's
+ * transformed weights (in L2 and the thread's share of L3). */
+#define SC_WINO_ROWS_BYTES (4 << 20)
 /* and the weight gradient's (every thread takes every chunk; no fewer
  * than the threads needed): the GEMMs' depth. 512 and 1024 measured no
  * faster on resnet18-cifar and -stl10 b32 (Zen 4, machine loaded). */
@@ -230,11 +239,17 @@ typedef struct {
  * per image (tt), t per chunk, each read from an a x a input tile (a =
  * m+2). A thread's workspace holds V [a*a][cin][t] (at 0), M [a*a][cout][t]
  * (at_m) and one zero-bordered input plane hp x wp (at_plane); the last
- * thread's also the transformed weights U [a*a][cout][cin] (at_u). */
+ * thread's also the transformed weights U [a*a][cout][cin] (at_u). Each
+ * of the a*a element matrices of V, M and U starts vs, ms and us floats
+ * after the one before: its size plus SC_WINO_SKEW, since at sizes of
+ * 2^k floats (512 x 32 tiles: 64 KB) the transforms' a*a loads or stores
+ * of one tile all fell in one L1 set and evicted each other. */
 typedef struct {
     int64_t cin, cout, h, w, th, tw, tt, t, hp, wp;
     int64_t at_m, at_plane, at_u;
     int64_t m;
+    int64_t vs, ms, us;
+    int64_t rb, at_v; /* by rows (sc_conv_wino_rows_geom), else 0 */
 } sc_wino_geom;
 
 /* The plan of a CONV2D, CONV2D_BWD_DATA or CONV2D_BWD_WEIGHT node. The
@@ -295,6 +310,14 @@ int sc_conv_wino_legal_plane_m(int64_t h, int64_t w, int64_t m);
  * chunks of nb images; _m: F(m,3)'s. */
 sc_wino_geom sc_conv_wino_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb);
 sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t nb, int64_t m);
+
+/* By rows: every one of n images in one chunk (t = n*tt tiles), the
+ * threads taking blocks of rb output channels (cout/rb blocks) instead of
+ * chunks of images. A thread's workspace holds its block's M [a*a][rb][t]
+ * (at 0, ms = rb*t + skew), the plane (at_plane) and its block's U
+ * [a*a][rb][cin] (at_u, us = rb*cin + skew); the last thread's also the
+ * shared V [a*a][cin][t] (at_v), the plan's `once`. */
+sc_wino_geom sc_conv_wino_rows_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t n, int64_t m, int64_t rb);
 
 /* The weight gradient's (cg_winograd_wgrad.h): x's c channels, dy's o,
  * the tile elements in `groups` groups (1, 2 or 4), a group's workspace V

@@ -510,12 +510,14 @@ static void test_flip_plans(void **state)
  * (convplan.c's wino_m): F(4,3) for a 4x4 plane, one tile; F(3,3) where 3
  * divides the plane, 6x6 but, F(2,3) elsewhere where its tiles waste at
  * most SC_WINO_WASTE of the plane; 0: none. */
-static int64_t wino_m_of(int64_t h, int64_t w)
+static int64_t wino_m_of(int64_t c, int64_t o, int64_t h, int64_t w)
 {
     if (h == 4 && w == 4)
         return 4;
-    if (h % 3 == 0 && w % 3 == 0 && !(h == 6 && w == 6))
+    if (h % 3 == 0 && w % 3 == 0)
         return 3;
+    if (h % 4 == 0 && w % 4 == 0 && 9 * c * o * h * w >= SC_WINO_F4_MACS)
+        return 4;
     return 4 * ((h + 1) / 2) * ((w + 1) / 2) <= SC_WINO_WASTE * (double)(h * w) ? 2 : 0;
 }
 
@@ -541,7 +543,7 @@ static void test_winograd_plans(void **state)
         skip();
     static const char *const files[] = {"tests/specs/winograd.xml", "tests/specs/winograd-tiles.xml",
                                         "models/resnet18-cifar.xml"};
-    int wino[3] = {0, 0, 0}, bwd = 0, per_m[5] = {0}, wgrad[3] = {0, 0, 0}, wgrad3 = 0;
+    int wino[3] = {0, 0, 0}, bwd = 0, per_m[5] = {0}, wgrad[3] = {0, 0, 0}, wgrad3 = 0, rows_nodes = 0;
     for (int file = 0; file < 3; file++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", src, files[file]);
@@ -557,7 +559,7 @@ static void test_winograd_plans(void **state)
             sc_conv_plan e = sc_conv_plan_node(g, i, 2, SC_CONV_IM2COL_POLICY | SC_CONV_EXPLICIT, NULL);
             sc_conv_plan f = sc_conv_plan_node(g, i, 2, SC_CONV_FORCE_SHIFT, NULL);
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
-            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(p.g.h, p.g.w);
+            int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(cin, cout, p.g.h, p.g.w);
             int wg = n->op == SC_OP_CONV2D_BWD_WEIGHT;
             if (wg) /* F(3,3) or F(2,3) */
                 m = (p.g.h == 3 && p.g.w == 3) ||
@@ -601,10 +603,28 @@ static void test_winograd_plans(void **state)
             assert_int_equal(v->cout, cout);
             assert_int_equal(v->tt, th * tw);
             assert_int_equal(v->t, p.nb * th * tw);
-            assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
-            assert_true(p.chunks >= 2 && p.n % p.nb == 0);
-            assert_int_equal(p.workspace, a2 * (cin + cout) * v->t + (m * th + 2) * (m * tw + 2) + a2 * cin * cout);
-            assert_int_equal(p.once, a2 * cin * cout);
+            /* V, M and U, each element matrix a cache line (SC_WINO_SKEW) past its size */
+            int64_t sk = SC_WINO_SKEW, rb = v->rb, plane = (m * th + 2) * (m * tw + 2);
+            /* by rows exactly where every image's tiles fit one chunk and
+             * some rows of U fit SC_WINO_ROWS_BYTES, in blocks both threads share */
+            int rows_fit = 0;
+            for (int64_t r = cout / 2; r >= 8; r--)
+                rows_fit |= cout % r == 0 && (cout / r) % 2 == 0 && a2 * r * cin * 4 <= SC_WINO_ROWS_BYTES;
+            assert_int_equal(rb != 0, p.n * th * tw <= SC_WINO_TILES && rows_fit);
+            if (rb) {
+                assert_true(cout % rb == 0 && (cout / rb) % 2 == 0 && a2 * rb * cin * 4 <= SC_WINO_ROWS_BYTES);
+                assert_int_equal(p.nb, p.n);
+                assert_int_equal(p.chunks, 1);
+                assert_int_equal(p.workspace, a2 * (rb * v->t + sk) + plane + a2 * (rb * cin + sk) + a2 * (cin * v->t + sk));
+                assert_int_equal(p.once, a2 * (cin * v->t + sk));
+                assert_non_null(strstr(p.name, " o/"));
+                rows_nodes++;
+            } else {
+                assert_true(p.nb == 1 || v->t <= SC_WINO_TILES);
+                assert_true(p.chunks >= 2 && p.n % p.nb == 0);
+                assert_int_equal(p.workspace, a2 * ((cin + cout) * v->t + 2 * sk) + plane + a2 * (cin * cout + sk));
+                assert_int_equal(p.once, a2 * (cin * cout + sk));
+            }
             assert_int_equal(p.last_unused, 0);
             char name[32];
             snprintf(name, sizeof name, "winograd F(%lld,3)", (long long)m);
@@ -623,6 +643,7 @@ static void test_winograd_plans(void **state)
     assert_true(wino[2] >= 20 && bwd >= 14 && wgrad[2] >= 10);
     assert_true(wgrad3 >= 1 + 4); /* winograd-tiles.xml's 3x3; resnet18-cifar's 32x32 */
     assert_true(per_m[3] >= 4 && per_m[4] >= 2 + 6);
+    assert_true(rows_nodes >= 6 + 6); /* cifar's 8x8 and 4x4 layers, forward and data gradient */
 }
 
 /* ---- chunks and the weight gradient's thread split ---- */
@@ -691,8 +712,11 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
         assert_int_equal(p.last_unused, 0);
     } else if (p.algo == SC_CONV_WINOGRAD) {
         wino_nodes++, wino3_nodes += p.wino.m == 3;
-        assert_int_equal(p.once, (p.wino.m + 2) * (p.wino.m + 2) * p.o * p.g.c);
-        assert_int_equal(p.workspace - p.once, p.wino.at_u);
+        int64_t a2 = (p.wino.m + 2) * (p.wino.m + 2);
+        assert_int_equal(p.once, n->op == SC_OP_CONV2D_BWD_WEIGHT ? 16 * p.o * p.g.c
+                                 : p.wino.rb                      ? a2 * p.wino.vs /* by rows: the shared V */
+                                                                  : a2 * (p.o * p.g.c + SC_WINO_SKEW));
+        assert_int_equal(p.workspace - p.once, p.wino.rb ? p.wino.at_v : p.wino.at_u);
         assert_int_equal(p.last_unused, 0);
     } else {
         assert_int_equal(p.once, 0);
