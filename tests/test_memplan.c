@@ -713,7 +713,7 @@ static void check_chunks(const sc_graph *g, int i, int threads, int policy, cons
     } else if (p.algo == SC_CONV_WINOGRAD) {
         wino_nodes++, wino3_nodes += p.wino.m == 3;
         int64_t a2 = (p.wino.m + 2) * (p.wino.m + 2);
-        assert_int_equal(p.once, n->op == SC_OP_CONV2D_BWD_WEIGHT ? 16 * p.o * p.g.c
+        assert_int_equal(p.once, n->op == SC_OP_CONV2D_BWD_WEIGHT ? a2 * p.o * p.g.c
                                  : p.wino.rb                      ? a2 * p.wino.vs /* by rows: the shared V */
                                                                   : a2 * (p.o * p.g.c + SC_WINO_SKEW));
         assert_int_equal(p.workspace - p.once, p.wino.rb ? p.wino.at_v : p.wino.at_u);
