@@ -237,9 +237,16 @@ static int use_rows(const sc_conv_plan *p, int threads, sc_conv_form form)
  * unless turned off (SC_CONV_NO_WINOGRAD, simclrc --no-winograd), every
  * convolution forced to shift+gemm (tests) or --tune picked shift+gemm
  * for the node (its other trial ran this rule); where its input and output
- * channels are both at least SC_WINO_MIN_C: below that the 16 small
- * GEMMs and the transforms' memory passes outweigh the multiply-adds
- * saved; and, for F(2,3), where the 2x2 tiles cover at most SC_WINO_WASTE
+ * channels are both at least SC_WINO_MIN_C (16; the weight gradient
+ * SC_WINO_WGRAD_MIN_C, 32): below that the small GEMMs and the
+ * transforms' memory passes outweigh the multiply-adds saved. Measured
+ * on resnet-small b32 (bench-step --profile, 2 threads, 50 steps, AMD
+ * EPYC Zen 5, since the transforms' L1 skew): F(2,3) at 32 channels
+ * (16x16) 0.58x the implicit GEMM's ms per call forward, 0.57x for the
+ * data gradient, 0.98x for the weight gradient; at 16 channels (32x32)
+ * 0.71x-0.83x forward, 0.75x-0.80x data gradient, but the weight
+ * gradient (F(3,3) there) 1.26x; the minimum had been 64 before the
+ * skew. And, for F(2,3), where the 2x2 tiles cover at most SC_WINO_WASTE
  * times the plane's pixels: resnet18-stl10's 3x3 planes (layer 4: 16
  * tile outputs for 9 pixels) ran at about half the implicit GEMM's speed,
  * while resnet18-cifar's 4x4 ran 1.6x faster (bench-step --profile, one
@@ -313,7 +320,8 @@ static int64_t use_winograd(sc_opkind op, int64_t c, int64_t o, int64_t h, int64
     int wgrad = op == SC_OP_CONV2D_BWD_WEIGHT;
     if (form != SC_FORM_AUTO)
         return form == SC_FORM_WINOGRAD ? 2 : form == SC_FORM_WINOGRAD3 ? 3 : form == SC_FORM_WINOGRAD4 ? 4 : 0;
-    if (c < SC_WINO_MIN_C || o < SC_WINO_MIN_C)
+    int64_t min_c = wgrad ? SC_WINO_WGRAD_MIN_C : SC_WINO_MIN_C;
+    if (c < min_c || o < min_c)
         return 0;
     if (wgrad)
         return wgrad_m(h, w);

@@ -52,6 +52,7 @@
  *                (+bias, +stats). The profile's GFLOP/s still count the
  *                direct convolution's FLOPs. Where both channel counts are
  *                at least SC_WINO_MIN_C (convplan.c). The weight gradient
+ *                (both at least SC_WINO_WGRAD_MIN_C)
  *                too (cg_winograd_wgrad.c): per chunk, dU[e] += Z[e]
  *                V[e]^T (Z = A dy A^T, V the input tiles' transform), 16
  *                GEMMs with the tiles as their depth, the threads taking
@@ -163,8 +164,11 @@ enum {
 #define SC_MSPLIT_ROWS 16
 
 /* winograd only where the GEMMs' rows and depth (the convolution's
- * input and output channels) are at least this many (convplan.c) */
-#define SC_WINO_MIN_C 64
+ * input and output channels) are at least this many (convplan.c):
+ * SC_WINO_MIN_C for the forward pass and the data gradient,
+ * SC_WINO_WGRAD_MIN_C for the weight gradient */
+#define SC_WINO_MIN_C 16
+#define SC_WINO_WGRAD_MIN_C 32
 /* and, for F(2,3), where the tiles' outputs are at most this many times
  * the plane's pixels (sc_conv_wino_legal_plane; F(3,3) and F(4,3) only
  * where they waste nothing) */

@@ -523,7 +523,7 @@ static int64_t wino_m_of(int64_t c, int64_t o, int64_t h, int64_t w)
 
 /* tests/specs/winograd.xml and winograd-tiles.xml (batch 3) and
  * resnet18-cifar (batch 32): winograd F(m,3) exactly for the 3x3 stride-1
- * pad-1 forward convolutions and data gradients of at least SC_WINO_MIN_C
+ * pad-1 forward convolutions and data gradients of at least SC_WINO_MIN_C (the weight gradients SC_WINO_WGRAD_MIN_C)
  * channels in and out whose plane takes a tile size (wino_m_of; not 1x1),
  * its workspace V, M and the plane per thread, then the transformed
  * weights; chunks within SC_WINO_TILES tiles leaving both threads work;
@@ -561,6 +561,7 @@ static void test_winograd_plans(void **state)
             int data = n->op == SC_OP_CONV2D_BWD_DATA;
             int64_t cin = data ? p.o : p.g.c, cout = data ? p.g.c : p.o, m = wino_m_of(cin, cout, p.g.h, p.g.w);
             int wg = n->op == SC_OP_CONV2D_BWD_WEIGHT;
+            int64_t min_c = wg ? SC_WINO_WGRAD_MIN_C : SC_WINO_MIN_C;
             if (wg) /* F(3,3) or F(2,3) */
                 m = (p.g.h == 3 && p.g.w == 3) ||
                             (p.g.w >= 24 &&
@@ -569,7 +570,7 @@ static void test_winograd_plans(void **state)
                     : 4 * ((p.g.h + 1) / 2) * ((p.g.w + 1) / 2) <= SC_WINO_WASTE * (double)(p.g.h * p.g.w) ? 2
                                                                                                          : 0;
             int want = n->kernel == 3 && n->stride == 1 && n->pad == 1 &&
-                       n->groups == 1 && cin >= SC_WINO_MIN_C && cout >= SC_WINO_MIN_C && m;
+                       n->groups == 1 && cin >= min_c && cout >= min_c && m;
             assert_int_equal(p.algo == SC_CONV_WINOGRAD, want);
             assert_int_not_equal(off.algo, SC_CONV_WINOGRAD);
             assert_int_not_equal(e.algo, SC_CONV_WINOGRAD);
