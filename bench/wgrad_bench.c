@@ -21,6 +21,9 @@
 #include "cg_gemm.h"
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "bench_util.h"
+
+#define PROG "sc_wgrad_bench"
 
 typedef struct {
     const char *name;
@@ -41,25 +44,6 @@ static sc_conv_geom geom(const shape *v)
 {
     int64_t o = (v->hw + 2 * v->p - v->k) / v->s + 1;
     return (sc_conv_geom){v->c, v->hw, v->hw, v->k, v->s, v->p, o, o, 1, 1};
-}
-
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static float *floats(int64_t n)
-{
-    float *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
-    if (!p) {
-        fprintf(stderr, "sc_wgrad_bench: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-    return p;
 }
 
 int main(int argc, char **argv)
@@ -106,8 +90,9 @@ int main(int argc, char **argv)
         const shape *v = &shapes[i];
         sc_conv_geom g = geom(v);
         int64_t ckk = v->c * v->k * v->k, cols = v->nb * g.oh * g.ow;
-        float *a = floats(v->o * cols), *col = floats(ckk * cols), *x = floats(v->nb * v->c * v->hw * v->hw),
-              *out = floats(v->o * ckk);
+        float *a = sc_bench_floats(PROG, v->o * cols), *col = sc_bench_floats(PROG, ckk * cols),
+              *x = sc_bench_floats(PROG, v->nb * v->c * v->hw * v->hw),
+              *out = sc_bench_floats(PROG, v->o * ckk);
         double rate[3];
         for (int f = 0; f < 3; f++) {
             char name[32];
@@ -119,9 +104,9 @@ int main(int argc, char **argv)
             }
             double best = 1e30;
             for (int r = 0; r < reps; r++) {
-                double t0 = cpu_now();
+                double t0 = sc_bench_cpu_now();
                 fn(a, f == 0 ? col : x, out, 1.0f);
-                double t = cpu_now() - t0;
+                double t = sc_bench_cpu_now() - t0;
                 best = t < best ? t : best;
             }
             rate[f] = 2.0 * (double)v->o * (double)ckk * (double)cols / best * 1e-9;

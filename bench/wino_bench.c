@@ -20,6 +20,9 @@
 #include "cg_winograd.h"
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "bench_util.h"
+
+#define PROG "sc_wino_bench"
 
 #include "cg_builder.h"
 
@@ -39,51 +42,11 @@ static const shape shapes[] = {
 enum { K_WEIGHTS, K_INPUTS, K_GEMMS, K_OUTPUTS, K_CHUNK, K_ROWS, NK };
 static const char *kname[NK] = {"weights", "inputs", "gemms", "outputs", "chunk", "by rows"};
 
-/* as convplan.c's wino_rows: 0 where chunks of images apply */
-static int64_t rows_of(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
-{
-    if (n * tt > SC_WINO_TILES)
-        return 0;
-    for (int64_t rb = cout / threads; rb >= 8; rb--)
-        if (cout % rb == 0 && (cout / rb) % threads == 0 && a2 * rb * cin * 4 <= SC_WINO_ROWS_BYTES)
-            return rb;
-    return 0;
-}
-
 static sc_wino_geom rows_geom(const shape *s, int64_t m)
 {
     int64_t tt = ((s->hw + m - 1) / m) * ((s->hw + m - 1) / m), a2 = (m + 2) * (m + 2);
-    int64_t rb = rows_of(NIMG, tt, s->c, s->c, a2, THREADS);
+    int64_t rb = sc_conv_wino_rows(NIMG, tt, s->c, s->c, a2, THREADS);
     return sc_conv_wino_rows_geom(s->c, s->c, s->hw, s->hw, NIMG, m, rb ? rb : s->c);
-}
-
-/* as convplan.c's wino_chunk */
-static int64_t chunk_of(int64_t n, int64_t tt, int threads, int64_t tiles)
-{
-    int64_t best = 1;
-    for (int64_t d = 2; d <= n; d++)
-        if (n % d == 0 && d * tt <= tiles && n / d >= threads)
-            best = d;
-    return best;
-}
-
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static float *floats(int64_t n)
-{
-    float *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
-    if (!p) {
-        fprintf(stderr, "sc_wino_bench: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-    return p;
 }
 
 typedef void (*kern_f)(const void *, const void *, void *, void *);
@@ -91,7 +54,7 @@ typedef void (*kern_f)(const void *, const void *, void *, void *);
 static sc_wino_geom geom_of(const shape *s, int64_t m, int64_t *nb)
 {
     int64_t t1 = ((s->hw + m - 1) / m) * ((s->hw + m - 1) / m);
-    *nb = chunk_of(NIMG, t1, THREADS, SC_WINO_TILES);
+    *nb = sc_conv_wino_chunk(NIMG, t1, THREADS, SC_WINO_TILES);
     return sc_conv_wino_geom_m(s->c, s->c, s->hw, s->hw, *nb, m);
 }
 
@@ -173,9 +136,10 @@ int main(int argc, char **argv)
         sc_wino_geom vr = rows_geom(s, m);
         int64_t a2 = (m + 2) * (m + 2), nw = s->c * s->c * 9, nx = NIMG * s->c * s->hw * s->hw,
                 nws = v.at_u + a2 * v.us, nwr = vr.at_v + a2 * vr.vs;
-        int rows = rows_of(NIMG, v.tt, s->c, s->c, a2, THREADS) != 0;
+        int rows = sc_conv_wino_rows(NIMG, v.tt, s->c, s->c, a2, THREADS) != 0;
         nws = nws > nwr ? nws : nwr;
-        float *w = floats(nw), *x = floats(nx), *y = floats(nx), *ws = floats(nws);
+        float *w = sc_bench_floats(PROG, nw), *x = sc_bench_floats(PROG, nx), *y = sc_bench_floats(PROG, nx),
+              *ws = sc_bench_floats(PROG, nws);
         double ms[NK];
         for (int k = 0; k < NK; k++) {
             char name[32];
@@ -187,9 +151,9 @@ int main(int argc, char **argv)
             }
             double best = 1e30;
             for (int r = 0; r < reps; r++) {
-                double t0 = cpu_now();
+                double t0 = sc_bench_cpu_now();
                 fn(w, x, y, ws);
-                double t = cpu_now() - t0;
+                double t = sc_bench_cpu_now() - t0;
                 best = t < best ? t : best;
             }
             ms[k] = 1e3 * best * (k == K_WEIGHTS || k == K_ROWS ? 1 : NIMG / nb);

@@ -21,6 +21,9 @@
 #include "cg_winograd_wgrad.h"
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "bench_util.h"
+
+#define PROG "sc_wino_wgrad_bench"
 
 typedef struct {
     const char *name;
@@ -37,25 +40,6 @@ static const shape shapes[] = {
 #define NS (int)(sizeof shapes / sizeof *shapes)
 
 typedef void (*fn4)(void *, void *, void *, void *);
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static float *floats(int64_t n)
-{
-    float *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
-    if (!p) {
-        fprintf(stderr, "sc_wino_wgrad_bench: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-    return p;
-}
 
 int main(int argc, char **argv)
 {
@@ -112,7 +96,8 @@ int main(int argc, char **argv)
         const shape *s = &shapes[i];
         sc_wino_geom v = sc_conv_wino_wgrad_geom_m(s->c, s->c, s->h, s->h, s->nb, 2, s->m);
         int64_t plane = s->n * s->c * s->h * s->h;
-        float *x = floats(plane), *dy = floats(plane), *ws = floats(v.at_u), *du = floats(36 * s->c * s->c);
+        float *x = sc_bench_floats(PROG, plane), *dy = sc_bench_floats(PROG, plane), *ws = sc_bench_floats(PROG, v.at_u),
+              *du = sc_bench_floats(PROG, 36 * s->c * s->c);
         double t[2];
         for (int f = 0; f < 2; f++) {
             char name[32];
@@ -124,9 +109,9 @@ int main(int argc, char **argv)
             }
             double best = 1e30;
             for (int r = 0; r < reps; r++) {
-                double t0 = now();
+                double t0 = sc_bench_cpu_now();
                 fn(dy, x, ws, du);
-                double d = now() - t0;
+                double d = sc_bench_cpu_now() - t0;
                 best = d < best ? d : best;
             }
             t[f] = best;

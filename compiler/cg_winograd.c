@@ -95,10 +95,26 @@ static wino_mats mats_of(int m)
     return w;
 }
 
+/* k times x, a scalar or a vector (k splat) */
+static LLVMValueRef kmul(sc_codegen *c, LLVMValueRef x, double k)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    LLVMValueRef kc = cf(c, k);
+    if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
+        LLVMValueRef e[64];
+        unsigned n = LLVMGetVectorSize(t);
+        for (unsigned i = 0; i < n; i++)
+            e[i] = kc;
+        kc = LLVMConstVector(e, n);
+    }
+    return fmul(c, x, kc);
+}
+
 /* out[r] = sum over j < cols of M[r][j] x[j] for r < rows (M's rows
- * `stride` apart): the nonzero terms only, +-1 ones as additions; a row
- * whose coefficients share one magnitude k (G's halves and sixths) as
- * k times the signed sum. */
+ * `stride` apart), x scalars or vectors (the weight gradient's): the
+ * nonzero terms only, +-1 ones as additions; a row whose coefficients
+ * share one magnitude k (G's halves and sixths) as k times the signed
+ * sum. */
 static void matvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x, LLVMValueRef *out)
 {
     for (int r = 0; r < rows; r++) {
@@ -115,13 +131,13 @@ static void matvec(sc_codegen *c, const double *M, int stride, int rows, int col
             double k = row[j] / scale;
             if (k == 0)
                 continue;
-            LLVMValueRef t = k == 1 || k == -1 ? x[j] : fmul(c, x[j], cf(c, k));
+            LLVMValueRef t = k == 1 || k == -1 ? x[j] : kmul(c, x[j], k);
             if (!acc)
                 acc = k == -1 ? fmf(LLVMBuildFNeg(c->b, t, "")) : t;
             else
                 acc = k == -1 ? fsub(c, acc, t) : fadd(c, acc, t);
         }
-        out[r] = !acc ? cf(c, 0) : scale != 1 ? fmul(c, acc, cf(c, scale)) : acc;
+        out[r] = acc ? (scale != 1 ? kmul(c, acc, scale) : acc) : kmul(c, x[0], 0);
     }
 }
 

@@ -276,54 +276,6 @@ static wmats wmats_of(int m)
     return w;
 }
 
-/* k times x, a scalar or a vector (k splat) */
-static LLVMValueRef kmul(sc_codegen *c, LLVMValueRef x, double k)
-{
-    LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMValueRef kc = cf(c, k);
-    if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
-        LLVMValueRef e[64];
-        unsigned n = LLVMGetVectorSize(t);
-        for (unsigned i = 0; i < n; i++)
-            e[i] = kc;
-        kc = LLVMConstVector(e, n);
-    }
-    return fmul(c, x, kc);
-}
-
-/* out[r] = sum over j < cols of M[r][j] x[j] (rows `stride` apart), x
- * scalars or vectors: cg_winograd.c's matvec (the same terms in the same
- * order: a row's common magnitude applied once) for either. */
-static void lmatvec(sc_codegen *c, const double *M, int stride, int rows, int cols, LLVMValueRef *x, LLVMValueRef *out)
-{
-    if (LLVMGetTypeKind(LLVMTypeOf(x[0])) != LLVMVectorTypeKind) {
-        sc_cg_winograd_matvec(c, M, stride, rows, cols, x, out);
-        return;
-    }
-    for (int r = 0; r < rows; r++) {
-        const double *row = M + r * stride;
-        double common = 0;
-        for (int j = 0; j < cols; j++) {
-            double mag = row[j] < 0 ? -row[j] : row[j];
-            if (mag != 0)
-                common = common == 0 || common == mag ? mag : -1;
-        }
-        double scale = common > 0 ? common : 1;
-        LLVMValueRef acc = NULL;
-        for (int j = 0; j < cols; j++) {
-            double k = row[j] / scale;
-            if (k == 0)
-                continue;
-            LLVMValueRef t = k == 1 || k == -1 ? x[j] : kmul(c, x[j], k);
-            if (!acc)
-                acc = k == -1 ? fmf(LLVMBuildFNeg(c->b, t, "")) : t;
-            else
-                acc = k == -1 ? fsub(c, acc, t) : fadd(c, acc, t);
-        }
-        out[r] = !acc ? kmul(c, x[0], 0) : scale != 1 ? kmul(c, acc, scale) : acc;
-    }
-}
-
 /* out[k][l] = p[s l + k] for l < lanes, k < nk: the span of s (lanes-1)
  * + nk elements from p in masked loads of whole vectors, put together and
  * picked apart by constant shuffles; lanes 0: the scalars p[k]. */
@@ -375,10 +327,10 @@ static void tile_m(sc_codegen *c, const wmats *w, const vec *vv, const double *L
         for (int k = 0; k < n; k++) { /* row r of L T */
             for (int i = 0; i < n; i++)
                 col[i] = d[i][k];
-            lmatvec(c, L + r * ls, ls, 1, n, col, t);
+            sc_cg_winograd_matvec(c, L + r * ls, ls, 1, n, col, t);
             row[k] = t[0];
         }
-        lmatvec(c, L, ls, w->a, n, row, out); /* (L T) L^T */
+        sc_cg_winograd_matvec(c, L, ls, w->a, n, row, out); /* (L T) L^T */
         for (int k = 0; k < w->a; k++) {
             int e = r * w->a + k;
             if (e >= e0 && e < e1)

@@ -281,7 +281,7 @@ int sc_conv_wino_legal_plane(int64_t h, int64_t w)
  * to 0.76x at 8x8 (256), forward and data gradient (one thread,
  * sc_wino_bench: 0.91x, 0.79x, 0.86x); F(3,3) stays where 3 divides
  * (sc_wino_bench: 24x24 6.2 ms against F(4,3)'s 6.9, 12x12 4.9 against
- * 7.6), now 6x6 too: by rows (wino_rows; its 4 tiles per image, 256 per
+ * 7.6), now 6x6 too: by rows (sc_conv_wino_rows; its 4 tiles per image, 256 per
  * 64 images) 0.59x to 0.79x F(2,3)'s ms per call on resnet18-stl10 b32
  * (256 channels; 4 alternating rounds, same machine, heavily shared).
  * Small convolutions, under SC_WINO_F4_MACS multiply-adds per
@@ -393,9 +393,9 @@ sc_wino_geom sc_conv_wino_wgrad_geom(int64_t c, int64_t o, int64_t h, int64_t w,
     return sc_conv_wino_wgrad_geom_m(c, o, h, w, nb, groups, 2);
 }
 
-/* Images per Winograd chunk: the largest divisor of n whose tiles stay
+/* Images per Winograd chunk (convplan.h): the largest divisor of n whose tiles stay
  * within SC_WINO_TILES, leaving at least `threads` chunks where n allows. */
-static int64_t wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
+int64_t sc_conv_wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
 {
     int64_t best = 1;
     for (int64_t d = 2; d <= n; d++)
@@ -413,7 +413,7 @@ static int64_t wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles)
  * there at once, V (shared, a few MB) read once per block. Rows per block:
  * the most whose U stays within SC_WINO_ROWS_BYTES, the blocks a multiple
  * of the threads; 0 (chunks of images) where no divisor of cout fits. */
-static int64_t wino_rows(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
+int64_t sc_conv_wino_rows(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads)
 {
     if (n * tt > SC_WINO_TILES)
         return 0;
@@ -495,7 +495,7 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         int64_t a2 = (wm + 2) * (wm + 2);
         p.algo = SC_CONV_WINOGRAD;
         p.mslices = threads >= 4 ? 4 : threads >= 2 ? 2 : 1;
-        p.nb = wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), 1, SC_WINO_WGRAD_TILES);
+        p.nb = sc_conv_wino_chunk(p.n, ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm), 1, SC_WINO_WGRAD_TILES);
         p.wino = sc_conv_wino_wgrad_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, (int)p.mslices, wm);
         p.at_b = p.wino.at_m;
         p.at_taps = p.wino.at_u;
@@ -512,9 +512,9 @@ sc_conv_plan sc_conv_plan_node(const sc_graph *g, int i, int threads, int policy
         /* the data gradient: dy's o channels into dx's c, same h x w */
         int64_t a2 = (wm + 2) * (wm + 2), tt = ((p.g.h + wm - 1) / wm) * ((p.g.w + wm - 1) / wm);
         int64_t cin = bwd_data ? p.o : p.g.c, cout = bwd_data ? p.g.c : p.o;
-        int64_t rb = wino_rows(p.n, tt, cin, cout, a2, threads);
+        int64_t rb = sc_conv_wino_rows(p.n, tt, cin, cout, a2, threads);
         p.algo = SC_CONV_WINOGRAD;
-        p.nb = rb ? p.n : wino_chunk(p.n, tt, threads, SC_WINO_TILES);
+        p.nb = rb ? p.n : sc_conv_wino_chunk(p.n, tt, threads, SC_WINO_TILES);
         p.wino = bwd_data ? sc_conv_wino_geom_m(p.o, p.g.c, p.g.h, p.g.w, p.nb, wm)
                           : sc_conv_wino_geom_m(p.g.c, p.o, p.g.h, p.g.w, p.nb, wm);
         p.at_b = p.wino.at_m;

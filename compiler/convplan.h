@@ -185,7 +185,7 @@ enum {
 /* The multiply-adds per image from which planes 4 divides (beyond 4x4)
  * take F(4,3) (convplan.c, wino_m): resnet18's 3x3 layers have 37.7M. */
 #define SC_WINO_F4_MACS (16 << 20)
-/* Winograd by rows (convplan.c, wino_rows): the most bytes of a block's
+/* Winograd by rows (convplan.c, sc_conv_wino_rows): the most bytes of a block's
  * transformed weights (in L2 and the thread's share of L3). */
 #define SC_WINO_ROWS_BYTES (4 << 20)
 /* and the weight gradient's (every thread takes every chunk; no fewer
@@ -322,6 +322,14 @@ sc_wino_geom sc_conv_wino_geom_m(int64_t cin, int64_t cout, int64_t h, int64_t w
  * [a*a][rb][cin] (at_u, us = rb*cin + skew); the last thread's also the
  * shared V [a*a][cin][t] (at_v), the plan's `once`. */
 sc_wino_geom sc_conv_wino_rows_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t n, int64_t m, int64_t rb);
+
+/* The plan's choices for n images of tt tiles each (convplan.c; also
+ * bench/wino_bench.c): images per chunk, the largest divisor of n whose
+ * tiles stay within `tiles` leaving at least `threads` chunks; the
+ * output channels per block of the by-rows schedule for a*a = a2 tile
+ * elements, 0 where chunks of images apply. */
+int64_t sc_conv_wino_chunk(int64_t n, int64_t tt, int threads, int64_t tiles);
+int64_t sc_conv_wino_rows(int64_t n, int64_t tt, int64_t cin, int64_t cout, int64_t a2, int threads);
 
 /* The weight gradient's (cg_winograd_wgrad.h): x's c channels, dy's o,
  * the tile elements in `groups` groups (1, 2 or 4), a group's workspace V
