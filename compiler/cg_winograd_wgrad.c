@@ -207,43 +207,29 @@ static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValue
     }
 }
 
-/* V[4(r-r0) + k][ch][j*tt + ty*tw + tx] = (B^T d B)[4r + k] for the
- * group's tile rows r0 <= r < r1 of x's tiles d = P[2ty..2ty+3][2tx..2tx+3]. */
-static void x_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
-                    LLVMValueRef V, int r0, int r1)
-{
-    vec w = vec_of(c);
-    loop Lj, Lc, Lty;
-    LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef ch = loop_begin(c, &Lc, v->cin);
-    sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
-    LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
-    LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    tile_row(c, v, &w, gep(c, P, imul(c, ty, ci(c, 2 * v->wp))), gep(c, dst, imul(c, ty, ci(c, v->tw))), r0, r1,
-             x_vec);
-    loop_end(c, &Lty);
-    loop_end(c, &Lc);
-    loop_end(c, &Lj);
-}
-
-/* Z[4(q-r0) + k][o][j*tt + ty*tw + tx] = (A D A^T)[4q + k] for the
- * group's rows r0 <= q < r1 and every o < v->cout, D =
+/* The group's tile rows r0 <= r < r1 of the chunk's images, as
+ * tiles_m below: x's (is_dy 0) V[4(r-r0) + k][ch][j*tt + ty*tw + tx] =
+ * (B^T d B)[4r + k], d = P[2ty..2ty+3][2tx..2tx+3]; dy's (is_dy 1)
+ * Z[4(q-r0) + k][o][...] = (A D A^T)[4q + k] for every o < v->cout, D =
  * dy[2ty..2ty+1][2tx..2tx+1]: the plane copied into P's interior as x's
  * is, so that a half tile past the edge reads P's zero border. */
-static void dy_tiles(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef DY, LLVMValueRef img0, int64_t nb,
-                     LLVMValueRef P, LLVMValueRef Z, int r0, int r1)
+static void tiles2(sc_codegen *c, const sc_wino_geom *v, int is_dy, LLVMValueRef src, LLVMValueRef img0, int64_t nb,
+                   LLVMValueRef P, LLVMValueRef dst, int r0, int r1)
 {
     vec w = vec_of(c);
-    loop Lj, Lo, Lty;
+    int64_t ch_n = is_dy ? v->cout : v->cin;
+    loop Lj, Lc, Lty;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef o = loop_begin(c, &Lo, v->cout);
-    sc_cg_winograd_plane(c, v, gep(c, DY, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w))), P);
-    LLVMValueRef dst = gep(c, Z, mad(c, o, v->t, imul(c, j, ci(c, v->tt))));
+    LLVMValueRef ch = loop_begin(c, &Lc, ch_n);
+    sc_cg_winograd_plane(c, v, gep(c, src, imul(c, mad(c, iadd(c, img0, j), ch_n, ch), ci(c, v->h * v->w))), P);
+    LLVMValueRef d0 = gep(c, dst, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
     LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    tile_row(c, v, &w, gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1))), gep(c, dst, imul(c, ty, ci(c, v->tw))),
-             r0, r1, dy_vec);
+    LLVMValueRef drow = gep(c, d0, imul(c, ty, ci(c, v->tw)));
+    LLVMValueRef prow = is_dy ? gep(c, P, mad(c, ty, 2 * v->wp, ci(c, v->wp + 1)))
+                              : gep(c, P, imul(c, ty, ci(c, 2 * v->wp)));
+    tile_row(c, v, &w, prow, drow, r0, r1, is_dy ? dy_vec : x_vec);
     loop_end(c, &Lty);
-    loop_end(c, &Lo);
+    loop_end(c, &Lc);
     loop_end(c, &Lj);
 }
 
@@ -391,8 +377,8 @@ void sc_cg_winograd_wgrad_group(sc_codegen *c, const sc_wino_geom *v, int64_t n,
     LLVMValueRef img0 = imul(c, chunk, ci(c, nb));
     LLVMValueRef beta = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, chunk, ci(c, 0), ""), cf(c, 0), cf(c, 1), "");
     if (v->m == 2) { /* groups of whole rows of the 4x4 (groups 1, 2 or 4) */
-        x_tiles(c, v, X, img0, nb, P, V, e0 / 4, e1 / 4);
-        dy_tiles(c, v, DY, img0, nb, P, Z, e0 / 4, e1 / 4);
+        tiles2(c, v, 0, X, img0, nb, P, V, e0 / 4, e1 / 4);
+        tiles2(c, v, 1, DY, img0, nb, P, Z, e0 / 4, e1 / 4);
     } else {
         wmats w = wmats_of((int)v->m);
         tiles_m(c, v, &w, 0, X, img0, nb, P, V, e0, e1);
