@@ -103,6 +103,7 @@ static void begin_block(sc_codegen *c, sc_lowered *res, loop *L, geom *g)
 typedef struct {
     int relu;                       /* fused: relu after the apply, or the relu mask on dy */
     LLVMValueRef x, dy, y, dx;      /* tensors; y is the relu output in the fused backward */
+    LLVMValueRef r;                 /* batchnorm+add+relu: the residual added before the relu */
     LLVMValueRef a1, a2, a3, a4;    /* [cb] per-channel constants of the block */
     LLVMValueRef k1, k2, k3, k4;    /* the current channel's, set by the pass's prep */
 } bnctx;
@@ -220,8 +221,10 @@ static void body_sqdev(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMVal
 
 static void body_apply(sc_codegen *c, bnctx *b, LLVMValueRef idx, int w, LLVMValueRef *t)
 {
-    (void)t; /* y = x * k1 + k2 */
+    (void)t; /* y = x * k1 + k2 (+ r) */
     LLVMValueRef v = fadd(c, fmul(c, vld(c, b->x, idx, w), splat(c, b->k1, w)), splat(c, b->k2, w));
+    if (b->r)
+        v = fadd(c, v, vld(c, b->r, idx, w));
     vst(c, b->y, idx, b->relu ? relu(c, v) : v);
 }
 
@@ -303,14 +306,19 @@ static void merged_stats(sc_codegen *c, LLVMValueRef S, int64_t nimg, int64_t nc
 }
 
 /* Training-mode batchnorm: shifted sums, then the apply (see the top);
- * with conv2d+stats's statistics as fourth input, no pass for the sums. */
+ * with conv2d+stats's statistics as its last input, no pass for the sums.
+ * batchnorm+add+relu adds the residual r (its fourth input) in the apply:
+ * the join's pass over memory saved, and the batchnorm's output never
+ * written. */
 sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
 {
     sc_lowered res = lowered("loop");
     const sc_node *n = &c->g->n[i];
     geom g = geometry(&c->g->t[n->in[0]]);
     bnctx b = {0};
-    b.relu = n->op == SC_OP_BATCHNORM_RELU;
+    int add = n->op == SC_OP_BATCHNORM_ADD_RELU, nplain = 3 + add; /* inputs before the statistics */
+    b.relu = n->op == SC_OP_BATCHNORM_RELU || add;
+    b.r = add ? tensor(c, n->in[3]) : NULL;
     b.x = tensor(c, n->in[0]);
     b.y = tensor(c, n->out[0]);
     b.a1 = stack_array(c, c->elt, g.cb);
@@ -325,9 +333,9 @@ sc_lowered sc_cg_lower_batchnorm(sc_codegen *c, int i)
     LLVMValueRef S = c->arg_ws; /* MPI: [C] sums, [C] squared deviations */
     loop Lb, Lj;
     begin_block(c, &res, &Lb, &g);
-    if (!c->mpi && n->nin > 3) {
+    if (!c->mpi && n->nin > nplain) {
         LLVMValueRef j = loop_begin(c, &Lj, g.cb), ch = iadd(c, g.c0, j), mean, v;
-        merged_stats(c, tensor(c, n->in[3]), g.n, g.ch, ch, &mean, &v);
+        merged_stats(c, tensor(c, n->in[nplain]), g.n, g.ch, ch, &mean, &v);
         fwd_constants(c, n, &b, ch, j, mean, v);
         loop_end(c, &Lj);
         snprintf(res.impl, sizeof res.impl, "vector x%d, %lld ch/item, stats", VL, (long long)g.cb);

@@ -29,7 +29,8 @@ static sc_lowered lower_node(sc_codegen *c, int i)
     case SC_OP_CONV2D_BWD_WEIGHT: return sc_cg_lower_conv_bwd_weight(c, i);
     case SC_OP_BIAS_BWD: return sc_cg_lower_bias_bwd(c, i);
     case SC_OP_BATCHNORM:
-    case SC_OP_BATCHNORM_RELU: return sc_cg_lower_batchnorm(c, i);
+    case SC_OP_BATCHNORM_RELU:
+    case SC_OP_BATCHNORM_ADD_RELU: return sc_cg_lower_batchnorm(c, i);
     case SC_OP_BATCHNORM_EVAL: return sc_cg_lower_batchnorm_eval(c, i);
     case SC_OP_BATCHNORM_BWD:
     case SC_OP_BATCHNORM_RELU_BWD: return sc_cg_lower_batchnorm_bwd(c, i);

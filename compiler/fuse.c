@@ -17,8 +17,10 @@
  *   - P and C are both forward or both backward;
  *   - the operands fit in a node (SC_MAX_IN, SC_MAX_OUT).
  *
- * Rules apply in table order, each over the whole graph in node order, and
- * a node fuses at most once (fused ops match no rule). Order matters where
+ * Rules apply in table order, each over the whole graph in node order. A
+ * producer fuses at most once (fused ops are no rule's producer); a fused
+ * op may be a later rule's consumer (add+relu taking the batchnorm before
+ * it). Order matters where
  * two rules want one node: a relu_bwd whose gradient is a sum (the relu's
  * output had several consumers) and whose result feeds only a
  * batchnorm_bwd goes to batchnorm+relu_bwd, and the sum stays an add. */
@@ -39,6 +41,11 @@ static const sc_fuse_rule rules[] = {
     {SC_OP_BATCHNORM, SC_OP_RELU, SC_OP_BATCHNORM_RELU, 0, 0, 0},
     /* residual join: relu(body + shortcut). */
     {SC_OP_ADD, SC_OP_RELU, SC_OP_ADD_RELU, 0, 0, 0},
+    /* ... and the body's last batchnorm applied in the same pass, the
+     * shortcut at either input of the join (a downsampling shortcut's
+     * batchnorm where the body's comes later in node order). */
+    {SC_OP_BATCHNORM, SC_OP_ADD_RELU, SC_OP_BATCHNORM_ADD_RELU, 0, 0, 0},
+    {SC_OP_BATCHNORM, SC_OP_ADD_RELU, SC_OP_BATCHNORM_ADD_RELU, 0, 1, 0},
     /* the relu's mask applied inside batchnorm backward. */
     {SC_OP_RELU_BWD, SC_OP_BATCHNORM_BWD, SC_OP_BATCHNORM_RELU_BWD, 0, 0, 1},
     /* a gradient sum (a relu output with several consumers) masked at once. */

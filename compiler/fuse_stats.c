@@ -15,7 +15,8 @@
  * compiled for other thread counts differ by rounding only.
  *
  * It applies where a forward conv2d's output is the input x of a forward
- * batchnorm or batchnorm+relu (fused or not) that has no statistics yet.
+ * batchnorm, batchnorm+relu or batchnorm+add+relu that has no statistics
+ * yet.
  * Other readers of y are left as they are. Tensors and nodes keep their
  * indices: s is appended. */
 #include "fuse.h"
@@ -27,7 +28,8 @@ int sc_fuse_stats(sc_graph *g)
     int fused = 0;
     for (int i = 0; i < g->nfwd; i++) {
         sc_node *bn = &g->n[i];
-        if ((bn->op != SC_OP_BATCHNORM && bn->op != SC_OP_BATCHNORM_RELU) || bn->nin != 3)
+        int plain = bn->op == SC_OP_BATCHNORM || bn->op == SC_OP_BATCHNORM_RELU;
+        if (!(plain && bn->nin == 3) && !(bn->op == SC_OP_BATCHNORM_ADD_RELU && bn->nin == 4))
             continue;
         int y = bn->in[0], p = g->t[y].producer;
         if (p < 0 || p >= i || g->n[p].op != SC_OP_CONV2D || g->n[p].nout != 1 || g->t[y].ndim != 4)

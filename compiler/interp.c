@@ -250,6 +250,16 @@ static void run_node(sc_interp *it, int i)
     case SC_OP_ADD_RELU:
         sc_ref_add_relu(x->numel, b[in[0]], b[in[1]], b[out[0]]);
         break;
+    case SC_OP_BATCHNORM_ADD_RELU: /* (x, gamma, beta, r [, stats]) */
+        if (n->nin > 4) {
+            sc_ref_batchnorm_stats(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[4]],
+                                   b[in[1]], b[in[2]], b[out[0]], b[out[1]], b[out[2]]);
+            sc_ref_add_relu(x->numel, b[out[0]], b[in[3]], b[out[0]]);
+            break;
+        }
+        sc_ref_batchnorm_add_relu(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
+                                  b[in[2]], b[in[3]], b[out[0]], b[out[1]], b[out[2]]);
+        break;
     case SC_OP_BATCHNORM_RELU_BWD: /* (dy, y, x, gamma, mean, var) -> (dx, dgamma, dbeta) */
         sc_ref_batchnorm_relu_bwd(x->shape[0], x->shape[1], per_channel(x), n->eps, b[in[0]], b[in[1]],
                                   b[in[2]], b[in[3]], b[in[4]], b[in[5]], b[out[0]], b[out[1]],

@@ -125,6 +125,10 @@ typedef enum {
                                 chunk of images, at the chunk's first image (the other rows'
                                 count 0), per channel: count, mean, sum of squared deviations
                                 about that mean (refops.h, sc_ref_conv_stats) */
+    /* forward, made by fusion (fuse.c) only: a residual block's second
+     * batchnorm, its join and the relu in one pass over the output */
+    SC_OP_BATCHNORM_ADD_RELU,/* (x, gamma, beta, r [, stats]) -> (y, mean, var)
+                                y = relu(batchnorm(x) + r); stats as batchnorm's */
     SC_OP_COUNT
 } sc_opkind;
 

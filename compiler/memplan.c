@@ -29,6 +29,7 @@ int64_t sc_node_workspace(const sc_graph *g, int i, const sc_memplan_opts *o, in
         return sc_conv_plan_node(g, i, o->threads, o->conv, o->tuning).workspace;
     case SC_OP_BATCHNORM:
     case SC_OP_BATCHNORM_RELU:
+    case SC_OP_BATCHNORM_ADD_RELU:
     case SC_OP_BATCHNORM_BWD:
     case SC_OP_BATCHNORM_RELU_BWD:
         /* per-channel sums in double, reduced over the ranks */
@@ -90,6 +91,7 @@ static unsigned inplace_slots(sc_opkind op)
     case SC_OP_BATCHNORM_BWD: return 3u;                  /* dy, x */
     case SC_OP_ADD_RELU_BWD:                              /* a, b, y */
     case SC_OP_BATCHNORM_RELU_BWD: return 7u;             /* dy, y, x */
+    case SC_OP_BATCHNORM_ADD_RELU: return 8u;             /* r: read only by the apply */
     default: return 0;
     }
 }

@@ -46,6 +46,7 @@ static const char *const names[SC_OP_COUNT] = {
     [SC_OP_BYOL] = "byol",
     [SC_OP_BYOL_BWD] = "byol_bwd",
     [SC_OP_CONV2D_STATS] = "conv2d+stats",
+    [SC_OP_BATCHNORM_ADD_RELU] = "batchnorm+add+relu",
 };
 
 const char *sc_op_name(sc_opkind op)
@@ -56,7 +57,7 @@ const char *sc_op_name(sc_opkind op)
 int sc_op_is_fused(sc_opkind op)
 {
     return op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU || op == SC_OP_BATCHNORM_RELU_BWD || op == SC_OP_CONV2D_STATS ||
-           op == SC_OP_ADD_RELU_BWD;
+           op == SC_OP_ADD_RELU_BWD || op == SC_OP_BATCHNORM_ADD_RELU;
 }
 
 /* Counts follow the usual convention: a multiply-add is 2 FLOPs; cheap
@@ -130,6 +131,7 @@ double sc_node_flops(const sc_graph *g, int i)
     /* Fused ops: the sum of their parts (fusion saves memory traffic, not
      * arithmetic). */
     case SC_OP_BATCHNORM_RELU: return 8.0 * in0->numel;
+    case SC_OP_BATCHNORM_ADD_RELU: return 9.0 * in0->numel;
     case SC_OP_BATCHNORM_RELU_BWD: return 10.0 * in0->numel;
     case SC_OP_ADD_RELU:
     case SC_OP_ADD_RELU_BWD: return 2.0 * in0->numel;

@@ -50,6 +50,7 @@ static void print_attrs(const sc_node *n, FILE *f)
     case SC_OP_BATCHNORM_BWD:
     case SC_OP_BATCHNORM_RELU:
     case SC_OP_BATCHNORM_RELU_BWD:
+    case SC_OP_BATCHNORM_ADD_RELU:
         fprintf(f, " eps=%g", n->eps);
         break;
     case SC_OP_BN_RUNNING:

@@ -468,6 +468,13 @@ void sc_ref_add_relu(long n, const double *a, const double *b, double *y)
     sc_ref_relu(n, y, y);
 }
 
+void sc_ref_batchnorm_add_relu(int n, int c, int hw, double eps, const double *x, const double *gamma,
+                               const double *beta, const double *r, double *y, double *mean, double *var)
+{
+    sc_ref_batchnorm(n, c, hw, eps, x, gamma, beta, y, mean, var);
+    sc_ref_add_relu((long)n * c * hw, y, r, y);
+}
+
 void sc_ref_batchnorm_relu_bwd(int n, int c, int hw, double eps,
                                const double *dy, const double *y,
                                const double *x, const double *gamma,

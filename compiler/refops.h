@@ -105,6 +105,9 @@ void sc_ref_stats_merge(int n, int c, const double *stats, double *mean, double 
 void sc_ref_batchnorm_stats(int n, int c, int hw, double eps, const double *x, const double *stats,
                             const double *gamma, const double *beta, double *y, double *mean, double *var);
 void sc_ref_add_relu(long n, const double *a, const double *b, double *y);
+/* y = relu(batchnorm(x) + r): a residual block's join (r [n, c, hw]). */
+void sc_ref_batchnorm_add_relu(int n, int c, int hw, double eps, const double *x, const double *gamma,
+                               const double *beta, const double *r, double *y, double *mean, double *var);
 /* Batchnorm backward of the masked gradient (y > 0 ? dy : 0). */
 void sc_ref_batchnorm_relu_bwd(int n, int c, int hw, double eps,
                                const double *dy, const double *y,

@@ -41,7 +41,7 @@ static int32_t hook_on = 1;
 
 static int relu_like(sc_opkind op)
 {
-    return op == SC_OP_RELU || op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU;
+    return op == SC_OP_RELU || op == SC_OP_BATCHNORM_RELU || op == SC_OP_ADD_RELU || op == SC_OP_BATCHNORM_ADD_RELU;
 }
 
 static sc_window pool_window(const sc_graph *g, const sc_node *n)
@@ -207,8 +207,9 @@ static double pre_activation(const sc_interp *it, const sc_node *n, long k)
     const sc_tensor *x = &g->t[n->in[0]];
     long hw = x->numel / ((long)x->shape[0] * x->shape[1]);
     int ch = (int)(k / hw % x->shape[1]);
-    return b[n->in[1]][ch] * (b[n->in[0]][k] - b[n->out[1]][ch]) / sqrt(b[n->out[2]][ch] + n->eps) +
-           b[n->in[2]][ch];
+    double bn = b[n->in[1]][ch] * (b[n->in[0]][k] - b[n->out[1]][ch]) / sqrt(b[n->out[2]][ch] + n->eps) +
+                b[n->in[2]][ch];
+    return n->op == SC_OP_BATCHNORM_ADD_RELU ? bn + b[n->in[3]][k] : bn;
 }
 
 static void note_margin(f32_flips *fl, double margin, const char *name)

@@ -1,11 +1,13 @@
 /* The training batchnorm kernels (compiler/cg_batchnorm.c: batchnorm,
- * batchnorm+relu and their backward) against the reference ops, node by
+ * batchnorm+relu, batchnorm+add+relu and their backward) against the reference ops, node by
  * node: maps of 1 element, maps shorter than a vector (3x3), tails that
  * are no multiple of the vector width, several channels per work item
  * (64 channels of 3x3), batch 1. The channels are split over two calls,
  * as over two threads; outputs start as NaN, so an element left
  * unwritten shows. x has a per-channel offset of 10 to 20 (the shifted
- * sums' case) and the relu forms get a mask of about half their elements.
+ * sums' case) and the relu forms get a mask of about half their elements
+ * (batchnorm+add+relu's residual, in [-1, 1), about as large as the
+ * normalised values, decides it with them).
  *
  * Each tensor is compared to the reference (double) relative to its
  * largest magnitude: within DOUBLE_TOL in double, FLOAT_TOL in float.
@@ -32,7 +34,7 @@
 #include "ir.h"
 #include "refops.h"
 
-/* worst measured: 1.0e-14 (double: y of batchnorm+relu at 2x6x144, x*k1 + k2
+/* worst measured: 1.1e-14 (double: y of batchnorm+relu at 2x6x144, x*k1 + k2
  * cancelling about 10x), 4.2e-6 (float) */
 #define DOUBLE_TOL 1e-13
 #define FLOAT_TOL 3e-5
@@ -53,7 +55,8 @@ static const shape shapes[] = {
 };
 #define NSHAPES (int)(sizeof shapes / sizeof *shapes)
 
-static const int ops[] = {SC_OP_BATCHNORM, SC_OP_BATCHNORM_RELU, SC_OP_BATCHNORM_BWD, SC_OP_BATCHNORM_RELU_BWD};
+static const int ops[] = {SC_OP_BATCHNORM, SC_OP_BATCHNORM_RELU, SC_OP_BATCHNORM_BWD, SC_OP_BATCHNORM_RELU_BWD,
+                          SC_OP_BATCHNORM_ADD_RELU};
 #define NOPS (int)(sizeof ops / sizeof *ops)
 
 enum { MAXIN = 6, MAXOUT = 3 };
@@ -62,7 +65,10 @@ typedef void (*kern_fn)(void *const *in, void *const *out, int64_t lo, int64_t h
 static int is_bwd(int op) { return op == SC_OP_BATCHNORM_BWD || op == SC_OP_BATCHNORM_RELU_BWD; }
 
 /* inputs and outputs of the node, as the graph has them */
-static int nin(int op) { return op == SC_OP_BATCHNORM_RELU_BWD ? 6 : is_bwd(op) ? 5 : 3; }
+static int nin(int op)
+{
+    return op == SC_OP_BATCHNORM_RELU_BWD ? 6 : is_bwd(op) ? 5 : op == SC_OP_BATCHNORM_ADD_RELU ? 4 : 3;
+}
 
 static void fn_name(char *buf, size_t len, int o, int s) { snprintf(buf, len, "test_bn_%d_%d", o, s); }
 
@@ -72,7 +78,7 @@ static void node_graph(sc_graph *g, int op, const shape *v)
     int big[3] = {v->n, v->c, v->hw}, ch[1] = {v->c}, in[MAXIN], out[MAXOUT];
     int relu = op == SC_OP_BATCHNORM_RELU_BWD;
     for (int k = 0; k < nin(op); k++) {
-        int per_channel = is_bwd(op) ? k >= 2 + relu : k >= 1;
+        int per_channel = is_bwd(op) ? k >= 2 + relu : k == 1 || k == 2; /* the forward's in3: the residual */
         char name[8];
         snprintf(name, sizeof name, "in%d", k);
         in[k] = sc_graph_tensor(g, name, SC_T_ACT, per_channel ? 1 : 3, per_channel ? ch : big, 0);
@@ -170,8 +176,10 @@ static double check(sc_codegen *c, int f64, int o, int s, int64_t extent)
 {
     const shape *v = &shapes[s];
     int op = ops[o], relu = op == SC_OP_BATCHNORM_RELU || op == SC_OP_BATCHNORM_RELU_BWD;
+    int add = op == SC_OP_BATCHNORM_ADD_RELU;
     size_t big = (size_t)v->n * v->c * v->hw, ch = (size_t)v->c, esz = f64 ? 8 : 4;
     double *x = alloc(big * 8), *dy = alloc(big * 8), *y = alloc(big * 8), *dx = alloc(big * 8);
+    double *r = alloc(big * 8);
     double *gamma = alloc(ch * 8), *beta = alloc(ch * 8), *mean = alloc(ch * 8), *var = alloc(ch * 8);
     double *dg = alloc(ch * 8), *db = alloc(ch * 8);
     uint64_t seed = (uint64_t)(o * 100 + s * 2 + f64);
@@ -179,13 +187,17 @@ static double check(sc_codegen *c, int f64, int o, int s, int64_t extent)
         size_t chan = j / (size_t)v->hw % ch;
         x[j] = rnd(10 + (double)chan * 10 / (double)ch + frand(&seed), f64);
         dy[j] = rnd(frand(&seed), f64);
+        r[j] = add ? rnd(frand(&seed), f64) : 0; /* the other ops' streams as before */
     }
     for (size_t k = 0; k < ch; k++) {
         gamma[k] = rnd(1 + 0.5 * frand(&seed), f64);
         beta[k] = rnd(0.2 * frand(&seed), f64);
     }
     /* the forward's outputs: the backward's y, mean and var, rounded */
-    (relu ? sc_ref_batchnorm_relu : sc_ref_batchnorm)(v->n, v->c, v->hw, EPS, x, gamma, beta, y, mean, var);
+    if (add)
+        sc_ref_batchnorm_add_relu(v->n, v->c, v->hw, EPS, x, gamma, beta, r, y, mean, var);
+    else
+        (relu ? sc_ref_batchnorm_relu : sc_ref_batchnorm)(v->n, v->c, v->hw, EPS, x, gamma, beta, y, mean, var);
     for (size_t j = 0; j < big; j++)
         y[j] = rnd(y[j], f64);
     for (size_t k = 0; k < ch; k++) {
@@ -196,8 +208,8 @@ static double check(sc_codegen *c, int f64, int o, int s, int64_t extent)
     size_t in_n[MAXIN], out_n[MAXOUT] = {big, ch, ch};
     int nk = nin(op);
     if (!is_bwd(op)) {
-        in[0] = x, in[1] = gamma, in[2] = beta;
-        in_n[0] = big, in_n[1] = in_n[2] = ch;
+        in[0] = x, in[1] = gamma, in[2] = beta, in[3] = r;
+        in_n[0] = in_n[3] = big, in_n[1] = in_n[2] = ch;
         want[0] = y, want[1] = mean, want[2] = var;
     } else {
         int k = 0;
@@ -239,6 +251,7 @@ static double check(sc_codegen *c, int f64, int o, int s, int64_t extent)
         free(bin[k]);
     for (int k = 0; k < MAXOUT; k++)
         free(bout[k]);
+    free(r);
     free(x), free(dy), free(y), free(dx), free(gamma), free(beta), free(mean), free(var), free(dg), free(db);
     return worst;
 }
@@ -308,7 +321,7 @@ static int bench(void)
             int op = ops[o_], relu = op == SC_OP_BATCHNORM_RELU_BWD;
             void *in[MAXIN], *out[MAXOUT] = {t[3], p[2], p[3]};
             if (!is_bwd(op))
-                in[0] = t[0], in[1] = p[0], in[2] = p[1];
+                in[0] = t[0], in[1] = p[0], in[2] = p[1], in[3] = t[1];
             else if (relu)
                 in[0] = t[0], in[1] = t[1], in[2] = t[2], in[3] = p[0], in[4] = p[1], in[5] = p[2];
             else
@@ -325,7 +338,7 @@ static int bench(void)
                 double dt = cpu_seconds() - t0;
                 best = dt < best ? dt : best;
             }
-            int tensors = is_bwd(op) ? 3 + relu : 2;
+            int tensors = is_bwd(op) ? 3 + relu : op == SC_OP_BATCHNORM_ADD_RELU ? 3 : 2;
             printf("%-20s %3dx%3dx%4d (%s): %8.3f ms, %5.1f GB/s\n", sc_op_name((sc_opkind)op), v->n, v->c, v->hw, impl,
                    best * 1e3, (double)tensors * (double)big * 4 / best * 1e-9);
         }

@@ -172,8 +172,9 @@ static void test_resnet_small(void **state)
             for (int k = 0; k < f.g.n[j].nin; k++)
                 if (f.g.n[j].in[k] == n->out[1]) {
                     readers++;
-                    assert_true(k == 3 && f.g.n[j].in[0] == n->out[0]);
-                    assert_true(f.g.n[j].op == SC_OP_BATCHNORM || f.g.n[j].op == SC_OP_BATCHNORM_RELU);
+                    sc_opkind op = f.g.n[j].op;
+                    assert_true(k == (op == SC_OP_BATCHNORM_ADD_RELU ? 4 : 3) && f.g.n[j].in[0] == n->out[0]);
+                    assert_true(op == SC_OP_BATCHNORM || op == SC_OP_BATCHNORM_RELU || op == SC_OP_BATCHNORM_ADD_RELU);
                 }
         assert_int_equal(readers, 1);
     }

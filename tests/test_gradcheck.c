@@ -980,6 +980,62 @@ static void test_batchnorm_relu_grad(void **state)
     gradcheck_bn_relu(6, 4, 1); /* 2-D: a head's linear -> batchnorm -> relu */
 }
 
+/* y = relu(batchnorm(x) + s), a residual block's join: its gradient is
+ * the graph's (the fused op has no backward of its own), d = relu_bwd(r,
+ * y) to the shortcut s and through batchnorm_bwd to x, gamma and beta. */
+typedef struct {
+    bnr_ctx b;
+    double *s;
+} bnar_ctx;
+
+static double bnar_loss(void *p)
+{
+    bnar_ctx *a = p;
+    bnr_ctx *b = &a->b;
+    sc_ref_batchnorm_add_relu(b->n, b->c, b->hw, b->eps, b->x, b->gamma, b->beta, a->s, b->y, b->mean, b->var);
+    return dot((long)b->n * b->c * b->hw, b->r, b->y);
+}
+
+static void gradcheck_bn_add_relu(int n, int c, int hw)
+{
+    long nx = (long)n * c * hw;
+    bnar_ctx a = {.b = {.n = n, .c = c, .hw = hw, .eps = 1e-5}};
+    bnr_ctx *b = &a.b;
+    b->gamma = drand_array(c);
+    b->beta = drand_array(c);
+    b->r = drand_array(nx);
+    b->x = drand_array(nx);
+    double *z = dalloc(nx), *m = dalloc(c), *v = dalloc(c);
+    sc_ref_batchnorm(n, c, hw, b->eps, b->x, b->gamma, b->beta, z, m, v);
+    a.s = dalloc(nx);
+    for (long i = 0; i < nx; i++) { /* |batchnorm(x) + s| >= 0.1: away from the kink */
+        double u = urand();
+        a.s[i] = (u < 0 ? u - 0.1 : u + 0.1) - z[i];
+    }
+    b->y = dalloc(nx);
+    b->mean = dalloc(c);
+    b->var = dalloc(c);
+    double *d = dalloc(nx), *dx = dalloc(nx), *dg = dalloc(c), *dbeta = dalloc(c);
+    bnar_loss(&a);
+    long zeros = 0;
+    for (long i = 0; i < nx; i++)
+        zeros += b->y[i] == 0.0;
+    assert_true(zeros > 0 && zeros < nx);
+    sc_ref_relu_bwd(nx, b->r, b->y, d);
+    sc_ref_batchnorm_bwd(n, c, hw, b->eps, d, b->x, b->gamma, b->mean, b->var, dx, dg, dbeta);
+    check_grad("batchnorm+add+relu dx", bnar_loss, &a, b->x, nx, dx, H);
+    check_grad("batchnorm+add+relu dgamma", bnar_loss, &a, b->gamma, c, dg, H);
+    check_grad("batchnorm+add+relu dbeta", bnar_loss, &a, b->beta, c, dbeta, H);
+    check_grad("batchnorm+add+relu ds", bnar_loss, &a, a.s, nx, d, H);
+}
+
+static void test_batchnorm_add_relu_grad(void **state)
+{
+    (void)state;
+    gradcheck_bn_add_relu(3, 2, 5);
+    gradcheck_bn_add_relu(2, 3, 12);
+}
+
 /* y = relu(a + b) read by two consumers, with upstream gradients r1 and
  * r2: dL/da = dL/db = add+relu_bwd(r1, r2, y), the gradient sum and the
  * mask in one kernel, as autodiff's graph has them around a residual. */
@@ -1051,6 +1107,13 @@ static void test_fused_equal_parts(void **state)
     sc_ref_relu(nx, t, y1);
     sc_ref_add_relu(nx, x, b, y2);
     assert_array_close(nx, y2, y1, 0.0);
+
+    sc_ref_batchnorm(n, c, hw, eps, x, gamma, beta, t, m1, v1);
+    sc_ref_add_relu(nx, t, b, y1);
+    sc_ref_batchnorm_add_relu(n, c, hw, eps, x, gamma, beta, b, y2, m2, v2);
+    assert_array_close(nx, y2, y1, 0.0);
+    assert_array_close(c, m2, m1, 0.0);
+    assert_array_close(c, v2, v1, 0.0);
     sc_ref_add(nx, dy, b, t);
     sc_ref_relu_bwd(nx, t, y1, dx1);
     sc_ref_add_relu_bwd(nx, dy, b, y1, dx2);
@@ -1245,6 +1308,7 @@ int main(void)
         cmocka_unit_test_setup(test_ntxent_grad, reset_pool),
         cmocka_unit_test_setup(test_ntxent_l2norm_chain, reset_pool),
         cmocka_unit_test_setup(test_batchnorm_relu_grad, reset_pool),
+        cmocka_unit_test_setup(test_batchnorm_add_relu_grad, reset_pool),
         cmocka_unit_test_setup(test_add_relu_grad, reset_pool),
         cmocka_unit_test_setup(test_add_relu_known, reset_pool),
         cmocka_unit_test_setup(test_fused_equal_parts, reset_pool),

@@ -96,6 +96,7 @@ static int may_share(sc_opkind op, int slot)
     case SC_OP_BATCHNORM_BWD: return slot <= 1;
     case SC_OP_ADD_RELU_BWD:
     case SC_OP_BATCHNORM_RELU_BWD: return slot <= 2;
+    case SC_OP_BATCHNORM_ADD_RELU: return slot == 3;
     default: return 0;
     }
 }
