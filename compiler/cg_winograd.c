@@ -144,12 +144,15 @@ static void matvec(sc_codegen *c, const double *M, int stride, int rows, int col
 
 /* F(2,3) as it was written by hand before the larger tiles (its
  * arithmetic unchanged): by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
+LLVMValueRef sc_cg_winograd_bt4_row(sc_codegen *c, LLVMValueRef d[4], int r)
+{
+    return r == 0 ? fsub(c, d[0], d[2]) : r == 1 ? fadd(c, d[1], d[2]) : r == 2 ? fsub(c, d[2], d[1]) : fsub(c, d[1], d[3]);
+}
+
 void sc_cg_winograd_bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
 {
-    out[0] = fsub(c, d[0], d[2]);
-    out[1] = fadd(c, d[1], d[2]);
-    out[2] = fsub(c, d[2], d[1]);
-    out[3] = fsub(c, d[1], d[3]);
+    for (int r = 0; r < 4; r++)
+        out[r] = sc_cg_winograd_bt4_row(c, d, r);
 }
 
 /* By G: g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2. */
@@ -177,6 +180,16 @@ static void by_bt(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValue
         sc_cg_winograd_bt4(c, in, out);
     else
         matvec(c, &w->bt[0][0], 6, w->a, w->a, in, out);
+}
+
+/* row r of B^T in */
+static LLVMValueRef by_bt_row(sc_codegen *c, const wino_mats *w, int r, LLVMValueRef *in)
+{
+    LLVMValueRef out;
+    if (w->m == 2)
+        return sc_cg_winograd_bt4_row(c, in, r);
+    matvec(c, &w->bt[r][0], 6, 1, w->a, in, &out);
+    return out;
 }
 
 static void by_g(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
@@ -323,29 +336,40 @@ static void tile_groups(sc_codegen *c, const tiles *t, int64_t ty0, int64_t n, g
     loop_end(c, &Ly);
 }
 
-/* V's tiles: the a x a input tiles at P[m ty ..][m tx0 ..], B^T d B. */
+/* V's tiles: the a x a input tiles at P[m ty ..][m tx0 ..], B^T d B,
+ * a row r of B^T d at a time: B^T's row r on the whole rows of P the
+ * tiles span (for each tile and tap the scalar's sum; P's rows loaded
+ * again for each r rather than all a x a taps of the tiles held in
+ * registers: they spilled), its taps picked apart, then by B. Tile
+ * by tile (lanes 0) the taps are loaded once. */
 static void in_group(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes, int width)
 {
     const sc_wino_geom *v = t->v;
-    int na = t->w.a;
+    int na = t->w.a, m = (int)v->m, np = lanes ? rows * sc_cg_wino_span_parts(&t->vv, m, lanes, na) : na;
     (void)width;
     LLVMValueRef p = gep(c, t->src, mad(c, ty, v->m * v->wp, imul(c, tx0, ci(c, v->m))));
-    LLVMValueRef d[6][6], tr[6][6];
-    for (int i = 0; i < na; i++)
-        sc_cg_wino_deinterleave(c, &t->vv, gep(c, p, ci(c, i * v->wp)), v->m * v->wp, rows, (int)v->m, lanes, na,
-                                d[i]);
-    for (int k = 0; k < na; k++) { /* columns: B^T d */
-        LLVMValueRef col[6], out[6];
-        for (int r = 0; r < na; r++)
-            col[r] = d[r][k];
-        by_bt(c, &t->w, col, out);
-        for (int r = 0; r < na; r++)
-            tr[r][k] = out[r];
-    }
     LLVMValueRef dst = gep(c, t->dst, mad(c, ty, v->tw, tx0));
-    for (int r = 0; r < na; r++) { /* rows: (B^T d) B */
-        LLVMValueRef out[6];
-        by_bt(c, &t->w, tr[r], out);
+    LLVMValueRef d[6][8];
+    for (int r = 0; r < na; r++) {
+        LLVMValueRef col[6], tr[8], row[6], out[6];
+        for (int i = 0; i < na && (lanes || !r); i++) { /* P's rows (lanes 0: the tile's taps, once) */
+            LLVMValueRef pi = gep(c, p, ci(c, i * v->wp));
+            if (lanes)
+                sc_cg_wino_load_parts(c, &t->vv, pi, v->m * v->wp, rows, m, lanes, na, d[i]);
+            else
+                for (int k = 0; k < na; k++)
+                    d[i][k] = ld(c, pi, ci(c, k));
+        }
+        for (int h = 0; h < np; h++) { /* row r of B^T d */
+            for (int i = 0; i < na; i++)
+                col[i] = d[i][h];
+            tr[h] = by_bt_row(c, &t->w, r, col);
+        }
+        if (lanes)
+            sc_cg_wino_pick(c, &t->vv, tr, rows, m, lanes, na, row);
+        else
+            memcpy(row, tr, sizeof row);
+        by_bt(c, &t->w, row, out); /* (B^T d) B */
         for (int k = 0; k < na; k++)
             sc_cg_wino_vstore(c, &t->vv, gep(c, dst, ci(c, (r * na + k) * v->vs)), out[k], rows * lanes);
     }

@@ -74,18 +74,15 @@ static LLVMValueRef concat(sc_codegen *c, LLVMValueRef *part, int n)
     return part[0];
 }
 
-void sc_cg_wino_deinterleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, int64_t rs, int rows, int s,
-                             int lanes, int nk, LLVMValueRef *out)
+int sc_cg_wino_span_parts(const sc_wino_vec *w, int s, int lanes, int nk)
 {
-    if (!lanes) {
-        for (int k = 0; k < nk; k++)
-            out[k] = ld(c, p, ci(c, k));
-        return;
-    }
-    int span = s * (lanes - 1) + nk, nv = (span + w->vw - 1) / w->vw, np = 1;
-    while (np < rows * nv)
-        np *= 2;
-    LLVMValueRef part[8];
+    return (s * (lanes - 1) + nk + w->vw - 1) / w->vw;
+}
+
+void sc_cg_wino_load_parts(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, int64_t rs, int rows, int s, int lanes,
+                           int nk, LLVMValueRef *part)
+{
+    int span = s * (lanes - 1) + nk, nv = sc_cg_wino_span_parts(w, s, lanes, nk);
     for (int q = 0; q < rows; q++) {
         LLVMValueRef pq = q ? gep(c, p, ci(c, q * rs)) : p;
         for (int h = 0; h < nv; h++) {
@@ -93,9 +90,18 @@ void sc_cg_wino_deinterleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p
             part[q * nv + h] = sc_cg_wino_vload(c, w, gep(c, pq, ci(c, (int64_t)h * w->vw)), on < w->vw ? on : w->vw);
         }
     }
-    for (int h = rows * nv; h < np; h++)
-        part[h] = LLVMConstNull(w->vt);
-    LLVMValueRef all = concat(c, part, np);
+}
+
+void sc_cg_wino_pick(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int rows, int s, int lanes, int nk,
+                     LLVMValueRef *out)
+{
+    int nv = sc_cg_wino_span_parts(w, s, lanes, nk), np = 1;
+    while (np < rows * nv)
+        np *= 2;
+    LLVMValueRef cat[8];
+    for (int h = 0; h < np; h++)
+        cat[h] = h < rows * nv ? part[h] : LLVMConstNull(w->vt);
+    LLVMValueRef all = concat(c, cat, np);
     for (int k = 0; k < nk; k++) {
         LLVMValueRef idx[64];
         for (int i = 0; i < w->vw; i++) { /* lanes past rows lanes read inside the span or its zeros */
@@ -105,6 +111,19 @@ void sc_cg_wino_deinterleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p
         out[k] = LLVMBuildShuffleVector(c->b, all, LLVMGetPoison(LLVMTypeOf(all)), LLVMConstVector(idx, (unsigned)w->vw),
                                         "");
     }
+}
+
+void sc_cg_wino_deinterleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, int64_t rs, int rows, int s,
+                             int lanes, int nk, LLVMValueRef *out)
+{
+    if (!lanes) {
+        for (int k = 0; k < nk; k++)
+            out[k] = ld(c, p, ci(c, k));
+        return;
+    }
+    LLVMValueRef part[8];
+    sc_cg_wino_load_parts(c, w, p, rs, rows, s, lanes, nk, part);
+    sc_cg_wino_pick(c, w, part, rows, s, lanes, nk, out);
 }
 
 void sc_cg_wino_interleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef *in, int m, LLVMValueRef p, int64_t rs,

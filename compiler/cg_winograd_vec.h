@@ -33,6 +33,16 @@ void sc_cg_wino_vstore(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, LLVM
 void sc_cg_wino_deinterleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, int64_t rs, int rows, int s,
                              int lanes, int nk, LLVMValueRef *out);
 
+/* sc_cg_wino_deinterleave in two steps, for arithmetic on P's rows
+ * between them (cg_winograd.c): the vectors each row's span takes (at
+ * most 8 for the rows), the rows' parts (rows x that many, row by row)
+ * loaded, and the lanes picked from parts of those. */
+int sc_cg_wino_span_parts(const sc_wino_vec *w, int s, int lanes, int nk);
+void sc_cg_wino_load_parts(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, int64_t rs, int rows, int s, int lanes,
+                           int nk, LLVMValueRef *part);
+void sc_cg_wino_pick(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int rows, int s, int lanes, int nk,
+                     LLVMValueRef *out);
+
 /* The inverse for m values a tile: p[q rs + m l + k] = in[k] lane q lanes
  * + l for k < m, l < lanes, q < rows, only the first `width` (<= m lanes)
  * columns of each row: in[] put together and picked apart into the rows'

@@ -118,16 +118,15 @@ static void tile_row(sc_codegen *c, const sc_wino_geom *v, const sc_wino_vec *w,
 static void x_vec(sc_codegen *c, const sc_wino_geom *v, const sc_wino_vec *w, LLVMValueRef p, LLVMValueRef dst,
                   int lanes, int r0, int r1)
 {
-    LLVMValueRef d[4][4];
+    LLVMValueRef d[4][4] = {{0}}; /* the rows the group reads */
     for (int i = (r0 ? 1 : 0); i < (r1 < 4 ? 3 : 4); i++) /* the rows of d the group's rows of B^T d read */
         deinterleave(c, w, gep(c, p, ci(c, i * v->wp)), lanes, 4, d[i]);
     for (int r = r0; r < r1; r++) {
         LLVMValueRef row[4], out[4];
-        for (int k = 0; k < 4; k++)
-            row[k] = r == 0 ? fsub(c, d[0][k], d[2][k])
-                     : r == 1 ? fadd(c, d[1][k], d[2][k])
-                     : r == 2 ? fsub(c, d[2][k], d[1][k])
-                              : fsub(c, d[1][k], d[3][k]);
+        for (int k = 0; k < 4; k++) { /* row r of B^T d */
+            LLVMValueRef col[4] = {d[0][k], d[1][k], d[2][k], d[3][k]};
+            row[k] = sc_cg_winograd_bt4_row(c, col, r);
+        }
         sc_cg_winograd_bt4(c, row, out); /* (B^T d) B */
         for (int k = 0; k < 4; k++)
             sc_cg_wino_vstore(c, w, gep(c, dst, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k], lanes);
