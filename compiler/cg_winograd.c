@@ -341,35 +341,37 @@ static void tile_groups(sc_codegen *c, const tiles *t, int64_t ty0, int64_t n, g
  * tiles span (for each tile and tap the scalar's sum; P's rows loaded
  * again for each r rather than all a x a taps of the tiles held in
  * registers: they spilled), its taps picked apart, then by B. Tile
- * by tile (lanes 0) the taps are loaded once. */
+ * by tile (lanes 0) as the scalar loop was: measured slower one r at a
+ * time (bench/wino_bench.c, cifar 4x4: 0.63 ms against 0.52). */
 static void in_group(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes, int width)
 {
     const sc_wino_geom *v = t->v;
-    int na = t->w.a, m = (int)v->m, np = lanes ? rows * sc_cg_wino_span_parts(&t->vv, m, lanes, na) : na;
+    int na = t->w.a, m = (int)v->m, np = lanes ? rows * sc_cg_wino_span_parts(&t->vv, m, lanes, na) : 0;
     (void)width;
     LLVMValueRef p = gep(c, t->src, mad(c, ty, v->m * v->wp, imul(c, tx0, ci(c, v->m))));
     LLVMValueRef dst = gep(c, t->dst, mad(c, ty, v->tw, tx0));
-    LLVMValueRef d[6][8];
+    LLVMValueRef tr[6][6];
+    for (int k = 0; k < na && !lanes; k++) { /* one tile: columns B^T d first, as the scalar loop was */
+        LLVMValueRef col[6], out[6];
+        for (int r = 0; r < na; r++)
+            col[r] = ld(c, p, ci(c, r * v->wp + k));
+        by_bt(c, &t->w, col, out);
+        for (int r = 0; r < na; r++)
+            tr[r][k] = out[r];
+    }
     for (int r = 0; r < na; r++) {
-        LLVMValueRef col[6], tr[8], row[6], out[6];
-        for (int i = 0; i < na && (lanes || !r); i++) { /* P's rows (lanes 0: the tile's taps, once) */
-            LLVMValueRef pi = gep(c, p, ci(c, i * v->wp));
-            if (lanes)
-                sc_cg_wino_load_parts(c, &t->vv, pi, v->m * v->wp, rows, m, lanes, na, d[i]);
-            else
-                for (int k = 0; k < na; k++)
-                    d[i][k] = ld(c, pi, ci(c, k));
+        LLVMValueRef d[6][8], col[6], part[8], out[6];
+        if (lanes) {
+            for (int i = 0; i < na; i++) /* P's rows */
+                sc_cg_wino_load_parts(c, &t->vv, gep(c, p, ci(c, i * v->wp)), v->m * v->wp, rows, m, lanes, na, d[i]);
+            for (int h = 0; h < np; h++) { /* row r of B^T d */
+                for (int i = 0; i < na; i++)
+                    col[i] = d[i][h];
+                part[h] = by_bt_row(c, &t->w, r, col);
+            }
+            sc_cg_wino_pick(c, &t->vv, part, rows, m, lanes, na, tr[r]);
         }
-        for (int h = 0; h < np; h++) { /* row r of B^T d */
-            for (int i = 0; i < na; i++)
-                col[i] = d[i][h];
-            tr[h] = by_bt_row(c, &t->w, r, col);
-        }
-        if (lanes)
-            sc_cg_wino_pick(c, &t->vv, tr, rows, m, lanes, na, row);
-        else
-            memcpy(row, tr, sizeof row);
-        by_bt(c, &t->w, row, out); /* (B^T d) B */
+        by_bt(c, &t->w, tr[r], out); /* (B^T d) B */
         for (int k = 0; k < na; k++)
             sc_cg_wino_vstore(c, &t->vv, gep(c, dst, ci(c, (r * na + k) * v->vs)), out[k], rows * lanes);
     }
