@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "cg_builder.h"
+#include "cg_winograd_vec.h"
 
 /* The finite interpolation points of F(m,3) (m+1 of them). F(3,3)'s
  * fourth point by the worst error tests/test_winograd.c measured over the
@@ -143,12 +144,15 @@ static void matvec(sc_codegen *c, const double *M, int stride, int rows, int col
 
 /* F(2,3) as it was written by hand before the larger tiles (its
  * arithmetic unchanged): by B^T: d0-d2, d1+d2, d2-d1, d1-d3. */
+LLVMValueRef sc_cg_winograd_bt4_row(sc_codegen *c, LLVMValueRef d[4], int r)
+{
+    return r == 0 ? fsub(c, d[0], d[2]) : r == 1 ? fadd(c, d[1], d[2]) : r == 2 ? fsub(c, d[2], d[1]) : fsub(c, d[1], d[3]);
+}
+
 void sc_cg_winograd_bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
 {
-    out[0] = fsub(c, d[0], d[2]);
-    out[1] = fadd(c, d[1], d[2]);
-    out[2] = fsub(c, d[2], d[1]);
-    out[3] = fsub(c, d[1], d[3]);
+    for (int r = 0; r < 4; r++)
+        out[r] = sc_cg_winograd_bt4_row(c, d, r);
 }
 
 /* By G: g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2. */
@@ -176,6 +180,16 @@ static void by_bt(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValue
         sc_cg_winograd_bt4(c, in, out);
     else
         matvec(c, &w->bt[0][0], 6, w->a, w->a, in, out);
+}
+
+/* row r of B^T in */
+static LLVMValueRef by_bt_row(sc_codegen *c, const wino_mats *w, int r, LLVMValueRef *in)
+{
+    LLVMValueRef out;
+    if (w->m == 2)
+        return sc_cg_winograd_bt4_row(c, in, r);
+    matvec(c, &w->bt[r][0], 6, 1, w->a, in, &out);
+    return out;
 }
 
 static void by_g(sc_codegen *c, const wino_mats *w, LLVMValueRef *in, LLVMValueRef *out)
@@ -237,6 +251,132 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
     weights(c, v, W, U, c->arg_lo, c->arg_hi, ci(c, 0), flip);
 }
 
+/* ---- the input and output transforms in vectors of tiles ----
+ * (cg_winograd_vec.h) A tile's element e is contiguous over the tiles
+ * of a row (V and M: [e][ch][j*tt + ty*tw + tx]) and across the rows of
+ * an image, but tile tx reads the plane P at columns m tx + k and writes
+ * y's columns m tx + k: the scalar loops over tx, as LLVM vectorised them,
+ * gathered and scattered element by element. Instead a vector holds
+ * `rows` tile rows of `lanes` tiles each (several rows where a row has
+ * fewer tiles than the vector width, as many as fit, else a row in
+ * vectors of the vector width and the last partial one): P's rows are
+ * loaded whole and picked apart by constant shuffles into one vector per
+ * tap (sc_cg_wino_deinterleave), V's and M's elements loaded and stored
+ * whole or masked, and y's rows put back together by constant shuffles
+ * (sc_cg_wino_interleave). The arithmetic per tile is the scalar one
+ * (by_bt, by_at). Fewer than WINO_VEC_MIN tiles a vector (planes of one
+ * or two tiles): tile by tile in scalars. */
+enum { WINO_VEC_MIN = 4 };
+
+typedef struct {
+    const sc_wino_geom *v;
+    wino_mats w;
+    sc_wino_vec vv;
+    int g;            /* tile rows a vector; 0: tile by tile */
+    LLVMValueRef src; /* inputs: the plane P; outputs: M's tiles of (o, image) */
+    LLVMValueRef dst; /* inputs: V's tiles of (channel, image); outputs: y's plane */
+    LLVMValueRef b;   /* outputs: the bias (a vector, or a scalar tile by tile) or NULL */
+    int yrows;        /* outputs: y's rows of each tile row (m but at the bottom edge) */
+} tiles;
+
+/* A vector of tiles: `rows` tile rows from ty of `lanes` tiles each (0:
+ * one tile, scalars) from tx0; width: the y columns of each row its
+ * tiles cover (m lanes, less at the plane's right edge). */
+typedef void (*group_f)(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes,
+                        int width);
+
+static tiles tiles_of(sc_codegen *c, const sc_wino_geom *v)
+{
+    tiles t;
+    memset(&t, 0, sizeof t);
+    t.v = v, t.w = mats_of((int)v->m), t.vv = sc_cg_wino_vec(c);
+    int vw = t.vv.vw, tw = (int)v->tw, m = (int)v->m;
+    if (tw >= vw) {
+        t.g = 1;
+        return t;
+    }
+    /* P's parts a vector of rows reads: at most 8 (sc_cg_wino_deinterleave) */
+    int nv = (m * (tw - 1) + m + 2 + vw - 1) / vw;
+    t.g = vw / tw < v->th ? vw / tw : (int)v->th;
+    while (t.g * nv > 8)
+        t.g--;
+    if (t.g * tw < WINO_VEC_MIN)
+        t.g = 0;
+    return t;
+}
+
+/* f over the vectors of tile rows [ty0, ty0 + n) */
+static void tile_groups(sc_codegen *c, const tiles *t, int64_t ty0, int64_t n, group_f f)
+{
+    const sc_wino_geom *v = t->v;
+    int m = (int)v->m, tw = (int)v->tw, vw = t->vv.vw;
+    if (n <= 0)
+        return;
+    loop Ly, Lx;
+    if (t->g > 1 || (t->g == 1 && tw < vw)) { /* rows of tw tiles, g a vector */
+        int64_t full = n / t->g;
+        if (full) {
+            LLVMValueRef ty = mad(c, loop_begin(c, &Ly, full), t->g, ci(c, ty0));
+            f(c, t, ty, ci(c, 0), t->g, tw, (int)v->w);
+            loop_end(c, &Ly);
+        }
+        if (n % t->g)
+            f(c, t, ci(c, ty0 + full * t->g), ci(c, 0), (int)(n % t->g), tw, (int)v->w);
+        return;
+    }
+    int step = t->g ? vw : 1, nx = (tw + step - 1) / step; /* vectors (or tiles) a row, the last on its own */
+    LLVMValueRef ty = iadd(c, loop_begin(c, &Ly, n), ci(c, ty0));
+    if (nx > 1) {
+        LLVMValueRef tx0 = imul(c, loop_begin(c, &Lx, nx - 1), ci(c, step));
+        f(c, t, ty, tx0, 1, t->g ? vw : 0, m * step);
+        loop_end(c, &Lx);
+    }
+    int last = tw - (nx - 1) * step;
+    f(c, t, ty, ci(c, (int64_t)(nx - 1) * step), 1, t->g ? last : 0, (int)v->w - m * (nx - 1) * step);
+    loop_end(c, &Ly);
+}
+
+/* V's tiles: the a x a input tiles at P[m ty ..][m tx0 ..], B^T d B,
+ * a row r of B^T d at a time: B^T's row r on the whole rows of P the
+ * tiles span (for each tile and tap the scalar's sum; P's rows loaded
+ * again for each r rather than all a x a taps of the tiles held in
+ * registers: they spilled), its taps picked apart, then by B. Tile
+ * by tile (lanes 0) as the scalar loop was: measured slower one r at a
+ * time (bench/wino_bench.c, cifar 4x4: 0.63 ms against 0.52). */
+static void in_group(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes, int width)
+{
+    const sc_wino_geom *v = t->v;
+    int na = t->w.a, m = (int)v->m, np = lanes ? rows * sc_cg_wino_span_parts(&t->vv, m, lanes, na) : 0;
+    (void)width;
+    LLVMValueRef p = gep(c, t->src, mad(c, ty, v->m * v->wp, imul(c, tx0, ci(c, v->m))));
+    LLVMValueRef dst = gep(c, t->dst, mad(c, ty, v->tw, tx0));
+    LLVMValueRef tr[6][6];
+    for (int k = 0; k < na && !lanes; k++) { /* one tile: columns B^T d first, as the scalar loop was */
+        LLVMValueRef col[6], out[6];
+        for (int r = 0; r < na; r++)
+            col[r] = ld(c, p, ci(c, r * v->wp + k));
+        by_bt(c, &t->w, col, out);
+        for (int r = 0; r < na; r++)
+            tr[r][k] = out[r];
+    }
+    for (int r = 0; r < na; r++) {
+        LLVMValueRef d[6][8], col[6], part[8], out[6];
+        if (lanes) {
+            for (int i = 0; i < na; i++) /* P's rows */
+                sc_cg_wino_load_parts(c, &t->vv, gep(c, p, ci(c, i * v->wp)), v->m * v->wp, rows, m, lanes, na, d[i]);
+            for (int h = 0; h < np; h++) { /* row r of B^T d */
+                for (int i = 0; i < na; i++)
+                    col[i] = d[i][h];
+                part[h] = by_bt_row(c, &t->w, r, col);
+            }
+            sc_cg_wino_pick(c, &t->vv, part, rows, m, lanes, na, tr[r]);
+        }
+        by_bt(c, &t->w, tr[r], out); /* (B^T d) B */
+        for (int k = 0; k < na; k++)
+            sc_cg_wino_vstore(c, &t->vv, gep(c, dst, ci(c, (r * na + k) * v->vs)), out[k], rows * lanes);
+    }
+}
+
 /* V[e][ch][j*tt + ty*tw + tx] = (B^T d B)[e] for the chunk's images: each
  * channel plane copied into the zero-bordered plane P (P[(y+1)*wp + x+1] =
  * x[y][x]; its border was zeroed once per call), tile (ty, tx) then
@@ -244,34 +384,14 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
 static void inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X, LLVMValueRef img0, int64_t nb, LLVMValueRef P,
                    LLVMValueRef V, LLVMValueRef lo, LLVMValueRef hi)
 {
-    wino_mats w = mats_of((int)v->m);
-    int na = w.a;
-    loop Lj, Lc, Lty, Ltx;
+    tiles t = tiles_of(c, v);
+    loop Lj, Lc;
     LLVMValueRef ch = loop_range(c, &Lc, lo, hi);
     LLVMValueRef j = loop_begin(c, &Lj, nb);
     sc_cg_winograd_plane(c, v, gep(c, X, imul(c, mad(c, iadd(c, img0, j), v->cin, ch), ci(c, v->h * v->w))), P);
-    LLVMValueRef dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
-    LLVMValueRef ty = loop_begin(c, &Lty, v->th);
-    LLVMValueRef ptile = gep(c, P, imul(c, ty, ci(c, v->m * v->wp)));
-    LLVMValueRef drow = gep(c, dst, imul(c, ty, ci(c, v->tw)));
-    LLVMValueRef tx = loop_begin(c, &Ltx, v->tw);
-    LLVMValueRef x0 = imul(c, tx, ci(c, v->m)), t[6][6];
-    for (int k = 0; k < na; k++) { /* columns: B^T d */
-        LLVMValueRef col[6], out[6];
-        for (int r = 0; r < na; r++)
-            col[r] = ld(c, ptile, iadd(c, x0, ci(c, r * v->wp + k)));
-        by_bt(c, &w, col, out);
-        for (int r = 0; r < na; r++)
-            t[r][k] = out[r];
-    }
-    for (int r = 0; r < na; r++) { /* rows: (B^T d) B */
-        LLVMValueRef out[6];
-        by_bt(c, &w, t[r], out);
-        for (int k = 0; k < na; k++)
-            st(c, drow, iadd(c, tx, ci(c, (r * na + k) * v->vs)), out[k]);
-    }
-    loop_end(c, &Ltx);
-    loop_end(c, &Lty);
+    t.src = P;
+    t.dst = gep(c, V, mad(c, ch, v->t, imul(c, j, ci(c, v->tt))));
+    tile_groups(c, &t, 0, v->th, in_group);
     loop_end(c, &Lj);
     loop_end(c, &Lc);
 }
@@ -282,65 +402,59 @@ void sc_cg_winograd_inputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef X,
     inputs(c, v, X, img0, nb, P, V, ci(c, 0), ci(c, v->cin));
 }
 
-/* The rows x cols outputs of tile tx of a row of tiles whose M elements
- * start at m (element e at m + e*cout*t), into the rows y0 + r*w of Y,
- * columns m tx .., plus bias b (or NULL). */
-static void out_tile(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LLVMValueRef m, LLVMValueRef tx,
-                     LLVMValueRef y0, int rows, int cols, LLVMValueRef b)
+/* y's rows m ty .. (t->yrows of each tile row), columns m tx0 .. (width
+ * of them) from M's tiles: A^T M A (+ bias). */
+static void out_group(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes, int width)
 {
-    int na = w->a;
-    LLVMValueRef t[4][6];
-    for (int k = 0; k < na; k++) { /* columns: A^T m */
+    const sc_wino_geom *v = t->v;
+    int na = t->w.a, m = (int)v->m;
+    LLVMValueRef mp = gep(c, t->src, mad(c, ty, v->tw, tx0)), tr[4][6];
+    for (int k = 0; k < na; k++) { /* columns: A^T M */
         LLVMValueRef col[6], out[4];
-        for (int r = 0; r < na; r++)
-            col[r] = ld(c, m, iadd(c, tx, ci(c, (r * na + k) * v->ms)));
-        by_at(c, w, rows, col, out);
-        for (int r = 0; r < rows; r++)
-            t[r][k] = out[r];
+        for (int r = 0; r < na; r++) {
+            LLVMValueRef p = gep(c, mp, ci(c, (r * na + k) * v->ms));
+            col[r] = lanes ? sc_cg_wino_vload(c, &t->vv, p, rows * lanes) : ld(c, p, ci(c, 0));
+        }
+        by_at(c, &t->w, t->yrows, col, out);
+        for (int r = 0; r < t->yrows; r++)
+            tr[r][k] = out[r];
     }
-    LLVMValueRef x0 = imul(c, tx, ci(c, v->m));
-    for (int r = 0; r < rows; r++) { /* rows: (A^T m) A */
+    LLVMValueRef y0 = gep(c, t->dst, mad(c, ty, v->m * v->w, imul(c, tx0, ci(c, v->m))));
+    for (int r = 0; r < t->yrows; r++) { /* rows: (A^T M) A */
         LLVMValueRef out[4];
-        by_at(c, w, cols, t[r], out);
-        LLVMValueRef yr = gep(c, y0, ci(c, r * v->w));
-        for (int k = 0; k < cols; k++)
-            st(c, yr, iadd(c, x0, ci(c, k)), b ? fadd(c, out[k], b) : out[k]);
+        by_at(c, &t->w, lanes ? m : width, tr[r], out);
+        for (int k = 0; k < m && t->b; k++)
+            out[k] = fadd(c, out[k], t->b);
+        sc_cg_wino_interleave(c, &t->vv, out, m, gep(c, y0, ci(c, r * v->w)), v->m * v->w, rows, lanes, width);
     }
-}
-
-/* One row of tiles ty into y's rows m ty .. (`rows` of them): the full
- * tiles, then the partial one where m does not divide the width. */
-static void out_row(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, LLVMValueRef m, LLVMValueRef yo,
-                    LLVMValueRef ty, int rows, LLVMValueRef b)
-{
-    LLVMValueRef mrow = gep(c, m, imul(c, ty, ci(c, v->tw)));
-    LLVMValueRef y0 = gep(c, yo, imul(c, ty, ci(c, v->m * v->w)));
-    loop Ltx;
-    LLVMValueRef tx = loop_begin(c, &Ltx, v->w / v->m);
-    out_tile(c, v, w, mrow, tx, y0, rows, (int)v->m, b);
-    loop_end(c, &Ltx);
-    if (v->w % v->m)
-        out_tile(c, v, w, mrow, ci(c, v->w / v->m), y0, rows, (int)(v->w % v->m), b);
 }
 
 /* y[img0 + j][o] for o in [lo, hi) = the output transform of M's tiles
  * (row o - lo of each element; + bias B[o] where B is not NULL),
- * overwriting y. */
+ * overwriting y: the full tile rows, then the partial one where m does
+ * not divide the height. */
 static void outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M, LLVMValueRef Y, LLVMValueRef B,
                     LLVMValueRef img0, int64_t nb, LLVMValueRef lo, LLVMValueRef hi)
 {
-    wino_mats w = mats_of((int)v->m);
-    loop Lj, Lo, Lty;
+    tiles t = tiles_of(c, v);
+    loop Lj, Lo;
     LLVMValueRef o = loop_range(c, &Lo, lo, hi);
     LLVMValueRef j = loop_begin(c, &Lj, nb);
-    LLVMValueRef b = B ? ld(c, B, o) : NULL;
-    LLVMValueRef yo = gep(c, Y, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w)));
-    LLVMValueRef m = gep(c, M, mad(c, isub(c, o, lo), v->t, imul(c, j, ci(c, v->tt))));
-    LLVMValueRef ty = loop_begin(c, &Lty, v->h / v->m);
-    out_row(c, v, &w, m, yo, ty, (int)v->m, b);
-    loop_end(c, &Lty);
-    if (v->h % v->m)
-        out_row(c, v, &w, m, yo, ci(c, v->h / v->m), (int)(v->h % v->m), b);
+    if (B) {
+        LLVMValueRef b = ld(c, B, o);
+        if (t.g) { /* splat */
+            LLVMValueRef one = LLVMBuildInsertElement(c->b, LLVMGetPoison(t.vv.vt), b, LLVMConstInt(c->i32, 0, 0), "");
+            b = LLVMBuildShuffleVector(c->b, one, LLVMGetPoison(t.vv.vt),
+                                       LLVMConstNull(LLVMVectorType(c->i32, (unsigned)t.vv.vw)), "");
+        }
+        t.b = b;
+    }
+    t.dst = gep(c, Y, imul(c, mad(c, iadd(c, img0, j), v->cout, o), ci(c, v->h * v->w)));
+    t.src = gep(c, M, mad(c, isub(c, o, lo), v->t, imul(c, j, ci(c, v->tt))));
+    t.yrows = (int)v->m;
+    tile_groups(c, &t, 0, v->h / v->m, out_group);
+    t.yrows = (int)(v->h % v->m);
+    tile_groups(c, &t, v->h / v->m, t.yrows ? 1 : 0, out_group);
     loop_end(c, &Lj);
     loop_end(c, &Lo);
 }

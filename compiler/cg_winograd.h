@@ -18,6 +18,8 @@ void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *
 /* F(2,3)'s transform of four values by B^T: d0-d2, d1+d2, d2-d1, d1-d3
  * (the forward's input tiles and the weight gradient's). */
 void sc_cg_winograd_bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4]);
+/* its row r alone (0 <= r < 4) */
+LLVMValueRef sc_cg_winograd_bt4_row(sc_codegen *c, LLVMValueRef d[4], int r);
 
 /* P[(y+1)*wp + x+1] = src[y][x]: an h x w plane into the interior of
  * the zero-bordered plane P (its border, zeroed once per call by

@@ -20,6 +20,7 @@
 #include "sc_parallel.h"
 #include "sc_rng.h"
 #include "sc_safetensors.h"
+#include "tune.h"
 
 typedef void (*step32_fn)(const float *, float *, float *, float *, const float *, float *);
 
@@ -333,7 +334,7 @@ static int save(const sc_interp *it, const sc_memplan *mp, const float *grads32,
 }
 
 int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int fuse_stats, int threads,
-                     unsigned long long seed,
+                     const char *tune_table, unsigned long long seed,
                      const char *path, f32_flips *fl, char *err, size_t errlen)
 {
     static int registered;
@@ -360,9 +361,22 @@ int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, i
     }
     sc_passes_opts po = {.batch = batch, .classes = 10, .fuse = 1, .fuse_stats = fuse_stats, .last = SC_PASS_MEMPLAN,
                          .plan = {.threads = threads, .conv = conv}};
+    /* a --tune binary's picks, from the table it saved */
+    sc_tune_table table = {0};
+    sc_conv_tuning tuning = {NULL, 0};
+    if (tune_table && (sc_tune_table_read(tune_table, &table, err, errlen) ||
+                       sc_tune_choose(&table, &tuning, err, errlen))) {
+        sc_tune_table_free(&table);
+        sc_model_free(&m);
+        return -1;
+    }
+    if (tune_table)
+        po.plan.tuning = &tuning;
     sc_compiled cp;
     if (sc_passes_run(&m, &po, &cp)) {
         snprintf(err, errlen, "%s: the compiler's passes failed", spec);
+        sc_tune_free(&tuning);
+        sc_tune_table_free(&table);
         sc_model_free(&m);
         return -1;
     }
@@ -400,6 +414,8 @@ int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, i
     free(r.argmax);
     free(grads32);
     sc_compiled_free(&cp);
+    sc_tune_free(&tuning);
+    sc_tune_table_free(&table);
     sc_model_free(&m);
     return rc;
 }

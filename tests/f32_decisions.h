@@ -31,12 +31,15 @@ typedef struct {
 } f32_flips;
 
 /* Compiles spec (batch, conv policy of convplan.h, generated GEMMs or
- * cblas_sgemm as --gemm=openblas, --fuse-stats or not, threads) to float32 in
+ * cblas_sgemm as --gemm=openblas, --fuse-stats or not, threads; the picks
+ * of the --tune-table CSV tune_table unless it is NULL, as a --tune binary
+ * that saved it was compiled) to float32 in
  * memory, runs its step from seed, and writes to path the interpreter's
  * step with the float32 decisions imposed: loss and grad/NAME (float32,
  * step-dump names), and the in-memory float32 step's own gradients as
  * f32/grad/NAME. Returns 0, or -1 with a message in err. */
 int f32_imposed_step(const char *spec, int batch, int conv, int gemm_openblas, int fuse_stats, int threads,
+                     const char *tune_table,
                      unsigned long long seed,
                      const char *path, f32_flips *fl, char *err, size_t errlen);
 

@@ -108,6 +108,7 @@ static const char *const left_to_jit[] = {"resnet18-stl10-byol.xml", "resnet18-s
 typedef struct {
     char *spec, *label;
     char *bin, *cdump, *idump, *ref, *ref32, *imposed, *log;
+    char *tune, *tune_opt; /* --tune: the table the binary saves (--tune-table), or NULL */
     int batch;           /* 0: the spec's own */
     unsigned seed;
     int grads;           /* compare gradients */
@@ -157,6 +158,12 @@ static int add_job(const char *spec, int batch, unsigned seed, const char *cflag
     j->ref32 = xprintf("%s/%d.torch32.st", tmpdir, k);
     j->imposed = xprintf("%s/%d.imposed.st", tmpdir, k);
     j->log = xprintf("%s/%d.log", tmpdir, k);
+    if (cflag && !strcmp(cflag, "--tune")) {
+        j->tune = xprintf("%s/%d.tune.csv", tmpdir, k);
+        j->tune_opt = j->tune ? xprintf("--tune-table=%s", j->tune) : NULL;
+        if (!j->tune_opt)
+            return -1;
+    }
     j->batch = batch;
     j->seed = seed;
     j->grads = 1;
@@ -288,6 +295,8 @@ static void teardown(void)
         free(j->ref32);
         free(j->imposed);
         free(j->log);
+        free(j->tune);
+        free(j->tune_opt);
     }
     free(jobs);
     free(tmpdir);
@@ -443,7 +452,7 @@ static void test_step(void **state)
     iargv[a] = NULL;
     pid_t interp = run_start(iargv, j->log);
 
-    char *cargv[9];
+    char *cargv[10];
     a = 0;
     cargv[a++] = (char *)simclrc;
     cargv[a++] = "--emit=exe";
@@ -453,6 +462,8 @@ static void test_step(void **state)
         cargv[a++] = batch;
     if (j->cflag)
         cargv[a++] = (char *)j->cflag;
+    if (j->tune_opt)
+        cargv[a++] = j->tune_opt;
     cargv[a++] = j->spec;
     cargv[a] = NULL;
     int crc = run_log(cargv, j->log);
@@ -552,6 +563,8 @@ static void unlink_dumps(const job *j)
     unlink(j->ref);
     unlink(j->ref32);
     unlink(j->imposed);
+    if (j->tune)
+        unlink(j->tune);
 }
 
 /* The threads simclrc plans for and the binary runs on by default. */
@@ -568,8 +581,8 @@ static int imposed_reference(const job *j, sc_st_file *imp, f32_flips *fl, char 
     int conv = j->cflag && !strcmp(j->cflag, "--conv=shift") ? SC_CONV_SHIFT_POLICY : SC_CONV_IM2COL_POLICY;
     int gemm_openblas = j->cflag && !strcmp(j->cflag, "--gemm=openblas");
     int fuse_stats = j->cflag && !strcmp(j->cflag, "--fuse-stats");
-    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, fuse_stats, default_threads(), j->seed, j->imposed, fl,
-                         err, errlen))
+    if (f32_imposed_step(j->spec, j->batch, conv, gemm_openblas, fuse_stats, default_threads(), j->tune, j->seed,
+                         j->imposed, fl, err, errlen))
         return -1;
     return sc_st_read(j->imposed, imp, err, errlen);
 }
@@ -686,9 +699,11 @@ static void test_grads(void **state)
                         j->label, fl.worst_at, fl.worst_margin, fl.max_error);
         vd.bad += flips_bad;
         /* The decisions are the binary's only if the in-memory step is its
-         * code: bit for bit (measured: 0 on every model), except a --tune
-         * binary, whose plan comes from its own measurements. */
-        if (!(same.worst == 0) && !(j->cflag && !strcmp(j->cflag, "--tune"))) {
+         * code: bit for bit (measured: 0 on every model; a --tune binary's
+         * in-memory step takes the picks of the table the binary saved:
+         * from the untuned plan, its rounding flipped a near-tie of
+         * resnet-small's the binary did not, 2.2e-2 off in 9 gradients). */
+        if (!(same.worst == 0)) {
             print_error("%s: the in-memory float32 step is not bit-identical to the binary (%.3g): its decisions "
                         "need not be the binary's\n", j->label, same.worst);
             vd.bad++;

@@ -29,7 +29,14 @@
  * 2.8e-6 of it. Measured again 2026-12-07 on AMD EPYC Zen 5 with every
  * case also by rows (every image one chunk, blocks of output channels:
  * the same worst errors): F(4,3) float 54.9 (AVX-512, AVX2), 40.8
- * (generic), double 40.6; 384 is 7x the worst.
+ * (generic), double 40.6; 384 is 7x the worst. With the input and
+ * output transforms in vectors of tiles (their rounding LLVM's
+ * reassociation of the same sums: the scalar loops' sums of taps were
+ * reordered across the column and row passes, the shuffles between
+ * them now keep the passes apart) and the cases of vectors of tiles
+ * added, 2026-12-07, AMD EPYC Zen 5: F(2,3) float 4.43 (AVX-512, AVX2),
+ * 3.12 (generic), double 4.27; F(3,3) 42.9, 37.4, 23.9; F(4,3) 47.5,
+ * 58.3, 50.3: 384 is 6.6x the worst.
  *
  * The weight gradient (cg_winograd_wgrad.c) likewise against dW[o][c][kh][kw]
  * = sum over images and pixels of dy[o][y][x] x[c][y-1+kh][x-1+kw], on the
@@ -79,6 +86,13 @@ static const wcase cases[] = {
     {1, 1, 1, 1, 1, 1, 0, 0},   {70, 65, 5, 3, 3, 1, 1, 0}, {130, 48, 7, 10, 2, 2, 0, 1},
     {9, 300, 3, 2, 1, 1, 1, 0}, {66, 70, 3, 3, 5, 5, 1, 1}, {19, 23, 13, 10, 3, 1, 0, 1},
     {8, 9, 12, 12, 2, 2, 1, 0}, {65, 64, 6, 6, 2, 1, 0, 0},
+    /* the transforms in vectors of tiles (cg_winograd.c): rows of more
+     * tiles than the vector width, whole vectors and a partial one (66
+     * wide: 33, 22 and 17 tiles; 49: 25, 17, 13), exactly one vector of
+     * AVX2 (32: 8 tiles of F(4,3)), and several rows a vector with a
+     * group left over and the partial bottom row (23 x 13: 6 rows of 4
+     * F(4,3) tiles, 8 of 5, 12 of 7) */
+    {6, 5, 10, 66, 1, 1, 0, 1}, {5, 4, 23, 13, 3, 3, 1, 0}, {3, 4, 32, 32, 2, 1, 0, 1}, {4, 3, 17, 49, 3, 1, 0, 1},
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
