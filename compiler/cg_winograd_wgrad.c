@@ -16,6 +16,7 @@
 
 #include "cg_builder.h"
 #include "cg_gemm.h"
+#include "cg_vec.h"
 #include "cg_winograd.h"
 
 #include <stdio.h>
@@ -48,68 +49,13 @@ static void gt4(sc_codegen *c, LLVMValueRef x[4], LLVMValueRef out[3])
  * Zen 5 went to the transforms, the GEMMs ran near the FMA peak;
  * bench/wino_wgrad_bench.c). The results of a tile row's elements are
  * contiguous over tx (V and Z: [e][ch][j*tt + ty*tw + tx]): one masked
- * store each. The arithmetic per tile is the scalar one. */
-typedef struct {
-    int vw;          /* elements per vector */
-    LLVMTypeRef vt;  /* <vw x elt> */
-} vec;
-
-static vec vec_of(sc_codegen *c)
-{
-    vec w;
-    w.vw = sc_cg_gemm_blocking(c, 1, 1, 1).vw;
-    w.vt = LLVMVectorType(c->elt, (unsigned)w.vw);
-    return w;
-}
-
-static LLVMValueRef lane_mask(sc_codegen *c, int vw, int on)
-{
-    LLVMValueRef bits[64];
-    for (int i = 0; i < vw; i++)
-        bits[i] = LLVMConstInt(c->i1, i < on, 0);
-    return LLVMConstVector(bits, (unsigned)vw);
-}
-
-static LLVMValueRef masked_op(sc_codegen *c, const char *name, const vec *w, LLVMValueRef *args)
-{
-    LLVMTypeRef over[2] = {w->vt, c->ptr};
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, over, 2);
-    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, over, 2), fn, args, 4, "");
-}
-
-/* The first `on` elements at p (0 < on <= vw), zeros after. */
-static LLVMValueRef vload_n(sc_codegen *c, const vec *w, LLVMValueRef p, int on)
-{
-    if (on == w->vw) {
-        LLVMValueRef v = LLVMBuildLoad2(c->b, w->vt, p, "");
-        LLVMSetAlignment(v, c->f64_elements ? 8 : 4);
-        return v;
-    }
-    LLVMValueRef args[4] = {p, LLVMConstInt(c->i32, c->f64_elements ? 8 : 4, 0), lane_mask(c, w->vw, on),
-                            LLVMConstNull(w->vt)};
-    return masked_op(c, "llvm.masked.load", w, args);
-}
-
-/* on 0: v a scalar */
-static void vstore_n(sc_codegen *c, const vec *w, LLVMValueRef p, LLVMValueRef v, int on)
-{
-    if (!on) {
-        st(c, p, ci(c, 0), v);
-        return;
-    }
-    if (on == w->vw) {
-        LLVMSetAlignment(LLVMBuildStore(c->b, v, p), c->f64_elements ? 8 : 4);
-        return;
-    }
-    LLVMValueRef args[4] = {v, p, LLVMConstInt(c->i32, c->f64_elements ? 8 : 4, 0), lane_mask(c, w->vw, on)};
-    masked_op(c, "llvm.masked.store", w, args);
-}
+ * store each. The arithmetic per tile is the scalar one. The vectors,
+ * masked loads and stores: cg_vec.h. */
 
 /* out[k][l] = p[2 l + k] for l < lanes, k < nk (2 or 4): the 2 lanes
  * elements from p and, for k of 2 and 3, from p + 2; lanes 0: the
  * scalars p[k]. */
-static void deinterleave(sc_codegen *c, const vec *w, LLVMValueRef p, int lanes, int nk, LLVMValueRef *out)
+static void deinterleave(sc_codegen *c, const sc_vec *w, LLVMValueRef p, int lanes, int nk, LLVMValueRef *out)
 {
     if (!lanes) {
         for (int k = 0; k < nk; k++)
@@ -125,7 +71,7 @@ static void deinterleave(sc_codegen *c, const vec *w, LLVMValueRef p, int lanes,
         for (int h = 0; h < 2; h++) {
             int on = 2 * lanes - h * w->vw;
             half[h] = on <= 0 ? LLVMConstNull(w->vt)
-                              : vload_n(c, w, gep(c, q, ci(c, (int64_t)h * w->vw)), on < w->vw ? on : w->vw);
+                              : sc_vload_n(c, w, gep(c, q, ci(c, (int64_t)h * w->vw)), on < w->vw ? on : w->vw);
         }
         for (int k = 0; k < 2; k++)
             out[2 * s + k] = LLVMBuildShuffleVector(c->b, half[0], half[1], LLVMConstVector(idx[k], (unsigned)w->vw), "");
@@ -143,10 +89,10 @@ static void deinterleave(sc_codegen *c, const vec *w, LLVMValueRef p, int lanes,
  * vectors; at 12x12 (128, 6 a row) 4.8 scalar, 3.5-3.8 in vectors; at
  * 24x24 (64, 12 a row) 7.1-7.3 scalar, 5.1-5.2 in vectors. */
 enum { WGRAD_VEC_TW = 6 };
-typedef void (*tile_vec_f)(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst,
+typedef void (*tile_vec_f)(sc_codegen *c, const sc_wino_geom *v, const sc_vec *w, LLVMValueRef p, LLVMValueRef dst,
                            int lanes, int r0, int r1);
 
-static void tile_row(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst,
+static void tile_row(sc_codegen *c, const sc_wino_geom *v, const sc_vec *w, LLVMValueRef p, LLVMValueRef dst,
                      int r0, int r1, tile_vec_f f)
 {
     if (v->tw < WGRAD_VEC_TW) {
@@ -168,7 +114,7 @@ static void tile_row(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMVal
 }
 
 /* x's tiles: rows r0 <= r < r1 of B^T d B. */
-static void x_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
+static void x_vec(sc_codegen *c, const sc_wino_geom *v, const sc_vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
                   int r0, int r1)
 {
     LLVMValueRef d[4][4];
@@ -183,12 +129,12 @@ static void x_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueR
                               : fsub(c, d[1][k], d[3][k]);
         sc_cg_winograd_bt4(c, row, out); /* (B^T d) B */
         for (int k = 0; k < 4; k++)
-            vstore_n(c, w, gep(c, dst, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k], lanes);
+            sc_vstore_n(c, w, gep(c, dst, ci(c, ((r - r0) * 4 + k) * v->cin * v->t)), out[k], lanes);
     }
 }
 
 /* dy's tiles: rows r0 <= q < r1 of A D A^T. */
-static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
+static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const sc_vec *w, LLVMValueRef p, LLVMValueRef dst, int lanes,
                    int r0, int r1)
 {
     LLVMValueRef D[2][2];
@@ -203,7 +149,7 @@ static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValue
                               : fmf(LLVMBuildFNeg(c->b, D[1][k], ""));
         a2(c, row[0], row[1], out); /* (A D) A^T */
         for (int k = 0; k < 4; k++)
-            vstore_n(c, w, gep(c, dst, ci(c, ((q - r0) * 4 + k) * v->cout * v->t)), out[k], lanes);
+            sc_vstore_n(c, w, gep(c, dst, ci(c, ((q - r0) * 4 + k) * v->cout * v->t)), out[k], lanes);
     }
 }
 
@@ -216,7 +162,7 @@ static void dy_vec(sc_codegen *c, const sc_wino_geom *v, const vec *w, LLVMValue
 static void tiles2(sc_codegen *c, const sc_wino_geom *v, int is_dy, LLVMValueRef src, LLVMValueRef img0, int64_t nb,
                    LLVMValueRef P, LLVMValueRef dst, int r0, int r1)
 {
-    vec w = vec_of(c);
+    sc_vec w = sc_vec_of(c);
     int64_t ch_n = is_dy ? v->cout : v->cin;
     loop Lj, Lc, Lty;
     LLVMValueRef j = loop_begin(c, &Lj, nb);
@@ -262,52 +208,15 @@ static wmats wmats_of(int m)
     return w;
 }
 
-/* out[k][l] = p[s l + k] for l < lanes, k < nk: the span of s (lanes-1)
- * + nk elements from p in masked loads of whole vectors, put together and
- * picked apart by constant shuffles; lanes 0: the scalars p[k]. */
-static void deinterleave_s(sc_codegen *c, const vec *w, LLVMValueRef p, int s, int lanes, int nk, LLVMValueRef *out)
-{
-    if (!lanes) {
-        for (int k = 0; k < nk; k++)
-            out[k] = ld(c, p, ci(c, k));
-        return;
-    }
-    int span = s * (lanes - 1) + nk, nv = (span + w->vw - 1) / w->vw, np = 1;
-    while (np < nv)
-        np *= 2;
-    LLVMValueRef part[8];
-    for (int h = 0; h < np; h++) {
-        int on = span - h * w->vw;
-        part[h] = on <= 0 ? LLVMConstNull(w->vt)
-                          : vload_n(c, w, gep(c, p, ci(c, (int64_t)h * w->vw)), on < w->vw ? on : w->vw);
-    }
-    for (int n = np; n > 1; n /= 2) /* concatenated pairwise */
-        for (int h = 0; h < n / 2; h++) {
-            int width = (int)LLVMGetVectorSize(LLVMTypeOf(part[2 * h])) * 2;
-            LLVMValueRef idx[128];
-            for (int l = 0; l < width; l++)
-                idx[l] = LLVMConstInt(c->i32, (unsigned long long)l, 0);
-            part[h] = LLVMBuildShuffleVector(c->b, part[2 * h], part[2 * h + 1], LLVMConstVector(idx, (unsigned)width), "");
-        }
-    LLVMValueRef all = part[0];
-    for (int k = 0; k < nk; k++) {
-        LLVMValueRef idx[64];
-        for (int l = 0; l < w->vw; l++) /* lanes past `lanes` read inside the span or its zeros */
-            idx[l] = LLVMConstInt(c->i32, (unsigned long long)(l < lanes ? s * l + k : 0), 0);
-        out[k] = LLVMBuildShuffleVector(c->b, all, LLVMGetPoison(LLVMTypeOf(all)), LLVMConstVector(idx, (unsigned)w->vw),
-                                        "");
-    }
-}
-
 /* dst[(e - e0) * es + tile] = (L T L^T)[e] for e in [e0, e1), T the n x n
  * tile(s) at p (rows wp apart; a vector of `lanes` tiles m apart, or one
  * tile where lanes is 0), L (a x n, rows `ls` apart) */
-static void tile_m(sc_codegen *c, const wmats *w, const vec *vv, const double *L, int ls, int n, LLVMValueRef p,
+static void tile_m(sc_codegen *c, const wmats *w, const sc_vec *vv, const double *L, int ls, int n, LLVMValueRef p,
                    int64_t wp, LLVMValueRef dst, int64_t es, int e0, int e1, int lanes)
 {
     LLVMValueRef d[6][6], col[6], t[6];
     for (int i = 0; i < n; i++)
-        deinterleave_s(c, vv, gep(c, p, ci(c, i * wp)), w->m, lanes, n, d[i]);
+        sc_vdeinterleave(c, vv, gep(c, p, ci(c, i * wp)), w->m, lanes, n, d[i]);
     for (int r = e0 / w->a; r <= (e1 - 1) / w->a; r++) {
         LLVMValueRef row[6], out[6];
         for (int k = 0; k < n; k++) { /* row r of L T */
@@ -320,7 +229,7 @@ static void tile_m(sc_codegen *c, const wmats *w, const vec *vv, const double *L
         for (int k = 0; k < w->a; k++) {
             int e = r * w->a + k;
             if (e >= e0 && e < e1)
-                vstore_n(c, vv, gep(c, dst, ci(c, (e - e0) * es)), out[k], lanes);
+                sc_vstore_n(c, vv, gep(c, dst, ci(c, (e - e0) * es)), out[k], lanes);
         }
     }
 }
@@ -332,7 +241,7 @@ static void tile_m(sc_codegen *c, const wmats *w, const vec *vv, const double *L
 static void tiles_m(sc_codegen *c, const sc_wino_geom *v, const wmats *w, int is_dy, LLVMValueRef src, LLVMValueRef img0,
                     int64_t nb, LLVMValueRef P, LLVMValueRef dst, int e0, int e1)
 {
-    vec vv = vec_of(c);
+    sc_vec vv = sc_vec_of(c);
     int64_t ch_n = is_dy ? v->cout : v->cin;
     const double *L = is_dy ? &w->am[0][0] : &w->bt[0][0];
     int ls = is_dy ? 4 : 6, n = is_dy ? w->m : w->a;
