@@ -82,7 +82,7 @@ static void emit(sc_codegen *c, const sc_wino_geom *v, int64_t nb, int k, LLVMVa
         sc_cg_winograd_outputs(c, v, M, Y, NULL, ci(c, 0), nb);
     } else if (k == K_CHUNK) {
         sc_cg_winograd_clear(c, v, ws);
-        sc_cg_winograd_chunk(c, v, nb, X, ci(c, 0), U, ws, Y, NULL);
+        sc_cg_winograd_chunk(c, v, nb, X, ci(c, 0), U, ws, Y, NULL, 0);
     } else {
         sc_cg_winograd_serial(c, v, NIMG, NIMG, W, X, Y, ws, NULL, 0);
     }
