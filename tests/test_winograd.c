@@ -79,6 +79,12 @@ static const wcase cases[] = {
     {1, 1, 1, 1, 1, 1, 0, 0},   {70, 65, 5, 3, 3, 1, 1, 0}, {130, 48, 7, 10, 2, 2, 0, 1},
     {9, 300, 3, 2, 1, 1, 1, 0}, {66, 70, 3, 3, 5, 5, 1, 1}, {19, 23, 13, 10, 3, 1, 0, 1},
     {8, 9, 12, 12, 2, 2, 1, 0}, {65, 64, 6, 6, 2, 1, 0, 0},
+    /* the weights transform's last partial vector of filters (cg_winograd.c,
+     * weights(): the forward's over cin, the flip's over cout or a block
+     * of rb rows) with 15, 7 and 3 lanes of 16, 8 and 4 (its taps in all
+     * three vectors of every third one); the flip's 62 = 3x16 + 14 (by
+     * rows 31 = 16 + 15) */
+    {31, 46, 4, 5, 2, 1, 0, 1}, {23, 62, 5, 4, 3, 3, 1, 0},
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
