@@ -60,27 +60,29 @@ void sc_vstore_n(sc_codegen *c, const sc_vec *w, LLVMValueRef p, LLVMValueRef v,
 void sc_vpick(sc_codegen *c, const sc_vec *w, LLVMValueRef *part, int nv, int s, int lanes, int nk,
               LLVMValueRef *out)
 {
-    int np = 1;
-    while (np < nv)
-        np *= 2;
-    LLVMValueRef cat[8];
-    for (int h = 0; h < np; h++)
-        cat[h] = h < nv ? part[h] : LLVMConstNull(w->vt);
-    for (int n = np; n > 1; n /= 2) /* concatenated pairwise */
-        for (int h = 0; h < n / 2; h++) {
-            int width = (int)LLVMGetVectorSize(LLVMTypeOf(cat[2 * h])) * 2;
-            LLVMValueRef idx[128];
-            for (int l = 0; l < width; l++)
-                idx[l] = LLVMConstInt(c->i32, (unsigned long long)l, 0);
-            cat[h] = LLVMBuildShuffleVector(c->b, cat[2 * h], cat[2 * h + 1], LLVMConstVector(idx, (unsigned)width), "");
-        }
-    LLVMValueRef all = cat[0];
+    LLVMValueRef zero = LLVMConstNull(w->vt);
     for (int k = 0; k < nk; k++) {
-        LLVMValueRef idx[64];
-        for (int l = 0; l < w->vw; l++) /* lanes past `lanes` read inside the span or its zeros */
-            idx[l] = LLVMConstInt(c->i32, (unsigned long long)(l < lanes ? s * l + k : 0), 0);
-        out[k] = LLVMBuildShuffleVector(c->b, all, LLVMGetPoison(LLVMTypeOf(all)), LLVMConstVector(idx, (unsigned)w->vw),
-                                        "");
+        LLVMValueRef acc = NULL;
+        int filled[64] = {0};
+        for (int h = 0; h < nv; h++) {
+            LLVMValueRef idx[64];
+            int any = 0;
+            for (int l = 0; l < w->vw; l++) {
+                int e = s * l + k, from = l < lanes && e / w->vw == h, at = from ? e % w->vw : -1;
+                any |= from;
+                if (!acc) /* part[h] and zeros: the lanes past `lanes` zero */
+                    at = from ? at : l >= lanes ? w->vw : -1;
+                else /* the vector so far and part[h] */
+                    at = from ? w->vw + at : filled[l] || l >= lanes ? l : -1;
+                idx[l] = at < 0 ? LLVMGetPoison(c->i32) : LLVMConstInt(c->i32, (unsigned long long)at, 0);
+                filled[l] |= from;
+            }
+            if (!any)
+                continue;
+            LLVMValueRef m = LLVMConstVector(idx, (unsigned)w->vw);
+            acc = LLVMBuildShuffleVector(c->b, acc ? acc : part[h], acc ? part[h] : zero, m, "");
+        }
+        out[k] = acc ? acc : zero;
     }
 }
 

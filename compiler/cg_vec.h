@@ -22,10 +22,13 @@ LLVMValueRef sc_vload_n(sc_codegen *c, const sc_vec *w, LLVMValueRef p, int on);
 /* The first `on` lanes of v to p (0 < on <= vw); on 0: v a scalar. */
 void sc_vstore_n(sc_codegen *c, const sc_vec *w, LLVMValueRef p, LLVMValueRef v, int on);
 
-/* out[k][l] = the element s l + k of the nv vectors part[] (nv <= 8)
- * one after the other, for l < lanes, k < nk (lanes past `lanes` hold
- * some element of them or zero): constant shuffles of their
- * concatenation. */
+/* out[k][l] = the element s l + k of the nv vectors part[] one after
+ * the other, for l < lanes, k < nk (0 past `lanes`): for each k, a chain
+ * of two-source constant shuffles, one per further part its lanes read
+ * (one vpermt2ps each on AVX-512). A single shuffle of the parts'
+ * concatenation, as this was first written, took LLVM 70 shuffles, blends
+ * and masked moves instead of 36 for the weights transform's 9 taps of 16
+ * filters (cg_winograd.c). */
 void sc_vpick(sc_codegen *c, const sc_vec *w, LLVMValueRef *part, int nv, int s, int lanes, int nk,
               LLVMValueRef *out);
 

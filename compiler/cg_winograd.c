@@ -203,8 +203,9 @@ static void by_at(sc_codegen *c, const wino_mats *w, int rows, LLVMValueRef *in,
 /* U = G g G^T of `lanes` filters in vector lanes: the 9 lanes taps from
  * p (filter l's taps p[9 l .. 9 l + 8]) picked apart in two steps of 3 by
  * constant shuffles (taps 3u+s are the elements 3 (3l+u) + s: every third
- * element of p, then every third of those), flipped (g[kh][kw] = tap
- * 8 - 3kh - kw) for the data gradient; element e's lanes to dst + e us.
+ * element of p, then every third of those: 36 vpermt2ps for 16 filters
+ * on AVX-512), flipped (g[kh][kw] = tap 8 - 3kh - kw) for the data
+ * gradient; element e's lanes to dst + e us.
  * The arithmetic per filter is the scalar one (by_g). LLVM vectorised
  * the scalar loop over filters with gathers, 9 or cout*9 floats apart
  * (the flip: every lane another page): 63-70% of the by-rows kernels'
@@ -216,7 +217,7 @@ static void filters_vec(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w
     int vw = vv->vw, na = w->a;
     LLVMValueRef third[3][3], tap[9], g[9]; /* third[s][r]: vector r of p's elements 3j + s */
     for (int r = 0; r < 3; r++) {
-        int on = 3 * lanes - r * vw; /* of the 3 lanes elements 3j + s, those in vector r */
+        int on = 3 * lanes - r * vw; /* the j < 3 lanes in [r vw, (r+1) vw) */
         on = on > vw ? vw : on;
         LLVMValueRef out[3];
         if (on > 0)
