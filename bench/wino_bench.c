@@ -7,7 +7,9 @@
  * chunk kernel (sc_cg_winograd_chunk) over the chunks; then the whole
  * convolution by rows (convplan.h, sc_conv_wino_rows_geom: every image in
  * one chunk, blocks of output channels each transforming its own rows of
- * U) where the plan's rule takes it ("-" elsewhere). Not a test.
+ * U) where the plan's rule takes it ("-" elsewhere), and the same as
+ * the data gradient (flip: W read as the forward's [cin][cout]). Not a
+ * test.
  *
  *   sc_wino_bench [R [m]]     (m: 2, 3 or 4 for every shape; default the plan's) */
 #include <stdint.h>
@@ -39,8 +41,8 @@ static const shape shapes[] = {
 #define NIMG 64
 #define THREADS 2
 
-enum { K_WEIGHTS, K_INPUTS, K_GEMMS, K_OUTPUTS, K_CHUNK, K_ROWS, NK };
-static const char *kname[NK] = {"weights", "inputs", "gemms", "outputs", "chunk", "by rows"};
+enum { K_WEIGHTS, K_INPUTS, K_GEMMS, K_OUTPUTS, K_CHUNK, K_ROWS, K_ROWS_FLIP, NK };
+static const char *kname[NK] = {"weights", "inputs", "gemms", "outputs", "chunk", "by rows", "flip"};
 
 static sc_wino_geom rows_geom(const shape *s, int64_t m)
 {
@@ -82,9 +84,9 @@ static void emit(sc_codegen *c, const sc_wino_geom *v, int64_t nb, int k, LLVMVa
         sc_cg_winograd_outputs(c, v, M, Y, NULL, ci(c, 0), nb);
     } else if (k == K_CHUNK) {
         sc_cg_winograd_clear(c, v, ws);
-        sc_cg_winograd_chunk(c, v, nb, X, ci(c, 0), U, ws, Y, NULL);
+        sc_cg_winograd_chunk(c, v, nb, X, ci(c, 0), U, ws, Y, NULL, 0);
     } else {
-        sc_cg_winograd_serial(c, v, NIMG, NIMG, W, X, Y, ws, NULL, 0);
+        sc_cg_winograd_serial(c, v, NIMG, NIMG, W, X, Y, ws, NULL, k == K_ROWS_FLIP);
     }
 }
 
@@ -110,7 +112,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NSHAPES; i++)
         for (int k = 0; k < NK; k++) {
             int64_t nb, m = mforce ? mforce : shapes[i].m;
-            sc_wino_geom v = k == K_ROWS ? rows_geom(&shapes[i], m) : geom_of(&shapes[i], m, &nb);
+            sc_wino_geom v = k >= K_ROWS ? rows_geom(&shapes[i], m) : geom_of(&shapes[i], m, &nb);
             char name[32];
             snprintf(name, sizeof name, "bench_%d_%d", i, k);
             c->fn = LLVMAddFunction(c->mod, name, ft);
@@ -128,7 +130,7 @@ int main(int argc, char **argv)
     printf("%-12s %1s %3s %-16s", "shape", "m", "nb", "gemm");
     for (int k = 0; k < K_ROWS; k++)
         printf(" %8s", kname[k]);
-    printf(" %8s %7s %8s %7s\n", "sum", "GFLOP/s", kname[K_ROWS], "GFLOP/s");
+    printf(" %8s %7s %8s %7s %8s\n", "sum", "GFLOP/s", kname[K_ROWS], "GFLOP/s", kname[K_ROWS_FLIP]);
     for (int i = 0; i < NSHAPES; i++) {
         const shape *s = &shapes[i];
         int64_t nb, m = mforce ? mforce : s->m;
@@ -156,7 +158,7 @@ int main(int argc, char **argv)
                 double t = sc_bench_cpu_now() - t0;
                 best = t < best ? t : best;
             }
-            ms[k] = 1e3 * best * (k == K_WEIGHTS || k == K_ROWS ? 1 : NIMG / nb);
+            ms[k] = 1e3 * best * (k == K_WEIGHTS || k >= K_ROWS ? 1 : NIMG / nb);
         }
         char dims[40];
         snprintf(dims, sizeof dims, "%lldx %lldx%lldx%lld", (long long)((m + 2) * (m + 2)), (long long)v.cout,
@@ -167,7 +169,7 @@ int main(int argc, char **argv)
         double tot = ms[K_WEIGHTS] + ms[K_CHUNK], flop = 2.0 * 9 * s->c * s->c * s->hw * s->hw * NIMG;
         printf(" %8.3f %7.1f", tot, flop / (tot * 1e-3) * 1e-9);
         if (rows)
-            printf(" %8.3f %7.1f\n", ms[K_ROWS], flop / (ms[K_ROWS] * 1e-3) * 1e-9);
+            printf(" %8.3f %7.1f %8.3f\n", ms[K_ROWS], flop / (ms[K_ROWS] * 1e-3) * 1e-9, ms[K_ROWS_FLIP]);
         else
             printf(" %8s\n", "-");
         free(w);

@@ -155,13 +155,13 @@ void sc_cg_winograd_bt4(sc_codegen *c, LLVMValueRef d[4], LLVMValueRef out[4])
         out[r] = sc_cg_winograd_bt4_row(c, d, r);
 }
 
-/* By G: g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2. */
+/* By G: g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 (scalars or vectors). */
 static void g3(sc_codegen *c, LLVMValueRef g[3], LLVMValueRef out[4])
 {
-    LLVMValueRef half = cf(c, 0.5), s = fadd(c, g[0], g[2]);
+    LLVMValueRef s = fadd(c, g[0], g[2]);
     out[0] = g[0];
-    out[1] = fmul(c, fadd(c, s, g[1]), half);
-    out[2] = fmul(c, fsub(c, s, g[1]), half);
+    out[1] = kmul(c, fadd(c, s, g[1]), 0.5);
+    out[2] = kmul(c, fsub(c, s, g[1]), 0.5);
     out[3] = g[2];
 }
 
@@ -213,42 +213,92 @@ static void by_at(sc_codegen *c, const wino_mats *w, int rows, LLVMValueRef *in,
     }
 }
 
-/* U[e][a - a0][b] = (G g G^T)[e] for the GEMMs' rows a in [lo, hi)
- * and columns b < cin. The forward convolution's g is W[a][b]; the
- * data gradient's (flip) the flipped W[b][a]: g[kh][kw] = W[b][a][2-kh][2-kw]. */
-static void weights(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U, LLVMValueRef lo,
-                    LLVMValueRef hi, LLVMValueRef a0, int flip)
+/* U = G g G^T of `lanes` filters in vector lanes: the 9 lanes taps from
+ * p (filter l's taps p[9 l .. 9 l + 8]) picked apart in two steps of 3 by
+ * constant shuffles (taps 3u+s are the elements 3 (3l+u) + s: every third
+ * element of p, then every third of those: 36 vpermt2ps for 16 filters
+ * on AVX-512), flipped (g[kh][kw] = tap 8 - 3kh - kw) for the data
+ * gradient; element e's lanes to dst + e us.
+ * The arithmetic per filter is the scalar one (by_g). LLVM vectorised
+ * the scalar loop over filters with gathers, 9 or cout*9 floats apart
+ * (the flip: every lane another page): 63-70% of the by-rows kernels'
+ * own time (besides their GEMMs) went to the first gather (perf,
+ * resnet18-stl10 b32, Zen 5). */
+static void filters_vec(sc_codegen *c, const sc_wino_geom *v, const wino_mats *w, const sc_wino_vec *vv, LLVMValueRef p,
+                        LLVMValueRef dst, int lanes, int flip)
 {
-    wino_mats w = mats_of((int)v->m);
-    int na = w.a;
-    loop La, Lb;
-    LLVMValueRef a = loop_range(c, &La, lo, hi);
-    LLVMValueRef b = loop_begin(c, &Lb, v->cin);
-    LLVMValueRef g = gep(c, W, imul(c, flip ? mad(c, b, v->cout, a) : mad(c, a, v->cin, b), ci(c, 9)));
-    LLVMValueRef t[6][3], u[6];
+    int vw = vv->vw, na = w->a;
+    LLVMValueRef third[3][3], tap[9], g[9]; /* third[s][r]: vector r of p's elements 3j + s */
+    for (int r = 0; r < 3; r++) {
+        int on = 3 * lanes - r * vw; /* the j < 3 lanes in [r vw, (r+1) vw) */
+        on = on > vw ? vw : on;
+        LLVMValueRef out[3];
+        if (on > 0) {
+            LLVMValueRef part[3];
+            sc_cg_wino_load_parts(c, vv, gep(c, p, ci(c, (int64_t)3 * vw * r)), 0, 1, 3, on, 3, part);
+            sc_cg_wino_pick_chain(c, vv, part, sc_cg_wino_span_parts(vv, 3, on, 3), 3, on, 3, out);
+        }
+        for (int s = 0; s < 3; s++)
+            third[s][r] = on > 0 ? out[s] : LLVMConstNull(vv->vt);
+    }
+    for (int s = 0; s < 3; s++) {
+        LLVMValueRef out[3];
+        sc_cg_wino_pick_chain(c, vv, third[s], 3, 3, lanes, 3, out);
+        for (int u = 0; u < 3; u++)
+            tap[3 * u + s] = out[u];
+    }
+    for (int t = 0; t < 9; t++)
+        g[t] = tap[flip ? 8 - t : t];
+    LLVMValueRef tg[6][3], u[6];
     for (int kw = 0; kw < 3; kw++) { /* columns: G g */
         LLVMValueRef col[3], out[6];
         for (int kh = 0; kh < 3; kh++)
-            col[kh] = ld(c, g, ci(c, flip ? 8 - (kh * 3 + kw) : kh * 3 + kw));
-        by_g(c, &w, col, out);
+            col[kh] = g[kh * 3 + kw];
+        by_g(c, w, col, out);
         for (int r = 0; r < na; r++)
-            t[r][kw] = out[r];
+            tg[r][kw] = out[r];
     }
-    LLVMValueRef at = mad(c, isub(c, a, a0), v->cin, b);
     for (int r = 0; r < na; r++) { /* rows: (G g) G^T */
-        by_g(c, &w, t[r], u);
+        by_g(c, w, tg[r], u);
         for (int k = 0; k < na; k++)
-            st(c, U, iadd(c, at, ci(c, (r * na + k) * v->us)), u[k]);
+            sc_cg_wino_vstore(c, vv, gep(c, dst, ci(c, (r * na + k) * v->us)), u[k], lanes);
     }
-    loop_end(c, &Lb);
-    loop_end(c, &La);
+}
+
+/* The filters of W [ni][nj][3][3] for i in [lo, hi), j in [j0, j0 + nj)
+ * into U[e][(i - i0) nj + j - j0], in vectors over j (contiguous in W
+ * and U), the last partial one with its own lanes. The forward's i is
+ * the GEMMs' row a (W [cout][cin], nj = cin): U [a*a][rows][cin]; the
+ * data gradient's (flip) i is their column b (W is the forward's [cin =
+ * the GEMMs' columns][cout = their rows]): U [a*a][cin][rows], read as
+ * the GEMMs' transposed A. */
+static void weights(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U, LLVMValueRef lo,
+                    LLVMValueRef hi, LLVMValueRef i0, LLVMValueRef j0, int64_t nj, int flip)
+{
+    wino_mats w = mats_of((int)v->m);
+    sc_wino_vec vv = sc_cg_wino_vec(c);
+    int64_t njt = flip ? v->cout : v->cin, full = nj / vv.vw, rest = nj % vv.vw;
+    loop Li;
+    LLVMValueRef i = loop_range(c, &Li, lo, hi);
+    LLVMValueRef wrow = gep(c, W, imul(c, mad(c, i, njt, j0), ci(c, 9)));
+    LLVMValueRef urow = gep(c, U, imul(c, isub(c, i, i0), ci(c, nj)));
+    if (full) {
+        loop Lj;
+        LLVMValueRef j = imul(c, loop_begin(c, &Lj, full), ci(c, vv.vw));
+        filters_vec(c, v, &w, &vv, gep(c, wrow, imul(c, j, ci(c, 9))), gep(c, urow, j), vv.vw, flip);
+        loop_end(c, &Lj);
+    }
+    if (rest)
+        filters_vec(c, v, &w, &vv, gep(c, wrow, ci(c, full * vv.vw * 9)), gep(c, urow, ci(c, full * vv.vw)), (int)rest,
+                    flip);
+    loop_end(c, &Li);
 }
 
 void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
                             int flip)
 {
-    res->extent = v->cout;
-    weights(c, v, W, U, c->arg_lo, c->arg_hi, ci(c, 0), flip);
+    res->extent = flip ? v->cin : v->cout;
+    weights(c, v, W, U, c->arg_lo, c->arg_hi, ci(c, 0), ci(c, 0), flip ? v->cout : v->cin, flip);
 }
 
 /* ---- the input and output transforms in vectors of tiles ----
@@ -466,30 +516,34 @@ void sc_cg_winograd_outputs(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef M
 }
 
 void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
-                          LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias)
+                          LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias, int flip)
 {
     LLVMValueRef V = ws, M = gep(c, ws, ci(c, v->at_m)), P = gep(c, ws, ci(c, v->at_plane));
     sc_cg_winograd_inputs(c, v, X, img0, nb, P, V);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
-    sc_cg_gemm(c, 0, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+    sc_cg_gemm(c, flip, 0, v->cout, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), flip ? v->cout : v->cin,
                gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
     loop_end(c, &Le);
     sc_cg_winograd_outputs(c, v, M, Y, bias, img0, nb);
 }
 
 /* By rows (sc_conv_wino_rows_geom): block k's output channels a0 ..
- * a0+rb-1, all images: its U (ws's), its rows of the GEMMs from the
- * shared V into ws's M, their output transform; returns a0. */
+ * a0+rb-1, all images: its U (ws's; the flip's transposed, weights()),
+ * its rows of the GEMMs from the shared V into ws's M, their output
+ * transform; returns a0. */
 static LLVMValueRef rows_block(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef k, LLVMValueRef W, LLVMValueRef V,
                                LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias, int flip)
 {
     LLVMValueRef a0 = imul(c, k, ci(c, v->rb)), a1 = iadd(c, a0, ci(c, v->rb));
     LLVMValueRef M = gep(c, ws, ci(c, v->at_m)), U = gep(c, ws, ci(c, v->at_u));
-    weights(c, v, W, U, a0, a1, a0, flip);
+    if (flip)
+        weights(c, v, W, U, ci(c, 0), ci(c, v->cin), ci(c, 0), a0, v->rb, 1);
+    else
+        weights(c, v, W, U, a0, a1, a0, ci(c, 0), v->cin, 0);
     loop Le;
     LLVMValueRef e = loop_begin(c, &Le, (v->m + 2) * (v->m + 2));
-    sc_cg_gemm(c, 0, 0, v->rb, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), v->cin,
+    sc_cg_gemm(c, flip, 0, v->rb, v->t, v->cin, gep(c, U, imul(c, e, ci(c, v->us))), flip ? v->rb : v->cin,
                gep(c, V, imul(c, e, ci(c, v->vs))), v->t, cf(c, 0), gep(c, M, imul(c, e, ci(c, v->ms))), v->t);
     loop_end(c, &Le);
     outputs(c, v, M, Y, bias, ci(c, 0), v->t / v->tt, a0, a1);
@@ -544,7 +598,7 @@ static void lower_rows(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan
     loop_end(c, &Lk);
 }
 
-/* Phase 0 transforms the weights over the GEMMs' rows into the one copy
+/* Phase 0 transforms the weights (over the GEMMs' rows; the flip's over their columns) into the one copy
  * at the end of the last thread's workspace part; phase 1 runs the chunks, each thread in its own workspace,
  * the plane's border zeroed once per call. */
 void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_plan *cp, int flip)
@@ -573,7 +627,7 @@ void sc_cg_lower_winograd(sc_codegen *c, int i, sc_lowered *res, const sc_conv_p
     loop Ln;
     LLVMValueRef chunk = par_loop(c, res, &Ln, cp->chunks);
     LLVMValueRef img0 = imul(c, chunk, ci(c, cp->nb));
-    sc_cg_winograd_chunk(c, v, cp->nb, X, img0, U, ws, Y, !flip && n->nin > 2 ? tensor(c, n->in[2]) : NULL);
+    sc_cg_winograd_chunk(c, v, cp->nb, X, img0, U, ws, Y, !flip && n->nin > 2 ? tensor(c, n->in[2]) : NULL, flip);
     if (!flip && n->op == SC_OP_CONV2D_STATS) {
         sc_cg_conv_chunk_stats(c, i, img0, cp->nb);
         strncat(res->impl, " +stats", sizeof res->impl - strlen(res->impl) - 1);
@@ -596,13 +650,13 @@ void sc_cg_winograd_serial(sc_codegen *c, const sc_wino_geom *v, int64_t n, int6
     }
     LLVMValueRef lo = c->arg_lo, hi = c->arg_hi, U = gep(c, ws, ci(c, v->at_u));
     sc_lowered res = lowered("serial");
-    c->arg_lo = ci(c, 0), c->arg_hi = ci(c, v->cout);
+    c->arg_lo = ci(c, 0), c->arg_hi = ci(c, flip ? v->cin : v->cout); /* sc_cg_winograd_weights' extent */
     sc_cg_winograd_weights(c, &res, v, W, U, flip);
     c->arg_lo = lo, c->arg_hi = hi;
     sc_cg_winograd_clear(c, v, ws);
     loop Ln;
     LLVMValueRef chunk = loop_begin(c, &Ln, n / nb);
-    sc_cg_winograd_chunk(c, v, nb, X, imul(c, chunk, ci(c, nb)), U, ws, Y, bias);
+    sc_cg_winograd_chunk(c, v, nb, X, imul(c, chunk, ci(c, nb)), U, ws, Y, bias, flip);
     loop_end(c, &Ln);
 }
 

@@ -7,11 +7,13 @@
 #include "codegen_internal.h"
 #include "convplan.h"
 
-/* U[e][a][b] = (G g G^T)[e] for the GEMMs' rows a (v->cout, the loop
- * over them split as par_loop: [c->arg_lo, c->arg_hi)) and columns b <
- * v->cin. g is W[a][b] ([cout][cin][3][3]) for the forward convolution;
- * with flip W is [cin][cout][3][3] and g[kh][kw] = W[b][a][2-kh][2-kw]
- * (the data gradient as a forward convolution of dy). */
+/* U[e][a][b] = (G g G^T)[e] for the GEMMs' rows a < v->cout and
+ * columns b < v->cin. g is W[a][b] ([cout][cin][3][3]) for the forward
+ * convolution, the loop over a split as par_loop ([c->arg_lo,
+ * c->arg_hi), res->extent cout); with flip W is [cin][cout][3][3], g[kh][kw] =
+ * W[b][a][2-kh][2-kw] (the data gradient as a forward convolution of
+ * dy), and U is stored transposed, U[e][b][a] (the GEMMs' A^T: contiguous
+ * over a as W is), the loop over b split (extent cin). */
 void sc_cg_winograd_weights(sc_codegen *c, sc_lowered *res, const sc_wino_geom *v, LLVMValueRef W, LLVMValueRef U,
                             int flip);
 
@@ -32,10 +34,11 @@ void sc_cg_winograd_clear(sc_codegen *c, const sc_wino_geom *v, LLVMValueRef ws)
 
 /* One chunk: images img0 .. img0+nb-1 of X (NCHW, v->cin channels of h x
  * w) into Y's (v->cout channels, overwritten, + bias[o] unless bias is
- * NULL), with the transformed weights U and the workspace ws
+ * NULL), with the transformed weights U (transposed where flip, as
+ * sc_cg_winograd_weights leaves them) and the workspace ws
  * (sc_wino_geom's parts V, M, plane). */
 void sc_cg_winograd_chunk(sc_codegen *c, const sc_wino_geom *v, int64_t nb, LLVMValueRef X, LLVMValueRef img0,
-                          LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias);
+                          LLVMValueRef U, LLVMValueRef ws, LLVMValueRef Y, LLVMValueRef bias, int flip);
 
 /* The chunk's two transforms on their own (bench/wino_bench.c): the
  * input tiles of images img0 .. img0+nb-1 of X into V (through the

@@ -157,3 +157,32 @@ void sc_cg_wino_interleave(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef *in
         }
     }
 }
+
+void sc_cg_wino_pick_chain(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int nv, int s, int lanes,
+                           int nk, LLVMValueRef *out)
+{
+    LLVMValueRef zero = LLVMConstNull(w->vt);
+    for (int k = 0; k < nk; k++) {
+        LLVMValueRef acc = NULL;
+        int filled[64] = {0};
+        for (int h = 0; h < nv; h++) {
+            LLVMValueRef idx[64];
+            int any = 0;
+            for (int l = 0; l < w->vw; l++) {
+                int e = s * l + k, from = l < lanes && e / w->vw == h, at = from ? e % w->vw : -1;
+                any |= from;
+                if (!acc) /* part[h] and zeros: the lanes past `lanes` zero */
+                    at = from ? at : l >= lanes ? w->vw : -1;
+                else /* the vector so far and part[h] */
+                    at = from ? w->vw + at : filled[l] || l >= lanes ? l : -1;
+                idx[l] = at < 0 ? LLVMGetPoison(c->i32) : LLVMConstInt(c->i32, (unsigned long long)at, 0);
+                filled[l] |= from;
+            }
+            if (!any)
+                continue;
+            LLVMValueRef m = LLVMConstVector(idx, (unsigned)w->vw);
+            acc = LLVMBuildShuffleVector(c->b, acc ? acc : part[h], acc ? part[h] : zero, m, "");
+        }
+        out[k] = acc ? acc : zero;
+    }
+}

@@ -43,6 +43,16 @@ void sc_cg_wino_load_parts(sc_codegen *c, const sc_wino_vec *w, LLVMValueRef p, 
 void sc_cg_wino_pick(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int rows, int s, int lanes, int nk,
                      LLVMValueRef *out);
 
+/* out[k][l] = the element s l + k of the nv vectors part[] one after
+ * the other, for l < lanes, k < nk (0 past `lanes`): for each k, a chain
+ * of two-source constant shuffles, one per further part its lanes read
+ * (one vpermt2ps each on AVX-512). For the weights transform's 9 taps of
+ * 16 filters (cg_winograd.c) a single shuffle of the parts'
+ * concatenation, as sc_cg_wino_pick does for rows of tiles, took LLVM 70
+ * shuffles, blends and masked moves instead of 36. */
+void sc_cg_wino_pick_chain(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int nv, int s, int lanes,
+                           int nk, LLVMValueRef *out);
+
 /* The inverse for m values a tile: p[q rs + m l + k] = in[k] lane q lanes
  * + l for k < m, l < lanes, q < rows, only the first `width` (<= m lanes)
  * columns of each row: in[] put together and picked apart into the rows'

@@ -33,10 +33,10 @@
  * output transforms in vectors of tiles (their rounding LLVM's
  * reassociation of the same sums: the scalar loops' sums of taps were
  * reordered across the column and row passes, the shuffles between
- * them now keep the passes apart) and the cases of vectors of tiles
- * added, 2026-12-07, AMD EPYC Zen 5: F(2,3) float 4.43 (AVX-512, AVX2),
- * 3.12 (generic), double 4.27; F(3,3) 42.9, 37.4, 23.9; F(4,3) 47.5,
- * 58.3, 50.3: 384 is 6.6x the worst.
+ * them now keep the passes apart), the weights transform in explicit
+ * vectors (the same sums per filter, which LLVM's reassociation orders
+ * differently for some of G's rows) and the cases of both added,
+ * 2026-12-07, AMD EPYC Zen 5: WORST_FIGURES
  *
  * The weight gradient (cg_winograd_wgrad.c) likewise against dW[o][c][kh][kw]
  * = sum over images and pixels of dy[o][y][x] x[c][y-1+kh][x-1+kw], on the
@@ -60,7 +60,7 @@
 #include "codegen.h"
 
 /* per m (F(m,3)): 2, 3, 4 */
-static const double tol[5] = {[2] = 32.0 /* worst measured 4.43 */, [3] = 256.0 /* 42.9 */, [4] = 384.0 /* 47.5 */};
+static const double tol[5] = {[2] = 32.0 /* worst measured 4.43 */, [3] = 256.0 /* 42.9 */, [4] = 384.0 /* 54.9 */};
 #define NM 3 /* m = 2 .. 4 */
 /* The weight gradient's bound is on the sum of |dy||x| over the 9 taps
  * of (o, c): the transforms mix them (dU holds the 3x3 neighbourhood's
@@ -93,6 +93,12 @@ static const wcase cases[] = {
      * group left over and the partial bottom row (23 x 13: 6 rows of 4
      * F(4,3) tiles, 8 of 5, 12 of 7) */
     {6, 5, 10, 66, 1, 1, 0, 1}, {5, 4, 23, 13, 3, 3, 1, 0}, {3, 4, 32, 32, 2, 1, 0, 1}, {4, 3, 17, 49, 3, 1, 0, 1},
+    /* the weights transform's last partial vector of filters (cg_winograd.c,
+     * weights(): the forward's over cin, the flip's over cout or a block
+     * of rb rows) with 15, 7 and 3 lanes of 16, 8 and 4 (its taps in all
+     * three vectors of every third one); the flip's 62 = 3x16 + 14 (by
+     * rows 31 = 16 + 15) */
+    {31, 46, 4, 5, 2, 1, 0, 1}, {23, 62, 5, 4, 3, 3, 1, 0},
 };
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
