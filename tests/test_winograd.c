@@ -36,7 +36,10 @@
  * them now keep the passes apart), the weights transform in explicit
  * vectors (the same sums per filter, which LLVM's reassociation orders
  * differently for some of G's rows) and the cases of both added,
- * 2026-12-07, AMD EPYC Zen 5: WORST_FIGURES
+ * 2026-12-07, AMD EPYC Zen 5: F(2,3) float 4.43 (AVX-512, AVX2), 3.12
+ * (generic), double 4.27; F(3,3) float 42.9 (AVX-512), 50.7 (AVX2 by
+ * rows), 37.4 (generic), double 39.1; F(4,3) float 54.9 (AVX-512, AVX2),
+ * 40.8 (generic), double 58.3: 256 and 384 are 5.1x and 6.6x the worst.
  *
  * The weight gradient (cg_winograd_wgrad.c) likewise against dW[o][c][kh][kw]
  * = sum over images and pixels of dy[o][y][x] x[c][y-1+kh][x-1+kw], on the
@@ -60,7 +63,7 @@
 #include "codegen.h"
 
 /* per m (F(m,3)): 2, 3, 4 */
-static const double tol[5] = {[2] = 32.0 /* worst measured 4.43 */, [3] = 256.0 /* 42.9 */, [4] = 384.0 /* 54.9 */};
+static const double tol[5] = {[2] = 32.0 /* worst measured 4.43 */, [3] = 256.0 /* 50.7 */, [4] = 384.0 /* 58.3 */};
 #define NM 3 /* m = 2 .. 4 */
 /* The weight gradient's bound is on the sum of |dy||x| over the 9 taps
  * of (o, c): the transforms mix them (dU holds the 3x3 neighbourhood's
