@@ -472,8 +472,9 @@ static void out_group(sc_codegen *c, const tiles *t, LLVMValueRef ty, LLVMValueR
     LLVMValueRef y0 = gep(c, t->dst, mad(c, ty, v->m * v->w, imul(c, tx0, ci(c, v->m))));
     for (int r = 0; r < t->yrows; r++) { /* rows: (A^T M) A */
         LLVMValueRef out[4];
-        by_at(c, &t->w, lanes ? m : width, tr[r], out);
-        for (int k = 0; k < m && t->b; k++)
+        int nout = lanes ? m : width; /* the scalar path's partial tile: width values only */
+        by_at(c, &t->w, nout, tr[r], out);
+        for (int k = 0; k < nout && t->b; k++)
             out[k] = fadd(c, out[k], t->b);
         sc_cg_wino_interleave(c, &t->vv, out, m, gep(c, y0, ci(c, r * v->w)), v->m * v->w, rows, lanes, width);
     }
