@@ -1,5 +1,6 @@
 #include "bench_util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -21,4 +22,24 @@ float *sc_bench_floats(const char *prog, int64_t n)
     for (int64_t i = 0; i < n; i++)
         p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     return p;
+}
+
+double sc_bench_best4(sc_codegen *c, const char *prog, const char *name, int reps, void *p0, void *p1, void *p2,
+                      void *p3)
+{
+    char err[1024];
+    void (*fn)(void *, void *, void *, void *) =
+        (void (*)(void *, void *, void *, void *))(uintptr_t)sc_codegen_jit(c, name, err, sizeof err);
+    if (!fn) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        exit(1);
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = sc_bench_cpu_now();
+        fn(p0, p1, p2, p3);
+        double t = sc_bench_cpu_now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
 }

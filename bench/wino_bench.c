@@ -51,7 +51,6 @@ static sc_wino_geom rows_geom(const shape *s, int64_t m)
     return sc_conv_wino_rows_geom(s->c, s->c, s->hw, s->hw, NIMG, m, rb ? rb : s->c);
 }
 
-typedef void (*kern_f)(const void *, const void *, void *, void *);
 
 static sc_wino_geom geom_of(const shape *s, int64_t m, int64_t *nb)
 {
@@ -146,18 +145,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < NK; k++) {
             char name[32];
             snprintf(name, sizeof name, "bench_%d_%d", i, k);
-            kern_f fn = (kern_f)(uintptr_t)sc_codegen_jit(c, name, err, sizeof err);
-            if (!fn) {
-                fprintf(stderr, "sc_wino_bench: %s\n", err);
-                return 1;
-            }
-            double best = 1e30;
-            for (int r = 0; r < reps; r++) {
-                double t0 = sc_bench_cpu_now();
-                fn(w, x, y, ws);
-                double t = sc_bench_cpu_now() - t0;
-                best = t < best ? t : best;
-            }
+            double best = sc_bench_best4(c, PROG, name, reps, w, x, y, ws);
             ms[k] = 1e3 * best * (k == K_WEIGHTS || k >= K_ROWS ? 1 : NIMG / nb);
         }
         char dims[40];

@@ -39,7 +39,6 @@ static const shape shapes[] = {
 };
 #define NS (int)(sizeof shapes / sizeof *shapes)
 
-typedef void (*fn4)(void *, void *, void *, void *);
 
 int main(int argc, char **argv)
 {
@@ -102,19 +101,7 @@ int main(int argc, char **argv)
         for (int f = 0; f < 2; f++) {
             char name[32];
             snprintf(name, sizeof name, "b_%d_%d", i, f);
-            fn4 fn = (fn4)(uintptr_t)sc_codegen_jit(c, name, err, sizeof err);
-            if (!fn) {
-                fprintf(stderr, "sc_wino_wgrad_bench: %s\n", err);
-                return 1;
-            }
-            double best = 1e30;
-            for (int r = 0; r < reps; r++) {
-                double t0 = sc_bench_cpu_now();
-                fn(dy, x, ws, du);
-                double d = sc_bench_cpu_now() - t0;
-                best = d < best ? d : best;
-            }
-            t[f] = best;
+            t[f] = sc_bench_best4(c, PROG, name, reps, dy, x, ws, du);
         }
         double flops = (double)((s->m + 2) * (s->m + 2) / 2) * 2 * (double)(s->c * s->c) * (double)(v.tt * s->n);
         printf("%-16s %5lld %9.3f %9.3f %9.3f %8.0f\n", s->name, (long long)v.t, t[0] * 1e3, t[1] * 1e3,

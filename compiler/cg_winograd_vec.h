@@ -49,7 +49,11 @@ void sc_cg_wino_pick(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *pa
  * (one vpermt2ps each on AVX-512). For the weights transform's 9 taps of
  * 16 filters (cg_winograd.c) a single shuffle of the parts'
  * concatenation, as sc_cg_wino_pick does for rows of tiles, took LLVM 70
- * shuffles, blends and masked moves instead of 36. */
+ * shuffles, blends and masked moves instead of 36. The other way round,
+ * the chain for the input transform's rows of tiles measured slower
+ * (bench/wino_bench.c, one core, AMD EPYC Zen 5, 4 alternating runs:
+ * cifar 16x16 1.03-1.40 ms against 0.95-1.02, 8x8 0.87-1.43 against
+ * 0.68-0.93), so both stay. */
 void sc_cg_wino_pick_chain(sc_codegen *c, const sc_wino_vec *w, const LLVMValueRef *part, int nv, int s, int lanes,
                            int nk, LLVMValueRef *out);
 
