@@ -43,3 +43,15 @@ double sc_bench_best4(sc_codegen *c, const char *prog, const char *name, int rep
     }
     return best;
 }
+
+sc_codegen *sc_bench_codegen(const char *prog)
+{
+    char err[1024];
+    sc_codegen_options opt = {.opt_level = 2};
+    sc_codegen *c = sc_codegen_new(&opt, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        exit(1);
+    }
+    return c;
+}

@@ -16,6 +16,10 @@ double sc_bench_cpu_now(void);
  * with `prog`'s name on running out of memory */
 float *sc_bench_floats(const char *prog, int64_t n);
 
+/* A code generator for the host at -O2; exits with `prog`'s name when
+ * LLVM cannot make one */
+sc_codegen *sc_bench_codegen(const char *prog);
+
 /* The best thread CPU seconds of `reps` runs of c's JIT-compiled
  * function `name`, void name(p0, p1, p2, p3); exits with `prog`'s name
  * when it cannot be compiled */

@@ -99,13 +99,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sc_wino_bench: m must be 2, 3 or 4\n");
         return 1;
     }
+    sc_codegen *c = sc_bench_codegen(PROG);
     char err[1024];
-    sc_codegen_options opt = {.opt_level = 2};
-    sc_codegen *c = sc_codegen_new(&opt, err, sizeof err);
-    if (!c) {
-        fprintf(stderr, "sc_wino_bench: %s\n", err);
-        return 1;
-    }
     LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
     LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
     for (int i = 0; i < NSHAPES; i++)

@@ -45,13 +45,8 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5, only = argc > 2 ? atoi(argv[2]) : -1;
     if (reps < 1)
         reps = 1;
+    sc_codegen *c = sc_bench_codegen(PROG);
     char err[1024];
-    sc_codegen_options opt = {.opt_level = 2};
-    sc_codegen *c = sc_codegen_new(&opt, err, sizeof err);
-    if (!c) {
-        fprintf(stderr, "sc_wino_wgrad_bench: %s\n", err);
-        return 1;
-    }
     LLVMTypeRef args[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
     LLVMTypeRef ft = LLVMFunctionType(c->vd, args, 4, 0);
     for (int i = 0; i < NS; i++)
